@@ -1,0 +1,39 @@
+"""The `shopfloor` command: one subcommand per component, loaded lazily so that
+`shopfloor check` does not import FastAPI or pymodbus."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# name -> "module:attribute" of a click command. Components register here.
+COMMANDS: dict[str, str] = {
+    "check": "shopfloor.shared.cli:check",
+    "schema": "shopfloor.shared.cli:schema",
+    "sim": "shopfloor.sim.cli:sim",
+    "edge": "shopfloor.edge.cli:edge",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        command: click.Command = getattr(importlib.import_module(module), attr)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="shopfloor")
+def main() -> None:
+    """shopfloor: shop-floor monitoring and control.
+
+    Every subcommand takes the plant file (YAML) as its first argument; see
+    docs/plant-file.md and deploy/plant.example.yaml.
+    """

@@ -1,0 +1,115 @@
+"""MQTT payloads (JSON, schema version `v`). One model per topic kind; edge, collector and
+API validate with these. Times are ISO 8601 UTC (`2026-11-25T20:00:00.123Z`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from shopfloor.shared.enums import MachineState
+from shopfloor.shared.errors import ContractError
+
+SCHEMA_VERSION = 1
+MAX_PAYLOAD_BYTES = 256 * 1024
+
+PointValue = bool | int | float | str
+Seq = Annotated[int, Field(ge=0, le=2**63 - 1)]
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[1] = SCHEMA_VERSION
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()
+
+
+class Telemetry(Payload):
+    """One poll of one machine. `seq` grows by one per machine stream, across restarts.
+    A point in `quality` ("bad") has no trustworthy value in this sample."""
+
+    ts: AwareDatetime
+    seq: Seq
+    values: dict[str, PointValue] = Field(default_factory=dict)
+    quality: dict[str, Literal["bad"]] = Field(default_factory=dict)
+
+
+class StatePayload(Payload):
+    """Current machine state (retained). `since` is when this state began (event time)."""
+
+    ts: AwareDatetime
+    state: MachineState
+    reason: str | None = None
+    code: int | None = None
+    product: str | None = None
+    work_order: str | None = None
+    since: AwareDatetime
+
+
+class Action(StrEnum):
+    WRITE = "write"
+
+
+class Command(Payload):
+    """A write the API asks the edge to make. Refused when expired or its id was seen."""
+
+    id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+    action: Action = Action.WRITE
+    point: str
+    value: PointValue
+    expires_at: AwareDatetime
+    requested_by: str = ""
+
+
+class CommandStatus(StrEnum):
+    DONE = "done"
+    REJECTED = "rejected"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+class CommandResult(Payload):
+    id: str
+    status: CommandStatus
+    detail: str = ""
+    readback: PointValue | None = None
+    ts: AwareDatetime
+
+
+class AgentStatus(Payload):
+    """Birth (online, retained) and last will (online: false)."""
+
+    online: bool
+    agent: str
+    ts: AwareDatetime | None = None
+    machines: list[str] = Field(default_factory=list)
+    version: str | None = None
+
+
+class DeadLetter(Payload):
+    topic: str
+    reason: str
+    payload: str
+    ts: AwareDatetime
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def parse(model: type[Payload], raw: bytes | str) -> Any:
+    """Validate a JSON payload; ContractError with a short reason on any problem."""
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        raise ContractError(f"payload of {len(raw)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "payload"
+        raise ContractError(f"{model.__name__}: {where}: {first['msg']}") from None
+    except ValueError as exc:  # invalid UTF-8 and similar
+        raise ContractError(f"{model.__name__}: {exc}") from None

@@ -1,0 +1,130 @@
+"""Constants and enums used across components: data types, tables, byte orders, states."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Table(StrEnum):
+    """Modbus data table."""
+
+    COIL = "coil"
+    DISCRETE_INPUT = "discrete_input"
+    HOLDING = "holding"
+    INPUT = "input"
+
+    @property
+    def is_bit(self) -> bool:
+        return self in (Table.COIL, Table.DISCRETE_INPUT)
+
+    @property
+    def is_writable(self) -> bool:
+        return self in (Table.COIL, Table.HOLDING)
+
+
+class DataType(StrEnum):
+    """Value type of a point; registers are 16 bits each."""
+
+    BOOL = "bool"
+    INT16 = "int16"
+    UINT16 = "uint16"
+    INT32 = "int32"
+    UINT32 = "uint32"
+    INT64 = "int64"
+    UINT64 = "uint64"
+    FLOAT32 = "float32"
+    FLOAT64 = "float64"
+    STRING = "string"
+
+    @property
+    def is_unsigned_int(self) -> bool:
+        return self in (DataType.UINT16, DataType.UINT32, DataType.UINT64)
+
+    @property
+    def is_integer(self) -> bool:
+        return self in INTEGER_BITS
+
+    @property
+    def is_float(self) -> bool:
+        return self in (DataType.FLOAT32, DataType.FLOAT64)
+
+    @property
+    def bits(self) -> int:
+        """Width in bits for numeric types (bool: 1, string: 0 = variable)."""
+        return _BITS[self]
+
+
+_BITS = {
+    DataType.BOOL: 1,
+    DataType.INT16: 16,
+    DataType.UINT16: 16,
+    DataType.INT32: 32,
+    DataType.UINT32: 32,
+    DataType.INT64: 64,
+    DataType.UINT64: 64,
+    DataType.FLOAT32: 32,
+    DataType.FLOAT64: 64,
+    DataType.STRING: 0,
+}
+INTEGER_BITS = {
+    DataType.INT16: 16,
+    DataType.UINT16: 16,
+    DataType.INT32: 32,
+    DataType.UINT32: 32,
+    DataType.INT64: 64,
+    DataType.UINT64: 64,
+}
+
+
+class ByteOrder(StrEnum):
+    """Byte layout of a multi-register value, written for a 32-bit value whose big-endian
+    bytes are A B C D. ABCD: big-endian (Modbus default). BADC: bytes swapped inside each
+    register. CDAB: registers (words) in reverse order. DCBA: both, i.e. little-endian.
+    The same two swaps apply to 64-bit values and to strings (byte swap only)."""
+
+    ABCD = "ABCD"
+    BADC = "BADC"
+    CDAB = "CDAB"
+    DCBA = "DCBA"
+
+    @property
+    def swap_bytes(self) -> bool:
+        return self in (ByteOrder.BADC, ByteOrder.DCBA)
+
+    @property
+    def swap_words(self) -> bool:
+        return self in (ByteOrder.CDAB, ByteOrder.DCBA)
+
+
+class MachineState(StrEnum):
+    """State categories that OEE time buckets are built from (see docs/oee.md)."""
+
+    RUNNING = "running"
+    SETUP = "setup"
+    STOPPED = "stopped"
+    IDLE = "idle"
+    PLANNED_STOP = "planned_stop"
+    OFFLINE = "offline"
+
+
+class Transport(StrEnum):
+    """How the edge reaches a Modbus device."""
+
+    TCP = "tcp"
+    RTU = "rtu"
+    RTU_OVER_TCP = "rtu_over_tcp"
+
+
+class QueueFullPolicy(StrEnum):
+    """What the edge outbox does when it holds `max_samples`."""
+
+    DROP_OLDEST = "drop_oldest"
+    DROP_NEWEST = "drop_newest"
+
+
+class DatabaseApi(StrEnum):
+    """Which InfluxDB write API the collector uses."""
+
+    AUTO = "auto"
+    V1 = "v1"
+    V2 = "v2"

@@ -1,0 +1,41 @@
+"""The base of every shopfloor exception. Each component subclasses it."""
+
+from __future__ import annotations
+
+
+class ShopfloorError(Exception):
+    """Base of all shopfloor errors; subclasses prefix their message with their kind."""
+
+    prefix = "shopfloor"
+
+    def __str__(self) -> str:
+        return f"[{self.prefix}] {super().__str__()}"
+
+
+class PlantFileError(ShopfloorError):
+    """The plant file is unreadable or invalid. `errors` lists every problem, each as
+    (path, message), e.g. ("machines.press1.points[2].address", "overlaps ...")."""
+
+    prefix = "plant file"
+
+    def __init__(self, source: str, errors: list[tuple[str, str]]) -> None:
+        self.source = source
+        self.errors = errors
+        super().__init__(f"{source}: {len(errors)} error(s)")
+
+    def render(self) -> str:
+        lines = [f"{self.source}: {len(self.errors)} error(s)"]
+        lines += [f"  {path or '<file>'}: {message}" for path, message in self.errors]
+        return "\n".join(lines)
+
+
+class CodecError(ShopfloorError):
+    """A value cannot be encoded into or decoded from registers."""
+
+    prefix = "codec"
+
+
+class ContractError(ShopfloorError):
+    """An MQTT payload or topic does not follow the contract."""
+
+    prefix = "contract"

@@ -1,0 +1,73 @@
+"""Load and validate a plant file: every error at once, each with its path in the file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from shopfloor.shared.errors import PlantFileError
+from shopfloor.shared.plant import Plant
+from shopfloor.shared.plant_checks import check_plant
+
+
+def format_loc(loc: tuple[int | str, ...]) -> str:
+    """('machines', 'press1', 'points', 2, 'address') -> 'machines.press1.points[2].address'."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _pydantic_issues(exc: ValidationError) -> list[tuple[str, str]]:
+    issues = []
+    for err in exc.errors(include_url=False):
+        # Drop pydantic's internal tags for function validators ("function-after[...]").
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown key (typo?)"
+        issues.append((format_loc(loc), message))
+    return issues
+
+
+def parse_plant(data: Any, source: str = "<plant>") -> Plant:
+    """Validate already-parsed YAML/JSON data; raise PlantFileError listing every problem."""
+    if not isinstance(data, dict):
+        raise PlantFileError(source, [("", "the plant file must be a mapping (key: value)")])
+    try:
+        plant = Plant.model_validate(data)
+    except ValidationError as exc:
+        raise PlantFileError(source, _pydantic_issues(exc)) from None
+    issues = check_plant(plant)
+    if issues:
+        raise PlantFileError(source, issues)
+    return plant
+
+
+def load_plant(path: str | Path) -> Plant:
+    """Read, parse and validate a plant file (YAML)."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PlantFileError(source, [("", f"cannot read: {exc.strerror or exc}")]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise PlantFileError(source, [("", f"not valid YAML: {where}{problem}")]) from None
+    return parse_plant(data, source)
+
+
+def plant_json_schema() -> str:
+    """The JSON Schema of the plant file, for editor completion."""
+    return json.dumps(Plant.model_json_schema(), indent=2)

@@ -1,0 +1,355 @@
+"""The plant file's typed model: site, broker, database, shift calendar, lines, machines
+(Modbus endpoint, register map, state and counter points, products), edge agents, API keys.
+
+Field validators check one value; `shopfloor.shared.plant_checks` checks the whole file
+(references between sections, overlapping registers). Load a file with
+`shopfloor.shared.loader.load_plant`, which reports every error with its path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from shopfloor.shared.codec import register_count
+from shopfloor.shared.enums import (
+    ByteOrder,
+    DatabaseApi,
+    DataType,
+    MachineState,
+    QueueFullPolicy,
+    Table,
+    Transport,
+)
+
+Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+"""An id usable in MQTT topics and InfluxDB tags: letters, digits, _ . - (no / + #)."""
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+PositiveSeconds = Annotated[float, Field(gt=0)]
+
+
+class Model(BaseModel):
+    """Base: unknown keys are errors (a typo must not be silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Site(Model):
+    id: Ident
+    name: str = ""
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return _check_zone(value)
+
+
+def _check_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown IANA time zone {value!r} (e.g. Europe/Berlin)") from exc
+    return value
+
+
+class Broker(Model):
+    host: str = "127.0.0.1"
+    port: Port = 1883
+    username: str | None = None
+    password: SecretStr | None = None
+    keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
+    tls: bool = False
+
+
+class Database(Model):
+    """InfluxDB. `api: auto` picks v1 (`/write`) or v2 (`/api/v2/write`) from `/ping`."""
+
+    url: str = "http://127.0.0.1:8086"
+    api: DatabaseApi = DatabaseApi.AUTO
+    database: Ident = "shopfloor"
+    retention_policy: str | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    token: SecretStr | None = None
+    org: str | None = None
+    bucket: str | None = None
+    timeout_s: PositiveSeconds = 10.0
+
+
+class Weekday(StrEnum):
+    MON = "mon"
+    TUE = "tue"
+    WED = "wed"
+    THU = "thu"
+    FRI = "fri"
+    SAT = "sat"
+    SUN = "sun"
+
+
+ALL_DAYS = tuple(Weekday)
+
+
+class Break(Model):
+    """Planned downtime inside a shift, local wall-clock times."""
+
+    start: dt.time
+    end: dt.time
+
+
+class Shift(Model):
+    """A recurring shift in local time; `end <= start` means it ends the next day. An
+    instance belongs to the production date (and weekday in `days`) on which it starts."""
+
+    name: Ident
+    start: dt.time
+    end: dt.time
+    days: list[Weekday] = Field(default_factory=lambda: list(ALL_DAYS))
+    breaks: list[Break] = Field(default_factory=list)
+
+
+class Calendar(Model):
+    timezone: str | None = None
+    shifts: list[Shift] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return None if value is None else _check_zone(value)
+
+
+class Point(Model):
+    """One signal in a device's register map. Engineering value = raw * scale + offset.
+    `min`/`max` bound writes, in engineering units."""
+
+    name: Ident
+    table: Table = Table.HOLDING
+    address: Annotated[int, Field(ge=0, le=65535)]
+    type: DataType = DataType.UINT16
+    length: Annotated[int, Field(ge=1, le=250)] | None = None
+    order: ByteOrder = ByteOrder.ABCD
+    scale: float = 1.0
+    offset: float = 0.0
+    unit: str = ""
+    poll_interval_s: PositiveSeconds | None = None
+    deadband: Annotated[float, Field(ge=0)] = 0.0
+    writable: bool = False
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Point:
+        if self.table.is_bit and self.type is not DataType.BOOL:
+            raise ValueError(f"a {self.table} point must have type bool, not {self.type}")
+        if self.type is DataType.STRING and self.length is None:
+            raise ValueError("a string point needs length (characters)")
+        if self.scale == 0:
+            raise ValueError("scale must not be 0")
+        if self.writable and not self.table.is_writable:
+            raise ValueError(f"a {self.table} point cannot be writable (read-only table)")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        if self.address + self.count - 1 > 65535:
+            raise ValueError(f"address {self.address} + {self.count} registers exceeds 65535")
+        return self
+
+    @property
+    def count(self) -> int:
+        """Registers (or bits) the point occupies."""
+        return register_count(self.type, self.length)
+
+    @property
+    def end(self) -> int:
+        """One past the last address occupied."""
+        return self.address + self.count
+
+
+class StateCode(Model):
+    state: MachineState
+    reason: str | None = None
+
+
+class StateMap(Model):
+    """Which point holds the machine state, and what its codes mean."""
+
+    point: Ident
+    codes: dict[int, StateCode]
+    unmapped: StateCode = StateCode(state=MachineState.STOPPED, reason="unmapped_code")
+
+
+class Counters(Model):
+    """Cumulative counters (points of an unsigned integer type; width from the type)."""
+
+    total: Ident
+    reject: Ident | None = None
+
+
+class Product(Model):
+    id: Ident
+    code: Annotated[int, Field(ge=0)]
+    ideal_cycle_time_s: PositiveSeconds
+    name: str = ""
+
+
+class Control(Model):
+    """Points the control actions write. Each must be a writable point of the machine."""
+
+    run: Ident | None = None
+    speed: Ident | None = None
+    alarm_ack: Ident | None = None
+    product: Ident | None = None
+    maintenance: Ident | None = None
+    work_order: Ident | None = None
+
+
+class Serial(Model):
+    port: str
+    baudrate: Annotated[int, Field(ge=300, le=921600)] = 19200
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[7, 8] = 8
+    inter_frame_s: Annotated[float, Field(ge=0)] = 0.005
+
+
+class Connection(Model):
+    """Modbus endpoint. tcp / rtu_over_tcp need host and port; rtu needs serial."""
+
+    transport: Transport = Transport.TCP
+    host: str | None = None
+    port: Port = 502
+    device_id: Annotated[int, Field(ge=0, le=247)] = 1
+    timeout_s: PositiveSeconds = 1.0
+    serial: Serial | None = None
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> Connection:
+        if self.transport is Transport.RTU and self.serial is None:
+            raise ValueError("transport rtu needs a serial section (port, baudrate, ...)")
+        if self.transport is not Transport.RTU and not self.host:
+            raise ValueError(f"transport {self.transport} needs host")
+        return self
+
+    @property
+    def bus_key(self) -> str:
+        """Devices sharing a bus key share one client (one request at a time on it)."""
+        if self.transport is Transport.RTU:
+            assert self.serial is not None
+            return f"rtu:{self.serial.port}"
+        return f"{self.transport}:{self.host}:{self.port}"
+
+
+class Machine(Model):
+    line: Ident
+    name: str = ""
+    connection: Connection
+    poll_interval_s: PositiveSeconds = 1.0
+    points: list[Point] = Field(min_length=1)
+    state: StateMap | None = None
+    counters: Counters | None = None
+    products: list[Product] = Field(default_factory=list)
+    control: Control = Control()
+
+    def point(self, name: str) -> Point | None:
+        return next((p for p in self.points if p.name == name), None)
+
+    def interval_of(self, point: Point) -> float:
+        return point.poll_interval_s or self.poll_interval_s
+
+
+class Line(Model):
+    """Stations are machine ids in flow order (first = infeed, last = outfeed)."""
+
+    id: Ident
+    name: str = ""
+    stations: list[Ident] = Field(min_length=1)
+    buffer_capacity: dict[Ident, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+
+
+class Queue(Model):
+    """The edge's durable outbox. When it holds `max_samples`, `when_full` decides."""
+
+    path: str | None = None
+    max_samples: Annotated[int, Field(ge=100)] = 1_000_000
+    when_full: QueueFullPolicy = QueueFullPolicy.DROP_OLDEST
+
+
+class Agent(Model):
+    id: Ident
+    machines: list[Ident] = Field(min_length=1)
+    state_dir: str | None = None
+    metrics_port: Port | None = None
+    queue: Queue = Queue()
+    offline_after_failures: Annotated[int, Field(ge=1)] = 3
+    max_read_registers: Annotated[int, Field(ge=1, le=125)] = 125
+    max_read_gap: Annotated[int, Field(ge=0, le=125)] = 8
+    backoff_max_s: PositiveSeconds = 30.0
+    publish_inflight: Annotated[int, Field(ge=1, le=1000)] = 50
+
+
+class Collector(Model):
+    """Collector settings. `topic_filter` shards a plant across several collectors."""
+
+    client_id: Ident = "shopfloor-collector"
+    topic_filter: str | None = None
+    session_expiry_s: Annotated[int, Field(ge=0)] = 7 * 24 * 3600
+    batch_max_values: Annotated[int, Field(ge=1)] = 20_000
+    batch_max_s: PositiveSeconds = 0.2
+    metrics_port: Port | None = None
+    kpi_period_s: PositiveSeconds = 10.0
+    rolling_window_s: PositiveSeconds = 3600.0
+    lateness_s: PositiveSeconds = 48 * 3600.0
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    SUPERVISOR = "supervisor"
+    MAINTENANCE = "maintenance"
+    ADMIN = "admin"
+
+
+class ApiKey(Model):
+    """An API key, stored only as `sha256:<hex>` of the secret."""
+
+    name: Ident
+    hash: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
+    role: Role
+    lines: list[Ident] | None = None
+
+
+class Api(Model):
+    host: str = "127.0.0.1"
+    port: Port = 8000
+    dev_mode: bool = False
+    keys: list[ApiKey] = Field(default_factory=list)
+    command_timeout_s: PositiveSeconds = 5.0
+
+
+class Plant(Model):
+    """The whole plant file."""
+
+    version: Literal[1] = 1
+    site: Site
+    broker: Broker = Broker()
+    database: Database = Database()
+    calendar: Calendar = Calendar()
+    lines: list[Line] = Field(min_length=1)
+    machines: dict[Ident, Machine] = Field(min_length=1)
+    agents: list[Agent] = Field(default_factory=list)
+    collector: Collector = Collector()
+    api: Api = Api()
+
+    def agent(self, agent_id: str) -> Agent | None:
+        return next((a for a in self.agents if a.id == agent_id), None)
+
+    def line(self, line_id: str) -> Line | None:
+        return next((line for line in self.lines if line.id == line_id), None)
+
+    @property
+    def timezone(self) -> str:
+        return self.calendar.timezone or self.site.timezone

@@ -1,0 +1,148 @@
+"""Whole-file checks of a structurally valid plant: references between sections,
+duplicates, overlapping registers. Each returns (path, message) pairs; none raises."""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Iterator
+
+from shopfloor.shared.plant import Machine, Plant
+
+Issue = tuple[str, str]
+
+
+def check_plant(plant: Plant) -> list[Issue]:
+    """Every cross-reference problem of the plant, in file order."""
+    issues: list[Issue] = []
+    for check in (_lines, _machines, _devices, _agents, _calendar, _api):
+        issues.extend(check(plant))
+    return issues
+
+
+def _duplicates(path: str, values: list[str], what: str) -> Iterator[Issue]:
+    for value, n in Tally(values).items():
+        if n > 1:
+            yield path, f"{what} {value!r} appears {n} times; ids must be unique"
+
+
+def _lines(plant: Plant) -> Iterator[Issue]:
+    yield from _duplicates("lines", [line.id for line in plant.lines], "line id")
+    for i, line in enumerate(plant.lines):
+        yield from _duplicates(f"lines[{i}].stations", line.stations, "station")
+        for j, station in enumerate(line.stations):
+            machine = plant.machines.get(station)
+            if machine is None:
+                yield f"lines[{i}].stations[{j}]", f"unknown machine {station!r}"
+            elif machine.line != line.id:
+                yield (
+                    f"lines[{i}].stations[{j}]",
+                    f"machine {station!r} says it is on line {machine.line!r}",
+                )
+        for name in line.buffer_capacity:
+            if name not in line.stations[:-1]:
+                yield (
+                    f"lines[{i}].buffer_capacity.{name}",
+                    "a buffer is named by its upstream station (any station but the last)",
+                )
+
+
+def _machines(plant: Plant) -> Iterator[Issue]:
+    line_ids = {line.id for line in plant.lines}
+    for mid, machine in plant.machines.items():
+        base = f"machines.{mid}"
+        if machine.line not in line_ids:
+            yield f"{base}.line", f"unknown line {machine.line!r} (known: {sorted(line_ids)})"
+        yield from _duplicates(f"{base}.points", [p.name for p in machine.points], "point")
+        yield from _overlaps(base, machine)
+        yield from _roles(base, machine)
+        yield from _products(base, machine)
+
+
+def _overlaps(base: str, machine: Machine) -> Iterator[Issue]:
+    indexed = sorted(enumerate(machine.points), key=lambda ip: (ip[1].table, ip[1].address))
+    for (_, prev), (i, point) in zip(indexed, indexed[1:], strict=False):
+        if point.table == prev.table and point.address < prev.end:
+            yield (
+                f"{base}.points[{i}].address",
+                f"{point.table} {point.address} overlaps point {prev.name!r} "
+                f"({prev.address}..{prev.end - 1})",
+            )
+
+
+def _point_ref(base: str, machine: Machine, field: str, name: str | None) -> Iterator[Issue]:
+    if name is not None and machine.point(name) is None:
+        yield f"{base}.{field}", f"unknown point {name!r}"
+
+
+def _roles(base: str, machine: Machine) -> Iterator[Issue]:
+    if machine.state is not None:
+        yield from _point_ref(base, machine, "state.point", machine.state.point)
+    if machine.counters is not None:
+        for field in ("total", "reject"):
+            name = getattr(machine.counters, field)
+            yield from _point_ref(base, machine, f"counters.{field}", name)
+            point = machine.point(name) if name else None
+            if point is not None and not point.type.is_unsigned_int:
+                yield (
+                    f"{base}.counters.{field}",
+                    f"counter point {name!r} has type {point.type}; a counter must be "
+                    "uint16, uint32 or uint64",
+                )
+            if point is not None and (point.scale != 1 or point.offset != 0):
+                yield f"{base}.counters.{field}", "a counter point must not be scaled"
+    for field, name in machine.control.model_dump().items():
+        yield from _point_ref(base, machine, f"control.{field}", name)
+        point = machine.point(name) if name else None
+        if point is not None and not point.writable:
+            yield f"{base}.control.{field}", f"point {name!r} must be writable: true"
+
+
+def _products(base: str, machine: Machine) -> Iterator[Issue]:
+    yield from _duplicates(f"{base}.products", [p.id for p in machine.products], "product")
+    codes = [str(p.code) for p in machine.products]
+    yield from _duplicates(f"{base}.products", codes, "product code")
+
+
+def _devices(plant: Plant) -> Iterator[Issue]:
+    seen: dict[tuple[str, int], str] = {}
+    for mid, machine in plant.machines.items():
+        key = (machine.connection.bus_key, machine.connection.device_id)
+        if key in seen:
+            yield (
+                f"machines.{mid}.connection",
+                f"same device ({key[0]}, device_id {key[1]}) as machine {seen[key]!r}; "
+                "one machine per device",
+            )
+        else:
+            seen[key] = mid
+
+
+def _agents(plant: Plant) -> Iterator[Issue]:
+    yield from _duplicates("agents", [a.id for a in plant.agents], "agent id")
+    owner: dict[str, str] = {}
+    for i, agent in enumerate(plant.agents):
+        for j, mid in enumerate(agent.machines):
+            path = f"agents[{i}].machines[{j}]"
+            if mid not in plant.machines:
+                yield path, f"unknown machine {mid!r}"
+            elif mid in owner:
+                yield path, f"machine {mid!r} is already polled by agent {owner[mid]!r}"
+            else:
+                owner[mid] = agent.id
+
+
+def _calendar(plant: Plant) -> Iterator[Issue]:
+    names = [s.name for s in plant.calendar.shifts]
+    yield from _duplicates("calendar.shifts", names, "shift")
+    for i, shift in enumerate(plant.calendar.shifts):
+        if shift.start == shift.end:
+            yield f"calendar.shifts[{i}].end", "a shift must not start and end at the same time"
+
+
+def _api(plant: Plant) -> Iterator[Issue]:
+    yield from _duplicates("api.keys", [k.name for k in plant.api.keys], "key name")
+    line_ids = {line.id for line in plant.lines}
+    for i, key in enumerate(plant.api.keys):
+        for j, line in enumerate(key.lines or []):
+            if line not in line_ids:
+                yield f"api.keys[{i}].lines[{j}]", f"unknown line {line!r}"

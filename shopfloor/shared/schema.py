@@ -1,0 +1,80 @@
+"""The InfluxDB schema, defined once: measurement names, tag keys, reserved fields, and a
+fast line-protocol builder. Documented in docs/influxdb-schema.md.
+
+Tags are bounded: site, line, machine (and for KPIs: window kind, shift name, buffer);
+never sequence numbers or ids of single samples.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+# Measurements
+TELEMETRY = "telemetry"  # one point per sample; a field per plant point; field SEQ_FIELD
+MACHINE_STATE = "machine_state"  # one point per state change, at its start
+AGENT_STATUS = "agent_status"  # birth / last will of edge agents
+OEE = "oee"  # KPI snapshots (current shift, rolling window) and final shift records
+OEE_ROLLUP = "oee_rollup"  # additive per-minute aggregates (sum them for any window)
+WIP = "wip"  # work in progress per line and buffer
+WORK_ORDER = "work_order"  # per-order progress
+CONTROL_AUDIT = "control_audit"  # every command and its result
+COLLECTOR_STATS = "collector_stats"  # the collector's own counters (lost, dead letters)
+
+# Tag keys
+TAG_SITE = "site"
+TAG_LINE = "line"
+TAG_MACHINE = "machine"
+
+SEQ_FIELD = "_seq"  # sequence number of a telemetry sample (a field, never a tag)
+PRECISION = "ms"  # timestamps are written in milliseconds
+
+_TAG_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": ""})
+_MEASUREMENT_ESCAPES = str.maketrans({",": r"\,", " ": r"\ ", "\n": ""})
+
+
+def escape_tag(value: str) -> str:
+    return value.translate(_TAG_ESCAPES)
+
+
+def _field_value(value: object) -> str | None:
+    """Line-protocol field value; None for values that cannot be stored (NaN, inf)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else None
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{text}"'
+
+
+def line(
+    measurement: str,
+    tags: Mapping[str, str],
+    fields: Mapping[str, object],
+    ts_ms: int,
+) -> str | None:
+    """One line of line protocol (timestamp in ms); None when no field is storable.
+    Tags are sorted (InfluxDB's preferred order); empty tag values are left out."""
+    tag_part = "".join(
+        f",{escape_tag(k)}={escape_tag(v)}" for k, v in sorted(tags.items()) if v
+    )
+    encoded = []
+    for key, value in fields.items():
+        text = _field_value(value)
+        if text is not None:
+            encoded.append(f"{escape_tag(key)}={text}")
+    if not encoded:
+        return None
+    return f"{measurement.translate(_MEASUREMENT_ESCAPES)}{tag_part} {','.join(encoded)} {ts_ms}"
+
+
+def quote_ident(name: str) -> str:
+    """InfluxQL identifier quoting: "name" with \\ and \" escaped."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def quote_string(value: str) -> str:
+    """InfluxQL string literal: 'value' with \\ and \' escaped."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -1,0 +1,60 @@
+"""Session-wide real services. Tests that need them take these fixtures; each test uses
+its own topics / database names so that tests do not see each other's data."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness.services import InfluxDB, Mosquitto, VictoriaMetrics
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    broker = Mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def influxdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB]:
+    server = InfluxDB(tmp_path_factory.mktemp("influxdb"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def victoria(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VictoriaMetrics]:
+    server = VictoriaMetrics(tmp_path_factory.mktemp("victoria"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A broker for one test alone (for tests that stop or restart it)."""
+    broker = Mosquitto(tmp_path / "mosquitto")
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def own_influxdb(tmp_path: Path) -> Iterator[InfluxDB]:
+    """An InfluxDB for one test alone (for tests that stop or restart it)."""
+    server = InfluxDB(tmp_path / "influxdb")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def unique_site() -> str:
+    """A site id no other test uses, so topics never collide on a shared broker."""
+    return f"t{uuid.uuid4().hex[:10]}"

@@ -1,0 +1,185 @@
+"""Real services for tests: mosquitto, InfluxDB 1.x, VictoriaMetrics, each started on a
+free loopback port with its data in a temp dir, and stopped (or killed) on demand.
+No mocks: these are the same binaries a plant runs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout_s: float = 15.0, host: str = LOOPBACK) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), 0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s}s")
+
+
+def require_binary(name: str) -> str:
+    path = shutil.which(name) or next(
+        (p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.path.exists(p)), None
+    )
+    if path is None:
+        raise RuntimeError(f"{name} is not installed; run ./dev.sh test (installs it via apt)")
+    return path
+
+
+class Service:
+    """A child process on a port, restartable, with its log in its directory."""
+
+    name = "service"
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def ready(self) -> None:
+        wait_for_port(self.port)
+
+    def start(self) -> None:
+        log = open(self.workdir / f"{self.name}.log", "ab")  # noqa: SIM115 - owned by Popen
+        self.proc = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
+        )
+        log.close()
+        self.ready()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 15.0) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+class Mosquitto(Service):
+    """mosquitto with persistence on and queues raised well above the default 1000."""
+
+    name = "mosquitto"
+
+    def command(self) -> list[str]:
+        conf = self.workdir / "mosquitto.conf"
+        user = os.environ.get("USER") or "root"
+        conf.write_text(
+            f"listener {self.port} {LOOPBACK}\n"
+            "allow_anonymous true\n"
+            "persistence true\n"
+            f"persistence_location {self.workdir}/\n"
+            "autosave_interval 1\n"
+            "max_queued_messages 1000000\n"
+            "max_queued_bytes 0\n"
+            "max_inflight_messages 100\n"
+            "message_size_limit 1048576\n"
+            f"user {user}\n"
+            "log_dest stdout\n"
+            "log_type error\nlog_type warning\nlog_type notice\n"
+        )
+        return [require_binary("mosquitto"), "-c", str(conf)]
+
+
+class InfluxDB(Service):
+    """Debian's InfluxDB 1.x (v1 /write and InfluxQL /query)."""
+
+    name = "influxd"
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir)
+        self.rpc_port = free_port()
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def command(self) -> list[str]:
+        conf = self.workdir / "influxdb.conf"
+        data = self.workdir / "data"
+        conf.write_text(
+            "reporting-enabled = false\n"
+            f'bind-address = "{LOOPBACK}:{self.rpc_port}"\n'
+            f'[meta]\n  dir = "{data}/meta"\n'
+            f'[data]\n  dir = "{data}/data"\n  wal-dir = "{data}/wal"\n'
+            '  query-log-enabled = false\n  index-version = "inmem"\n'
+            "[monitor]\n  store-enabled = false\n"
+            f'[http]\n  bind-address = "{LOOPBACK}:{self.port}"\n'
+            "  log-enabled = false\n  max-body-size = 0\n"
+            "[continuous_queries]\n  enabled = false\n"
+        )
+        return [require_binary("influxd"), "-config", str(conf)]
+
+    def ready(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/ping", timeout=0.5).status_code == 204:
+                    return
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"influxd exited; see {self.workdir}/influxd.log")
+            time.sleep(0.1)
+        raise TimeoutError("influxd did not answer /ping")
+
+    def query(self, q: str, database: str = "shopfloor") -> list[dict]:
+        """Run InfluxQL; return the list of series of the first statement."""
+        r = httpx.get(f"{self.url}/query", params={"q": q, "db": database, "epoch": "ms"})
+        r.raise_for_status()
+        result = r.json()["results"][0]
+        if "error" in result:
+            raise RuntimeError(result["error"])
+        return list(result.get("series", []))
+
+
+class VictoriaMetrics(Service):
+    """VictoriaMetrics: accepts InfluxDB's /api/v2/write (numeric fields only)."""
+
+    name = "victoria-metrics"
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def command(self) -> list[str]:
+        return [
+            require_binary("victoria-metrics"),
+            f"-httpListenAddr={LOOPBACK}:{self.port}",
+            f"-storageDataPath={self.workdir}/data",
+            "-retentionPeriod=100y",
+            "-search.disableCache",
+        ]
