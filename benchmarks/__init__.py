@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): `./dev.sh bench NAME [options]`; each prints its figures."""
