@@ -37,3 +37,6 @@ def main() -> None:
     Every subcommand takes the plant file (YAML) as its first argument; see
     docs/plant-file.md and deploy/plant.example.yaml.
     """
+
+if __name__ == "__main__":
+    main()

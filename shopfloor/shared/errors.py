@@ -21,9 +21,10 @@ class PlantFileError(ShopfloorError):
     def __init__(self, source: str, errors: list[tuple[str, str]]) -> None:
         self.source = source
         self.errors = errors
-        super().__init__(f"{source}: {len(errors)} error(s)")
+        super().__init__(self.render())
 
     def render(self) -> str:
+        """Every error on its own line: `  path: message`."""
         lines = [f"{self.source}: {len(self.errors)} error(s)"]
         lines += [f"  {path or '<file>'}: {message}" for path, message in self.errors]
         return "\n".join(lines)

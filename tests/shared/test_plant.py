@@ -1,0 +1,153 @@
+"""The plant file: the example loads; every kind of mistake is refused with its path."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from shopfloor.shared.errors import PlantFileError
+from shopfloor.shared.loader import format_loc, load_plant, parse_plant
+
+EXAMPLE = Path(__file__).parents[2] / "deploy" / "plant.example.yaml"
+
+
+@pytest.fixture
+def example() -> dict[str, Any]:
+    return yaml.safe_load(EXAMPLE.read_text())
+
+
+def errors_of(data: dict[str, Any]) -> list[tuple[str, str]]:
+    with pytest.raises(PlantFileError) as info:
+        parse_plant(data, "test.yaml")
+    return info.value.errors
+
+
+def paths_of(data: dict[str, Any]) -> set[str]:
+    return {path for path, _ in errors_of(data)}
+
+
+def test_example_loads() -> None:
+    plant = load_plant(EXAMPLE)
+    assert [line.stations for line in plant.lines] == [["press1", "weld1", "paint1", "pack1"]]
+    assert plant.agents[0].machines == ["press1", "weld1", "paint1", "pack1"]
+    press = plant.machines["press1"]
+    assert press.point("temperature").order == "CDAB"  # type: ignore[union-attr]
+    assert press.counters is not None and press.counters.total == "total_count"
+
+
+def test_format_loc() -> None:
+    assert format_loc(("machines", "press1", "points", 2, "address")) == \
+        "machines.press1.points[2].address"
+
+
+def test_field_errors_all_listed_with_paths(example: dict[str, Any]) -> None:
+    bad = copy.deepcopy(example)
+    bad["machines"]["press1"]["points"][2]["address"] = 70000
+    bad["machines"]["weld1"]["points"][4]["type"] = "uint17"
+    bad["machines"]["paint1"]["connection"]["port"] = 0
+    bad["site"]["timezone"] = "Mars/Olympus"
+    bad["broker"]["prot"] = 1883
+    paths = paths_of(bad)
+    assert {
+        "machines.press1.points[2].address",
+        "machines.weld1.points[4].type",
+        "machines.paint1.connection.port",
+        "site.timezone",
+        "broker.prot",
+    } <= paths
+
+
+def test_point_consistency_errors(example: dict[str, Any]) -> None:
+    bad = copy.deepcopy(example)
+    points = bad["machines"]["press1"]["points"]
+    points[11]["type"] = "uint16"  # a coil that is not bool
+    points[10]["writable"] = True  # an input register that is writable
+    points[9].pop("length")  # a string without length
+    points[4]["min"], points[4]["max"] = 100, 10
+    errors = dict(errors_of(bad))
+    assert "bool" in errors["machines.press1.points[11]"]
+    assert "writable" in errors["machines.press1.points[10]"]
+    assert "length" in errors["machines.press1.points[9]"]
+    assert "greater than max" in errors["machines.press1.points[4]"]
+
+
+def test_whole_file_checks(example: dict[str, Any]) -> None:
+    bad = copy.deepcopy(example)
+    bad["machines"]["press1"]["points"][1]["address"] = 0  # overlaps the state register
+    bad["machines"]["weld1"]["points"][1]["type"] = "int32"  # a signed counter
+    bad["machines"]["paint1"]["counters"]["reject"] = "nope"
+    bad["machines"]["pack1"]["control"]["speed"] = "temperature"  # not writable
+    bad["agents"][0]["machines"].append("ghost")
+    bad["lines"][0]["stations"].append("ghost2")
+    errors = dict(errors_of(bad))
+    assert "overlaps point 'state'" in errors["machines.press1.points[1].address"]
+    assert "uint16, uint32 or uint64" in errors["machines.weld1.counters.total"]
+    assert "unknown point 'nope'" in errors["machines.paint1.counters.reject"]
+    assert "writable" in errors["machines.pack1.control.speed"]
+    assert "unknown machine 'ghost'" in errors["agents[0].machines[4]"]
+    assert "unknown machine 'ghost2'" in errors["lines[0].stations[4]"]
+
+
+def test_duplicates_and_shared_devices(example: dict[str, Any]) -> None:
+    bad = copy.deepcopy(example)
+    bad["machines"]["weld1"]["connection"]["device_id"] = 1  # same device as press1
+    bad["agents"].append({"id": "edge2", "machines": ["press1"]})  # polled twice
+    bad["machines"]["press1"]["products"][1]["code"] = 1
+    errors = dict(errors_of(bad))
+    assert "same device" in errors["machines.weld1.connection"]
+    assert "already polled by agent 'edge1'" in errors["agents[1].machines[0]"]
+    assert "product code '1'" in errors["machines.press1.products"]
+
+
+def test_unreadable_and_non_yaml(tmp_path: Path) -> None:
+    with pytest.raises(PlantFileError, match="cannot read"):
+        load_plant(tmp_path / "missing.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("site: {id: x\nlines: [")
+    with pytest.raises(PlantFileError) as info:
+        load_plant(broken)
+    assert "not valid YAML: line" in info.value.errors[0][1]
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("42\n")
+    with pytest.raises(PlantFileError, match="1 error"):
+        load_plant(scalar)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shopfloor.cli", *args], capture_output=True, text=True,
+        timeout=60,
+    )
+
+
+def test_check_command_lists_errors_without_traceback(
+    tmp_path: Path, example: dict[str, Any]
+) -> None:
+    example["machines"]["press1"]["points"][2]["address"] = -1
+    example["agents"][0]["machines"].append("ghost")  # only reported once fields are valid
+    path = tmp_path / "plant.yaml"
+    path.write_text(yaml.safe_dump(example))
+    result = _cli("check", str(path))
+    assert result.returncode == 2
+    assert "machines.press1.points[2].address" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_command_accepts_the_example() -> None:
+    result = _cli("check", str(EXAMPLE))
+    assert result.returncode == 0, result.stderr
+    assert "4 machine(s)" in result.stdout
+
+
+def test_schema_command_prints_json_schema() -> None:
+    result = _cli("schema")
+    assert result.returncode == 0
+    schema = json.loads(result.stdout)
+    assert "machines" in schema["properties"]
