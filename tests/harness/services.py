@@ -15,6 +15,8 @@ from pathlib import Path
 
 import httpx
 
+from shopfloor.local.configs import influxdb_conf, mosquitto_conf
+
 LOOPBACK = "127.0.0.1"
 
 
@@ -98,21 +100,7 @@ class Mosquitto(Service):
 
     def command(self) -> list[str]:
         conf = self.workdir / "mosquitto.conf"
-        user = os.environ.get("USER") or "root"
-        conf.write_text(
-            f"listener {self.port} {LOOPBACK}\n"
-            "allow_anonymous true\n"
-            "persistence true\n"
-            f"persistence_location {self.workdir}/\n"
-            "autosave_interval 1\n"
-            "max_queued_messages 1000000\n"
-            "max_queued_bytes 0\n"
-            "max_inflight_messages 100\n"
-            "message_size_limit 1048576\n"
-            f"user {user}\n"
-            "log_dest stdout\n"
-            "log_type error\nlog_type warning\nlog_type notice\n"
-        )
+        conf.write_text(mosquitto_conf(self.port, self.workdir))
         return [require_binary("mosquitto"), "-c", str(conf)]
 
 
@@ -131,18 +119,7 @@ class InfluxDB(Service):
 
     def command(self) -> list[str]:
         conf = self.workdir / "influxdb.conf"
-        data = self.workdir / "data"
-        conf.write_text(
-            "reporting-enabled = false\n"
-            f'bind-address = "{LOOPBACK}:{self.rpc_port}"\n'
-            f'[meta]\n  dir = "{data}/meta"\n'
-            f'[data]\n  dir = "{data}/data"\n  wal-dir = "{data}/wal"\n'
-            '  query-log-enabled = false\n  index-version = "inmem"\n'
-            "[monitor]\n  store-enabled = false\n"
-            f'[http]\n  bind-address = "{LOOPBACK}:{self.port}"\n'
-            "  log-enabled = false\n  max-body-size = 0\n"
-            "[continuous_queries]\n  enabled = false\n"
-        )
+        conf.write_text(influxdb_conf(self.port, self.rpc_port, self.workdir / "data"))
         return [require_binary("influxd"), "-config", str(conf)]
 
     def ready(self) -> None:
