@@ -1,0 +1,120 @@
+"""What `shopfloor local up` runs for a plant, in start order, and how each shows health."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from shopfloor.local.configs import influxdb_conf, mosquitto_conf
+from shopfloor.local.runner import RunDir, http_ok, port_open
+from shopfloor.shared.plant import Plant
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    cmdline: list[str]
+    healthy: Callable[[], bool]
+    where: str
+    reuse_if_healthy: bool = False  # a broker/database already there is used, not started
+    timeout_s: float = 30.0
+
+
+def _binary(name: str) -> str:
+    for candidate in (shutil.which(name), f"/usr/sbin/{name}", f"/usr/bin/{name}"):
+        if candidate and Path(candidate).exists():
+            return candidate
+    raise FileNotFoundError(f"{name} is not installed (./dev.sh up installs it with apt)")
+
+
+def _available(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _shopfloor(*args: str) -> list[str]:
+    return [sys.executable, "-m", "shopfloor.cli", *args]
+
+
+def broker(plant: Plant, run: RunDir) -> Component:
+    port = plant.broker.port
+    conf = run.root / "mosquitto.conf"
+    conf.write_text(mosquitto_conf(port, run.data("mosquitto")))
+    return Component(
+        "mosquitto", [_binary("mosquitto"), "-c", str(conf)], lambda: port_open(port),
+        f"mqtt://127.0.0.1:{port}", reuse_if_healthy=True,
+    )
+
+
+def database(plant: Plant, run: RunDir) -> Component:
+    url = urlparse(plant.database.url)
+    port = url.port or 8086
+    conf = run.root / "influxdb.conf"
+    conf.write_text(influxdb_conf(port, port + 2, run.data("influxdb")))
+    return Component(
+        "influxdb", [_binary("influxd"), "-config", str(conf)],
+        lambda: http_ok(f"http://127.0.0.1:{port}/ping"), plant.database.url,
+        reuse_if_healthy=True,
+    )
+
+
+def simulator(plant: Plant, plant_path: Path, speed: float) -> Component:
+    ports = sorted({m.connection.port for m in plant.machines.values() if m.connection.host})
+    return Component(
+        "sim", _shopfloor("sim", str(plant_path), "--speed", str(speed)),
+        lambda: all(port_open(p) for p in ports),
+        f"modbus://127.0.0.1:{','.join(map(str, ports))} ({len(plant.machines)} machines)",
+    )
+
+
+def _status_health(port: int | None) -> Callable[[], bool]:
+    if port is None:
+        return lambda: True
+    return lambda: http_ok(f"http://127.0.0.1:{port}/healthz")
+
+
+def edges(plant: Plant, plant_path: Path) -> list[Component]:
+    return [
+        Component(
+            f"edge-{agent.id}", _shopfloor("edge", str(plant_path), "--agent", agent.id),
+            _status_health(agent.metrics_port),
+            f"http://127.0.0.1:{agent.metrics_port}/metrics" if agent.metrics_port else "",
+        )
+        for agent in plant.agents
+    ]
+
+
+def collector(plant: Plant, plant_path: Path) -> list[Component]:
+    if not _available("shopfloor.collector.cli"):
+        return []
+    port = plant.collector.metrics_port
+    return [Component(
+        "collector", _shopfloor("collector", str(plant_path)), _status_health(port),
+        f"http://127.0.0.1:{port}/metrics" if port else "",
+    )]
+
+
+def api(plant: Plant, plant_path: Path) -> list[Component]:
+    if not _available("shopfloor.api.cli"):
+        return []
+    base = f"http://{plant.api.host}:{plant.api.port}"
+    return [Component(
+        "api", _shopfloor("api", str(plant_path)), lambda: http_ok(f"{base}/healthz"),
+        f"{base}/docs",
+    )]
+
+
+def plan(plant: Plant, plant_path: Path, run: RunDir, speed: float) -> list[Component]:
+    """Every component of a local run, in start order."""
+    return [
+        broker(plant, run),
+        database(plant, run),
+        simulator(plant, plant_path, speed),
+        *edges(plant, plant_path),
+        *collector(plant, plant_path),
+        *api(plant, plant_path),
+    ]

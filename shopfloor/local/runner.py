@@ -1,0 +1,127 @@
+"""Start, find and stop the background processes of a local run. Each process has a pid
+file (pid + command line, so that a recycled pid is never signalled) and a log file under
+the run folder."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+
+
+@dataclass(frozen=True)
+class RunDir:
+    root: Path
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def pids(self) -> Path:
+        return self.root / "pids"
+
+    def data(self, name: str) -> Path:
+        path = self.root / "data" / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def prepare(self) -> None:
+        for path in (self.logs, self.pids):
+            path.mkdir(parents=True, exist_ok=True)
+
+
+def running(run: RunDir, name: str) -> psutil.Process | None:
+    """The live process recorded for `name`, or None (stale pid files are removed)."""
+    pidfile = run.pids / f"{name}.json"
+    try:
+        record = json.loads(pidfile.read_text())
+        proc = psutil.Process(record["pid"])
+        if proc.cmdline() == record["cmdline"] and proc.status() != psutil.STATUS_ZOMBIE:
+            return proc
+    except (OSError, ValueError, KeyError, psutil.Error):
+        pass
+    pidfile.unlink(missing_ok=True)
+    return None
+
+
+def spawn(run: RunDir, name: str, cmdline: list[str]) -> psutil.Process:
+    """Start `cmdline` detached (own session), logging to logs/NAME.log."""
+    with open(run.logs / f"{name}.log", "ab") as log:
+        popen = subprocess.Popen(
+            cmdline, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    proc = psutil.Process(popen.pid)
+    record = {"pid": popen.pid, "cmdline": proc.cmdline(), "started": time.time()}
+    (run.pids / f"{name}.json").write_text(json.dumps(record))
+    return proc
+
+
+def stop(run: RunDir, name: str, timeout_s: float = 15.0) -> bool:
+    """SIGTERM the recorded process, SIGKILL after timeout_s. True if one was running."""
+    proc = running(run, name)
+    if proc is None:
+        return False
+    proc.terminate()
+    try:
+        proc.wait(timeout_s)
+    except psutil.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+    (run.pids / f"{name}.json").unlink(missing_ok=True)
+    return True
+
+
+def recorded(run: RunDir) -> list[str]:
+    """Names with a pid file, newest first (the order to stop them in)."""
+    files = sorted(run.pids.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    return [p.stem for p in files]
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), 0.3):
+        return True
+    return False
+
+
+def http_ok(url: str) -> bool:
+    with contextlib.suppress(httpx.HTTPError):
+        return httpx.get(url, timeout=1.0).status_code < 300
+    return False
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, proc: psutil.Process | None) -> str:
+    """Poll `check` until it holds: returns "ok", "exited" or "timeout"."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return "ok"
+        if proc is not None and not proc.is_running():
+            return "exited"
+        with contextlib.suppress(psutil.Error):
+            if proc is not None and proc.status() == psutil.STATUS_ZOMBIE:
+                return "exited"
+        time.sleep(0.2)
+    return "timeout"
+
+
+def tail(path: Path, lines: int = 8) -> str:
+    with contextlib.suppress(OSError):
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return ""
+
+
+def env_with_venv() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
