@@ -11,6 +11,8 @@ cd "$(dirname "$0")"
 
 APT_PACKAGES=(mosquitto mosquitto-clients influxdb influxdb-client socat victoria-metrics python3-venv)
 VENV=.venv
+PLANT="${SHOPFLOOR_PLANT:-deploy/plant.example.yaml}"   # which plant `up` runs
+RUN_DIR="${SHOPFLOOR_RUN_DIR:-run}"                     # logs, data and pid files of `up`
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -47,8 +49,8 @@ bootstrap() { install_apt; install_venv; }
 cmd="${1:-help}"
 shift || true
 case "$cmd" in
-  up)    bootstrap; exec "$VENV/bin/shopfloor" local up deploy/plant.example.yaml --run-dir run "$@" ;;
-  down)  exec "$VENV/bin/shopfloor" local down --run-dir run "$@" ;;
+  up)    bootstrap; exec "$VENV/bin/shopfloor" local up "$PLANT" --run-dir "$RUN_DIR" "$@" ;;
+  down)  exec "$VENV/bin/shopfloor" local down --run-dir "$RUN_DIR" "$@" ;;
   test)  bootstrap; exec "$VENV/bin/python" -m pytest "$@" ;;
   bench) bootstrap; exec "$VENV/bin/python" -m benchmarks "$@" ;;
   *)     sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
