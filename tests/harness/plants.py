@@ -1,0 +1,63 @@
+"""Plant files for tests: the example plant, moved onto free loopback ports and a temp
+folder, with a unique site id so that tests sharing a broker never see each other."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.harness.services import free_port
+
+EXAMPLE = Path(__file__).parents[2] / "deploy" / "plant.example.yaml"
+
+
+def example_data() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
+    return data
+
+
+def relocate(
+    data: dict[str, Any],
+    workdir: Path,
+    broker_port: int,
+    influx_url: str,
+    database: str | None = None,
+) -> dict[str, Any]:
+    """Point `data` at the test's broker and database, free ports for Modbus, metrics and
+    the API, state under `workdir`, and a unique site id."""
+    site = f"t{uuid.uuid4().hex[:8]}"
+    data["site"]["id"] = site
+    data["broker"] = {"host": "127.0.0.1", "port": broker_port}
+    data["database"] = {"url": influx_url, "database": database or f"db_{site}"}
+    ports: dict[int, int] = {}
+    for machine in data["machines"].values():
+        conn = machine["connection"]
+        if conn.get("transport", "tcp") != "rtu":
+            conn["host"] = "127.0.0.1"
+            conn["port"] = ports.setdefault(conn["port"], free_port())
+    for agent in data.get("agents", []):
+        agent["state_dir"] = str(workdir / f"edge-{agent['id']}")
+        agent["metrics_port"] = free_port()
+    data.setdefault("collector", {})
+    data["collector"]["metrics_port"] = free_port()
+    data["collector"]["client_id"] = f"collector-{site}"
+    data.setdefault("api", {})
+    data["api"]["port"] = free_port()
+    return data
+
+
+def write_plant(data: dict[str, Any], path: Path) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def example_plant_for(
+    workdir: Path, broker_port: int, influx_url: str, database: str | None = None
+) -> Path:
+    """The example plant relocated for a test, written to workdir/plant.yaml."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    data = relocate(example_data(), workdir, broker_port, influx_url, database)
+    return write_plant(data, workdir / "plant.yaml")

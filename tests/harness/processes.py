@@ -1,0 +1,87 @@
+"""Our own components as real processes (`python -m shopfloor.cli ...`) for end-to-end and
+fault tests: started, killed (-9) and restarted like in a plant."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from shopfloor.local.runner import http_ok, port_open
+
+
+class ComponentProcess:
+    """One shopfloor component in its own process, logging to workdir/NAME.log."""
+
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        workdir: Path,
+        healthy: Callable[[], bool] | None = None,
+    ) -> None:
+        self.name = name
+        self.args = args
+        self.workdir = workdir
+        self.healthy = healthy or (lambda: True)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"{self.name}.log"
+
+    def start(self, timeout_s: float = 30.0) -> ComponentProcess:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "shopfloor.cli", *self.args],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + timeout_s
+        while not self.healthy():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: {self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name} not healthy: {self.log_tail()}")
+            time.sleep(0.1)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 20.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        code, self.proc = self.proc.returncode, None
+        return code
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def health_url(port: int | None) -> Callable[[], bool]:
+    """Healthy when /healthz answers 2xx (or, without a port, as soon as started)."""
+    if port is None:
+        return lambda: True
+    return lambda: http_ok(f"http://127.0.0.1:{port}/healthz")
+
+
+def ports_open(ports: list[int]) -> Callable[[], bool]:
+    return lambda: all(port_open(p) for p in ports)
