@@ -25,6 +25,7 @@ COLLECTOR_STATS = "collector_stats"  # the collector's own counters (lost, dead 
 TAG_SITE = "site"
 TAG_LINE = "line"
 TAG_MACHINE = "machine"
+TAG_AGENT = "agent"  # agent_status: the edge agent id
 
 SEQ_FIELD = "_seq"  # sequence number of a telemetry sample (a field, never a tag)
 PRECISION = "ms"  # timestamps are written in milliseconds

@@ -1,0 +1,152 @@
+"""Pure encoding of validated messages into InfluxDB line protocol (ms precision).
+
+Field types follow the plant's point types so that a field never changes type (InfluxDB
+rejects a point whose field type differs from the stored one): float points and scaled
+numeric points are always floats, unscaled integer points always integers (int64 range),
+bools bools, strings strings. A value that does not fit its point is left out and
+reported (it goes to the dead-letter topic; the rest of the sample is stored)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from shopfloor.collector.messages import Kind, ParsedMessage
+from shopfloor.shared import schema
+from shopfloor.shared.contract import AgentStatus, StatePayload, Telemetry
+from shopfloor.shared.enums import DataType
+from shopfloor.shared.plant import Plant, Point
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+ONE_MS = dt.timedelta(milliseconds=1)
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+class FieldKind(StrEnum):
+    FLOAT = "float"
+    INT = "integer"
+    BOOL = "boolean"
+    STRING = "string"
+
+
+def field_kind(point: Point) -> FieldKind:
+    """The InfluxDB field type of a point's engineering value (see shared codec.decode)."""
+    if point.type is DataType.BOOL:
+        return FieldKind.BOOL
+    if point.type is DataType.STRING:
+        return FieldKind.STRING
+    if point.type.is_integer and point.scale == 1 and point.offset == 0:
+        return FieldKind.INT
+    return FieldKind.FLOAT
+
+
+def coerce(kind: FieldKind, value: object) -> bool | int | float | str:
+    """The value as `kind`, or ValueError saying why it does not fit."""
+    if kind is FieldKind.FLOAT:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            number = float(value)
+            if math.isfinite(number):
+                return number
+        raise ValueError(f"expected a finite number, got {value!r:.40}")
+    if kind is FieldKind.INT:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            if INT64_MIN <= value <= INT64_MAX:
+                return value
+            raise ValueError(f"integer {value} is outside the int64 range")
+        raise ValueError(f"expected an integer, got {value!r:.40}")
+    if kind is FieldKind.BOOL:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise ValueError(f"expected a bool, got {value!r:.40}")
+    if isinstance(value, str):
+        return value
+    raise ValueError(f"expected a string, got {value!r:.40}")
+
+
+def to_ms(when: dt.datetime) -> int:
+    """Aware datetime -> integer ms since the epoch (exact, floors sub-ms parts)."""
+    return (when - EPOCH) // ONE_MS
+
+
+@dataclass(slots=True)
+class Encoded:
+    """Line protocol of one message; `values` counts stored point values; `bad_points`
+    maps a point name to why its value was left out."""
+
+    line: str | None
+    values: int = 0
+    bad_points: dict[str, str] = field(default_factory=dict)
+
+
+class Encoder:
+    """Encodes messages for one plant (field kinds are computed once)."""
+
+    def __init__(self, plant: Plant) -> None:
+        self._kinds = {
+            machine_id: {p.name: field_kind(p) for p in machine.points}
+            for machine_id, machine in plant.machines.items()
+        }
+
+    def encode(self, message: ParsedMessage, received_at: dt.datetime) -> Encoded:
+        payload = message.payload
+        if message.kind is Kind.TELEMETRY:
+            assert isinstance(payload, Telemetry)
+            return self._telemetry(message, payload)
+        if message.kind is Kind.STATE:
+            assert isinstance(payload, StatePayload)
+            return Encoded(state_line(message, payload), 1)
+        assert isinstance(payload, AgentStatus)
+        return Encoded(status_line(message, payload, received_at), 1)
+
+    def _telemetry(self, message: ParsedMessage, payload: Telemetry) -> Encoded:
+        kinds = self._kinds[message.machine]
+        fields: dict[str, object] = {}
+        bad: dict[str, str] = {}
+        for name, value in payload.values.items():
+            if name in payload.quality:
+                continue  # quality "bad": no trustworthy value in this sample
+            kind = kinds.get(name)
+            if kind is None:
+                bad[name] = "not a point of this machine"
+                continue
+            try:
+                fields[name] = coerce(kind, value)
+            except ValueError as exc:
+                bad[name] = str(exc)
+        stored = len(fields)
+        fields[schema.SEQ_FIELD] = payload.seq
+        tags = {schema.TAG_SITE: message.site, schema.TAG_LINE: message.line,
+                schema.TAG_MACHINE: message.machine}
+        return Encoded(schema.line(schema.TELEMETRY, tags, fields, to_ms(payload.ts)), stored, bad)
+
+
+def state_line(message: ParsedMessage, payload: StatePayload) -> str | None:
+    """machine_state at `since`: state, reason, code, product, work_order (None left out)."""
+    fields = {
+        "state": str(payload.state),
+        "reason": payload.reason,
+        "code": payload.code,
+        "product": payload.product,
+        "work_order": payload.work_order,
+    }
+    present = {k: v for k, v in fields.items() if v is not None}
+    tags = {schema.TAG_SITE: message.site, schema.TAG_LINE: message.line,
+            schema.TAG_MACHINE: message.machine}
+    return schema.line(schema.MACHINE_STATE, tags, present, to_ms(payload.since))
+
+
+def status_line(
+    message: ParsedMessage, payload: AgentStatus, received_at: dt.datetime
+) -> str | None:
+    """agent_status at the payload's ts (a last will has none: the receive time)."""
+    fields: dict[str, object] = {"online": payload.online, "machines": ",".join(payload.machines)}
+    if payload.version is not None:
+        fields["version"] = payload.version
+    tags = {schema.TAG_SITE: message.site, schema.TAG_AGENT: message.agent}
+    return schema.line(schema.AGENT_STATUS, tags, fields, to_ms(payload.ts or received_at))
