@@ -13,7 +13,11 @@ COMMANDS: dict[str, str] = {
     "schema": "shopfloor.shared.cli:schema",
     "sim": "shopfloor.sim.cli:sim",
     "edge": "shopfloor.edge.cli:edge",
+    "collector": "shopfloor.collector.cli:collector",
     "local": "shopfloor.local.cli:local",
+    "dashboards": "shopfloor.dashboards.cli:dashboards",
+    "mosquitto-acl": "shopfloor.deploy.cli:mosquitto_acl",
+    "mosquitto-bridge": "shopfloor.deploy.cli:mosquitto_bridge",
 }
 
 

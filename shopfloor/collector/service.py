@@ -1,0 +1,156 @@
+"""The collector process: wires the MQTT subscriber, the batcher, the durable writer,
+the sinks and the status server together, in three threads:
+
+* paho's network thread receives into `inbox` (never acks by itself);
+* the batcher thread turns the inbox into batches (`Batcher`);
+* the writer thread stores each batch, then acks its messages, then calls the sinks.
+
+Nothing is acknowledged before it is written, so a kill -9 at any point loses nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import queue
+import threading
+import time
+from typing import Any
+
+from shopfloor.collector.batcher import Batch, Batcher
+from shopfloor.collector.database import LineWriter
+from shopfloor.collector.deadletters import DeadLetters
+from shopfloor.collector.errors import DatabaseUnavailable
+from shopfloor.collector.messages import Reason
+from shopfloor.collector.metrics import Metrics
+from shopfloor.collector.mqtt import Inbound, Subscriber
+from shopfloor.collector.recovery import recover_last_seq
+from shopfloor.collector.sinks import BatchSink, SinkRunner, WrittenBatch
+from shopfloor.collector.writer import DurableWriter
+from shopfloor.shared.http_status import StatusServer
+from shopfloor.shared.plant import Plant
+
+log = logging.getLogger(__name__)
+PIPELINE_DEPTH = 2  # batches waiting for the writer (back-pressure beyond that)
+
+
+class Collector:
+    def __init__(self, plant: Plant) -> None:
+        self.plant = plant
+        self.metrics = Metrics()
+        self.inbox: queue.Queue[Inbound] = queue.Queue()
+        self._batches: queue.Queue[Batch | None] = queue.Queue(maxsize=PIPELINE_DEPTH)
+        self._stop = threading.Event()
+        self._sinks = SinkRunner()
+        self.subscriber = Subscriber(plant, self.inbox)
+        self.dead_letters = DeadLetters(plant.site.id, self.subscriber.publish)
+        self.batcher = Batcher(plant, self.metrics, self.dead_letters)
+        self.db = DurableWriter(plant.database, self._stop, on_connected=self._recover)
+        self._threads: list[threading.Thread] = []
+        self.status: StatusServer | None = None
+        self._done = 0  # messages whose batch was written (written by the writer thread)
+        self._ready = threading.Event()
+
+    def add_sink(self, sink: BatchSink) -> None:
+        """Register a sink (see the package docstring); call before `start`."""
+        self._sinks.add(sink)
+
+    def start(self, metrics_port: int | None = None) -> Collector:
+        port = metrics_port if metrics_port is not None else self.plant.collector.metrics_port
+        if port is not None:
+            self.status = StatusServer(port, self.health, registry=self.metrics.registry)
+            self.status.start()
+        self.subscriber.start()
+        self._spawn("collector-writer", self._write_loop)
+        return self
+
+    def _spawn(self, name: str, target: Any) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _recover(self, writer: LineWriter) -> None:
+        self.batcher.tracker.recover(recover_last_seq(writer, self.plant))
+
+    def _write_loop(self) -> None:
+        try:
+            self.db.connect()  # recovers seq before the first message is accounted
+        except DatabaseUnavailable:
+            return
+        self._spawn("collector-batcher", self._batch_loop)
+        self._ready.set()
+        while True:
+            batch = self._batches.get()
+            if batch is None:
+                return
+            try:
+                self._store(batch)
+            except DatabaseUnavailable:
+                log.warning("stopping with %d message(s) unacknowledged: the broker keeps them",
+                            len(batch.acks))
+                return
+
+    def _batch_loop(self) -> None:
+        while not self._stop.is_set():
+            batch = self.batcher.next_batch(self.inbox)
+            if batch is not None:
+                self._batches.put(batch)
+        self._batches.put(None)
+
+    def _store(self, batch: Batch) -> None:
+        started = time.monotonic()
+        attempts_before = self.db.failed_attempts
+        rejected = self.db.store(batch.lines)
+        self.metrics.write_failures.inc(self.db.failed_attempts - attempts_before)
+        self.metrics.write_seconds.observe(time.monotonic() - started)
+        for line, reason in rejected:
+            self.dead_letters("(influxdb write)", Reason.REJECTED_BY_DATABASE, reason,
+                              line.encode())
+            self.metrics.dead_letters.labels(Reason.REJECTED_BY_DATABASE.value).inc()
+        self.subscriber.ack(batch.acks)
+        self._done += len(batch.acks)
+        self.metrics.pending.set(self.pending)
+        self.metrics.batches.inc()
+        self.metrics.points_written.inc(len(batch.lines) - len(rejected))
+        self.metrics.values_written.inc(batch.values)
+        if self._sinks and batch.messages:
+            self._sinks.deliver(WrittenBatch(batch.messages, dt.datetime.now(dt.UTC)))
+
+    @property
+    def pending(self) -> int:
+        """Messages received and not yet acknowledged (or, for QoS 0, not yet handled)."""
+        return self.subscriber.received - self._done
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        broker = self.subscriber.connected
+        database = self.db.up
+        self.metrics.broker_up.set(int(broker))
+        self.metrics.database_up.set(int(database))
+        m = self.metrics
+        return broker and database, {
+            "broker_connected": broker,
+            "database_up": database,
+            "received": m.total(m.received),
+            "values_written": m.total(m.values_written),
+            "dead_letters": m.total(m.dead_letters),
+            "lost_samples": m.total(m.lost),
+            "duplicate_samples": m.total(m.duplicates),
+            "pending_unacked": self.pending,
+        }
+
+    def wait_ready(self, timeout_s: float) -> bool:
+        """True once InfluxDB is prepared and the subscription is in place."""
+        deadline = time.monotonic() + timeout_s
+        return self._ready.wait(timeout_s) and self.subscriber.subscribed.wait(
+            max(0.0, deadline - time.monotonic())
+        )
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Flush: the batcher closes its batch, the writer stores and acks what it has."""
+        self._stop.set()
+        deadline = time.monotonic() + timeout_s
+        for thread in reversed(self._threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self.subscriber.stop()
+        self.db.close()
+        if self.status is not None:
+            self.status.stop()
