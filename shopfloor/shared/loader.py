@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,28 @@ def load_plant(path: str | Path) -> Plant:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise PlantFileError(source, [("", f"not valid YAML: {where}{problem}")]) from None
+    if isinstance(data, dict):
+        apply_env_secrets(data)
     return parse_plant(data, source)
+
+
+ENV_SECRETS = {
+    "SHOPFLOOR_BROKER_USERNAME": ("broker", "username"),
+    "SHOPFLOOR_BROKER_PASSWORD": ("broker", "password"),
+    "SHOPFLOOR_DATABASE_USERNAME": ("database", "username"),
+    "SHOPFLOOR_DATABASE_PASSWORD": ("database", "password"),
+    "SHOPFLOOR_DATABASE_TOKEN": ("database", "token"),
+}
+"""Credentials that the environment sets over the plant file, so that one plant file
+serves every box (each with its own MQTT user, see deploy/) and no secret sits in it."""
+
+
+def apply_env_secrets(data: dict[str, Any]) -> None:
+    """Set broker/database credentials from ENV_SECRETS variables that are set."""
+    for name, (section, key) in ENV_SECRETS.items():
+        value = os.environ.get(name)
+        if value and isinstance(data.setdefault(section, {}), dict):
+            data[section][key] = value
 
 
 def plant_json_schema() -> str:
