@@ -12,6 +12,7 @@ COMMANDS: dict[str, str] = {
     "check": "shopfloor.shared.cli:check",
     "schema": "shopfloor.shared.cli:schema",
     "sim": "shopfloor.sim.cli:sim",
+    "generate-plant": "shopfloor.sim.cli:generate_plant",
     "edge": "shopfloor.edge.cli:edge",
     "collector": "shopfloor.collector.cli:collector",
     "local": "shopfloor.local.cli:local",

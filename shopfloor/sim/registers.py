@@ -1,0 +1,153 @@
+"""The register image of one simulated device: four Modbus tables laid out from the
+machine's points, reads by address range, and writes checked like a PLC would check them.
+
+Pure (no sockets). Each table is a list from address 0 to the end of its last point;
+addresses between points read as 0; anything beyond answers ILLEGAL_ADDRESS. A write
+must touch only writable points and keep each of them inside its min/max (engineering
+units), else it is refused whole with ILLEGAL_ADDRESS / ILLEGAL_VALUE and nothing changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shopfloor.shared.codec import Value, decode, encode, encode_raw
+from shopfloor.shared.enums import DataType, Table
+from shopfloor.shared.errors import CodecError
+from shopfloor.shared.plant import Machine, Point
+from shopfloor.sim.errors import Refused
+
+ILLEGAL_ADDRESS = 2
+ILLEGAL_VALUE = 3
+
+# Modbus function code -> table it addresses.
+FUNCTION_TABLE = {
+    1: Table.COIL,
+    5: Table.COIL,
+    15: Table.COIL,
+    2: Table.DISCRETE_INPUT,
+    3: Table.HOLDING,
+    6: Table.HOLDING,
+    16: Table.HOLDING,
+    22: Table.HOLDING,  # mask write register
+    23: Table.HOLDING,  # read/write multiple registers
+    4: Table.INPUT,
+}
+
+_INT_RANGE = {
+    DataType.INT16: (-(1 << 15), (1 << 15) - 1),
+    DataType.UINT16: (0, (1 << 16) - 1),
+    DataType.INT32: (-(1 << 31), (1 << 31) - 1),
+    DataType.UINT32: (0, (1 << 32) - 1),
+    DataType.INT64: (-(1 << 63), (1 << 63) - 1),
+    DataType.UINT64: (0, (1 << 64) - 1),
+}
+
+
+@dataclass
+class _Table:
+    values: list[int] | list[bool]
+    owner: list[Point | None]
+
+
+class DeviceRegisters:
+    """Register image of one machine (one Modbus unit id)."""
+
+    def __init__(self, machine: Machine) -> None:
+        self.tables: dict[Table, _Table] = {}
+        for table in Table:
+            points = [p for p in machine.points if p.table is table]
+            size = max((p.end for p in points), default=0)
+            owner: list[Point | None] = [None] * size
+            for point in points:
+                owner[point.address : point.end] = [point] * point.count
+            values: list[int] | list[bool] = [False] * size if table.is_bit else [0] * size
+            self.tables[table] = _Table(values, owner)
+
+    def read(self, table: Table, address: int, count: int) -> list[int] | list[bool]:
+        """Values at [address, address + count); raises Refused(ILLEGAL_ADDRESS) when
+        the range is not mapped."""
+        values = self.tables[table].values
+        if address < 0 or count < 1 or address + count > len(values):
+            raise Refused(ILLEGAL_ADDRESS, f"{table} {address}+{count} is not mapped")
+        return values[address : address + count]
+
+    def get(self, point: Point) -> Value:
+        """The point's current engineering value."""
+        values = self.tables[point.table].values
+        return decode(point, [int(v) for v in values[point.address : point.end]])
+
+    def set(self, point: Point, value: Value) -> None:
+        """Store `value` (engineering units) in the point's registers, clamped to what
+        its type can hold."""
+        table = self.tables[point.table]
+        if point.table.is_bit:
+            table.values[point.address] = bool(value)
+        else:
+            table.values[point.address : point.end] = encode_clamped(point, value)  # type: ignore[assignment]
+
+    def prepare(
+        self, table: Table, address: int, values: list[int] | list[bool]
+    ) -> list[tuple[Point, Value]]:
+        """Check a client's write without applying it; return each touched point with the
+        value it would get. Raises Refused (code 2 or 3) when the write must be refused."""
+        tab = self.tables[table]
+        end = address + len(values)
+        if address < 0 or not values or end > len(tab.values):
+            raise Refused(ILLEGAL_ADDRESS, f"{table} {address}+{len(values)} is not mapped")
+        owners = tab.owner[address:end]
+        if any(p is None or not p.writable for p in owners):
+            raise Refused(ILLEGAL_ADDRESS, f"{table} {address}+{len(values)} is read-only")
+        touched = _touched(owners)
+        return [(p, _checked(p, self._merged(tab, p, address, values))) for p in touched]
+
+    @staticmethod
+    def _merged(
+        tab: _Table, point: Point, address: int, values: list[int] | list[bool]
+    ) -> list[int]:
+        """The point's registers as they would be after writing `values` at `address`."""
+        regs = [int(v) for v in tab.values[point.address : point.end]]
+        for i, value in enumerate(values):
+            offset = address + i - point.address
+            if 0 <= offset < point.count:
+                regs[offset] = int(value)
+        return regs
+
+    def commit(self, table: Table, address: int, values: list[int] | list[bool]) -> None:
+        """Apply a write that `prepare` accepted."""
+        stored = [bool(v) for v in values] if table.is_bit else [int(v) for v in values]
+        self.tables[table].values[address : address + len(values)] = stored  # type: ignore[assignment]
+
+
+def _touched(owners: list[Point | None]) -> list[Point]:
+    seen: dict[str, Point] = {}
+    for point in owners:
+        if point is not None:
+            seen.setdefault(point.name, point)
+    return list(seen.values())
+
+
+def _checked(point: Point, registers: list[int]) -> Value:
+    """Decode a point from its prospective registers; refuse it outside min/max."""
+    try:
+        value = decode(point, registers)
+    except CodecError as exc:
+        raise Refused(ILLEGAL_VALUE, f"{point.name}: {exc}") from exc
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if point.min is not None and value < point.min:
+            raise Refused(ILLEGAL_VALUE, f"{point.name}: {value} < min {point.min}")
+        if point.max is not None and value > point.max:
+            raise Refused(ILLEGAL_VALUE, f"{point.name}: {value} > max {point.max}")
+    return value
+
+
+def encode_clamped(point: Point, value: Value) -> list[int]:
+    """`codec.encode`, but an integer that does not fit its type is clamped to it."""
+    try:
+        if point.type in _INT_RANGE and isinstance(value, int | float):
+            low, high = _INT_RANGE[point.type]
+            raw = round((value - point.offset) / point.scale)
+            return encode_raw(point.type, min(max(raw, low), high), point.order)
+        return encode(point, value)
+    except (CodecError, ValueError, OverflowError):
+        return [0] * point.count

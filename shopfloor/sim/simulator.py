@@ -1,0 +1,202 @@
+"""The simulator: every machine of a plant file served as a Modbus TCP device.
+
+In-process API (stable; the edge's tests use it)::
+
+    sim = Simulator(plant, seed=1, speed=10.0)   # plant: shopfloor.shared.plant.Plant
+    await sim.start()                            # listens on every (host, port) of the plant
+    sim.machine_state("press1")                  # {"state": "running", "code": 1, ...}
+    sim.set_fault("press1", "silent")            # normal | silent | slow[:s] | exception
+    await sim.stop()
+
+Machines are grouped by the (host, port) of their connection: one pymodbus server per
+port, each machine's `device_id` a unit id on it. `bind` overrides the host listened on.
+Virtual time = start_s + speed x real seconds elapsed; the pure model (line.py,
+machine.py) advances on it at every tick (`tick_s` real seconds). See docs/simulator.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from shopfloor.shared.enums import Table, Transport
+from shopfloor.shared.plant import Plant
+from shopfloor.sim.device import SimDevice
+from shopfloor.sim.errors import SimError
+from shopfloor.sim.faults import Fault, FaultMode
+from shopfloor.sim.line import PlantModel
+from shopfloor.sim.params import Behaviour
+from shopfloor.sim.server import PlantServer
+
+log = logging.getLogger(__name__)
+
+Endpoint = tuple[str, int]
+
+
+class Simulator:
+    """Simulated machines of `plant` (all, or `machines`) behind Modbus TCP servers."""
+
+    def __init__(
+        self,
+        plant: Plant,
+        seed: int = 0,
+        speed: float = 1.0,
+        *,
+        machines: Iterable[str] | None = None,
+        bind: str | None = None,
+        behaviour: Behaviour | None = None,
+        start_s: float | None = None,
+        tick_s: float = 0.1,
+        analog_period_s: float = 1.0,
+    ) -> None:
+        if speed <= 0:
+            raise SimError(f"speed must be > 0, not {speed}")
+        self.plant = plant
+        self.seed = seed
+        self.speed = speed
+        self.tick_s = tick_s
+        self._analog_slices = max(1, round(analog_period_s / tick_s))
+        self._start_s = time.time() if start_s is None else start_s
+        self._mono0 = time.monotonic()
+        ids = _served_ids(plant, machines)
+        self.model = PlantModel(plant, seed, self._start_s, behaviour, ids)
+        self.devices: dict[str, SimDevice] = {
+            mid: SimDevice(mid, plant.machines[mid], self.model.machines[mid], self._start_s)
+            for mid in ids
+        }
+        self.endpoints: dict[str, tuple[str, int, int]] = {}
+        """machine id -> (host, port, unit id) it is served at."""
+        self._by_endpoint: dict[Endpoint, dict[int, SimDevice]] = {}
+        for mid in ids:
+            self._place(mid, bind)
+        self._servers: list[PlantServer] = []
+        self._ticker: asyncio.Task[None] | None = None
+        self._ticks = 0
+
+    def _place(self, mid: str, bind: str | None) -> None:
+        conn = self.plant.machines[mid].connection
+        endpoint = (bind or conn.host or "127.0.0.1", conn.port)
+        units = self._by_endpoint.setdefault(endpoint, {})
+        if conn.device_id in units:
+            other = units[conn.device_id].machine_id
+            raise SimError(f"{mid} and {other} are both unit {conn.device_id} on {endpoint}")
+        units[conn.device_id] = self.devices[mid]
+        self.endpoints[mid] = (endpoint[0], endpoint[1], conn.device_id)
+
+    # ----- clock ---------------------------------------------------------------
+    def now_s(self) -> float:
+        """Virtual time (epoch seconds): start + speed x real seconds since creation."""
+        return self._start_s + self.speed * (time.monotonic() - self._mono0)
+
+    # ----- lifecycle -----------------------------------------------------------
+    async def start(self) -> None:
+        """Listen on every endpoint and start ticking. Raises PortInUse (nothing left
+        listening) when a port cannot be opened."""
+        try:
+            for (host, port), units in sorted(self._by_endpoint.items()):
+                server = PlantServer(units, self._on_write, host, port)
+                await server.serve_forever(background=True)
+                self._servers.append(server)
+        except BaseException:
+            await self.stop()
+            raise
+        self._ticker = asyncio.create_task(self._tick_loop(), name="sim-tick")
+        log.info(
+            "simulating %d machine(s) on %d port(s) at %gx speed (seed %d)",
+            len(self.devices),
+            len(self._servers),
+            self.speed,
+            self.seed,
+        )
+
+    async def stop(self) -> None:
+        """Stop ticking and close every server and client connection."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        for server in self._servers:
+            await server.shutdown()
+        self._servers.clear()
+
+    async def _tick_loop(self) -> None:
+        while True:
+            started = time.monotonic()
+            self.tick()
+            await asyncio.sleep(max(0.0, self.tick_s - (time.monotonic() - started)))
+
+    def tick(self) -> None:
+        """Advance the model to now and copy it into the registers (one tick)."""
+        now = self.now_s()
+        self.model.advance(now)
+        slice_ = self._ticks % self._analog_slices
+        for index, device in enumerate(self.devices.values()):
+            device.refresh(now, analog=index % self._analog_slices == slice_)
+        self._ticks += 1
+
+    def _on_write(self, device: SimDevice, table: Table, address: int, values: list[Any]) -> None:
+        now = self.now_s()
+        self.model.advance(now)
+        device.write(table, address, values, now)
+        self.model.changed(device.machine_id, now)
+        for other in self.devices.values():  # neighbours on the line may have moved
+            other.refresh(now, analog=False)
+
+    # ----- inspection and faults ----------------------------------------------
+    def set_fault(self, machine_id: str, mode: str | FaultMode | Fault) -> None:
+        """Set a machine's fault mode: normal, silent, slow (or 'slow:SECONDS'), exception."""
+        device = self._device(machine_id)
+        if isinstance(mode, FaultMode):
+            mode = Fault(mode)
+        device.fault = mode if isinstance(mode, Fault) else Fault.parse(mode)
+        log.info("%s: fault mode %s", machine_id, device.fault.mode)
+
+    def faults(self) -> dict[str, str]:
+        """Machines not in normal mode -> their mode."""
+        return {m: d.fault.mode.value for m, d in self.devices.items() if d.fault.mode != "normal"}
+
+    def machine_state(self, machine_id: str) -> dict[str, Any]:
+        """What the machine shows now: state, reason, code, counters, setpoints, fault."""
+        model = self._device(machine_id).model
+        self.model.advance(self.now_s())
+        state, reason = model.state()
+        return {
+            "state": state.value,
+            "reason": reason,
+            "code": model.state_code(),
+            "phase": model.phase.value,
+            "total": model.total,
+            "reject": model.reject,
+            "product": model.controls.product,
+            "speed_pct": model.controls.speed_pct,
+            "run": model.controls.run,
+            "maintenance": model.controls.maintenance,
+            "fault": self._device(machine_id).fault.mode.value,
+        }
+
+    def _device(self, machine_id: str) -> SimDevice:
+        device = self.devices.get(machine_id)
+        if device is None:
+            raise SimError(f"unknown machine {machine_id!r} (simulated: {sorted(self.devices)})")
+        return device
+
+
+def _served_ids(plant: Plant, machines: Iterable[str] | None) -> list[str]:
+    """The machines to simulate, in plant order: Modbus TCP ones (RTU is not served)."""
+    wanted = list(plant.machines) if machines is None else list(machines)
+    unknown = [m for m in wanted if m not in plant.machines]
+    if unknown:
+        raise SimError(f"unknown machine(s) {unknown} (plant has {sorted(plant.machines)})")
+    served = [m for m in wanted if plant.machines[m].connection.transport is Transport.TCP]
+    for mid in set(wanted) - set(served):
+        log.warning(
+            "%s: transport %s is not simulated (tcp only)",
+            mid,
+            plant.machines[mid].connection.transport,
+        )
+    return served
