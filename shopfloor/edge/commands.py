@@ -1,0 +1,111 @@
+"""Commands, the edge's half: validate a write against the register map (pure), then
+write over Modbus, read back, and answer on `.../cmd/result`.
+
+Refused (status `rejected`, `detail` says why): an unknown point, a point that is not
+writable, a value of the wrong type or outside min/max (or that does not fit the
+point's type), an id already executed (ids are kept in SQLite: at most once, across
+restarts). An expired command gets status `expired`. A Modbus error gets `failed`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+
+from shopfloor.edge.errors import DeviceError
+from shopfloor.edge.modbus import Bus
+from shopfloor.edge.plan import ReadBlock
+from shopfloor.shared.codec import Value, decode, encode
+from shopfloor.shared.contract import Command, CommandResult, CommandStatus
+from shopfloor.shared.enums import DataType
+from shopfloor.shared.errors import CodecError
+from shopfloor.shared.plant import Machine, Point
+
+log = logging.getLogger(__name__)
+
+Refusal = tuple[CommandStatus, str]
+
+
+def check_command(machine: Machine, command: Command, now: dt.datetime) -> Refusal | None:
+    """Why the command must not run, or None when it may."""
+    if command.expires_at <= now:
+        return CommandStatus.EXPIRED, f"expired at {command.expires_at.isoformat()}"
+    point = machine.point(command.point)
+    if point is None:
+        return CommandStatus.REJECTED, f"unknown point {command.point!r}"
+    if not point.writable:
+        return CommandStatus.REJECTED, f"point {point.name!r} is not writable"
+    problem = _type_problem(point, command.value) or _range_problem(point, command.value)
+    if problem:
+        return CommandStatus.REJECTED, problem
+    try:
+        encode(point, command.value)
+    except CodecError as exc:
+        return CommandStatus.REJECTED, f"value {command.value!r} does not fit {point.type}: {exc}"
+    return None
+
+
+def _type_problem(point: Point, value: Value) -> str | None:
+    if point.type is DataType.BOOL:
+        ok = isinstance(value, bool)
+    elif point.type is DataType.STRING:
+        ok = isinstance(value, str)
+    else:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok:
+        return f"point {point.name!r} takes a {point.type} value, not {type(value).__name__}"
+    if point.type.is_integer and point.scale == 1 and point.offset == 0 and value != int(value):  # type: ignore[arg-type]
+        return f"point {point.name!r} takes an integer, not {value!r}"
+    return None
+
+
+def _range_problem(point: Point, value: Value) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if point.min is not None and value < point.min:
+        return f"value {value} is below min {point.min} of {point.name!r}"
+    if point.max is not None and value > point.max:
+        return f"value {value} is above max {point.max} of {point.name!r}"
+    return None
+
+
+async def execute(
+    machine_id: str, machine: Machine, bus: Bus, command: Command
+) -> tuple[CommandStatus, str, Value | None]:
+    """Write the value, read it back. (status, detail, readback)."""
+    point = machine.point(command.point)
+    assert point is not None
+    device_id = machine.connection.device_id
+    try:
+        await bus.write(
+            machine_id, device_id, point.table, point.address, encode(point, command.value)
+        )
+        block = ReadBlock(point.table, point.address, point.count, (point,))
+        data = await bus.read(machine_id, device_id, block)
+        readback = decode(point, [int(v) for v in data])
+    except DeviceError as exc:
+        return CommandStatus.FAILED, f"modbus: {exc.kind}: {exc.detail}", None
+    except CodecError as exc:
+        return CommandStatus.FAILED, f"read-back does not decode: {exc}", None
+    return CommandStatus.DONE, "written and read back", readback
+
+
+def result_payload(
+    command_id: str, status: CommandStatus, detail: str, readback: Value | None, now: dt.datetime
+) -> bytes:
+    return CommandResult(
+        id=command_id, status=status, detail=detail, readback=readback, ts=now
+    ).to_json()
+
+
+def extract_id(raw: bytes) -> str | None:
+    """The id of a command that did not validate, if one can be read from it."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    found = data.get("id") if isinstance(data, dict) else None
+    if isinstance(found, str) and 0 < len(found) <= 64:
+        return found
+    return None

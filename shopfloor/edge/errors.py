@@ -1,0 +1,30 @@
+"""The edge agent's exceptions. Each carries the device or topic it is about."""
+
+from __future__ import annotations
+
+from shopfloor.shared.errors import ShopfloorError
+
+
+class EdgeError(ShopfloorError):
+    """Base of the edge agent's errors."""
+
+    prefix = "edge"
+
+
+class DeviceError(EdgeError):
+    """A Modbus device did not answer, answered with an exception, or is unreachable.
+    `machine` names the device; `kind` is one of "connect", "timeout", "exception", "io"."""
+
+    prefix = "device"
+
+    def __init__(self, machine: str, kind: str, detail: str) -> None:
+        self.machine = machine
+        self.kind = kind
+        self.detail = detail
+        super().__init__(f"{machine}: {kind}: {detail}")
+
+
+class OutboxError(EdgeError):
+    """The durable outbox (SQLite) cannot be opened or written."""
+
+    prefix = "outbox"

@@ -1,0 +1,59 @@
+"""The agent's own Prometheus metrics, in a registry per agent (several agents can run
+in one process, e.g. in tests). Served on `agent.metrics_port` at /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+class EdgeMetrics:
+    """Every metric the edge agent exports (names prefixed `shopfloor_edge_`)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.polls = Counter("shopfloor_edge_polls", "Polls made", ["machine"], registry=r)
+        self.poll_failures = Counter(
+            "shopfloor_edge_poll_failures",
+            "Failed reads by kind (connect/timeout/exception)",
+            ["machine", "kind"],
+            registry=r,
+        )
+        self.poll_duration = Histogram(
+            "shopfloor_edge_poll_duration_seconds",
+            "Time to read all blocks of one poll",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.poll_jitter = Histogram(
+            "shopfloor_edge_poll_jitter_seconds",
+            "Actual poll start minus scheduled start",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "shopfloor_edge_queue_depth", "Telemetry samples held in the outbox", registry=r
+        )
+        self.published = Counter(
+            "shopfloor_edge_published", "Messages acknowledged by the broker (PUBACK)", registry=r
+        )
+        self.dropped = Counter(
+            "shopfloor_edge_dropped", "Samples dropped, by reason", ["reason"], registry=r
+        )
+        self.commands = Counter(
+            "shopfloor_edge_commands", "Commands by outcome", ["outcome"], registry=r
+        )
+        self.dead_letters = Counter(
+            "shopfloor_edge_dead_letters", "Messages sent to the dead-letter topic", registry=r
+        )
+        self.devices_online = Gauge(
+            "shopfloor_edge_devices_online", "Machines answering their polls", registry=r
+        )
+        self.device_online = Gauge(
+            "shopfloor_edge_device_online", "1 when the machine answers", ["machine"], registry=r
+        )
+        self.broker_connected = Gauge(
+            "shopfloor_edge_broker_connected", "1 when connected to the broker", registry=r
+        )

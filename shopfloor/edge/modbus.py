@@ -1,0 +1,154 @@
+"""Modbus transports: one `Bus` per client connection, with a lock so that only one
+request is on the wire at a time (one TCP connection per machine; one serial line or
+one serial gateway (RTU over TCP) shared by its devices, with the line's inter-frame
+pause after each request). Reconnects follow a capped, jittered backoff per bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ModbusException
+from pymodbus.framer import FramerType
+
+from shopfloor.edge.backoff import Backoff
+from shopfloor.edge.errors import DeviceError
+from shopfloor.edge.plan import ReadBlock
+from shopfloor.shared.enums import Table, Transport
+from shopfloor.shared.plant import Connection
+
+log = logging.getLogger(__name__)
+
+_READ = {
+    Table.COIL: "read_coils",
+    Table.DISCRETE_INPUT: "read_discrete_inputs",
+    Table.HOLDING: "read_holding_registers",
+    Table.INPUT: "read_input_registers",
+}
+
+
+def bus_key(machine_id: str, connection: Connection) -> str:
+    """Machines with the same key share one client: plain TCP gets one per machine (a
+    slow device never delays another); a serial line or a serial gateway is shared."""
+    if connection.transport is Transport.TCP:
+        return f"tcp:{machine_id}"
+    return connection.bus_key
+
+
+def make_client(connection: Connection) -> Any:
+    """A pymodbus client that neither retries nor reconnects by itself (we do both)."""
+    common: dict[str, Any] = {"timeout": connection.timeout_s, "retries": 0, "reconnect_delay": 0}
+    if connection.transport is Transport.RTU:
+        serial = connection.serial
+        assert serial is not None
+        return AsyncModbusSerialClient(
+            serial.port,
+            framer=FramerType.RTU,
+            baudrate=serial.baudrate,
+            bytesize=serial.bytesize,
+            parity=serial.parity,
+            stopbits=serial.stopbits,
+            **common,
+        )
+    framer = FramerType.RTU if connection.transport is Transport.RTU_OVER_TCP else FramerType.SOCKET
+    assert connection.host is not None
+    return AsyncModbusTcpClient(connection.host, port=connection.port, framer=framer, **common)
+
+
+class Bus:
+    """One Modbus client connection and the lock that serialises its requests."""
+
+    def __init__(self, key: str, connection: Connection, backoff_max_s: float) -> None:
+        self.key = key
+        self.connection = connection
+        self.client = make_client(connection)
+        self.lock = asyncio.Lock()
+        serial = connection.serial
+        self.pause_s = (
+            serial.inter_frame_s if connection.transport is Transport.RTU and serial else 0.0
+        )
+        self._backoff = Backoff(min(1.0, backoff_max_s), backoff_max_s)
+        self._retry_at = 0.0
+
+    async def read(self, machine: str, device_id: int, block: ReadBlock) -> list[int] | list[bool]:
+        """Registers (or bits) of one block. Raises DeviceError."""
+        method = getattr(self.client, _READ[block.table])
+        response = await self._request(
+            machine, method, block.address, count=block.count, device_id=device_id
+        )
+        if block.table.is_bit:
+            return list(response.bits[: block.count])
+        return list(response.registers)
+
+    async def write(
+        self, machine: str, device_id: int, table: Table, address: int, values: Sequence[int]
+    ) -> None:
+        """Write a coil (write_coil) or holding registers (write_registers)."""
+        if table is Table.COIL:
+            await self._request(
+                machine, self.client.write_coil, address, bool(values[0]), device_id=device_id
+            )
+        else:
+            await self._request(
+                machine, self.client.write_registers, address, list(values), device_id=device_id
+            )
+
+    async def _request(self, machine: str, method: Any, *args: Any, **kwargs: Any) -> Any:
+        async with self.lock:
+            await self._ensure_connected(machine)
+            try:
+                async with asyncio.timeout(self.connection.timeout_s + 0.5):
+                    response = await method(*args, **kwargs)
+            except (ModbusException, TimeoutError, OSError) as exc:
+                self._after_io_error(exc)
+                raise DeviceError(machine, "timeout", _describe(exc)) from exc
+            finally:
+                if self.pause_s:
+                    await asyncio.sleep(self.pause_s)
+        if response.isError():
+            code = getattr(response, "exception_code", "?")
+            raise DeviceError(
+                machine, "exception", f"exception code {code} for {method.__name__} {args[0]}"
+            )
+        return response
+
+    async def _ensure_connected(self, machine: str) -> None:
+        if self.client.connected:
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._retry_at:
+            raise DeviceError(machine, "connect", f"{self._where()}: waiting to reconnect")
+        try:
+            async with asyncio.timeout(self.connection.timeout_s + 0.5):
+                ok = await self.client.connect()
+        except (ModbusException, TimeoutError, OSError) as exc:
+            ok, why = False, _describe(exc)
+        else:
+            why = "connection refused or timed out"
+        if not ok:
+            self.client.close()
+            self._retry_at = loop.time() + self._backoff.next_delay()
+            raise DeviceError(machine, "connect", f"{self._where()}: {why}")
+        self._backoff.reset()
+
+    def _after_io_error(self, exc: BaseException) -> None:
+        """A silent device on TCP: drop the connection so that a late answer cannot be
+        taken for the next request's. A shared serial line or gateway stays open."""
+        if self.connection.transport is Transport.TCP or not self.client.connected:
+            self.client.close()
+
+    def _where(self) -> str:
+        if self.connection.transport is Transport.RTU and self.connection.serial:
+            return self.connection.serial.port
+        return f"{self.connection.host}:{self.connection.port}"
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,218 @@
+"""The agent's one MQTT connection: paho-mqtt 2 (MQTT v5) driven by the asyncio loop.
+
+paho's socket callbacks register the socket with the event loop (as aiomqtt does), so
+reads, writes and PUBACK callbacks all run on the loop thread; only the blocking TCP
+connect runs in a worker thread, under a timeout. `run()` (a supervised task) keeps the
+connection up: capped, jittered exponential backoff between attempts, birth message
+on every CONNACK, last will (offline, retained) set at connect time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from shopfloor.edge.backoff import Backoff
+from shopfloor.shared.logs import FailureLog
+from shopfloor.shared.plant import Broker
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 10.0
+SESSION_EXPIRY_S = 3600
+MISC_PERIOD_S = 1.0
+
+OnPublish = Callable[[int, bool], None]
+OnMessage = Callable[[str, bytes], None]
+
+
+class MqttLink:
+    """Owns the paho client. Set `on_publish(mid, ok)`, `on_message(topic, payload)`
+    and `on_connected()` before `run()`; `connected` is an asyncio.Event."""
+
+    def __init__(
+        self, broker: Broker, client_id: str, *, inflight: int, backoff_max_s: float
+    ) -> None:
+        self.broker = broker
+        self.connected = asyncio.Event()
+        self.on_publish: OnPublish = lambda mid, ok: None
+        self.on_message: OnMessage = lambda topic, payload: None
+        self.on_connected: Callable[[], None] = lambda: None
+        self._backoff = Backoff(0.5, backoff_max_s)
+        self._failures = FailureLog(log, f"broker {broker.host}:{broker.port}")
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._lost = asyncio.Event()
+        self._waiters: dict[int, asyncio.Future[bool]] = {}
+        self.client = self._make_client(client_id, inflight)
+
+    def _make_client(self, client_id: str, inflight: int) -> mqtt.Client:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        client.max_inflight_messages_set(inflight)
+        if self.broker.username:
+            password = self.broker.password.get_secret_value() if self.broker.password else None
+            client.username_pw_set(self.broker.username, password)
+        if self.broker.tls:
+            client.tls_set()
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        client.on_socket_open = self._on_socket_open
+        client.on_socket_close = self._on_socket_close
+        client.on_socket_register_write = self._on_register_write
+        client.on_socket_unregister_write = self._on_unregister_write
+        return client
+
+    def set_will(self, topic: str, payload: bytes) -> None:
+        self.client.will_set(topic, payload, qos=1, retain=True)
+
+    async def run(self) -> None:
+        """Connect, stay connected, reconnect after a loss. Runs until cancelled."""
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = SESSION_EXPIRY_S
+        self.client.connect_async(
+            self.broker.host,
+            self.broker.port,
+            self.broker.keepalive_s,
+            clean_start=False,
+            properties=properties,
+        )
+        misc = asyncio.create_task(self._misc(), name="mqtt-misc")
+        try:
+            while True:
+                if await self._connect_once():
+                    await self._lost.wait()
+                await asyncio.sleep(self._backoff.next_delay())
+        finally:
+            misc.cancel()
+
+    async def _connect_once(self) -> bool:
+        self._lost.clear()
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                await asyncio.to_thread(self.client.reconnect)
+                await self.connected.wait()
+        except (OSError, TimeoutError, mqtt.WebsocketConnectionError) as exc:
+            self._failures.failure("cannot connect: %s", exc or type(exc).__name__)
+            self._drop_socket()
+            return False
+        return True
+
+    async def _misc(self) -> None:
+        """Keepalive pings and timeouts (paho's loop_misc) once a second."""
+        while True:
+            await asyncio.sleep(MISC_PERIOD_S)
+            if self.client.loop_misc() != mqtt.MQTT_ERR_SUCCESS and self.connected.is_set():
+                self._mark_lost("keepalive")
+
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> int:
+        """Hand one QoS 1 message to paho; returns its mid (the PUBACK names it)."""
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        return int(info.mid)
+
+    async def publish_and_wait(self, topic: str, payload: bytes, timeout_s: float) -> bool:
+        """Publish (QoS 1, retained) and wait up to `timeout_s` for the PUBACK."""
+        mid = self.publish(topic, payload, retain=True)
+        waiter = self._waiters[mid] = self._loop.create_future()
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await waiter
+        except TimeoutError:
+            return False
+        finally:
+            self._waiters.pop(mid, None)
+
+    def subscribe(self, topics: list[str]) -> None:
+        if topics:
+            self.client.subscribe([(t, 1) for t in topics])
+
+    def disconnect(self) -> None:
+        """Clean DISCONNECT (the will is not sent; publish offline yourself first)."""
+        if self.connected.is_set():
+            self.client.disconnect()
+            self.client.loop_write()
+
+    # paho callbacks, all on the loop thread except the socket ones during reconnect.
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            self._failures.failure("connection refused: %s", reason)
+            self._mark_lost(str(reason))
+            return
+        self._failures.success()
+        self._backoff.reset()
+        log.info("connected to broker %s:%d", self.broker.host, self.broker.port)
+        self.connected.set()
+        self.on_connected()
+
+    def _on_disconnect(
+        self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
+        if self.connected.is_set():
+            self._failures.failure("connection lost: %s", reason)
+        self._mark_lost(str(reason))
+
+    def _mark_lost(self, why: str) -> None:
+        self.connected.clear()
+        self._lost.set()
+
+    def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        ok = not getattr(reason, "is_failure", False)
+        if not ok:
+            log.error("broker refused message mid=%d: %s", mid, reason)
+        waiter = self._waiters.pop(mid, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(ok)
+        self.on_publish(mid, ok)
+
+    def _on_message(self, client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self.on_message(message.topic, message.payload)
+
+    def _on_socket_open(self, client: Any, userdata: Any, sock: socket.socket) -> None:
+        self._on_loop(self._loop.add_reader, sock, self._read)
+
+    def _on_socket_close(self, client: Any, userdata: Any, sock: socket.socket) -> None:
+        self._on_loop(self._loop.remove_reader, sock)
+
+    def _on_register_write(self, client: Any, userdata: Any, sock: socket.socket) -> None:
+        self._on_loop(self._loop.add_writer, sock, self._write)
+
+    def _on_unregister_write(self, client: Any, userdata: Any, sock: socket.socket) -> None:
+        self._on_loop(self._loop.remove_writer, sock)
+
+    def _read(self) -> None:
+        if self.client.loop_read() != mqtt.MQTT_ERR_SUCCESS:
+            self._drop_socket()
+
+    def _write(self) -> None:
+        if self.client.loop_write() != mqtt.MQTT_ERR_SUCCESS:
+            self._drop_socket()
+
+    def _drop_socket(self) -> None:
+        """After a failed read/write/connect: close the socket so the next reconnect is clean."""
+        sock = self.client.socket()
+        if sock is not None and threading.get_ident() == self._loop_thread:
+            self._loop.remove_reader(sock)
+            self._loop.remove_writer(sock)
+        self._mark_lost("socket error")
+
+    def _on_loop(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run a loop method now (on the loop thread) or wait for the loop to run it
+        (from the connect worker thread: the loop is free, it awaits that thread)."""
+        if threading.get_ident() == self._loop_thread:
+            fn(*args)
+            return
+
+        async def call() -> None:
+            fn(*args)
+
+        asyncio.run_coroutine_threadsafe(call(), self._loop).result(timeout=CONNECT_TIMEOUT_S)

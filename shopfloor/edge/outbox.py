@@ -1,0 +1,111 @@
+"""The durable outbox, async side: samples and their sequence numbers are collected in
+memory and written to SQLite in one transaction every `COMMIT_INTERVAL_S` (group
+commit, on a single worker thread), together with the deletions of PUBACKed rows.
+Nothing is published before its commit: the publisher reads only committed rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from shopfloor.edge.errors import OutboxError
+from shopfloor.edge.metrics import EdgeMetrics
+from shopfloor.edge.store import Batch, Message, Row, Store
+from shopfloor.shared.logs import FailureLog
+
+log = logging.getLogger(__name__)
+
+COMMIT_INTERVAL_S = 0.05
+T = TypeVar("T")
+
+
+class Outbox:
+    """Owned by the event loop; `put*`/`ack` are plain calls, `commit`/`fetch` await the
+    database thread."""
+
+    def __init__(self, store: Store, metrics: EdgeMetrics) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="outbox-db")
+        self._batch = Batch()
+        self._next_seq = {m: s + 1 for m, s in store.seqs().items()}
+        self._failures = FailureLog(log, f"outbox {store.path}")
+        self.committed = asyncio.Event()
+
+    def next_seq(self, machine: str) -> int:
+        """The next sequence number of a machine's telemetry stream (persisted with the
+        batch that carries the sample)."""
+        seq = self._next_seq.get(machine, 0)
+        self._next_seq[machine] = seq + 1
+        self._batch.seqs[machine] = seq
+        return seq
+
+    def put(self, message: Message) -> None:
+        self._batch.messages.append(message)
+
+    def put_state(self, machine: str, topic: str, payload: bytes) -> None:
+        """A retained state message, also remembered as the machine's last state."""
+        self._batch.messages.append(Message(topic, payload, retain=True))
+        self._batch.states[machine] = payload
+
+    def ack(self, row_id: int, sample: bool) -> None:
+        (self._batch.acked_samples if sample else self._batch.acked_other).append(row_id)
+
+    @property
+    def depth(self) -> int:
+        return self._store.samples
+
+    async def run(self) -> None:
+        """Group-commit loop (a supervised task)."""
+        while True:
+            await asyncio.sleep(COMMIT_INTERVAL_S)
+            await self.commit()
+
+    async def commit(self) -> None:
+        batch, self._batch = self._batch, Batch()
+        if not batch:
+            return
+        try:
+            dropped = await self._call(self._store.commit, batch)
+        except OutboxError as exc:
+            self._failures.failure("%s (kept in memory, retrying)", exc)
+            self._requeue(batch)
+            return
+        self._failures.success()
+        if dropped:
+            self._metrics.dropped.labels("queue_full").inc(dropped)
+            log.warning(
+                "outbox full (%d samples): dropped %d sample(s) (%s)",
+                self._store.max_samples,
+                dropped,
+                self._store.when_full,
+            )
+        if batch.messages:
+            self.committed.set()
+
+    def _requeue(self, batch: Batch) -> None:
+        newer = self._batch
+        batch.messages.extend(newer.messages)
+        batch.seqs.update(newer.seqs)
+        batch.states.update(newer.states)
+        batch.acked_samples.extend(newer.acked_samples)
+        batch.acked_other.extend(newer.acked_other)
+        self._batch = batch
+
+    async def fetch(self, after_id: int, limit: int) -> list[Row]:
+        return await self._call(self._store.fetch, after_id, limit)
+
+    async def claim_command(self, command_id: str, machine: str, now_s: float) -> bool:
+        return await self._call(self._store.claim_command, command_id, machine, now_s)
+
+    async def close(self) -> None:
+        """Commit what is pending and close the database."""
+        await self.commit()
+        await self._call(self._store.close)
+        self._executor.shutdown(wait=True)
+
+    async def _call(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)

@@ -1,0 +1,90 @@
+"""Feeds the broker from the outbox, in queue order, with at most `inflight` messages
+waiting for their PUBACK (paho's own queue is unbounded; we never hand it more). A
+PUBACK removes the row (at the next group commit). After a reconnect paho resends what
+was in flight; after a restart everything still in the outbox is sent again — the
+collector recognises repeats by their `seq`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+from shopfloor.edge.metrics import EdgeMetrics
+from shopfloor.edge.mqtt import MqttLink
+from shopfloor.edge.outbox import Outbox
+from shopfloor.edge.store import Row
+
+log = logging.getLogger(__name__)
+
+FETCH_ROWS = 500
+
+
+class Publisher:
+    def __init__(self, outbox: Outbox, link: MqttLink, inflight: int, metrics: EdgeMetrics) -> None:
+        self._outbox = outbox
+        self._link = link
+        self._max_inflight = inflight
+        self._metrics = metrics
+        self._inflight: dict[int, tuple[int, bool]] = {}
+        self._buffer: deque[Row] = deque()
+        self._cursor = 0
+        self._space = asyncio.Event()
+        self.paused = False
+        link.on_publish = self._acked
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    async def run(self) -> None:
+        """Publish committed rows for as long as the agent runs (a supervised task)."""
+        while True:
+            await self._link.connected.wait()
+            if self.paused or len(self._inflight) >= self._max_inflight:
+                self._space.clear()
+                await self._space.wait()
+            elif self._buffer:
+                self._send(self._buffer.popleft())
+            else:
+                await self._refill()
+
+    async def _refill(self) -> None:
+        self._outbox.committed.clear()
+        rows = await self._outbox.fetch(self._cursor, FETCH_ROWS)
+        if rows:
+            self._buffer.extend(rows)
+            self._cursor = rows[-1].id
+        else:
+            await self._outbox.committed.wait()
+
+    def _send(self, row: Row) -> None:
+        message = row.message
+        mid = self._link.publish(message.topic, message.payload, retain=message.retain)
+        self._inflight[mid] = (row.id, message.sample)
+
+    def _acked(self, mid: int, ok: bool) -> None:
+        entry = self._inflight.pop(mid, None)
+        if entry is None:
+            return  # birth / offline status, published directly
+        self._outbox.ack(*entry)
+        if ok:
+            self._metrics.published.inc()
+        else:
+            self._metrics.dropped.labels("broker_refused").inc()
+        self._space.set()
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Stop sending new rows and wait (bounded) until nothing is in flight."""
+        self.paused = True
+        try:
+            async with asyncio.timeout(timeout_s):
+                while self._inflight:
+                    self._space.clear()
+                    await self._space.wait()
+        except TimeoutError:
+            log.warning(
+                "%d message(s) still unacknowledged; they stay in the outbox", len(self._inflight)
+            )
+            return False
+        return True

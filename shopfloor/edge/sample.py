@@ -1,0 +1,79 @@
+"""Turning register reads into a telemetry sample (pure): decode, deadband, payload.
+
+Deadband: a point with `deadband > 0` is left out of a telemetry message while its
+value differs from the last *published* value by less than the deadband. It is
+included again when the change reaches the deadband, when its quality changes, and at
+least every `HEARTBEAT_POLLS` polls, so that a quiet value still shows it is alive.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from shopfloor.edge.plan import ReadBlock
+from shopfloor.shared.codec import Value, decode
+from shopfloor.shared.contract import Telemetry
+from shopfloor.shared.errors import CodecError
+from shopfloor.shared.plant import Point
+
+HEARTBEAT_POLLS = 60
+"""A deadbanded point is published at least once every this many polls."""
+
+
+def decode_block(block: ReadBlock, data: Sequence[int | bool]) -> tuple[dict[str, Value], set[str]]:
+    """Decode every point of a block's response. A point that does not decode (too few
+    registers, NaN/inf float) is returned in the bad set instead of the values."""
+    values: dict[str, Value] = {}
+    bad: set[str] = set()
+    for point in block.points:
+        raw = block.slice(point, data)
+        if len(raw) < point.count:
+            bad.add(point.name)
+            continue
+        try:
+            values[point.name] = decode(point, [int(r) for r in raw])
+        except CodecError:
+            bad.add(point.name)
+    return values, bad
+
+
+class DeadbandFilter:
+    """Remembers the last published value of each deadbanded point of one machine."""
+
+    def __init__(self, points: Sequence[Point], heartbeat_polls: int = HEARTBEAT_POLLS) -> None:
+        self._deadband = {p.name: p.deadband for p in points if p.deadband > 0}
+        self._heartbeat = heartbeat_polls
+        self._last: dict[str, float] = {}
+        self._skipped: dict[str, int] = {}
+
+    def apply(self, values: dict[str, Value]) -> dict[str, Value]:
+        """The values to publish; updates what was last published."""
+        out: dict[str, Value] = {}
+        for name, value in values.items():
+            band = self._deadband.get(name)
+            numeric = isinstance(value, int | float) and not isinstance(value, bool)
+            if band is None or not numeric or self._keep(name, float(value), band):
+                out[name] = value
+        return out
+
+    def forget(self, names: set[str]) -> None:
+        """Points that went bad: publish them again as soon as they are good."""
+        for name in names:
+            self._last.pop(name, None)
+
+    def _keep(self, name: str, value: float, band: float) -> bool:
+        last = self._last.get(name)
+        skipped = self._skipped.get(name, 0)
+        if last is None or abs(value - last) >= band or skipped + 1 >= self._heartbeat:
+            self._last[name] = value
+            self._skipped[name] = 0
+            return True
+        self._skipped[name] = skipped + 1
+        return False
+
+
+def telemetry_payload(ts: dt.datetime, seq: int, values: dict[str, Value], bad: set[str]) -> bytes:
+    """The JSON telemetry message (contract.Telemetry) for one poll of one machine."""
+    message = Telemetry(ts=ts, seq=seq, values=values, quality={n: "bad" for n in sorted(bad)})
+    return message.to_json()
