@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -38,7 +39,9 @@ class ControlServer:
         try:
             self.httpd = ThreadingHTTPServer((host, port), handler)
         except OSError as exc:
-            raise PortInUse(host, port, exc.strerror or str(exc)) from exc
+            raise PortInUse(
+                host, port, os.strerror(exc.errno).lower() if exc.errno else str(exc)
+            ) from exc
         self.httpd.daemon_threads = True
         self.port = int(self.httpd.server_address[1])
         self._thread = threading.Thread(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -193,6 +194,11 @@ class PlantServer(ModbusTcpServer):
         try:
             transport = await self.call_create()
         except OSError as exc:
-            raise PortInUse(self.host, self.port, exc.strerror or str(exc)) from exc
+            raise PortInUse(self.host, self.port, _reason(exc)) from exc
         self.transport = transport[0] if isinstance(transport, tuple) else transport
         return True
+
+
+def _reason(exc: OSError) -> str:
+    """'Address already in use' rather than asyncio's long wrapper text."""
+    return os.strerror(exc.errno).lower() if exc.errno else str(exc)
