@@ -105,3 +105,71 @@ def seqs_stored(influx: Any, database: str, machine: str) -> list[int]:
         f"SELECT \"_seq\" FROM telemetry WHERE machine = '{machine}'", database=database
     )
     return [int(row[1]) for s in series for row in s["values"]]
+
+
+class Stream:
+    """Publishes telemetry for `machines` from a thread: seq 1, 2, ... per machine, one
+    message per machine every `period_s`, at QoS 1 from a persistent paho session that
+    reconnects by itself (paho keeps unacknowledged messages and resends them)."""
+
+    def __init__(self, plant: Plant, port: int, machines: list[str], period_s: float) -> None:
+        import threading
+
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        self.plant, self.machines, self.period_s = plant, machines, period_s
+        self.sent = 0
+        self._stop = threading.Event()
+        self.client = Client(CallbackAPIVersion.VERSION2, client_id=f"stream-{plant.site.id}",
+                             protocol=MQTTProtocolVersion.MQTTv5)
+        self.client.max_inflight_messages_set(50)
+        self.client.reconnect_delay_set(0.2, 1)
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        self.client.connect("127.0.0.1", port, clean_start=False, properties=props)
+        self.acked = 0  # PUBACKs received (paho resends unacknowledged messages on reconnect)
+        self.client.on_publish = self._on_publish
+        self.client.loop_start()
+        self.published = 0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        seq = 0
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            seq += 1
+            for machine in self.machines:
+                payload = telemetry(self.plant, machine, seq).to_json()
+                self.client.publish(telemetry_topic(self.plant, machine), payload, qos=1)
+                self.published += 1
+            self.sent = seq
+            next_at += self.period_s
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def _on_publish(self, *args: Any) -> None:
+        self.acked += 1
+
+    def stop(self, timeout_s: float = 30.0) -> int:
+        """Stop publishing; wait until the broker acknowledged all; return the last seq."""
+        self._stop.set()
+        self._thread.join()
+        deadline = time.monotonic() + timeout_s
+        while self.acked < self.published:
+            if time.monotonic() > deadline:
+                raise AssertionError("the broker did not acknowledge every publish")
+            time.sleep(0.1)
+        self.client.disconnect()
+        self.client.loop_stop()
+        return self.sent
+
+
+def metric(port: int, name: str) -> float:
+    """Sum of a metric's samples over labels, from a running collector's /metrics."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return sum(s.value for f in text_string_to_metric_families(text)
+               for s in f.samples if s.name == name)
