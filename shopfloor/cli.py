@@ -15,6 +15,8 @@ COMMANDS: dict[str, str] = {
     "generate-plant": "shopfloor.sim.cli:generate_plant",
     "edge": "shopfloor.edge.cli:edge",
     "collector": "shopfloor.collector.cli:collector",
+    "api": "shopfloor.api.cli:api",
+    "api-key": "shopfloor.api.cli:api_key",
     "local": "shopfloor.local.cli:local",
     "dashboards": "shopfloor.dashboards.cli:dashboards",
     "mosquitto-acl": "shopfloor.deploy.cli:mosquitto_acl",

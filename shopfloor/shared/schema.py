@@ -17,6 +17,7 @@ AGENT_STATUS = "agent_status"  # birth / last will of edge agents
 OEE = "oee"  # KPI snapshots (current shift, rolling window) and final shift records
 OEE_ROLLUP = "oee_rollup"  # additive per-minute aggregates (sum them for any window)
 WIP = "wip"  # work in progress per line and buffer
+WIP_ANCHOR = "wip_anchor"  # stocktakes (API): tags site, line, buffer; field count (docs/api.md)
 WORK_ORDER = "work_order"  # per-order progress
 CONTROL_AUDIT = "control_audit"  # every command and its result
 COLLECTOR_STATS = "collector_stats"  # the collector's own counters (lost, dead letters)
@@ -26,6 +27,11 @@ TAG_SITE = "site"
 TAG_LINE = "line"
 TAG_MACHINE = "machine"
 TAG_AGENT = "agent"  # agent_status: the edge agent id
+# KPI tags (fields of oee, oee_rollup, wip, work_order: docs/oee.md)
+TAG_WINDOW = "window"  # oee/wip: shift | shift_final | rolling; work_order: minute | order
+TAG_SHIFT = "shift"  # oee/wip: shift name (its instance is the production date field)
+TAG_BUFFER = "buffer"  # wip, wip_anchor: the buffer's upstream station id
+TAG_WORK_ORDER = "work_order"  # work_order: the order id
 
 SEQ_FIELD = "_seq"  # sequence number of a telemetry sample (a field, never a tag)
 PRECISION = "ms"  # timestamps are written in milliseconds

@@ -1,0 +1,152 @@
+"""The command bus: sends a write to the edge as a `contract.Command` (id, expiry, the
+caller's key name), waits for the edge's `CommandResult` up to a timeout, and keeps a
+bounded record of every command so that one that timed out can be looked up later by id
+(a result arriving after the timeout is recorded as late)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from shopfloor.shared import topics
+from shopfloor.shared.contract import Command, CommandResult, PointValue, utc_now
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(StrEnum):
+    """A command's outcome as the API reports it."""
+
+    PENDING = "pending"  # sent, no result yet
+    DONE = "done"
+    REJECTED = "rejected"  # the edge refused it (reason in detail)
+    FAILED = "failed"  # the edge tried and the device write failed
+    EXPIRED = "expired"  # the edge received it after expires_at and did not execute it
+    TIMEOUT = "timeout"  # no result within the timeout (may still arrive: see late)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRequest:
+    """One point write an action needs (already checked against the plant file)."""
+
+    point: str
+    value: PointValue
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRecord:
+    id: str
+    machine: str
+    line: str
+    action: str
+    point: str
+    value: PointValue
+    requested_by: str
+    requested_at: dt.datetime
+    expires_at: dt.datetime
+    outcome: Outcome = Outcome.PENDING
+    detail: str = ""
+    readback: PointValue | None = None
+    completed_at: dt.datetime | None = None
+    late: bool = False
+
+
+def new_command_id() -> str:
+    return uuid.uuid4().hex
+
+
+class RecordStore:
+    """The last `capacity` command records, by id (oldest dropped first)."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._records: OrderedDict[str, CommandRecord] = OrderedDict()
+
+    def put(self, record: CommandRecord) -> None:
+        self._records[record.id] = record
+        self._records.move_to_end(record.id)
+        while len(self._records) > self._capacity:
+            self._records.popitem(last=False)
+
+    def get(self, command_id: str) -> CommandRecord | None:
+        return self._records.get(command_id)
+
+
+Publish = Callable[[str, bytes], None]
+Listener = Callable[[CommandRecord], None]
+
+
+class CommandBus:
+    """Publishes commands and matches results to waiting requests. `deliver` must run on
+    the event loop (the MQTT link hands results over with `call_soon_threadsafe`).
+    `listener` sees each record when sent (outcome pending) and when finished."""
+
+    def __init__(self, site: str, publish: Publish, store: RecordStore,
+                 listener: Listener) -> None:
+        self._site = site
+        self._publish = publish
+        self._store = store
+        self._listener = listener
+        self._waiting: dict[str, asyncio.Future[CommandResult]] = {}
+
+    async def send(self, machine: str, line: str, action: str, write: WriteRequest,
+                   requested_by: str, timeout_s: float) -> CommandRecord:
+        """Send one write and wait for its result; the record says what happened."""
+        now = utc_now()
+        record = CommandRecord(
+            id=new_command_id(), machine=machine, line=line, action=action,
+            point=write.point, value=write.value, requested_by=requested_by,
+            requested_at=now, expires_at=now + dt.timedelta(seconds=timeout_s),
+        )
+        command = Command(id=record.id, point=write.point, value=write.value,
+                          expires_at=record.expires_at, requested_by=requested_by)
+        future: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
+        self._waiting[record.id] = future
+        self._store.put(record)
+        try:
+            self._publish(topics.machine_topic(self._site, line, machine, topics.CMD),
+                          command.to_json())
+            self._listener(record)
+            result = await asyncio.wait_for(future, timeout_s)
+        except TimeoutError:
+            record = replace(record, outcome=Outcome.TIMEOUT, completed_at=utc_now(),
+                             detail=f"no result from the edge within {timeout_s:g} s")
+            self._finish(record)
+            return record
+        except BaseException:
+            self._store.put(replace(record, outcome=Outcome.FAILED, detail="not sent"))
+            raise
+        finally:
+            self._waiting.pop(record.id, None)
+        record = _apply_result(record, result, late=False)
+        self._finish(record)
+        return record
+
+    def deliver(self, result: CommandResult) -> None:
+        """A result from the edge: wake its waiter, or record it as late."""
+        future = self._waiting.get(result.id)
+        if future is not None:
+            if not future.done():
+                future.set_result(result)
+            return
+        record = self._store.get(result.id)
+        if record is None or record.outcome is not Outcome.TIMEOUT:
+            log.debug("result for unknown or finished command %s ignored", result.id)
+            return
+        log.info("late result for command %s: %s", result.id, result.status)
+        self._finish(_apply_result(record, result, late=True))
+
+    def _finish(self, record: CommandRecord) -> None:
+        self._store.put(record)
+        self._listener(record)
+
+
+def _apply_result(record: CommandRecord, result: CommandResult, late: bool) -> CommandRecord:
+    return replace(record, outcome=Outcome(result.status.value), detail=result.detail,
+                   readback=result.readback, completed_at=result.ts, late=late)

@@ -1,0 +1,98 @@
+"""The API's settings: taken from the plant file's `api` section, overridable by
+environment variables `SHOPFLOOR_API_HOST`, `SHOPFLOOR_API_PORT`, ... (pydantic-settings).
+
+Outside `dev_mode` the settings refuse unsafe secrets: no API keys at all, a key whose
+secret is a well-known placeholder (`changeme`, `secret`, ...), or an empty or placeholder
+broker/database password or token."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shopfloor.api.errors import ConfigError
+from shopfloor.api.security import hash_key
+from shopfloor.shared.plant import ApiKey, Plant
+
+PLACEHOLDER_SECRETS = (
+    "", "changeme", "change-me", "change_me", "changeit", "secret", "password", "admin",
+    "example", "test", "placeholder", "xxx", "todo", "dev", "default", "shopfloor", "12345678",
+)
+_PLACEHOLDER_HASHES = frozenset(hash_key(s) for s in PLACEHOLDER_SECRETS)
+
+
+class Settings(BaseSettings):
+    """Everything the API needs besides the plant model itself."""
+
+    model_config = SettingsConfigDict(env_prefix="SHOPFLOOR_API_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    dev_mode: bool = False
+    command_timeout_s: Annotated[float, Field(gt=0)] = 5.0
+    idempotency_ttl_s: Annotated[float, Field(gt=0)] = 24 * 3600.0
+    max_command_records: Annotated[int, Field(ge=10)] = 10_000
+    keys: list[ApiKey] = Field(default_factory=list)
+    broker_password: SecretStr | None = None
+    database_password: SecretStr | None = None
+    database_token: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _safe_secrets(self) -> Settings:
+        if self.dev_mode:
+            return self
+        problems = unsafe_secrets(self)
+        if problems:
+            raise ValueError("; ".join(problems) + " (set api.dev_mode: true only for development)")
+        return self
+
+
+def unsafe_secrets(settings: Settings) -> list[str]:
+    """Every reason these settings are unsafe for production (empty list when safe)."""
+    problems = []
+    if not settings.keys:
+        problems.append("api.keys is empty: add keys made with `shopfloor api-key ROLE`")
+    for i, key in enumerate(settings.keys):
+        if key.hash in _PLACEHOLDER_HASHES:
+            problems.append(f"api.keys[{i}] ({key.name}) is a placeholder secret")
+    named = {
+        "broker.password": settings.broker_password,
+        "database.password": settings.database_password,
+        "database.token": settings.database_token,
+    }
+    for where, secret in named.items():
+        if secret is not None and secret.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+            problems.append(f"{where} is empty or a placeholder")
+    return problems
+
+
+def settings_from_plant(plant: Plant, **overrides: Any) -> Settings:
+    """Settings from the plant file, then environment variables, then `overrides`.
+    Raises ConfigError listing every unsafe secret."""
+    values: dict[str, Any] = {
+        "host": plant.api.host,
+        "port": plant.api.port,
+        "dev_mode": plant.api.dev_mode,
+        "command_timeout_s": plant.api.command_timeout_s,
+        "keys": plant.api.keys,
+        "broker_password": plant.broker.password,
+        "database_password": plant.database.password,
+        "database_token": plant.database.token,
+    }
+    values = _env_wins(values)
+    values.update(overrides)
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        messages = [e["msg"].removeprefix("Value error, ") for e in exc.errors(include_url=False)]
+        raise ConfigError("; ".join(messages)) from None
+
+
+def _env_wins(values: dict[str, Any]) -> dict[str, Any]:
+    """pydantic-settings gives init arguments priority over the environment; the plant
+    file's values are defaults here, so drop those the environment sets."""
+    prefix = Settings.model_config.get("env_prefix", "")
+    return {k: v for k, v in values.items() if f"{prefix}{k}".upper() not in os.environ}

@@ -1,0 +1,134 @@
+"""Control actions checked against the plant file, before anything is sent: which point
+each action writes, whether the point exists and is writable, whether the value has the
+point's type and lies within its min/max, and the maintenance interlock. Pure functions."""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+
+from shopfloor.api.commands import WriteRequest
+from shopfloor.api.errors import Conflict, Invalid
+from shopfloor.api.security import Permission, Principal
+from shopfloor.shared.codec import encode
+from shopfloor.shared.contract import PointValue
+from shopfloor.shared.enums import DataType
+from shopfloor.shared.errors import CodecError
+from shopfloor.shared.plant import Machine, Point
+
+
+class Action(StrEnum):
+    START = "start"
+    STOP = "stop"
+    SETPOINT = "setpoint"
+    ALARM_ACK = "alarm_ack"
+    CHANGEOVER = "changeover"
+    MAINTENANCE_ON = "maintenance_on"
+    MAINTENANCE_OFF = "maintenance_off"
+
+
+def check_value(point: Point, value: PointValue) -> PointValue:
+    """The value to send for `point`, or Invalid naming what is wrong."""
+    if not point.writable:
+        raise Invalid(f"point {point.name} is not writable", "not_writable")
+    if point.type is DataType.BOOL:
+        if not isinstance(value, bool):
+            raise Invalid(f"point {point.name} takes true or false", "wrong_type")
+        return value
+    if point.type is DataType.STRING:
+        return _check_text(point, value)
+    return _check_number(point, value)
+
+
+def _check_text(point: Point, value: PointValue) -> str:
+    if not isinstance(value, str):
+        raise Invalid(f"point {point.name} takes text", "wrong_type")
+    limit = point.count * 2
+    try:
+        size = len(value.encode("latin-1"))
+    except UnicodeEncodeError:
+        raise Invalid(f"point {point.name} takes Latin-1 text only", "wrong_type") from None
+    if size > limit:
+        raise Invalid(f"point {point.name} holds at most {limit} characters", "out_of_range")
+    return value
+
+
+def _check_number(point: Point, value: PointValue) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise Invalid(f"point {point.name} takes a finite number", "wrong_type")
+    exact = point.scale == 1 and point.offset == 0
+    if point.type.is_integer and exact and value != int(value):
+        raise Invalid(f"point {point.name} takes a whole number", "wrong_type")
+    if (point.min is not None and value < point.min) or (
+        point.max is not None and value > point.max
+    ):
+        raise Invalid(
+            f"{value} is outside {point.name}'s range [{_bound(point.min)}, {_bound(point.max)}]",
+            "out_of_range",
+        )
+    try:
+        encode(point, value)
+    except CodecError as exc:
+        raise Invalid(f"{value} does not fit {point.name} ({point.type})", "out_of_range") from exc
+    return int(value) if point.type.is_integer and exact else value
+
+
+def _bound(limit: float | None) -> str:
+    return "-inf" if limit is None else f"{limit:g}"
+
+
+def write(machine: Machine, point_name: str, value: PointValue) -> WriteRequest:
+    """A checked write of any point of the machine (the setpoint action)."""
+    point = machine.point(point_name)
+    if point is None:
+        raise Invalid(f"machine has no point {point_name!r}", "unknown_point")
+    return WriteRequest(point.name, check_value(point, value))
+
+
+def control_write(machine: Machine, role: str, value: PointValue) -> WriteRequest:
+    """A write of the point the plant file maps to a control role (run, alarm_ack, ...)."""
+    point_name = getattr(machine.control, role)
+    if point_name is None:
+        raise Invalid(f"machine has no control.{role} point in the plant file", "not_supported")
+    return write(machine, point_name, value)
+
+
+def plan(machine: Machine, action: Action) -> list[WriteRequest]:
+    """The writes of the fixed-value actions (start, stop, alarm ack, maintenance)."""
+    table: dict[Action, tuple[str, PointValue]] = {
+        Action.START: ("run", True),
+        Action.STOP: ("run", False),
+        Action.ALARM_ACK: ("alarm_ack", True),
+        Action.MAINTENANCE_ON: ("maintenance", True),
+        Action.MAINTENANCE_OFF: ("maintenance", False),
+    }
+    role, value = table[action]
+    return [control_write(machine, role, value)]
+
+
+def plan_changeover(machine: Machine, product: str | int,
+                    work_order: str | None) -> list[WriteRequest]:
+    """Write the product's code, then the work order when given. `product` is a product
+    id from the plant file or its numeric code."""
+    match = next(
+        (p for p in machine.products if p.id == product or (
+            isinstance(product, int) and not isinstance(product, bool) and p.code == product)),
+        None,
+    )
+    if match is None:
+        known = ", ".join(f"{p.id} (code {p.code})" for p in machine.products) or "none"
+        raise Invalid(f"unknown product {product!r}; this machine makes: {known}",
+                      "unknown_product")
+    writes = [control_write(machine, "product", match.code)]
+    if work_order is not None:
+        writes.append(control_write(machine, "work_order", work_order))
+    return writes
+
+
+def check_interlock(action: Action, in_maintenance: bool, principal: Principal) -> None:
+    """While maintenance mode is on, start is refused unless the caller may start in
+    maintenance (the maintenance role, or admin)."""
+    if (action is Action.START and in_maintenance
+            and not principal.can(Permission.START_IN_MAINTENANCE)):
+        raise Conflict("machine is in maintenance mode: only the maintenance role may start it",
+                       "maintenance_interlock")

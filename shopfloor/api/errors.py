@@ -1,0 +1,77 @@
+"""The API's exceptions. Library code raises these; `main.py` turns each into an HTTP
+answer with a JSON body `{"error": {"code": ..., "message": ...}}` (only here, in api/)."""
+
+from __future__ import annotations
+
+from shopfloor.shared.errors import ShopfloorError
+
+
+class ApiError(ShopfloorError):
+    """Base of API errors. `status` is the HTTP status, `code` a stable machine-readable
+    reason (documented in docs/api.md)."""
+
+    prefix = "api"
+    status = 500
+    code = "internal"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class Unauthorized(ApiError):
+    """Missing or unknown API key (401)."""
+
+    prefix = "unauthorized"
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(ApiError):
+    """Valid key, but its role or line restriction does not allow this (403)."""
+
+    prefix = "forbidden"
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(ApiError):
+    """Unknown machine, line, point or command id (404)."""
+
+    prefix = "not found"
+    status = 404
+    code = "not_found"
+
+
+class Invalid(ApiError):
+    """A request the plant file does not allow: point not writable, value out of range,
+    wrong type, bad window (422)."""
+
+    prefix = "invalid"
+    status = 422
+    code = "invalid"
+
+
+class Conflict(ApiError):
+    """The request is valid but the plant's current situation refuses it: maintenance
+    interlock, an Idempotency-Key reused for a different request (409)."""
+
+    prefix = "conflict"
+    status = 409
+    code = "conflict"
+
+
+class Unavailable(ApiError):
+    """A backend (broker, database) cannot be reached or answered with an error (503)."""
+
+    prefix = "unavailable"
+    status = 503
+    code = "unavailable"
+
+
+class ConfigError(ShopfloorError):
+    """The API's settings are unsafe or inconsistent (refused at start)."""
+
+    prefix = "api config"

@@ -1,0 +1,91 @@
+"""Builds the FastAPI application: `create_app(plant, settings)`. Clients (MQTT, InfluxDB)
+are opened in the lifespan; API errors become JSON answers here and nowhere else."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shopfloor.api.config import Settings
+from shopfloor.api.errors import ApiError
+from shopfloor.api.metrics import ApiMetrics, MetricsMiddleware
+from shopfloor.api.models.common import error_body
+from shopfloor.api.routes import audit, commands, health, history, machines, wip
+from shopfloor.api.routes import plant as plant_routes
+from shopfloor.api.runtime import close_runtime, open_runtime, start_link
+from shopfloor.shared.plant import Plant
+
+log = logging.getLogger(__name__)
+PREFIX = "/api/v1"
+DESCRIPTION = """Plant model, live state, history and KPIs of a shopfloor plant, and control
+actions carried to the machines through their edge agents. Authenticate with the
+`X-API-Key` header; docs/api.md lists which role may do what."""
+
+
+def create_app(plant: Plant, settings: Settings) -> FastAPI:
+    """The application for `plant`; nothing connects until the lifespan starts."""
+    metrics = ApiMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = open_runtime(plant, settings, metrics)
+        app.state.runtime = runtime
+        await start_link(runtime)
+        log.info("API for site %s ready (%d machines)", plant.site.id, len(plant.machines))
+        try:
+            yield
+        finally:
+            await close_runtime(runtime)
+
+    app = FastAPI(title="shopfloor API", version="1", description=DESCRIPTION,
+                  lifespan=lifespan)
+    for module in (plant_routes, machines, history, commands, wip, audit):
+        app.include_router(module.router, prefix=PREFIX)
+    _include_kpi(app)
+    app.include_router(health.router)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    _error_handlers(app)
+    return app
+
+
+def _include_kpi(app: FastAPI) -> None:
+    """KPI routes exist only once the KPI engine's on-demand function is available."""
+    try:
+        from shopfloor.api.routes import kpi
+    except ImportError:
+        return
+    app.include_router(kpi.router, prefix=PREFIX)
+
+
+def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        if exc.status >= 500:
+            log.warning("%s", exc)
+        return JSONResponse(error_body(exc.status, exc.code, exc.message), exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        body = error_body(422, "invalid_request", f"{where}: {first.get('msg')}")
+        body["detail"] = jsonable_errors(exc)
+        return JSONResponse(body, 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(error_body(exc.status_code, code, str(exc.detail)), exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+
+def jsonable_errors(exc: RequestValidationError) -> list[dict[str, object]]:
+    """Validation errors without the input echoed back (it may hold a secret)."""
+    return [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()]
