@@ -1,0 +1,52 @@
+"""Dashboard 3, line flow: WIP per buffer over time, throughput per station, lead time."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
+
+from shopfloor.dashboards import formulas as f
+from shopfloor.dashboards.common import new_dashboard
+from shopfloor.dashboards.panels import timeseries_panel
+from shopfloor.dashboards.query import InfluxQL
+from shopfloor.dashboards.variables import group_by, series_name, where
+from shopfloor.shared import schema
+
+UID = "shopfloor-line-flow"
+LINE_TAGS = (schema.TAG_SITE, schema.TAG_LINE)
+MACHINE_TAGS = (schema.TAG_SITE, schema.TAG_LINE, schema.TAG_MACHINE)
+BUFFER = "buffer"
+
+
+def wip_per_buffer() -> InfluxQL:
+    return InfluxQL(
+        f'SELECT last("wip") AS "wip" FROM "{schema.WIP}" {where(*LINE_TAGS)} '
+        f"AND \"{BUFFER}\" != '' "
+        f"{group_by(*LINE_TAGS, BUFFER, time=True)} fill(previous)"
+    ).alias(series_name(*LINE_TAGS, BUFFER))
+
+
+def throughput() -> InfluxQL:
+    """Good parts per hour and station: (produced - scrap) per interval, scaled to 1 h."""
+    return InfluxQL(
+        f'SELECT ({f.PRODUCED} - ({f.SCRAP})) * 3600000 / $__interval_ms AS "good_per_h" '
+        f'FROM "{f.ROLLUP}" {where(*MACHINE_TAGS)} '
+        f"{group_by(*MACHINE_TAGS, time=True)} fill(0)"
+    ).alias(series_name(*MACHINE_TAGS))
+
+
+def dashboard() -> Dashboard:
+    flow = timeseries_panel("Throughput (good parts per hour)", [throughput()], w=24, h=8,
+                            unit="none")
+    flow.interval("1m")
+    return (
+        new_dashboard(
+            UID, "Line flow",
+            "Work in progress between stations, throughput of each station, lead time "
+            "(Little's law: mean WIP / throughput; docs/oee.md, WIP).",
+        )
+        .with_row(Row("WIP"))
+        .with_panel(timeseries_panel("WIP per buffer", [wip_per_buffer()], w=24, h=8,
+                                     unit="none"))
+        .with_row(Row("Throughput"))
+        .with_panel(flow)
+    )

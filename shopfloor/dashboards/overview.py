@@ -1,0 +1,74 @@
+"""Dashboard 1, plant overview: every machine's current state, OEE per line and per
+machine for the current shift, WIP per line, edge agents online."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
+
+from shopfloor.dashboards import formulas as f
+from shopfloor.dashboards.common import new_dashboard
+from shopfloor.dashboards.panels import (
+    online_mappings,
+    ratio_gauge,
+    stat_panel,
+    state_mappings,
+    timeseries_panel,
+)
+from shopfloor.dashboards.query import InfluxQL
+from shopfloor.dashboards.variables import group_by, series_name, where
+from shopfloor.shared import schema
+
+UID = "shopfloor-plant-overview"
+ALL_TAGS = (schema.TAG_SITE, schema.TAG_LINE, schema.TAG_MACHINE)
+
+
+def machine_states() -> InfluxQL:
+    """Last state change of each machine, whenever it was (no time filter)."""
+    return InfluxQL(
+        f'SELECT last("state") AS "state" FROM "{schema.MACHINE_STATE}" '
+        f"{where(*ALL_TAGS, time=False)} {group_by(*ALL_TAGS)}"
+    ).alias(series_name(*ALL_TAGS))
+
+
+def oee_by(*tags: str) -> InfluxQL:
+    return InfluxQL(
+        f'{f.select(("oee", f.OEE))} FROM "{f.ROLLUP}" {where(*ALL_TAGS)} {group_by(*tags)}'
+    ).alias(series_name(*tags))
+
+
+def wip_per_line() -> InfluxQL:
+    return InfluxQL(
+        f'SELECT last("wip") AS "wip" FROM "{schema.WIP}" '
+        f'{where(schema.TAG_SITE, schema.TAG_LINE)} AND "buffer" = \'\' '
+        f"{group_by(schema.TAG_SITE, schema.TAG_LINE, time=True)} fill(previous)"
+    ).alias(series_name(schema.TAG_SITE, schema.TAG_LINE))
+
+
+def agents_online() -> InfluxQL:
+    return InfluxQL(
+        f'SELECT last("online") AS "online" FROM "{schema.AGENT_STATUS}" '
+        f"{where(schema.TAG_SITE, time=False)} {group_by(schema.TAG_SITE, schema.TAG_AGENT)}"
+    ).alias(series_name(schema.TAG_SITE, schema.TAG_AGENT))
+
+
+def dashboard() -> Dashboard:
+    states = stat_panel("Machine state", [machine_states()], w=24, h=5, fields="/^state$/")
+    states.mappings(state_mappings())
+    agents = stat_panel("Edge agents", [agents_online()], w=24, h=4, fields="/^online$/")
+    agents.mappings(online_mappings())
+    return (
+        new_dashboard(
+            UID, "Plant overview",
+            "Current state of every machine, OEE of the selected time range (set it to "
+            "the current shift), WIP per line, edge agents online.",
+            time_from="now/d",
+        )
+        .with_row(Row("Now"))
+        .with_panel(states)
+        .with_panel(agents)
+        .with_row(Row("OEE (selected time range)"))
+        .with_panel(ratio_gauge("OEE per line", [oee_by(*ALL_TAGS[:2])], w=8, h=8))
+        .with_panel(ratio_gauge("OEE per machine", [oee_by(*ALL_TAGS)], w=16, h=8))
+        .with_row(Row("Work in progress"))
+        .with_panel(timeseries_panel("WIP per line", [wip_per_line()], w=24, h=8, unit="none"))
+    )

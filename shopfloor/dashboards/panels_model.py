@@ -1,0 +1,99 @@
+"""Reading a built dashboard's JSON: its panels' queries and its variables, as Grafana
+would see them. Pure functions of the JSON model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from shopfloor.dashboards.macros import ALL, Variable, calculate_interval_ms
+
+DEFAULT_MAX_DATA_POINTS = 1000
+DATASOURCE_MIN_INTERVAL_MS = 10_000
+"""The provisioned datasource's `timeInterval` (10s): the floor of `$__interval` for
+panels that set no interval of their own (Grafana: panel interval, else datasource's)."""
+
+
+@dataclass(frozen=True)
+class PanelQuery:
+    """One target of one panel, with what the panel needs of its result."""
+
+    dashboard: str
+    panel: str
+    panel_type: str
+    query: str
+    result_format: str
+    min_interval_ms: int
+    x_field: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.dashboard} / {self.panel}"
+
+
+@dataclass(frozen=True)
+class VariableQuery:
+    name: str
+    query: str
+    multi: bool
+    include_all: bool
+    all_value: str | None
+
+
+def _interval_ms(text: str | None) -> int:
+    """Panel min interval ("1m", "30s") in ms; the datasource's when unset."""
+    if not text:
+        return DATASOURCE_MIN_INTERVAL_MS
+    units = {"ms": 1, "s": 1000, "m": 60000, "h": 3600000, "d": 86400000}
+    for unit in ("ms", "s", "m", "h", "d"):
+        if text.endswith(unit) and text[: -len(unit)].isdigit():
+            return int(text[: -len(unit)]) * units[unit]
+    raise ValueError(f"unsupported interval {text!r}")
+
+
+def walk_panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Every panel, rows' nested panels included."""
+    for panel in panels:
+        yield panel
+        yield from walk_panels(panel.get("panels", []))
+
+
+def panel_queries(model: dict[str, Any]) -> list[PanelQuery]:
+    out = []
+    for panel in walk_panels(model.get("panels", [])):
+        for target in panel.get("targets", []):
+            out.append(
+                PanelQuery(
+                    dashboard=model["title"],
+                    panel=panel.get("title", ""),
+                    panel_type=panel["type"],
+                    query=target["query"],
+                    result_format=target.get("resultFormat", "time_series"),
+                    min_interval_ms=_interval_ms(panel.get("interval")),
+                    x_field=(panel.get("options") or {}).get("xField"),
+                )
+            )
+    return out
+
+
+def variable_queries(model: dict[str, Any]) -> list[VariableQuery]:
+    return [
+        VariableQuery(v["name"], v["query"], bool(v.get("multi")), bool(v.get("includeAll")),
+                      v.get("allValue") or None)
+        for v in model.get("templating", {}).get("list", [])
+        if v.get("type") == "query"
+    ]
+
+
+def bind(declared: VariableQuery, options: list[str], value: str | list[str] = ALL) -> Variable:
+    """A declared variable with the values its query returned and a current selection
+    (default: "All" where the variable offers it, else its first option)."""
+    if value == ALL and not declared.include_all:
+        value = options[0] if options else ""
+    return Variable(declared.name, value, declared.multi, declared.include_all,
+                    declared.all_value, tuple(options))
+
+
+def interval_for(query: PanelQuery, from_ms: int, to_ms: int) -> int:
+    return calculate_interval_ms(from_ms, to_ms, DEFAULT_MAX_DATA_POINTS, query.min_interval_ms)
