@@ -53,6 +53,7 @@ class MqttLink:
         self._loop_thread = threading.get_ident()
         self._lost = asyncio.Event()
         self._waiters: dict[int, asyncio.Future[bool]] = {}
+        self._closing = False
         self.client = self._make_client(client_id, inflight)
 
     def _make_client(self, client_id: str, inflight: int) -> mqtt.Client:
@@ -139,6 +140,7 @@ class MqttLink:
     def disconnect(self) -> None:
         """Clean DISCONNECT (the will is not sent; publish offline yourself first)."""
         if self.connected.is_set():
+            self._closing = True
             self.client.disconnect()
             self.client.loop_write()
 
@@ -157,7 +159,7 @@ class MqttLink:
     def _on_disconnect(
         self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any
     ) -> None:
-        if self.connected.is_set():
+        if self.connected.is_set() and not self._closing:
             self._failures.failure("connection lost: %s", reason)
         self._mark_lost(str(reason))
 

@@ -18,7 +18,8 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 from pymodbus.datastore import ModbusDeviceContext, ModbusSequentialDataBlock, ModbusServerContext
-from pymodbus.server import ModbusTcpServer
+from pymodbus.framer import FramerType
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 
 from shopfloor.edge.agent import EdgeAgent
 from shopfloor.shared.loader import parse_plant
@@ -30,9 +31,17 @@ FC = {"coil": 1, "discrete_input": 2, "holding": 3, "input": 4}
 class ModbusServer:
     """A pymodbus TCP server with `devices` unit ids, run on its own loop in a thread."""
 
-    def __init__(self, device_ids: tuple[int, ...] = (1,), port: int | None = None) -> None:
+    def __init__(
+        self,
+        device_ids: tuple[int, ...] = (1,),
+        port: int | None = None,
+        framer: FramerType = FramerType.SOCKET,
+        serial_port: str | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.device_ids = device_ids
+        self.framer = framer
+        self.serial_port = serial_port
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: ModbusTcpServer | None = None
         self._thread: threading.Thread | None = None
@@ -53,7 +62,7 @@ class ModbusServer:
 
         async def main() -> None:
             self._loop = asyncio.get_running_loop()
-            self._server = ModbusTcpServer(self._context(), address=(LOOPBACK, self.port))
+            self._server = self._make_server()
             await self._server.serve_forever(background=True)
             ready.set()
             while self._server is not None:
@@ -63,6 +72,13 @@ class ModbusServer:
         self._thread.start()
         assert ready.wait(10), "modbus server did not start"
         return self
+
+    def _make_server(self) -> Any:
+        if self.serial_port is not None:
+            return ModbusSerialServer(
+                self._context(), port=self.serial_port, baudrate=19200, timeout=0.05
+            )
+        return ModbusTcpServer(self._context(), address=(LOOPBACK, self.port), framer=self.framer)
 
     def _call(self, coro: Any) -> Any:
         assert self._loop is not None
@@ -298,3 +314,75 @@ def recorder_factory() -> Iterator[Callable[[int, str], Recorder]]:
     yield make
     for rec in made:
         rec.close()
+
+
+class SimThread:
+    """The project's simulator (shopfloor.sim.Simulator) on its own loop in a thread."""
+
+    def __init__(self, data: dict[str, Any], speed: float = 1.0) -> None:
+        from shopfloor.sim.simulator import Simulator
+
+        self.sim = Simulator(parse_plant(data), seed=1, speed=speed)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._done: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True)
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._done = asyncio.Event()
+        await self.sim.start()
+        self._ready.set()
+        await self._done.wait()
+        await self.sim.stop()
+
+    def start(self) -> SimThread:
+        self._thread.start()
+        assert self._ready.wait(15), "simulator did not start"
+        return self
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        async def run() -> Any:
+            return fn(*args)
+
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(5)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._done is not None:
+            self._loop.call_soon_threadsafe(self._done.set)
+        self._thread.join(10)
+
+
+def generated_plant(
+    site: str,
+    broker_port: int,
+    machines: int,
+    state_dir: Path,
+    poll_interval_s: float = 0.2,
+    timeout_s: float = 0.5,
+) -> dict[str, Any]:
+    """A plant from the simulator's generator, aimed at the test broker and a free port."""
+    from shopfloor.sim.generate import plant_data as generated
+
+    data = generated(machines=machines, base_port=free_port(), site=site)
+    data["broker"] = {"host": LOOPBACK, "port": broker_port, "keepalive_s": 5}
+    for machine in data["machines"].values():
+        machine["poll_interval_s"] = poll_interval_s
+        machine["connection"]["timeout_s"] = timeout_s
+    data["agents"][0].update(state_dir=str(state_dir), offline_after_failures=2, backoff_max_s=0.5)
+    return data
+
+
+@pytest.fixture
+def run_sim() -> Iterator[Callable[..., SimThread]]:
+    sims: list[SimThread] = []
+
+    def start(data: dict[str, Any], speed: float = 1.0) -> SimThread:
+        sim = SimThread(data, speed).start()
+        sims.append(sim)
+        return sim
+
+    yield start
+    for sim in sims:
+        sim.stop()

@@ -1,0 +1,59 @@
+"""The SQLite outbox: queue-full policies, sequence numbers and command ids persist."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shopfloor.edge.store import Batch, Message, Store
+from shopfloor.shared.enums import QueueFullPolicy
+
+
+def samples(n: int, start: int = 0) -> list[Message]:
+    return [Message("t", f"{start + i}".encode(), sample=True) for i in range(n)]
+
+
+def test_drop_oldest_keeps_the_newest(tmp_path: Path) -> None:
+    store = Store(tmp_path / "o.db", 100, QueueFullPolicy.DROP_OLDEST)
+    assert store.commit(Batch(messages=samples(90))) == 0
+    state = Message("s", b"state", retain=True)
+    assert store.commit(Batch(messages=[*samples(20, 90), state])) == 10
+    rows = store.fetch(0, 1000)
+    kept = [int(r.message.payload) for r in rows if r.message.sample]
+    assert kept == list(range(10, 110))
+    assert [r.message.payload for r in rows if not r.message.sample] == [b"state"]
+    assert store.samples == 100
+
+
+def test_drop_newest_keeps_the_oldest(tmp_path: Path) -> None:
+    store = Store(tmp_path / "o.db", 100, QueueFullPolicy.DROP_NEWEST)
+    store.commit(Batch(messages=samples(90)))
+    assert store.commit(Batch(messages=samples(20, 90))) == 10
+    kept = [int(r.message.payload) for r in store.fetch(0, 1000)]
+    assert kept == list(range(100))
+
+
+def test_batch_larger_than_the_queue(tmp_path: Path) -> None:
+    store = Store(tmp_path / "o.db", 100, QueueFullPolicy.DROP_OLDEST)
+    assert store.commit(Batch(messages=samples(150))) == 50
+    assert [int(r.message.payload) for r in store.fetch(0, 1000)] == list(range(50, 150))
+
+
+def test_acks_delete_and_state_survives_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    store = Store(path, 100, QueueFullPolicy.DROP_OLDEST)
+    store.commit(Batch(messages=samples(3), seqs={"m1": 2}, states={"m1": b"{}"}))
+    first = store.fetch(0, 10)
+    store.commit(Batch(acked_samples=[first[0].id, first[1].id]))
+    assert store.claim_command("c1", "m1", 1.0) and not store.claim_command("c1", "m1", 2.0)
+    store.close()
+
+    again = Store(path, 100, QueueFullPolicy.DROP_OLDEST)
+    assert [r.message.payload for r in again.fetch(0, 10)] == [b"2"]
+    assert again.samples == 1
+    assert again.seqs() == {"m1": 2}
+    assert again.states() == {"m1": b"{}"}
+    assert not again.claim_command("c1", "m1", 3.0)
+    # ids are never reused, so a publisher cursor never skips a new row
+    again.commit(Batch(acked_samples=[first[2].id]))
+    again.commit(Batch(messages=samples(1)))
+    assert again.fetch(first[2].id, 10)[0].id > first[2].id
