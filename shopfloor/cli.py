@@ -15,6 +15,7 @@ COMMANDS: dict[str, str] = {
     "generate-plant": "shopfloor.sim.cli:generate_plant",
     "edge": "shopfloor.edge.cli:edge",
     "collector": "shopfloor.collector.cli:collector",
+    "oee": "shopfloor.kpi.cli:oee",
     "api": "shopfloor.api.cli:api",
     "api-key": "shopfloor.api.cli:api_key",
     "local": "shopfloor.local.cli:local",

@@ -37,12 +37,12 @@ def context_ms(spec: MachineSpec, settings: Settings) -> int:
     return int(max(settings.t_minor_s, settings.startup_s) * 1000 + 2 * limit + 1000)
 
 
-def bounds(lo: int, hi: int, bucket_ms: int | None) -> list[int]:
-    """Bucket boundaries: lo, every multiple of bucket_ms inside, hi."""
-    if bucket_ms is None:
-        return [lo, hi]
-    first = (lo // bucket_ms + 1) * bucket_ms
-    return [lo, *range(first, hi, bucket_ms), hi]
+def bounds(lo: int, hi: int, bucket_ms: int | None, cuts: Iterable[int] = ()) -> list[int]:
+    """Bucket boundaries: lo, every multiple of bucket_ms inside, the `cuts` inside, hi."""
+    inner = {t for t in cuts if lo < t < hi}
+    if bucket_ms is not None:
+        inner.update(range((lo // bucket_ms + 1) * bucket_ms, hi, bucket_ms))
+    return [lo, *sorted(inner), hi]
 
 
 @dataclass(slots=True)
@@ -66,9 +66,11 @@ def aggregate(
     bucket_ms: int | None = None,
     settings: Settings | None = None,
     data_end_ms: int | None = None,
+    cuts: Iterable[int] = (),
 ) -> list[Bucket]:
-    """Aggregates of [lo, hi) per bucket. `data_end_ms`: the data is known complete up to
-    there (a last sample older than the gap limit then ends in UNK, not in its state)."""
+    """Aggregates of [lo, hi) per bucket (multiples of `bucket_ms` and `cuts` split it).
+    `data_end_ms`: the data is known complete up to there (a last sample older than the
+    gap limit then ends in UNK, not in its state)."""
     settings = settings or Settings()
     clean = timeline.clean(samples)
     obs = timeline.observations(spec, clean)
@@ -77,7 +79,7 @@ def aggregate(
     ext_hi = max([hi] + ([int(clean[-1].ts_ms + limit) + 1] if clean else []))
     segs = timeline.segments(obs, limit, ext_lo, ext_hi, data_end_ms)
     timeline.mark_episodes(segs, settings)
-    edges = bounds(lo, hi, bucket_ms)
+    edges = bounds(lo, hi, bucket_ms, cuts)
     aggs = [Agg() for _ in edges[:-1]]
     pieces = _cut(segs, edges, calendar, timeline.startup_spans(segs, settings), settings)
     _time(pieces, aggs, settings)

@@ -97,11 +97,11 @@ class Agg:
         for f in fields(Agg):
             if f.name in values and values[f.name] is not None:
                 v = values[f.name]
-                kwargs[f.name] = int(round(v)) if f.name in _INT_FIELDS else float(v)
+                kwargs[f.name] = int(round(v)) if f.name in INT_FIELDS else float(v)
         return Agg(**kwargs)  # type: ignore[arg-type]
 
 
-_INT_FIELDS = frozenset(_MS_FIELDS + _EVENT_FIELDS)
+INT_FIELDS = frozenset(_MS_FIELDS + _EVENT_FIELDS)
 
 
 def total(aggs: list[Agg]) -> Agg:

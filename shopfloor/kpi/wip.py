@@ -17,20 +17,28 @@ from shopfloor.shared.plant import Line
 
 @dataclass(frozen=True, slots=True)
 class Anchor:
-    """A stocktake: parts in each buffer (by upstream station) at `ts_ms`."""
+    """A stocktake at `ts_ms`: parts in the whole line, and optionally in each buffer (by
+    upstream station). With per-buffer counts the line count is their sum; without them
+    the buffers' levels are unknown (reported as None) and only the line level is known."""
 
     ts_ms: int
+    line_count: float = 0.0
     buffers: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def per_buffer(self) -> bool:
+        return bool(self.buffers)
 
 
 @dataclass(frozen=True, slots=True)
 class BufferWip:
     upstream: str
     downstream: str
-    wip: float  # parts at the window end
+    wip: float | None  # parts at the window end (None: the anchor had only a line count)
+    change: float  # dT_i - dR_i - dT_i+1 over the window
     capacity: int | None
-    min_wip: float  # over the window (at bucket boundaries)
-    max_wip: float
+    min_wip: float | None  # over the window (at bucket boundaries)
+    max_wip: float | None
     drift: bool  # below 0 or above capacity somewhere in the window
 
 
@@ -70,7 +78,7 @@ def _paths(
     n = len(edges)
     for i, up in enumerate(line.stations[:-1]):
         down = line.stations[i + 1]
-        level = float(anchor.buffers.get(up, 0.0))
+        level = float(anchor.buffers.get(up, 0.0))  # 0 when unknown: a change, not a level
         path = [level]
         for k in range(n - 1):
             parts_up, scrap_up = counts[up][k]
@@ -108,11 +116,17 @@ def compute_wip(
     for i, path in enumerate(paths):
         up = line.stations[i]
         cap = line.buffer_capacity.get(up)
+        change = path[-1] - path[first]
+        if not anchor.per_buffer:
+            buffers.append(BufferWip(up, line.stations[i + 1], None, change, cap, None, None,
+                                     False))
+            continue
         window = path[first:]
         drift = min(window) < 0 or (cap is not None and max(window) > cap)
-        buffers.append(BufferWip(up, line.stations[i + 1], path[-1], cap, min(window),
+        buffers.append(BufferWip(up, line.stations[i + 1], path[-1], change, cap, min(window),
                                  max(window), drift))
-    total = [sum(p[k] for p in paths) for k in range(len(edges))]
+    base = 0.0 if anchor.per_buffer else float(anchor.line_count)
+    total = [base + sum(p[k] for p in paths) for k in range(len(edges))]
     mean = _mean(total, edges, first)
     first_st, last_st = line.stations[0], line.stations[-1]
     inflow = sum(counts[first_st][k][0] for k in range(first, len(edges) - 1))
@@ -120,7 +134,11 @@ def compute_wip(
                    for k in range(first, len(edges) - 1))
     hours = (edges[-1] - start_ms) / 3_600_000
     throughput = out_good / hours if hours > 0 else None
-    drift = any(b.drift for b in buffers)
+    caps = [line.buffer_capacity.get(s) for s in line.stations[:-1]]
+    line_cap = sum(c for c in caps if c is not None) if all(c is not None for c in caps) else None
+    window_total = total[first:]
+    drift = any(b.drift for b in buffers) or min(window_total) < 0 or (
+        line_cap is not None and bool(caps) and max(window_total) > line_cap)
     holds = bool(
         mean is not None and throughput and throughput > 0 and not drift and len(paths) > 0
         and abs(total[-1] - total[first]) <= max(1.0, stable_tolerance * mean)

@@ -43,15 +43,21 @@ def machine(port: int, line: str = "l1", counter: str = "uint32", poll_s: float 
     }
 
 
-def plant(shifts: list[dict[str, Any]] | None = None, timezone: str = "UTC",
-          stations: int = 1, **kwargs: Any) -> Plant:
+def plant_data(shifts: list[dict[str, Any]] | None = None, timezone: str = "UTC",
+               stations: int = 1, site: str = "s1", database: dict[str, Any] | None = None,
+               **kwargs: Any) -> dict[str, Any]:
     names = [f"m{i + 1}" for i in range(stations)]
-    return parse_plant({
-        "site": {"id": "s1", "timezone": timezone},
+    return {
+        "site": {"id": site, "timezone": timezone},
+        "database": database or {},
         "calendar": {"shifts": shifts or []},
         "lines": [{"id": "l1", "stations": names, "buffer_capacity": {}}],
         "machines": {n: machine(5020 + i, **kwargs) for i, n in enumerate(names)},
-    })
+    }
+
+
+def plant(*args: Any, **kwargs: Any) -> Plant:
+    return parse_plant(plant_data(*args, **kwargs))
 
 
 def ms(*args: int) -> int:

@@ -23,7 +23,7 @@ def test_buffers_line_and_little() -> None:
         "m2": [(8, 0), (9, 0), (9, 0), (10, 0)],
         "m3": [(9, 1)] * 4,
     }
-    r = compute_wip(line, edges, counts, Anchor(T0, {"m1": 2, "m2": 3}), T0)
+    r = compute_wip(line, edges, counts, Anchor(T0, 5, {"m1": 2, "m2": 3}), T0)
     b1, b2 = r.buffers
     # B1 = 2 + (10 - 1 - 8) + (9 - 9) * 2 + (9 - 10) = 2 ; B2 = 3 + (8-9)+0+0+(10-9) = 3
     assert (b1.wip, b2.wip, r.wip) == (2, 3, 5)
@@ -38,7 +38,8 @@ def test_drift_is_flagged_and_little_withheld() -> None:
     line = plant(stations=2).lines[0]
     edges = [T0, T0 + 60_000]
     r = compute_wip(line, edges, {"m1": [(3, 0)], "m2": [(5, 0)]}, Anchor(T0), T0)
-    assert r.buffers[0].wip == -2 and r.drift and not r.little_holds
+    assert r.buffers[0].wip is None and r.buffers[0].change == -2
+    assert r.wip == -2 and r.drift and not r.little_holds
     assert r.lead_time_s is None
 
 

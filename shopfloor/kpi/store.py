@@ -1,0 +1,172 @@
+"""The KPI engine's InfluxDB shell: reads telemetry, rollups and stocktakes with InfluxQL
+over /query, writes KPI points as line protocol. Built on the collector's database access
+(`open_writer`: v1 or v2 write API from /ping), so auth and API detection live in one place.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from shopfloor.collector.database import LineWriter, open_writer
+from shopfloor.collector.errors import CollectorError
+from shopfloor.kpi.buckets import NUMERIC_FIELDS, Agg
+from shopfloor.kpi.errors import KpiStoreError
+from shopfloor.kpi.model import MachineSpec, Sample
+from shopfloor.kpi.wip import Anchor
+from shopfloor.shared import schema
+from shopfloor.shared.plant import Plant
+from shopfloor.shared.schema import quote_ident as qi
+from shopfloor.shared.schema import quote_string as qs
+
+log = logging.getLogger(__name__)
+LINE_TOTAL = "_line"  # wip_anchor buffer tag of a whole-line count (see shopfloor.api)
+MINUTE_MS = 60_000
+
+
+def _where(site: str, **tags: str) -> str:
+    parts = [f"{qi(schema.TAG_SITE)} = {qs(site)}"]
+    parts += [f"{qi(k)} = {qs(v)}" for k, v in tags.items()]
+    return " AND ".join(parts)
+
+
+def _span(lo: int | None, hi: int | None) -> str:
+    out = []
+    if lo is not None:
+        out.append(f"time >= {int(lo)}ms")
+    if hi is not None:
+        out.append(f"time < {int(hi)}ms")
+    return " AND ".join(out)
+
+
+class KpiStore:
+    """InfluxDB access for one plant. `writer` is any LineWriter (write + InfluxQL)."""
+
+    def __init__(self, plant: Plant, writer: LineWriter) -> None:
+        self.plant = plant
+        self.site = plant.site.id
+        self.writer = writer
+
+    @staticmethod
+    def open(plant: Plant) -> KpiStore:
+        try:
+            return KpiStore(plant, open_writer(plant.database))
+        except CollectorError as exc:
+            raise KpiStoreError(str(exc)) from exc
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def query(self, influxql: str) -> list[dict[str, Any]]:
+        try:
+            return self.writer.query(influxql)
+        except CollectorError as exc:
+            raise KpiStoreError(str(exc)) from exc
+
+    def write(self, lines: Sequence[str]) -> None:
+        if not lines:
+            return
+        try:
+            self.writer.write(list(lines))
+        except CollectorError as exc:
+            raise KpiStoreError(str(exc)) from exc
+
+    # -- telemetry ---------------------------------------------------------------------
+
+    def samples(self, spec: MachineSpec, lo: int, hi: int) -> list[Sample]:
+        """Telemetry of one machine in [lo, hi), plus the nearest sample on each side."""
+        points = [p for p in (spec.state_point, spec.total_point, spec.reject_point,
+                              spec.product_point, spec.work_order_point) if p]
+        fields = ", ".join(qi(p) for p in [*dict.fromkeys(points), schema.SEQ_FIELD])
+        base = (f"SELECT {fields} FROM {qi(schema.TELEMETRY)} WHERE "
+                f"{_where(self.site, machine=spec.id)}")
+        rows = self._rows(f"{base} AND {_span(lo, hi)}")
+        rows += self._rows(f"{base} AND {_span(None, lo)} ORDER BY time DESC LIMIT 1")
+        rows += self._rows(f"{base} AND {_span(hi, None)} ORDER BY time ASC LIMIT 1")
+        return [_sample(row) for row in rows]
+
+    def _rows(self, influxql: str) -> list[dict[str, Any]]:
+        out = []
+        for series in self.query(influxql):
+            cols = series["columns"]
+            out.extend(dict(zip(cols, values, strict=True)) for values in series["values"])
+        return out
+
+    # -- rollups -----------------------------------------------------------------------
+
+    def rollup_sum(self, machine: str, lo: int, hi: int) -> tuple[Agg, int]:
+        """Sum of the final minute rollups in [lo, hi), and how many minutes were summed."""
+        sums = ", ".join(f"sum({qi(f)}) AS {qi(f)}" for f in NUMERIC_FIELDS)
+        q = (f"SELECT {sums}, count({qi('pot_ms')}) AS n FROM {qi(schema.OEE_ROLLUP)} "
+             f"WHERE {_where(self.site, machine=machine)} AND {qi('final')} = true "
+             f"AND {_span(lo, hi)}")
+        rows = self._rows(q)
+        if not rows:
+            return Agg(), 0
+        return Agg.from_numeric(rows[0]), int(rows[0].get("n") or 0)
+
+    def rollups(self, machine: str, lo: int, hi: int) -> dict[int, Agg]:
+        """Final minute rollups in [lo, hi) by minute start, with their work-order counts."""
+        fields = ", ".join(qi(f) for f in NUMERIC_FIELDS)
+        q = (f"SELECT {fields} FROM {qi(schema.OEE_ROLLUP)} WHERE "
+             f"{_where(self.site, machine=machine)} AND {qi('final')} = true "
+             f"AND {_span(lo, hi)}")
+        out = {int(row["time"]): Agg.from_numeric(row) for row in self._rows(q)}
+        q = (f"SELECT {qi('parts')}, {qi('scrap')} FROM {qi(schema.WORK_ORDER)} WHERE "
+             f"{_where(self.site, machine=machine, window='minute')} AND {_span(lo, hi)} "
+             f"GROUP BY {qi(schema.TAG_WORK_ORDER)}")
+        for series in self.query(q):
+            order = (series.get("tags") or {}).get(schema.TAG_WORK_ORDER, "")
+            for ts, parts, scrap in series["values"]:
+                if int(ts) in out and order:
+                    out[int(ts)].orders[order] = [float(parts or 0), float(scrap or 0)]
+        return out
+
+    # -- stocktakes and work orders ----------------------------------------------------
+
+    def anchor(self, line: str, at_ms: int) -> Anchor | None:
+        """The latest stocktake of `line` at or before `at_ms` (see shopfloor.api)."""
+        q = (f"SELECT last({qi('count')}) AS {qi('count')} FROM {qi(schema.WIP_ANCHOR)} "
+             f"WHERE {_where(self.site, line=line)} AND time <= {int(at_ms)}ms "
+             f"GROUP BY {qi(schema.TAG_BUFFER)}")
+        points = []
+        for series in self.query(q):
+            buffer = (series.get("tags") or {}).get(schema.TAG_BUFFER, "")
+            points += [(int(ts), buffer, float(c)) for ts, c in series["values"]]
+        if not points:
+            return None
+        newest = max(ts for ts, _, _ in points)
+        current = {b: c for ts, b, c in points if ts == newest}
+        total = current.pop(LINE_TOTAL, sum(current.values()))
+        return Anchor(newest, total, current)
+
+    def targets(self, line: str) -> dict[str, int]:
+        """Work-order targets recorded for a line (work_order, window=order, field target)."""
+        q = (f"SELECT last({qi('target')}) AS target FROM {qi(schema.WORK_ORDER)} WHERE "
+             f"{_where(self.site, line=line, window='order')} "
+             f"GROUP BY {qi(schema.TAG_WORK_ORDER)}")
+        out = {}
+        for series in self.query(q):
+            order = (series.get("tags") or {}).get(schema.TAG_WORK_ORDER, "")
+            for _, target in series["values"]:
+                if order and target is not None:
+                    out[order] = int(target)
+        return out
+
+
+def _sample(row: dict[str, Any]) -> Sample:
+    ts = int(row.pop("time"))
+    seq = row.pop(schema.SEQ_FIELD, None)
+    return Sample(ts, {k: v for k, v in row.items() if v is not None}, int(seq or 0))
+
+
+def chunks(lines: Iterable[str], size: int = 5000) -> Iterable[list[str]]:
+    batch: list[str] = []
+    for text in lines:
+        batch.append(text)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
