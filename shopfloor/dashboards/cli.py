@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -19,8 +20,6 @@ def dashboards() -> None:
               show_default=True, help="folder for the JSON files")
 def build(out: str) -> None:
     """Rebuild the dashboard JSON files from the Python definitions."""
-    from pathlib import Path
-
     for path in write_all(Path(out)):
         click.echo(f"wrote {path}")
 
@@ -33,3 +32,32 @@ def check() -> None:
         click.echo("stale (run `shopfloor dashboards build`): " + ", ".join(names), err=True)
         sys.exit(1)
     click.echo("dashboards up to date")
+
+
+@dashboards.command()
+@click.option("--url", required=True, envvar="GRAFANA_URL", help="Grafana base URL")
+@click.option("--token", required=True, envvar="GRAFANA_TOKEN",
+              help="service-account token (or $GRAFANA_TOKEN)")
+@click.option("--influx-url", required=True, envvar="INFLUXDB_URL",
+              help="InfluxDB URL as Grafana reaches it")
+@click.option("--database", default="shopfloor", show_default=True, envvar="INFLUXDB_DATABASE")
+@click.option("--influx-token", envvar="INFLUXDB_TOKEN", help="InfluxDB 2.x/3.x token")
+@click.option("--influx-user", envvar="INFLUXDB_USER", help="InfluxDB 1.x user")
+@click.option("--influx-password", envvar="INFLUXDB_PASSWORD", help="InfluxDB 1.x password")
+def push(url: str, token: str, influx_url: str, database: str, influx_token: str | None,
+         influx_user: str | None, influx_password: str | None) -> None:
+    """Create or update the datasource, the folder "shopfloor" and the dashboards on a
+    running Grafana (its HTTP API); safe to run again."""
+    from shopfloor.dashboards.build import load_committed
+    from shopfloor.dashboards.push import GrafanaPushError, InfluxSource, connect
+    from shopfloor.dashboards.push import push as run_push
+
+    source = InfluxSource(influx_url, database, influx_token, influx_user, influx_password)
+    try:
+        report = run_push(connect(url, token), source, load_committed())
+    except GrafanaPushError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    click.echo(f"datasource {report.datasource}, folder {report.folder}")
+    for line in report.dashboards:
+        click.echo(f"dashboard {line}")
