@@ -40,6 +40,18 @@ MTTR_S = f'{s("l1_stopped_ms")} / 1000 / {s("fe")}'
 MTBF_S = f'({s("apt_ms")} + {s("aust_ms")}) / 1000 / {s("fe")}'
 
 
+CURRENT_WINDOW = "shift"
+"""`oee`/`wip` snapshots of the current shift instance (tag window; docs/oee.md)."""
+ROLLING_WINDOW = "rolling"
+FRESH = "time > now() - 10m"
+"""Snapshots are rewritten every collector kpi period (10 s by default); older than this
+means the collector is not computing them: show nothing rather than stale figures."""
+
+
+def window_is(window: str) -> str:
+    return f"\"{schema.TAG_WINDOW}\" = '{window}'"
+
+
 def select(*columns: tuple[str, str]) -> str:
     """`SELECT expr AS "name", ...` for (name, expression) pairs."""
     return "SELECT " + ", ".join(f'{expr} AS "{name}"' for name, expr in columns)

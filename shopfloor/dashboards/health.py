@@ -1,38 +1,85 @@
-"""Dashboard 5, system health: ingest rate, end-to-end lag, lost samples, dead letters
-(measurement collector_stats, written by the collector; docs/influxdb-schema.md)."""
+"""Dashboard 5, system health, from what InfluxDB holds: samples stored per second,
+samples missing from the stored sequence numbers (lost between edge and database), edge
+agents online over time, time of each machine's latest stored sample.
+
+End-to-end lag, dead letters and the edge queue depth are Prometheus metrics of the
+collector and edge (/metrics), not InfluxDB data, so they are not panels here (see
+docs/dashboards.md)."""
 
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
 
 from shopfloor.dashboards.common import new_dashboard
-from shopfloor.dashboards.panels import timeseries_panel
+from shopfloor.dashboards.panels import (
+    online_mappings,
+    state_timeline_panel,
+    table_panel,
+    timeseries_panel,
+)
 from shopfloor.dashboards.query import InfluxQL
 from shopfloor.dashboards.variables import group_by, series_name, where
 from shopfloor.shared import schema
 
 UID = "shopfloor-system-health"
+ALL_TAGS = (schema.TAG_SITE, schema.TAG_LINE, schema.TAG_MACHINE)
+SEQ = schema.SEQ_FIELD
 
 
 def ingest_rate() -> InfluxQL:
     """Telemetry samples stored per second, per line (counted from telemetry itself)."""
     return InfluxQL(
-        f'SELECT count("{schema.SEQ_FIELD}") * 1000 / $__interval_ms AS "samples_per_s" '
-        f'FROM "{schema.TELEMETRY}" '
-        f"{where(schema.TAG_SITE, schema.TAG_LINE, schema.TAG_MACHINE)} "
-        f"{group_by(schema.TAG_SITE, schema.TAG_LINE, time=True)} fill(0)"
-    ).alias(series_name(schema.TAG_SITE, schema.TAG_LINE))
+        f'SELECT count("{SEQ}") * 1000 / $__interval_ms AS "samples_per_s" '
+        f'FROM "{schema.TELEMETRY}" {where(*ALL_TAGS)} '
+        f"{group_by(*ALL_TAGS[:2], time=True)} fill(0)"
+    ).alias(series_name(*ALL_TAGS[:2]))
+
+
+def missing_samples() -> InfluxQL:
+    """Per machine and interval: the steps between consecutive stored sequence numbers
+    minus one each. `seq` grows by one per sample and survives restarts, so every
+    missing number is a sample lost between edge and database."""
+    steps = (
+        f'SELECT difference("{SEQ}") AS "step" FROM "{schema.TELEMETRY}" '
+        f"{where(*ALL_TAGS)} {group_by(*ALL_TAGS)}"
+    )
+    return InfluxQL(
+        f'SELECT sum("step") - count("step") AS "missing" FROM ({steps}) '
+        f"WHERE $timeFilter {group_by(*ALL_TAGS, time=True)} fill(none)"
+    ).alias(series_name(*ALL_TAGS))
+
+
+def agents_timeline() -> InfluxQL:
+    return InfluxQL(
+        f'SELECT "online" FROM "{schema.AGENT_STATUS}" {where(schema.TAG_SITE)} '
+        f"{group_by(schema.TAG_SITE, schema.TAG_AGENT)}"
+    ).alias(series_name(schema.TAG_SITE, schema.TAG_AGENT))
+
+
+def latest_samples() -> InfluxQL:
+    return InfluxQL(
+        f'SELECT last("{SEQ}") AS "last_seq" FROM "{schema.TELEMETRY}" '
+        f"{where(*ALL_TAGS, time=False)} {group_by(*ALL_TAGS)}"
+    ).table()
 
 
 def dashboard() -> Dashboard:
+    agents = state_timeline_panel("Edge agents online", agents_timeline(), w=24, h=5)
+    agents.mappings(online_mappings())
     return (
         new_dashboard(
             UID, "System health",
-            "The monitoring system itself: samples stored per second, end-to-end lag, "
-            "samples lost between edge and database, dead letters.",
+            "The monitoring system itself: samples stored per second, samples lost "
+            "between edge and database, edge agents online, latest sample per machine.",
             time_from="now-6h",
         )
         .with_row(Row("Ingest"))
-        .with_panel(timeseries_panel("Samples stored per second", [ingest_rate()], w=24, h=8,
+        .with_panel(timeseries_panel("Samples stored per second", [ingest_rate()], w=12, h=8,
                                      unit="none"))
+        .with_panel(timeseries_panel("Lost samples (sequence gaps)", [missing_samples()],
+                                     w=12, h=8, unit="none"))
+        .with_row(Row("Edge"))
+        .with_panel(agents)
+        .with_panel(table_panel("Latest stored sample per machine", [latest_samples()],
+                                w=24, h=8))
     )

@@ -14,7 +14,7 @@ from shopfloor.shared import schema
 UID = "shopfloor-line-flow"
 LINE_TAGS = (schema.TAG_SITE, schema.TAG_LINE)
 MACHINE_TAGS = (schema.TAG_SITE, schema.TAG_LINE, schema.TAG_MACHINE)
-BUFFER = "buffer"
+BUFFER = schema.TAG_BUFFER
 
 
 def wip_per_buffer() -> InfluxQL:
@@ -34,8 +34,17 @@ def throughput() -> InfluxQL:
     ).alias(series_name(*MACHINE_TAGS))
 
 
+def line_figure(field: str) -> InfluxQL:
+    """A line-level Little's-law figure of the rolling window (collector snapshots)."""
+    return InfluxQL(
+        f'SELECT last("{field}") AS "{field}" FROM "{schema.WIP}" {where(*LINE_TAGS)} '
+        f"AND \"{BUFFER}\" = '' AND {f.window_is(f.ROLLING_WINDOW)} "
+        f"{group_by(*LINE_TAGS, time=True)} fill(none)"
+    ).alias(series_name(*LINE_TAGS))
+
+
 def dashboard() -> Dashboard:
-    flow = timeseries_panel("Throughput (good parts per hour)", [throughput()], w=24, h=8,
+    flow = timeseries_panel("Station throughput (good parts per hour)", [throughput()], w=24, h=8,
                             unit="none")
     flow.interval("1m")
     return (
@@ -47,6 +56,11 @@ def dashboard() -> Dashboard:
         .with_row(Row("WIP"))
         .with_panel(timeseries_panel("WIP per buffer", [wip_per_buffer()], w=24, h=8,
                                      unit="none"))
-        .with_row(Row("Throughput"))
+        .with_row(Row("Throughput and lead time (rolling window)"))
+        .with_panel(timeseries_panel("Line throughput (good parts per hour)",
+                                     [line_figure("throughput_per_h")], w=12, h=8, unit="none"))
+        .with_panel(timeseries_panel("Lead time", [line_figure("lead_time_s")], w=12, h=8,
+                                     unit="s"))
+        .with_row(Row("Stations"))
         .with_panel(flow)
     )

@@ -20,6 +20,7 @@ from shopfloor.shared import schema
 
 UID = "shopfloor-plant-overview"
 ALL_TAGS = (schema.TAG_SITE, schema.TAG_LINE, schema.TAG_MACHINE)
+LINE_TAGS = ALL_TAGS[:2]
 
 
 def machine_states() -> InfluxQL:
@@ -30,18 +31,34 @@ def machine_states() -> InfluxQL:
     ).alias(series_name(*ALL_TAGS))
 
 
-def oee_by(*tags: str) -> InfluxQL:
+def _current_shift() -> str:
+    return f"{where(*ALL_TAGS, time=False)} AND {f.window_is(f.CURRENT_WINDOW)} AND {f.FRESH}"
+
+
+def oee_per_machine() -> InfluxQL:
+    """The collector's latest snapshot of each machine's current shift."""
     return InfluxQL(
-        f'{f.select(("oee", f.OEE))} FROM "{f.ROLLUP}" {where(*ALL_TAGS)} {group_by(*tags)}'
-    ).alias(series_name(*tags))
+        f'SELECT last("oee") AS "oee" FROM "{schema.OEE}" {_current_shift()} '
+        f"{group_by(*ALL_TAGS)}"
+    ).alias(series_name(*ALL_TAGS))
+
+
+def oee_per_line() -> InfluxQL:
+    """FPT / PBT_obs summed over the line's machines (never an average of ratios)."""
+    inner = (
+        f'SELECT last("fpt_s") AS "fpt_s", last("pbt_obs_s") AS "pbt_obs_s" '
+        f'FROM "{schema.OEE}" {_current_shift()} {group_by(*ALL_TAGS)}'
+    )
+    return InfluxQL(
+        f'SELECT sum("fpt_s") / sum("pbt_obs_s") AS "oee" FROM ({inner}) {group_by(*LINE_TAGS)}'
+    ).alias(series_name(*LINE_TAGS))
 
 
 def wip_per_line() -> InfluxQL:
     return InfluxQL(
-        f'SELECT last("wip") AS "wip" FROM "{schema.WIP}" '
-        f'{where(schema.TAG_SITE, schema.TAG_LINE)} AND "buffer" = \'\' '
-        f"{group_by(schema.TAG_SITE, schema.TAG_LINE, time=True)} fill(previous)"
-    ).alias(series_name(schema.TAG_SITE, schema.TAG_LINE))
+        f'SELECT last("wip") AS "wip" FROM "{schema.WIP}" {where(*LINE_TAGS)} '
+        f"AND \"{schema.TAG_BUFFER}\" = '' {group_by(*LINE_TAGS, time=True)} fill(previous)"
+    ).alias(series_name(*LINE_TAGS))
 
 
 def agents_online() -> InfluxQL:
@@ -59,16 +76,15 @@ def dashboard() -> Dashboard:
     return (
         new_dashboard(
             UID, "Plant overview",
-            "Current state of every machine, OEE of the selected time range (set it to "
-            "the current shift), WIP per line, edge agents online.",
-            time_from="now/d",
+            "Current state of every machine, OEE of the current shift per line and "
+            "machine, WIP per line, edge agents online.",
         )
         .with_row(Row("Now"))
         .with_panel(states)
         .with_panel(agents)
-        .with_row(Row("OEE (selected time range)"))
-        .with_panel(ratio_gauge("OEE per line", [oee_by(*ALL_TAGS[:2])], w=8, h=8))
-        .with_panel(ratio_gauge("OEE per machine", [oee_by(*ALL_TAGS)], w=16, h=8))
+        .with_row(Row("OEE, current shift"))
+        .with_panel(ratio_gauge("OEE per line", [oee_per_line()], w=8, h=8))
+        .with_panel(ratio_gauge("OEE per machine", [oee_per_machine()], w=16, h=8))
         .with_row(Row("Work in progress"))
         .with_panel(timeseries_panel("WIP per line", [wip_per_line()], w=24, h=8, unit="none"))
     )

@@ -26,6 +26,9 @@ class PanelQuery:
     result_format: str
     min_interval_ms: int
     x_field: str | None = None
+    grouped_fields: tuple[str, ...] = ()
+    """Fields a groupBy transformation of the panel works on (its result's numbers come
+    from the transformation, not from the query)."""
 
     @property
     def label(self) -> str:
@@ -59,6 +62,14 @@ def walk_panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         yield from walk_panels(panel.get("panels", []))
 
 
+def _grouped_fields(panel: dict[str, Any]) -> tuple[str, ...]:
+    fields: list[str] = []
+    for step in panel.get("transformations") or []:
+        if step.get("id") == "groupBy":
+            fields += list(step["options"]["fields"])
+    return tuple(fields)
+
+
 def panel_queries(model: dict[str, Any]) -> list[PanelQuery]:
     out = []
     for panel in walk_panels(model.get("panels", [])):
@@ -72,6 +83,7 @@ def panel_queries(model: dict[str, Any]) -> list[PanelQuery]:
                     result_format=target.get("resultFormat", "time_series"),
                     min_interval_ms=_interval_ms(panel.get("interval")),
                     x_field=(panel.get("options") or {}).get("xField"),
+                    grouped_fields=_grouped_fields(panel),
                 )
             )
     return out

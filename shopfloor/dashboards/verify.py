@@ -71,10 +71,11 @@ def shape_problems(query: PanelQuery, series: list[dict[str, Any]]) -> list[str]
     if any(s["columns"][0] != "time" for s in series):
         problems.append("first column is not time")
     numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
-    if query.panel_type in NUMERIC_PANELS and not numeric:
+    if query.panel_type in NUMERIC_PANELS and not numeric and not query.grouped_fields:
         problems.append(f"non-numeric values in a {query.panel_type} panel")
-    if query.x_field and not all(query.x_field in s.get("tags", {}) for s in series):
-        problems.append(f"x field {query.x_field!r} is not a column of every row")
+    for name in (query.x_field, *query.grouped_fields):
+        if name and not all(name in s.get("tags", {}) or name in s["columns"] for s in series):
+            problems.append(f"field {name!r} is not a column of every row")
     return problems
 
 

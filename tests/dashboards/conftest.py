@@ -30,10 +30,13 @@ def filled(influxdb: InfluxDB) -> Iterator[Filled]:
     now_ms = int(time.time() * 1000) // 60000 * 60000
     window = data.Window(now_ms - 2 * 3600 * 1000, now_ms)
     database = f"db_{prefix}"
-    rows = []
+    rows, audit = [], []
     for site, line in zip(sites, lines, strict=True):
-        rows += data.plant_lines(data.site_plant(site, line), window)
+        plant = data.site_plant(site, line)
+        rows += data.plant_lines(plant, window, with_gap=site == sites[0])
+        audit += data.audit_lines(plant, window)
     data.write(influxdb.url, database, rows)
+    data.write(influxdb.url, database, audit, precision="ns")
     client = InfluxQL(influxdb.url, database)
     yield Filled(client, window, sites, lines)
     client.close()

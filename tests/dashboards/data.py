@@ -1,9 +1,9 @@
-"""Two hours of a two-site plant in InfluxDB, written as the collector writes it: contract
-payloads on their topics, classified and encoded by the collector's own code
-(`shopfloor.collector.messages.classify`, `shopfloor.collector.encode.Encoder`), then
-written over InfluxDB's /write. KPI and audit measurements whose writers are not in the
-repository yet are written with `schema.line` and the fields docs/oee.md and
-shopfloor/api/audit.py name."""
+"""Two hours of a two-site plant in InfluxDB, each measurement written by its writer's
+own code: telemetry, machine_state and agent_status as the collector encodes contract
+payloads (`collector.messages.classify`, `collector.encode.Encoder`); oee_rollup, oee and
+wip as the KPI engine records them (`kpi.records`, results from `kpi.oee.compute`);
+control_audit as the API does (`api.audit.to_line`). One sample of press1 on the first
+site is missing (a seq gap) for the lost-samples panel."""
 
 from __future__ import annotations
 
@@ -12,15 +12,23 @@ from dataclasses import dataclass
 
 import httpx
 
+from shopfloor.api.audit import AuditEntry, to_line
 from shopfloor.collector.encode import Encoder
 from shopfloor.collector.messages import ParsedMessage, classify
-from shopfloor.shared import schema, topics
+from shopfloor.kpi import records
+from shopfloor.kpi.buckets import Agg, total
+from shopfloor.kpi.calendar import ShiftInstance
+from shopfloor.kpi.oee import compute
+from shopfloor.kpi.wip import BufferWip, WipResult
+from shopfloor.shared import topics
 from shopfloor.shared.contract import AgentStatus, StatePayload, Telemetry
 from shopfloor.shared.loader import parse_plant
 from shopfloor.shared.plant import Plant
 from tests.harness.plants import example_data
 
 MINUTE_MS = 60_000
+GAP = ("press1", 30)
+"""(machine, sample index) left out on the first site: one lost sample."""
 STATE_CYCLE = ((1, "running"), (10, "stopped"), (1, "running"), (2, "idle"))
 """State codes the simulated machines step through, one step per 10 minutes."""
 
@@ -53,8 +61,9 @@ def _at(ms: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
 
 
-def machine_lines(plant: Plant, encoder: Encoder, machine: str, window: Window) -> list[str]:
-    """Telemetry every minute and a state change every 10 minutes."""
+def machine_lines(plant: Plant, encoder: Encoder, machine: str, window: Window,
+                  gap: int | None = None) -> list[str]:
+    """Telemetry every minute (but sample `gap`) and a state change every 10 minutes."""
     site, line = plant.site.id, plant.machines[machine].line
     out = []
     for i, ts in enumerate(range(window.from_ms, window.to_ms, MINUTE_MS)):
@@ -63,7 +72,8 @@ def machine_lines(plant: Plant, encoder: Encoder, machine: str, window: Window) 
                   "product": 1, "speed_pct": 100}
         body = Telemetry(ts=_at(ts), seq=i, values=values).to_json()
         topic = topics.machine_topic(site, line, machine, topics.TELEMETRY)
-        out.append(_collector_line(plant, encoder, topic, body, _at(ts)))
+        if i != gap:
+            out.append(_collector_line(plant, encoder, topic, body, _at(ts)))
         if i % 10 == 0:
             state = STATE_CYCLE[(i // 10) % len(STATE_CYCLE)][1]
             body = StatePayload(ts=_at(ts), state=state, code=code, since=_at(ts),
@@ -73,29 +83,38 @@ def machine_lines(plant: Plant, encoder: Encoder, machine: str, window: Window) 
     return out
 
 
-def rollup_lines(plant: Plant, machine: str, window: Window) -> list[str]:
-    """One oee_rollup point per minute (docs/oee.md: additive aggregates)."""
-    tags = {schema.TAG_SITE: plant.site.id, schema.TAG_LINE: plant.machines[machine].line,
-            schema.TAG_MACHINE: machine}
-    out = []
+def minute_agg(i: int) -> Agg:
+    """One minute of a machine: 50 s running, 5 s unplanned stop, 5 s minor stops."""
+    return Agg(pot_ms=60000, apt_ms=50000, l1_ms=5000, l1_stopped_ms=5000, l3_ms=5000,
+               pq=20.0, sq=1.0, nrt_s=40.0, fpt_s=38.0, l5_s=2.0,
+               fe=1 if i % 10 == 0 else 0, minor_stops=1)
+
+
+def kpi_lines(plant: Plant, machine: str, window: Window) -> list[str]:
+    """Per-minute rollups, and the current-shift snapshot the collector keeps fresh."""
+    site, line = plant.site.id, plant.machines[machine].line
+    out: list[str] = []
+    aggs = []
     for i, ts in enumerate(range(window.from_ms, window.to_ms, MINUTE_MS)):
-        fields = {"pot_ms": 60000, "pdot_ms": 0, "unk_ms": 0, "apt_ms": 50000, "aust_ms": 0,
-                  "l1_ms": 5000, "l3_ms": 5000, "l1_stopped_ms": 5000, "pq": 20.0, "sq": 1.0,
-                  "pq_unattributed": 0.0, "sq_unattributed": 0.0, "pq_unplanned": 0.0,
-                  "sq_unplanned": 0.0, "nrt_s": 40.0, "fpt_s": 38.0, "l5_s": 2.0, "l6_s": 0.0,
-                  "fe": 1 if i % 10 == 0 else 0, "minor_stops": 1}
-        out.append(schema.line(schema.OEE_ROLLUP, tags, fields, ts))
+        aggs.append(minute_agg(i))
+        out += records.rollup_lines(site, line, machine, ts, aggs[-1], final=True)
+    shift = ShiftInstance("early", dt.date.today(), window.from_ms, window.to_ms + 3600000)
+    out.append(records.oee_line(site, line, machine, "shift", window.to_ms - 30000,
+                                window.from_ms, window.to_ms, compute(total(aggs)), shift))
     return out
 
 
 def wip_lines(plant: Plant, window: Window) -> list[str]:
     line = plant.lines[0]
-    base = {schema.TAG_SITE: plant.site.id, schema.TAG_LINE: line.id}
+    buffers = tuple(BufferWip(up, down, 4.0, 1.0, 200, 0.0, 8.0, False)
+                    for up, down in zip(line.stations, line.stations[1:], strict=False))
     out = []
     for ts in range(window.from_ms, window.to_ms, MINUTE_MS):
-        out.append(schema.line(schema.WIP, base, {"wip": 12.0}, ts))
-        for station in line.stations[:-1]:
-            out.append(schema.line(schema.WIP, {**base, "buffer": station}, {"wip": 4.0}, ts))
+        result = WipResult(line.id, ts - 3600000, ts, window.from_ms, True, buffers,
+                           wip=12.0, mean_wip=11.5, throughput_per_h=1140.0,
+                           lead_time_s=36.3, little_holds=True, drift=False, inflow=1200.0,
+                           outflow_good=1140.0)
+        out += records.wip_lines(plant.site.id, "rolling", ts, result)
     return out
 
 
@@ -103,12 +122,9 @@ def audit_lines(plant: Plant, window: Window) -> list[str]:
     out = []
     for i, (who, outcome) in enumerate((("alice", "sent"), ("alice", "done"),
                                         ("bob", "refused"), ("bob", "sent"), ("bob", "failed"))):
-        tags = {schema.TAG_SITE: plant.site.id, schema.TAG_LINE: plant.lines[0].id,
-                schema.TAG_MACHINE: "press1", "action": "start", "outcome": outcome,
-                "requested_by": who}
-        fields = {"command_id": f"c{i // 2}", "point": "run", "value": "true",
-                  "readback": "true", "detail": "", "late": False}
-        out.append(schema.line(schema.CONTROL_AUDIT, tags, fields, window.to_ms - 60000 + i))
+        entry = AuditEntry(plant.site.id, plant.lines[0].id, "press1", "start", outcome, who,
+                           command_id=f"c{i // 2}", point="run", value=True, readback=True)
+        out.append(to_line(entry, (window.to_ms - 60000 + i) * 1_000_000))
     return out
 
 
@@ -122,17 +138,19 @@ def status_lines(plant: Plant, encoder: Encoder, window: Window) -> list[str]:
     return out
 
 
-def plant_lines(plant: Plant, window: Window) -> list[str]:
+def plant_lines(plant: Plant, window: Window, with_gap: bool) -> list[str]:
+    """Everything but the audit (nanosecond timestamps: see audit_lines)."""
     encoder = Encoder(plant)
     out = status_lines(plant, encoder, window)
     for machine in plant.machines:
-        out += machine_lines(plant, encoder, machine, window)
-        out += rollup_lines(plant, machine, window)
-    return out + wip_lines(plant, window) + audit_lines(plant, window)
+        gap = GAP[1] if with_gap and machine == GAP[0] else None
+        out += machine_lines(plant, encoder, machine, window, gap)
+        out += kpi_lines(plant, machine, window)
+    return out + wip_lines(plant, window)
 
 
-def write(url: str, database: str, lines: list[str]) -> None:
+def write(url: str, database: str, lines: list[str], precision: str = "ms") -> None:
     httpx.post(f"{url}/query", params={"q": f'CREATE DATABASE "{database}"'}).raise_for_status()
-    r = httpx.post(f"{url}/write", params={"db": database, "precision": "ms"},
+    r = httpx.post(f"{url}/write", params={"db": database, "precision": precision},
                    content="\n".join(lines).encode())
     assert r.status_code == 204, r.text

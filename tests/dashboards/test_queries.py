@@ -42,3 +42,25 @@ def test_multi_value_regex_form_selects_both_sites(filled: Filled) -> None:
     assert f"/^({filled.sites[0]}|{filled.sites[1]})$/" in query
     series = filled.client.query(query)
     assert sorted(row[1] for s in series for row in s["values"]) == list(filled.lines)
+
+
+def test_lost_samples_panel_counts_the_one_gap(filled: Filled) -> None:
+    outcomes = verify_dashboard(filled.client, DASHBOARDS["system-health.json"],
+                                filled.window.from_ms, filled.window.to_ms)
+    lost = next(o for o in outcomes if o.label.endswith("Lost samples (sequence gaps)"))
+    per_machine = {
+        (s["tags"]["site"], s["tags"]["machine"]): sum(r[1] for r in s["values"])
+        for s in lost.series
+    }
+    assert per_machine.pop((filled.sites[0], "press1")) == 1
+    assert set(per_machine.values()) == {0}
+
+
+def test_line_oee_is_summed_not_averaged(filled: Filled) -> None:
+    outcomes = verify_dashboard(filled.client, DASHBOARDS["plant-overview.json"],
+                                filled.window.from_ms, filled.window.to_ms)
+    line = next(o for o in outcomes if o.label.endswith("OEE per line"))
+    machine = next(o for o in outcomes if o.label.endswith("OEE per machine"))
+    # every machine runs the same minutes: FPT / PBT_obs = 38 s / 60 s
+    assert [round(s["values"][0][1], 6) for s in line.series] == [round(38 / 60, 6)] * 2
+    assert len(machine.series) == 8
