@@ -41,6 +41,12 @@ class Settings:
     coverage_degraded: float = 0.95
     planned_reasons: frozenset[str | None] | None = None
 
+    @staticmethod
+    def of(plant: Plant) -> Settings:
+        """The plant file's thresholds (collector.minor_stop_s, collector.startup_s)."""
+        return Settings(t_minor_s=plant.collector.minor_stop_s,
+                        startup_s=plant.collector.startup_s)
+
 
 @dataclass(frozen=True, slots=True)
 class Product:

@@ -83,7 +83,7 @@ class Engine:
     def __init__(self, plant: Plant, store: KpiStore, settings: Settings | None = None):
         self.plant = plant
         self.store = store
-        self.settings = settings or Settings()
+        self.settings = settings or Settings.of(plant)
         self.calendar = ShiftCalendar.of(plant)
 
     def raw(self, spec: MachineSpec, lo: int, hi: int, bucket_ms: int | None = None,

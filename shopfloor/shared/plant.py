@@ -303,6 +303,8 @@ class Collector(Model):
     kpi_period_s: PositiveSeconds = 10.0
     rolling_window_s: PositiveSeconds = 3600.0
     lateness_s: PositiveSeconds = 48 * 3600.0
+    minor_stop_s: PositiveSeconds = 120.0  # OEE T_minor: shorter stops are minor (L3)
+    startup_s: PositiveSeconds = 600.0  # running time after a setup whose scrap is L6
 
 
 class Role(StrEnum):

@@ -45,11 +45,12 @@ def machine(port: int, line: str = "l1", counter: str = "uint32", poll_s: float 
 
 def plant_data(shifts: list[dict[str, Any]] | None = None, timezone: str = "UTC",
                stations: int = 1, site: str = "s1", database: dict[str, Any] | None = None,
-               **kwargs: Any) -> dict[str, Any]:
+               collector: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
     names = [f"m{i + 1}" for i in range(stations)]
     return {
         "site": {"id": site, "timezone": timezone},
         "database": database or {},
+        "collector": collector or {},
         "calendar": {"shifts": shifts or []},
         "lines": [{"id": "l1", "stations": names, "buffer_capacity": {}}],
         "machines": {n: machine(5020 + i, **kwargs) for i, n in enumerate(names)},

@@ -1,0 +1,251 @@
+"""The live KPI sink of the collector (a `shopfloor.collector.sinks.BatchSink`).
+
+After each durably written batch it takes the telemetry samples (event time) into
+per-machine state (`livestate.MachineLive`). Every `collector.kpi_period_s` (wall clock)
+it recomputes the dirty minutes and stores them as `oee_rollup` points, writes `oee`
+points for the current shift and the rolling window (`collector.rolling_window_s`), a
+`shift_final` record once a shift has ended (and again if late samples change it), WIP
+per line and buffer, and publishes the current KPIs on retained MQTT topics. Event time
+is the plant watermark: the newest sample timestamp seen from any machine. Samples older
+than the watermark minus `collector.lateness_s` are counted and left out of live KPIs
+(they are stored all the same, and on-demand KPIs see them).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from shopfloor.collector.sinks import WrittenBatch
+from shopfloor.kpi import records
+from shopfloor.kpi.buckets import Agg
+from shopfloor.kpi.calendar import ShiftCalendar, ShiftInstance, ms_to_utc
+from shopfloor.kpi.livestate import MINUTE_MS, MachineLive, floor_minute
+from shopfloor.kpi.model import MachineSpec, Sample, Settings
+from shopfloor.kpi.oee import OeeResult, compute
+from shopfloor.kpi.ondemand import Engine, to_ms
+from shopfloor.kpi.store import KpiStore, chunks
+from shopfloor.shared import topics
+from shopfloor.shared.contract import Telemetry
+from shopfloor.shared.errors import ShopfloorError
+from shopfloor.shared.logs import FailureLog
+from shopfloor.shared.plant import Plant
+
+log = logging.getLogger(__name__)
+Publish = Callable[[str, bytes], None]  # publish retained, QoS 1
+
+
+def to_sample(payload: Telemetry) -> Sample:
+    """A telemetry payload as the engine sees it, exactly as stored: bad points left out."""
+    values = {k: v for k, v in payload.values.items() if k not in payload.quality}
+    return Sample(to_ms(payload.ts), values, payload.seq)
+
+
+class LiveKpi:
+    def __init__(self, plant: Plant, store: KpiStore | None = None,
+                 publish: Publish | None = None, settings: Settings | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.plant = plant
+        self.settings = settings or Settings.of(plant)
+        self.calendar = ShiftCalendar.of(plant)
+        self._store = store
+        self.publish = publish
+        self.clock = clock
+        self.period_s = plant.collector.kpi_period_s
+        self.rolling_ms = int(plant.collector.rolling_window_s * 1000)
+        self.lateness_ms = int(plant.collector.lateness_s * 1000)
+        self.machines = {
+            mid: MachineLive(MachineSpec.from_plant(plant, mid), self.calendar, self.settings)
+            for mid, m in plant.machines.items() if m.state is not None
+        }
+        self.context = max((m.context for m in self.machines.values()), default=0)
+        self.watermark: int | None = None
+        self.first_watermark: int | None = None
+        self.finalized: set[str] = set()
+        self.late_dropped = 0
+        self._last_tick: float | None = None
+        self._failures = FailureLog(log, "live KPIs")
+
+    @property
+    def store(self) -> KpiStore:
+        if self._store is None:
+            self._store = KpiStore.open(self.plant)
+        return self._store
+
+    # -- input -------------------------------------------------------------------------
+
+    def on_batch(self, batch: WrittenBatch) -> None:
+        for message in batch.telemetry():
+            assert isinstance(message.payload, Telemetry)
+            self.add(message.machine, to_sample(message.payload))
+        now = self.clock()
+        if self._last_tick is None or now - self._last_tick >= self.period_s:
+            self._last_tick = now
+            self.tick()
+
+    def add(self, machine: str, sample: Sample) -> None:
+        live = self.machines.get(machine)
+        if live is None:
+            return
+        if self.watermark is not None and sample.ts_ms < self.watermark - self.lateness_ms:
+            self.late_dropped += 1
+            log.debug("%s: sample at %d ms is later than the lateness limit", machine,
+                      sample.ts_ms)
+            return
+        live.add(sample)
+        if self.watermark is None or sample.ts_ms > self.watermark:
+            self.watermark = sample.ts_ms
+            if self.first_watermark is None:
+                self.first_watermark = sample.ts_ms
+
+    # -- output ------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Recompute, store and publish (never raises: failures are logged and retried)."""
+        if self.watermark is None:
+            return
+        try:
+            self._tick(self.watermark)
+        except ShopfloorError as exc:
+            self._failures.failure("%s", exc)
+        else:
+            self._failures.success()
+
+    def _tick(self, wm: int) -> None:
+        site = self.plant.site.id
+        rollups: list[str] = []
+        touched: list[tuple[int, int]] = []
+        for mid, live in self.machines.items():
+            for span in live.ranges(wm):
+                touched.append(span)
+            for minute in live.recompute(wm, self._older(live.spec)):
+                rollups += records.rollup_lines(site, live.spec.line, mid, minute.start_ms,
+                                                minute.agg, minute.final)
+        for batch in chunks(rollups):
+            self.store.write(batch)
+        lines, payloads = self._snapshots(wm)
+        lines += self._finals(wm, touched)
+        for batch in chunks(lines):
+            self.store.write(batch)
+        self._publish(payloads)
+        self._trim(wm)
+
+    def _older(self, spec: MachineSpec) -> Callable[[int, int], list[Sample]]:
+        return lambda lo, hi: self.store.samples(spec, lo, hi)
+
+    def _window(self, live: MachineLive, lo: int, hi: int) -> Agg:
+        """Sum of [lo, hi) from the minute cache, filling missing minutes from the store."""
+        agg, missing = live.total(lo, hi)
+        if not missing:
+            return agg
+        engine = Engine(self.plant, self.store, self.settings)
+        a, b = floor_minute(lo), floor_minute(hi)
+        minutes: dict[int, list[tuple[int, int, Agg]]] = {}
+        for bucket in engine.buckets(live.spec, a, b, live.cuts(a, b)):
+            minutes.setdefault(floor_minute(bucket.start_ms), []).append(
+                (bucket.start_ms, bucket.end_ms, bucket.agg))
+        for t, parts in minutes.items():
+            live.fill(t, parts)
+        return live.total(lo, hi)[0]
+
+    def _snapshots(self, wm: int) -> tuple[list[str], list[tuple[str, dict[str, Any]]]]:
+        site = self.plant.site.id
+        lines: list[str] = []
+        payloads: list[tuple[str, dict[str, Any]]] = []
+        shift = self.calendar.at(wm)
+        end = wm
+        for mid, live in self.machines.items():
+            line = live.spec.line
+            payload: dict[str, Any] = {"v": 1, "ts": _iso(wm), "machine": mid, "line": line}
+            if shift is not None:
+                result = compute(self._window(live, shift.start_ms, end), self.settings)
+                lines.append(records.oee_line(site, line, mid, "shift", wm, shift.start_ms,
+                                              end, result, shift))
+                payload["shift"] = _kpi(result, shift.start_ms, end, shift)
+            lo = floor_minute(wm) - self.rolling_ms
+            result = compute(self._window(live, lo, end), self.settings)
+            lines.append(records.oee_line(site, line, mid, "rolling", wm, lo, end, result))
+            payload["rolling"] = _kpi(result, lo, end)
+            payloads.append((topics.machine_topic(site, line, mid, topics.KPI), payload))
+        engine = Engine(self.plant, self.store, self.settings)
+        for line_model in self.plant.lines:
+            report = engine.wip(line_model.id, floor_minute(wm) - self.rolling_ms, end)
+            lines += records.wip_lines(site, "rolling", wm, report.wip)
+            payloads.append((topics.line_kpi_topic(site, line_model.id),
+                             {"v": 1, "ts": _iso(wm), **report.as_dict()}))
+        return lines, payloads
+
+    def _finals(self, wm: int, touched: list[tuple[int, int]]) -> list[str]:
+        """Final shift records: once a shift has ended (plus the context margin), and
+        again when late samples changed one that was already final."""
+        assert self.first_watermark is not None
+        lines: list[str] = []
+        since = self.first_watermark - self.context
+        lo = min([since] + [t[0] for t in touched])
+        for inst in self.calendar.instances(lo - 1, wm):
+            if inst.end_ms + self.context > wm or inst.end_ms <= since:
+                continue
+            changed = any(a < inst.end_ms and inst.start_ms < b for a, b in touched)
+            if inst.key in self.finalized and not changed:
+                continue
+            lines += self._final(inst)
+            self.finalized.add(inst.key)
+        return lines
+
+    def _final(self, inst: ShiftInstance) -> list[str]:
+        site = self.plant.site.id
+        out = []
+        for mid, live in self.machines.items():
+            result = compute(self._window(live, inst.start_ms, inst.end_ms), self.settings)
+            out.append(records.oee_line(site, live.spec.line, mid, "shift_final",
+                                        inst.start_ms, inst.start_ms, inst.end_ms, result,
+                                        inst, final=True))
+        engine = Engine(self.plant, self.store, self.settings)
+        for line_model in self.plant.lines:
+            report = engine.wip(line_model.id, inst.start_ms, inst.end_ms)
+            out += records.wip_lines(site, "shift_final", inst.start_ms, report.wip, inst)
+        log.info("final KPIs of shift %s written", inst.key)
+        return out
+
+    def _publish(self, payloads: list[tuple[str, dict[str, Any]]]) -> None:
+        if self.publish is None:
+            return
+        for topic, payload in payloads:
+            self.publish(topic, json.dumps(payload, default=str).encode())
+
+    def _trim(self, wm: int) -> None:
+        keep = wm - self.rolling_ms - MINUTE_MS
+        current = self.calendar.at(wm)
+        if current is not None:
+            keep = min(keep, current.start_ms)
+        for inst in self.calendar.instances(keep - 7 * 86_400_000, wm):
+            if inst.key not in self.finalized and inst.end_ms > (self.first_watermark or wm):
+                keep = min(keep, inst.start_ms)
+        for live in self.machines.values():
+            live.trim(floor_minute(keep))
+
+
+def _iso(ms: int) -> str:
+    return ms_to_utc(ms).isoformat().replace("+00:00", "Z")
+
+
+def _kpi(result: OeeResult, lo: int, hi: int, shift: ShiftInstance | None = None) -> dict:
+    out = {"start": _iso(lo), "end": _iso(hi), **result.as_dict()}
+    if shift is not None:
+        out["shift"] = shift.name
+        out["production_date"] = shift.date.isoformat()
+    return out
+
+
+def attach(collector: Any) -> LiveKpi:
+    """Register the live KPI sink on a `shopfloor.collector.service.Collector` (before
+    `start`); KPIs are published retained through the collector's MQTT client."""
+    def publish(topic: str, payload: bytes) -> None:
+        collector.subscriber.client.publish(topic, payload, qos=1, retain=True)
+
+    sink = LiveKpi(collector.plant, publish=publish)
+    collector.add_sink(sink)
+    return sink
