@@ -1,9 +1,11 @@
 """Simulator throughput: `./dev.sh bench sim --devices 1000 [--seconds 10] [--connections 10]`.
 
-Generates a plant of N devices (200 unit ids per port), starts `shopfloor sim` as its own
-process, and from this process (the client) reads 20 holding registers from every device
-in turn over several Modbus TCP connections for a while. Prints the request rate and the
-sim process' CPU and RSS, idle (only ticking) and under load.
+Generates a plant of N devices (200 unit ids per port, lines of 100 machines), starts
+`shopfloor sim` as its own process, and from this process (the client) reads 20 holding
+registers from every device in turn over several Modbus TCP connections for a while:
+with pymodbus' client (one request in flight per connection), or with `--pipeline N`
+over raw sockets with N requests in flight, which loads the sim rather than the client.
+Prints the request rate and the sim process' CPU and RSS, idle (ticking only) and under load.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -67,8 +70,31 @@ async def _reader(port: int, units: list[int], stop_at: float, counts: list[int]
             i = (i + 1) % len(units)
 
 
-async def _load(layout: dict[int, list[int]], connections: int, seconds: float) -> list[int]:
-    """Read for `seconds` over `connections` connections spread over the ports."""
+async def _raw_reader(
+    port: int, units: list[int], stop_at: float, counts: list[int], depth: int
+) -> None:
+    """Pipelined reads over a raw socket: `depth` requests per write, then their answers."""
+    requests = [struct.pack(">HHHBBHH", i, 0, 6, u, 3, 0, REGISTERS) for i, u in enumerate(units)]
+    reader, writer = await asyncio.open_connection(LOOPBACK, port)
+    i = 0
+    try:
+        while time.monotonic() < stop_at:
+            batch = [requests[(i + k) % len(requests)] for k in range(depth)]
+            i += depth
+            writer.write(b"".join(batch))
+            for _ in range(depth):
+                _, _, length, _ = struct.unpack(">HHHB", await reader.readexactly(7))
+                body = await reader.readexactly(length - 1)
+                counts[1 if body[0] & 0x80 else 0] += 1
+    finally:
+        writer.close()
+
+
+async def _load(
+    layout: dict[int, list[int]], connections: int, seconds: float, depth: int
+) -> list[int]:
+    """Read for `seconds` over `connections` connections spread over the ports
+    (pymodbus' client when depth is 1, else raw pipelined sockets)."""
     counts = [0, 0]  # ok, errors
     stop_at = time.monotonic() + seconds
     ports = sorted(layout)
@@ -76,7 +102,10 @@ async def _load(layout: dict[int, list[int]], connections: int, seconds: float) 
     for c in range(connections):
         port = ports[c % len(ports)]
         share = layout[port][c // len(ports) :: max(1, connections // len(ports))] or layout[port]
-        tasks.append(_reader(port, share, stop_at, counts))
+        if depth > 1:
+            tasks.append(_raw_reader(port, share, stop_at, counts, depth))
+        else:
+            tasks.append(_reader(port, share, stop_at, counts))
     await asyncio.gather(*tasks)
     return counts
 
@@ -94,12 +123,23 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=10)
     parser.add_argument("--speed", type=float, default=1.0)
+    parser.add_argument(
+        "--pipeline",
+        type=int,
+        default=1,
+        help="1: pymodbus' client, one request in flight per connection; N > 1: raw "
+        "sockets with N requests in flight (measures the sim, not the client)",
+    )
     args = parser.parse_args(argv)
     ports_needed = (args.devices + args.per_port - 1) // args.per_port
     base = _free_base_port(ports_needed)
     with tempfile.TemporaryDirectory() as tmp:
         plant = Path(tmp) / "plant.yaml"
-        plant.write_text(plant_yaml(machines=args.devices, base_port=base, per_port=args.per_port))
+        lines = max(1, args.devices // 100)
+        text = plant_yaml(
+            machines=args.devices, lines=lines, base_port=base, per_port=args.per_port
+        )
+        plant.write_text(text)
         layout = {base + p: [] for p in range(ports_needed)}  # type: dict[int, list[int]]
         for i in range(args.devices):
             layout[base + i // args.per_port].append(i % args.per_port + 1)
@@ -112,15 +152,18 @@ def main(argv: list[str]) -> None:
             sim = psutil.Process(proc.pid)
             idle_cpu = _cpu(sim, 5.0)
             sim.cpu_percent(None)
-            counts = asyncio.run(_load(layout, args.connections, args.seconds))
+            counts = asyncio.run(_load(layout, args.connections, args.seconds, args.pipeline))
             load_cpu = sim.cpu_percent(None)
             rss_mb = sim.memory_info().rss / 1e6
         finally:
             proc.terminate()
             proc.wait(15)
     ok, errors = counts
-    print(f"sim benchmark: {args.devices} devices on {ports_needed} port(s), "
-          f"{args.connections} client connection(s), {REGISTERS} registers per read")
+    print(
+        f"sim benchmark: {args.devices} devices on {ports_needed} port(s), "
+        f"{args.connections} client connection(s), {REGISTERS} registers per read, "
+        f"{args.pipeline} request(s) in flight per connection"
+    )
     print(f"  start-up (plant load + listen):  {ready_s:.1f} s")
     print(f"  sim idle CPU (ticking only):      {idle_cpu:.1f} % of one core")
     print(f"  reads:                            {ok} ok, {errors} errors in {args.seconds:.0f} s")
