@@ -14,6 +14,9 @@ from shopfloor.shared.schema import quote_ident, quote_string
 
 MAX_WINDOW = dt.timedelta(days=400)
 MAX_BUCKETS = 20_000
+# InfluxDB stores int64 nanoseconds (1677..2262); keep well inside.
+EARLIEST = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 
 
 class Aggregation(StrEnum):
@@ -47,6 +50,8 @@ class Window:
                           "bad_window")
         if start >= end:
             raise Invalid("start must be before end", "bad_window")
+        if start < EARLIEST or end > LATEST:
+            raise Invalid(f"times must lie between {EARLIEST:%Y} and {LATEST:%Y}", "bad_window")
         if end - start > MAX_WINDOW:
             raise Invalid(f"window longer than {MAX_WINDOW.days} days", "bad_window")
         return cls(start, end)

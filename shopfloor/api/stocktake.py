@@ -20,7 +20,7 @@ from shopfloor.shared.plant import Line
 from shopfloor.shared.schema import quote_ident, quote_string
 
 LINE_TOTAL = "_line"
-TAG_BUFFER = "buffer"
+TAG_BUFFER = schema.TAG_BUFFER
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +35,16 @@ class Stocktake:
         return int(self.at.timestamp() * 1000)
 
 
-def check(line: Line, count: int, buffers: dict[str, int]) -> None:
+MAX_AHEAD = dt.timedelta(minutes=5)  # clock skew allowed for a stocktake's time
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def check(line: Line, count: int, buffers: dict[str, int], at: dt.datetime,
+          now: dt.datetime) -> None:
     """Buffers are named by their upstream station (every station but the last) and,
-    when given, must add up to the line's count."""
+    when given, must add up to the line's count; a count cannot be taken in the future."""
+    if not EARLIEST <= at <= now + MAX_AHEAD:
+        raise Invalid(f"at must lie between {EARLIEST:%Y-%m-%d} and now", "bad_time")
     upstream = line.stations[:-1]
     for name, value in buffers.items():
         if name not in upstream:

@@ -26,8 +26,9 @@ async def post_stocktake(body: StocktakeIn, runtime: RuntimeDep, principal: Stoc
     """Stores the count (and optional per-buffer counts) in `wip_anchor`; the WIP engine
     counts from the latest stocktake. Written before answering (503 if the database is
     down) and audited."""
-    stocktake.check(line, body.count, body.buffers)
-    take = stocktake.Stocktake(line.id, body.at or utc_now(), body.count, body.buffers)
+    now = utc_now()
+    take = stocktake.Stocktake(line.id, body.at or now, body.count, body.buffers)
+    stocktake.check(line, body.count, body.buffers, take.at, now)
     await runtime.influx.write(stocktake.to_lines(runtime.plant.site.id, take))
     runtime.audit.add(audit_log.AuditEntry(
         site=runtime.plant.site.id, line=line.id, machine="", action="stocktake",

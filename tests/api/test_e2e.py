@@ -1,0 +1,163 @@
+"""End to end: the API, the real edge agent and the simulator (Modbus TCP), on the real
+broker. Writes through the API are read back directly from the simulated device; start
+and stop change the machine's state on the state topic; a command sent while the edge is
+down times out and is refused as expired when the edge comes back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from pymodbus.client import ModbusTcpClient
+
+from shopfloor.edge.agent import EdgeAgent
+from shopfloor.shared.plant import Plant
+from shopfloor.sim.simulator import Simulator
+from tests.api.harness import (
+    ApiServer,
+    LoopThread,
+    create_database,
+    load,
+    make_keys,
+    plant_data,
+    wait_for,
+)
+
+
+def _sim(plant: Plant) -> LoopThread:
+    async def run(stop: asyncio.Event) -> None:
+        sim = Simulator(plant, seed=3, tick_s=0.05)
+        await sim.start()
+        try:
+            await stop.wait()
+        finally:
+            await sim.stop()
+
+    return LoopThread(run).start()
+
+
+def _edge(plant: Plant) -> LoopThread:
+    return LoopThread(lambda stop: EdgeAgent(plant, "edge1").run(stop)).start()
+
+
+@dataclass
+class Rig:
+    plant: Plant
+    keys: dict[str, str]
+    api: ApiServer
+    sim: LoopThread
+    edge: LoopThread
+
+    def client(self, role: str = "admin") -> httpx.Client:
+        return httpx.Client(base_url=self.api.url, headers={"X-API-Key": self.keys[role]},
+                            timeout=30)
+
+    def modbus(self) -> ModbusTcpClient:
+        conn = self.plant.machines["press1"].connection
+        client = ModbusTcpClient(conn.host or "127.0.0.1", port=conn.port, timeout=2)
+        assert client.connect()
+        return client
+
+    def device_id(self, machine: str) -> int:
+        return self.plant.machines[machine].connection.device_id
+
+
+@pytest.fixture(scope="module")
+def rig(mosquitto: Any, influxdb: Any, tmp_path_factory: pytest.TempPathFactory
+        ) -> Iterator[Rig]:
+    workdir = tmp_path_factory.mktemp("api-e2e")
+    keys = make_keys()
+    data = plant_data(workdir, mosquitto.port, influxdb.url, keys, timeout_s=2.0)
+    plant = load(data)
+    create_database(influxdb.url, plant.database.database)
+    sim = _sim(plant)
+    edge = _edge(plant)
+    api = ApiServer(plant, data["api"]["port"]).start()
+    rig = Rig(plant, keys, api, sim, edge)
+    with rig.client() as admin:
+        wait_for(lambda: admin.get("/api/v1/machines/press1/state").json()["online"],
+                 15, "edge online")
+    yield rig
+    api.stop()
+    rig.edge.stop()
+    sim.stop()
+
+
+def _state(client: httpx.Client, machine: str) -> dict[str, Any]:
+    return client.get(f"/api/v1/machines/{machine}/state").json()
+
+
+def test_setpoint_is_read_back_from_the_device(rig: Rig) -> None:
+    with rig.client("operator") as op:
+        r = op.post("/api/v1/machines/weld1/setpoint", json={"point": "speed_pct", "value": 77})
+    assert r.status_code == 200, r.text
+    assert r.json()["commands"][0]["readback"] == 77
+    with rig.modbus() as modbus:
+        address = rig.plant.machines["weld1"].point("speed_pct").address  # type: ignore[union-attr]
+        registers = modbus.read_holding_registers(address, count=1,
+                                                  device_id=rig.device_id("weld1"))
+    assert not registers.isError() and registers.registers == [77]
+
+
+def test_changeover_writes_code_and_work_order_to_device(rig: Rig) -> None:
+    with rig.client("supervisor") as sup:
+        r = sup.post("/api/v1/machines/pack1/changeover",
+                     json={"product": "C", "work_order": "WO-9"})
+    assert r.status_code == 200, r.text
+    assert [c["readback"] for c in r.json()["commands"]] == [3, "WO-9"]
+    with rig.modbus() as modbus:
+        product = modbus.read_holding_registers(5, count=1, device_id=rig.device_id("pack1"))
+    assert product.registers == [3]
+
+
+def test_stop_and_start_change_the_machine_state(rig: Rig) -> None:
+    with rig.client("operator") as op:
+        assert op.post("/api/v1/machines/press1/stop").status_code == 200
+        stopped = wait_for(lambda: (s := _state(op, "press1"))["state"] == "stopped" and s,
+                           10, "stopped on the state topic")
+        assert stopped["reason"] == "operator_stop"
+        with rig.modbus() as modbus:
+            assert modbus.read_coils(0, count=1, device_id=1).bits[0] is False
+        assert op.post("/api/v1/machines/press1/start").status_code == 200
+        wait_for(lambda: _state(op, "press1")["state"] not in ("stopped", None), 10,
+                 "running again")
+
+
+def test_maintenance_interlock_on_the_device(rig: Rig) -> None:
+    with rig.client("maintenance") as maint, rig.client("operator") as op:
+        assert maint.post("/api/v1/machines/paint1/maintenance", json={"on": True}
+                          ).status_code == 200
+        state = wait_for(lambda: (s := _state(op, "paint1"))["state"] == "planned_stop" and s,
+                         10, "planned stop")
+        assert state["maintenance"] is True and state["reason"] == "maintenance"
+        refused = op.post("/api/v1/machines/paint1/start")
+        assert refused.status_code == 409
+        assert maint.post("/api/v1/machines/paint1/maintenance", json={"on": False}
+                          ).status_code == 200
+        assert op.post("/api/v1/machines/paint1/start").status_code == 200
+
+
+def test_expired_command_is_not_executed_when_the_edge_returns(rig: Rig) -> None:
+    address = rig.plant.machines["solo1"].point("speed_pct").address  # type: ignore[union-attr]
+    device = rig.device_id("solo1")
+    with rig.modbus() as modbus:
+        before = modbus.read_holding_registers(address, count=1, device_id=device).registers
+    assert before != [33]
+    rig.edge.stop()
+    with rig.client("admin") as admin:
+        wait_for(lambda: _state(admin, "solo1")["online"] is False, 10, "edge offline")
+        r = admin.post("/api/v1/machines/solo1/setpoint",
+                       json={"point": "speed_pct", "value": 33})
+        assert r.status_code == 504 and r.json()["status"] == "timeout"
+        command_id = r.json()["commands"][0]["id"]
+        rig.edge = _edge(rig.plant)  # back: its session still holds the command
+        late = wait_for(lambda: (c := admin.get(f"/api/v1/commands/{command_id}").json())
+                        ["late"] and c, 15, "late result")
+    assert late["status"] == "expired"
+    with rig.modbus() as modbus:
+        after = modbus.read_holding_registers(address, count=1, device_id=device).registers
+    assert after == before
