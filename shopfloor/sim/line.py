@@ -118,6 +118,11 @@ class PlantModel:
         line, index = self._where[machine_id]
         line.changed(index, now_s)
 
+    def line_mates(self, machine_id: str) -> list[str]:
+        """The machines on the same line as `machine_id` (itself included)."""
+        line, _ = self._where[machine_id]
+        return [m.spec.machine_id for m in line.stations]
+
 
 def _capacities(line: Line, ids: list[str], behaviour: Behaviour) -> list[int]:
     """Capacity of the buffer after each station but the last (named by its upstream)."""

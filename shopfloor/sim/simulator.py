@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from shopfloor.shared.enums import Table, Transport
+from shopfloor.shared.logs import FailureLog
 from shopfloor.shared.plant import Plant
 from shopfloor.sim.device import SimDevice
 from shopfloor.sim.errors import SimError
@@ -125,9 +126,15 @@ class Simulator:
         self._servers.clear()
 
     async def _tick_loop(self) -> None:
+        failures = FailureLog(log, "tick")
         while True:
             started = time.monotonic()
-            self.tick()
+            try:
+                self.tick()
+                failures.success()
+            except Exception as exc:  # a model bug must not freeze every device
+                failures.failure("%s: %s", type(exc).__name__, exc)
+                log.debug("tick failed", exc_info=True)
             await asyncio.sleep(max(0.0, self.tick_s - (time.monotonic() - started)))
 
     def tick(self) -> None:
@@ -144,8 +151,8 @@ class Simulator:
         self.model.advance(now)
         device.write(table, address, values, now)
         self.model.changed(device.machine_id, now)
-        for other in self.devices.values():  # neighbours on the line may have moved
-            other.refresh(now, analog=False)
+        for mate in self.model.line_mates(device.machine_id):  # neighbours may have moved
+            self.devices[mate].refresh(now, analog=False)
 
     # ----- inspection and faults ----------------------------------------------
     def set_fault(self, machine_id: str, mode: str | FaultMode | Fault) -> None:
