@@ -16,7 +16,7 @@ from shopfloor.api.config import Settings
 from shopfloor.api.errors import ApiError
 from shopfloor.api.metrics import ApiMetrics, MetricsMiddleware
 from shopfloor.api.models.common import error_body
-from shopfloor.api.routes import audit, commands, health, history, machines, wip
+from shopfloor.api.routes import audit, commands, health, history, kpi, machines, wip
 from shopfloor.api.routes import plant as plant_routes
 from shopfloor.api.runtime import close_runtime, open_runtime, start_link
 from shopfloor.shared.plant import Plant
@@ -45,22 +45,12 @@ def create_app(plant: Plant, settings: Settings) -> FastAPI:
 
     app = FastAPI(title="shopfloor API", version="1", description=DESCRIPTION,
                   lifespan=lifespan)
-    for module in (plant_routes, machines, history, commands, wip, audit):
+    for module in (plant_routes, machines, history, kpi, commands, wip, audit):
         app.include_router(module.router, prefix=PREFIX)
-    _include_kpi(app)
     app.include_router(health.router)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     _error_handlers(app)
     return app
-
-
-def _include_kpi(app: FastAPI) -> None:
-    """KPI routes exist only once the KPI engine's on-demand function is available."""
-    try:
-        from shopfloor.api.routes import kpi
-    except ImportError:
-        return
-    app.include_router(kpi.router, prefix=PREFIX)
 
 
 def _error_handlers(app: FastAPI) -> None:

@@ -13,6 +13,7 @@ from shopfloor.api.commands import CommandBus, CommandRecord, Listener, Outcome,
 from shopfloor.api.config import Settings
 from shopfloor.api.idempotency import IdempotencyStore
 from shopfloor.api.influx import InfluxClient
+from shopfloor.api.kpi import KpiService
 from shopfloor.api.live import LiveView
 from shopfloor.api.metrics import ApiMetrics
 from shopfloor.api.mqtt import MqttLink
@@ -36,6 +37,7 @@ class Runtime:
     audit: AuditLog
     bus: CommandBus
     mqtt: MqttLink
+    kpi: KpiService
 
 
 def _listener(runtime_box: dict[str, Runtime]) -> Listener:
@@ -76,7 +78,8 @@ def open_runtime(plant: Plant, settings: Settings, metrics: ApiMetrics) -> Runti
     mqtt = MqttLink(plant.broker, plant.site.id, on_message)
     bus = CommandBus(plant.site.id, mqtt.publish, records, _listener(box))
     runtime = Runtime(plant, settings, metrics, live, records,
-                      IdempotencyStore(settings.idempotency_ttl_s), influx, audit, bus, mqtt)
+                      IdempotencyStore(settings.idempotency_ttl_s), influx, audit, bus, mqtt,
+                      KpiService(plant))
     box["rt"] = runtime
     audit.start()
     return runtime
@@ -91,3 +94,4 @@ async def close_runtime(runtime: Runtime) -> None:
     await asyncio.to_thread(runtime.mqtt.stop)
     await runtime.audit.stop()
     await runtime.influx.aclose()
+    await asyncio.to_thread(runtime.kpi.close)
