@@ -48,9 +48,8 @@ log = logging.getLogger(__name__)
 @click.option(
     "--tick",
     type=click.FloatRange(min=0.005),
-    default=0.1,
-    show_default=True,
-    help="Real seconds between register updates.",
+    default=None,
+    help="Real seconds between register updates [default: 0.1, finer above --speed 10].",
 )
 def sim(
     plant: str,
@@ -60,7 +59,7 @@ def sim(
     bind: str | None,
     faults: tuple[str, ...],
     control_port: int | None,
-    tick: float,
+    tick: float | None,
 ) -> None:
     """Serve every machine of PLANT as a simulated Modbus TCP device until SIGTERM/SIGINT."""
     setup_logging()
@@ -82,7 +81,7 @@ async def _serve(
     bind: str | None,
     faults: list[tuple[str, Fault]],
     control_port: int | None,
-    tick: float,
+    tick: float | None,
 ) -> None:
     from shopfloor.sim.control import ControlServer
     from shopfloor.sim.simulator import Simulator

@@ -263,8 +263,12 @@ class MachineModel:
         self._enter(Phase.SETUP, now_s, now_s + self.setup_left_s)
 
     def acknowledge(self, now_s: float) -> bool:
-        """Alarm acknowledge: clears a repaired fault (AWAIT_ACK) at once. A fault still
-        under repair is not cleared (returns False)."""
+        """Alarm acknowledge: clears a repaired fault at once (and restarts the machine
+        unless it is halted). A fault still under repair is not cleared (returns False)."""
+        if self.phase is Phase.HALTED and self.fault is not None and now_s >= self.repaired_at:
+            self.fault = None
+            self.changes += 1
+            return True
         if self.phase is not Phase.AWAIT_ACK:
             return False
         self.fault = None

@@ -1,4 +1,5 @@
-"""pymodbus glue: one Modbus TCP server per (host, port), each machine on it a unit id.
+"""pymodbus glue: one Modbus TCP server per (host, port), each machine on it a unit id
+(Modbus TCP framing, or RTU framing over TCP for `rtu_over_tcp` machines).
 
 pymodbus 3.16.1's server answers only the first request of each network read (the rest
 of the read stays unparsed until more data comes, and every answer clears the receive
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pymodbus.constants import ExcCodes
 from pymodbus.datastore import ModbusServerContext
 from pymodbus.exceptions import ModbusIOException, NoSuchIdException
+from pymodbus.framer import FramerSocket, FramerType
 from pymodbus.pdu import ExceptionResponse, ModbusPDU
 from pymodbus.server import ModbusTcpServer
 from pymodbus.server.requesthandler import ServerRequestHandler
@@ -92,13 +94,14 @@ class PipelinedHandler(ServerRequestHandler):
     def __init__(self, owner: PlantServer) -> None:
         super().__init__(owner, owner.trace_packet, owner.trace_pdu, owner.trace_connect)
         self.max_buffer_size = _BUFFER_BYTES
+        self._mbap = isinstance(self.framer, FramerSocket)  # else RTU framing over TCP
         self.context: PlantContext = owner.context  # type: ignore[assignment]
         self._later: set[asyncio.Task[None]] = set()
 
     def callback_data(self, data: bytes, addr: tuple[Any, ...] | None = None) -> int:
         used = 0
-        while len(data) - used >= 8:
-            if data[used + 2 : used + 4] != b"\x00\x00":
+        while len(data) - used >= self.framer.MIN_SIZE:
+            if self._mbap and data[used + 2 : used + 4] != b"\x00\x00":
                 log.debug("dropping %d bytes that are not Modbus TCP", len(data) - used)
                 return len(data)
             try:
@@ -178,9 +181,15 @@ class PlantServer(ModbusTcpServer):
     """A Modbus TCP server on one port, hosting every simulated unit id on it."""
 
     def __init__(
-        self, devices: dict[int, SimDevice], on_write: WriteHook, host: str, port: int
+        self,
+        devices: dict[int, SimDevice],
+        on_write: WriteHook,
+        host: str,
+        port: int,
+        framer: FramerType = FramerType.SOCKET,
     ) -> None:
-        super().__init__(PlantContext(devices, on_write), address=(host, port))
+        context = PlantContext(devices, on_write)
+        super().__init__(context, framer=framer, address=(host, port))
         self.host = host
         self.port = port
 

@@ -11,7 +11,9 @@ In-process API (stable; the edge's tests use it)::
 Machines are grouped by the (host, port) of their connection: one pymodbus server per
 port, each machine's `device_id` a unit id on it. `bind` overrides the host listened on.
 Virtual time = start_s + speed x real seconds elapsed; the pure model (line.py,
-machine.py) advances on it at every tick (`tick_s` real seconds). See docs/simulator.md.
+machine.py) advances on it at every tick (`tick_s` real seconds; by default 0.1 s, finer
+above 10x speed, see `auto_tick_s`). Also usable as `async with Simulator(...) as sim:`.
+See docs/simulator.md.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import logging
 import time
 from collections.abc import Iterable
 from typing import Any
+
+from pymodbus.framer import FramerType
 
 from shopfloor.shared.enums import Table, Transport
 from shopfloor.shared.logs import FailureLog
@@ -51,7 +55,7 @@ class Simulator:
         bind: str | None = None,
         behaviour: Behaviour | None = None,
         start_s: float | None = None,
-        tick_s: float = 0.1,
+        tick_s: float | None = None,
         analog_period_s: float = 1.0,
     ) -> None:
         if speed <= 0:
@@ -59,8 +63,8 @@ class Simulator:
         self.plant = plant
         self.seed = seed
         self.speed = speed
-        self.tick_s = tick_s
-        self._analog_slices = max(1, round(analog_period_s / tick_s))
+        self.tick_s = tick_s or auto_tick_s(speed)
+        self._analog_slices = max(1, round(analog_period_s / self.tick_s))
         self._start_s = time.time() if start_s is None else start_s
         self._mono0 = time.monotonic()
         ids = _served_ids(plant, machines)
@@ -72,6 +76,7 @@ class Simulator:
         self.endpoints: dict[str, tuple[str, int, int]] = {}
         """machine id -> (host, port, unit id) it is served at."""
         self._by_endpoint: dict[Endpoint, dict[int, SimDevice]] = {}
+        self._transports: dict[Endpoint, Transport] = {}
         for mid in ids:
             self._place(mid, bind)
         self._servers: list[PlantServer] = []
@@ -82,11 +87,21 @@ class Simulator:
         conn = self.plant.machines[mid].connection
         endpoint = (bind or conn.host or "127.0.0.1", conn.port)
         units = self._by_endpoint.setdefault(endpoint, {})
+        transport = self._transports.setdefault(endpoint, conn.transport)
+        if transport is not conn.transport:
+            raise SimError(f"{mid}: port {endpoint} is {transport}, not {conn.transport}")
         if conn.device_id in units:
             other = units[conn.device_id].machine_id
             raise SimError(f"{mid} and {other} are both unit {conn.device_id} on {endpoint}")
         units[conn.device_id] = self.devices[mid]
         self.endpoints[mid] = (endpoint[0], endpoint[1], conn.device_id)
+
+    async def __aenter__(self) -> Simulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
 
     # ----- clock ---------------------------------------------------------------
     def now_s(self) -> float:
@@ -99,7 +114,8 @@ class Simulator:
         listening) when a port cannot be opened."""
         try:
             for (host, port), units in sorted(self._by_endpoint.items()):
-                server = PlantServer(units, self._on_write, host, port)
+                framer = _FRAMERS[self._transports[(host, port)]]
+                server = PlantServer(units, self._on_write, host, port, framer)
                 await server.serve_forever(background=True)
                 self._servers.append(server)
         except BaseException:
@@ -193,16 +209,26 @@ class Simulator:
         return device
 
 
+_FRAMERS = {Transport.TCP: FramerType.SOCKET, Transport.RTU_OVER_TCP: FramerType.RTU}
+
+
+def auto_tick_s(speed: float) -> float:
+    """Real seconds between ticks: 0.1 s (10 Hz) up to 10x speed, then finer so that a
+    tick stays about one virtual second, but never under 0.02 s (50 Hz)."""
+    return max(0.02, min(0.1, 1.0 / speed))
+
+
 def _served_ids(plant: Plant, machines: Iterable[str] | None) -> list[str]:
-    """The machines to simulate, in plant order: Modbus TCP ones (RTU is not served)."""
+    """The machines to simulate, in plant order: TCP and RTU-over-TCP ones (serial RTU
+    machines are not served)."""
     wanted = list(plant.machines) if machines is None else list(machines)
     unknown = [m for m in wanted if m not in plant.machines]
     if unknown:
         raise SimError(f"unknown machine(s) {unknown} (plant has {sorted(plant.machines)})")
-    served = [m for m in wanted if plant.machines[m].connection.transport is Transport.TCP]
+    served = [m for m in wanted if plant.machines[m].connection.transport in _FRAMERS]
     for mid in set(wanted) - set(served):
         log.warning(
-            "%s: transport %s is not simulated (tcp only)",
+            "%s: transport %s is not simulated (only tcp and rtu_over_tcp)",
             mid,
             plant.machines[mid].connection.transport,
         )

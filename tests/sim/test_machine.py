@@ -10,6 +10,7 @@ from shopfloor.shared.plant import Plant
 from shopfloor.sim.line import PlantModel
 from shopfloor.sim.machine import MachineModel, Phase
 from shopfloor.sim.params import Behaviour
+from shopfloor.sim.simulator import auto_tick_s
 from tests.sim.conftest import CALM, example_on_port
 
 T0 = 1_700_000_000.0
@@ -200,3 +201,25 @@ def test_parts_are_conserved_along_the_line() -> None:
     for step in range(1, 51):
         model.advance(T0 + 100 * step)
         assert unaccounted() == start
+
+
+def test_alarm_acknowledged_while_stopped_does_not_restart_the_machine() -> None:
+    behaviour = replace(CALM, breakdown_mtbf_s=30.0, repair_s=(100.0, 100.0), auto_ack_s=(1e6, 1e6))
+    model, press = lone(behaviour=behaviour)
+    t = _until_phase(model, press, Phase.REPAIR, T0)
+    press.set_run(t, False)
+    model.changed("press1", t)
+    assert press.acknowledge(t + 10) is False  # still under repair
+    assert press.acknowledge(t + 101) is True  # repaired meanwhile: the alarm clears
+    assert press.alarm_code() == 0
+    assert press.state_code() == 0  # but the machine stays stopped by the operator
+    press.set_run(t + 200, True)
+    model.changed("press1", t + 200)
+    assert press.state_code() == 1
+
+
+def test_tick_is_finer_at_high_speed() -> None:
+    assert auto_tick_s(1.0) == 0.1
+    assert auto_tick_s(10.0) == 0.1
+    assert auto_tick_s(25.0) == 0.04
+    assert auto_tick_s(1000.0) == 0.02

@@ -11,10 +11,13 @@ from collections.abc import AsyncIterator
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
+from pymodbus.framer import FramerType
 
 from shopfloor.shared.codec import decode
+from shopfloor.shared.loader import parse_plant
 from shopfloor.sim.simulator import Simulator
-from tests.sim.conftest import CALM, example_on_port
+from tests.harness.services import free_port
+from tests.sim.conftest import CALM, example_on_port, example_on_port_data
 
 pytestmark = pytest.mark.anyio
 UNITS = {"press1": 1, "weld1": 2, "paint1": 3, "pack1": 4}
@@ -22,7 +25,7 @@ UNITS = {"press1": 1, "weld1": 2, "paint1": 3, "pack1": 4}
 
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
-    simulator = Simulator(example_on_port(), seed=1, speed=20.0, behaviour=CALM, tick_s=0.02)
+    simulator = Simulator(example_on_port(), seed=1, speed=20.0, behaviour=CALM)
     await simulator.start()
     yield simulator
     await simulator.stop()
@@ -138,3 +141,21 @@ async def test_fault_modes(sim: Simulator, client) -> None:
     for machine in ("weld1", "paint1", "pack1"):
         sim.set_fault(machine, "normal")
     assert not (await client.read_holding_registers(0, count=2, device_id=4)).isError()
+
+
+async def test_rtu_over_tcp_machines_are_served_with_rtu_framing() -> None:
+    data = example_on_port_data(free_port())
+    weld = data["machines"]["weld1"]["connection"]
+    weld.update(transport="rtu_over_tcp", port=free_port())
+    plant = parse_plant(data)
+    async with Simulator(plant, seed=3, behaviour=CALM) as simulator:
+        _, port, unit = simulator.endpoints["weld1"]
+        async with AsyncModbusTcpClient(
+            "127.0.0.1", port=port, framer=FramerType.RTU, timeout=2, retries=0
+        ) as rtu:
+            assert not (await rtu.write_register(6, 70, device_id=unit)).isError()
+            rr = await rtu.read_holding_registers(5, count=2, device_id=unit)
+            assert rr.registers == [1, 70]
+            over = await rtu.write_register(6, 999, device_id=unit)
+            assert over.isError() and over.exception_code == 3
+    assert simulator.machine_state("weld1")["speed_pct"] == 70
