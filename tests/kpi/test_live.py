@@ -109,8 +109,11 @@ def test_live_shift_record_equals_on_demand(
     publisher = Client(CallbackAPIVersion.VERSION2)
     publisher.connect("127.0.0.1", mosquitto.port)
     publisher.loop_start()
-    sink = LiveKpi(plant, store, clock=Clock(),
-                   publish=lambda t, p: publisher.publish(t, p, qos=1, retain=True).wait_for_publish(5))
+
+    def publish(topic: str, payload: bytes) -> None:
+        publisher.publish(topic, payload, qos=1, retain=True).wait_for_publish(5)
+
+    sink = LiveKpi(plant, store, clock=Clock(), publish=publish)
     samples = history()
     on_time = [s for s in samples if not HOLE[0] <= s.ts_ms < HOLE[1]]
     feed(sink, store, on_time)
