@@ -13,6 +13,7 @@ every other machine (`*points`): a 1,000-machine file stays small and loads quic
 
 from __future__ import annotations
 
+from copy import deepcopy
 from typing import Any
 
 import yaml
@@ -121,7 +122,7 @@ class GeneratorError(SimError):
 
 def plant_yaml(**options: Any) -> str:
     """The plant file text; validated before it is returned."""
-    data = plant_data(**options)
+    data = plant_data(**options, share=True)
     try:
         parse_plant(data, "<generated>")
     except PlantFileError as exc:  # a bug here, not a user error
@@ -166,8 +167,11 @@ def plant_data(
     agents: int = 1,
     host: str = "127.0.0.1",
     site: str = "loadtest",
+    share: bool = False,
 ) -> dict[str, Any]:
-    """The plant as plain data (what the YAML file holds)."""
+    """The plant as plain data (what the YAML file holds). With `share`, machines hold the
+    same register map objects (written as YAML anchors); without, each its own copy, so
+    a caller may change one machine's points without changing all."""
     _check(machines, points, lines, base_port, per_port, agents)
     width = len(str(machines))
     ids = [f"m{i + 1:0{width}d}" for i in range(machines)]
@@ -179,7 +183,9 @@ def plant_data(
         "site": {"id": site, "name": f"Generated plant ({machines} machines)"},
         "lines": [_line(lid, [m for m in ids if line_of[m] == lid]) for lid in line_ids],
         "machines": {
-            mid: _machine(i, line_of[mid], shared, base_port, per_port, host)
+            mid: _machine(
+                i, line_of[mid], shared if share else deepcopy(shared), base_port, per_port, host
+            )
             for i, mid in enumerate(ids)
         },
         "agents": [

@@ -17,6 +17,7 @@ from pymodbus.exceptions import ModbusException
 
 from shopfloor.cli import main
 from shopfloor.shared.loader import load_plant
+from shopfloor.sim.generate import plant_data
 from tests.harness.plants import write_plant
 from tests.harness.processes import ComponentProcess, ports_open
 from tests.harness.services import free_port
@@ -151,3 +152,9 @@ def test_generate_plant_refuses_impossible_layouts(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, args)
     assert result.exit_code != 0
     assert "need ports up to" in result.output
+
+
+def test_generated_data_gives_each_machine_its_own_map() -> None:
+    data = plant_data(machines=3)
+    data["machines"]["m1"]["points"][0]["address"] = 99
+    assert data["machines"]["m2"]["points"][0]["address"] == 0
