@@ -58,5 +58,7 @@ def test_api_serves_and_stops_on_sigterm(tmp_path: Path, mosquitto: Any, influxd
     finally:
         proc.send_signal(signal.SIGTERM)
         output = proc.communicate(timeout=20)[0].decode()
-    assert proc.returncode == 0, output
+    # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status shows it
+    assert proc.returncode in (0, -signal.SIGTERM), output
+    assert "Traceback" not in output
     assert not any(secret in output for secret in keys.values())
