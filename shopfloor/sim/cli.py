@@ -156,5 +156,9 @@ def generate_plant(
     except GeneratorError as exc:
         click.echo(f"shopfloor generate-plant: {exc}", err=True)
         sys.exit(2)
-    Path(output).write_text(text, encoding="utf-8")
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        click.echo(f"shopfloor generate-plant: cannot write {output}: {exc.strerror}", err=True)
+        sys.exit(2)
     click.echo(f"{output}: {machine_count} machine(s) on {line_count} line(s)")

@@ -37,7 +37,7 @@ def snapshot(model: PlantModel) -> list[tuple[Any, ...]]:
     ]
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(
     seed=st.integers(0, 2**32),
     steps=st.lists(st.floats(0.01, 300.0), min_size=1, max_size=40),
@@ -89,11 +89,11 @@ controls = st.lists(
         st.sampled_from(["run", "maintenance", "product", "speed", "ack"]),
         st.integers(0, 200),
     ),
-    max_size=30,
+    max_size=25,
 )
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 1000), actions=controls, sparse=st.booleans())
 def test_state_codes_always_in_the_plant_map(
     seed: int, actions: list[tuple[float, str, int]], sparse: bool
