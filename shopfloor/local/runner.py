@@ -62,7 +62,8 @@ def spawn(run: RunDir, name: str, cmdline: list[str]) -> psutil.Process:
             start_new_session=True,
         )
     proc = psutil.Process(popen.pid)
-    record = {"pid": popen.pid, "cmdline": proc.cmdline(), "started": time.time()}
+    # The command line as given, not as read back: right after fork it may still be empty.
+    record = {"pid": popen.pid, "cmdline": cmdline, "started": time.time()}
     (run.pids / f"{name}.json").write_text(json.dumps(record))
     return proc
 
