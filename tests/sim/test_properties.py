@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from shopfloor.shared.enums import MachineState
 from shopfloor.shared.loader import parse_plant
-from shopfloor.shared.plant import StateMap
+from shopfloor.shared.plant import StateCode, StateMap
 from shopfloor.sim.codes import StateCodes
 from shopfloor.sim.line import PlantModel
 from shopfloor.sim.params import Behaviour
@@ -142,7 +142,7 @@ def test_code_lookup_never_leaves_the_map(
     codes: dict[int, tuple[MachineState, str | None]], state: MachineState, reason: str | None
 ) -> None:
     state_map = StateMap(
-        point="state", codes={c: {"state": s, "reason": r} for c, (s, r) in codes.items()}
+        point="state", codes={c: StateCode(state=s, reason=r) for c, (s, r) in codes.items()}
     )
     lookup = StateCodes.from_map(state_map)
     code = lookup.code_for(state, reason)

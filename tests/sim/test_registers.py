@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from shopfloor.shared.codec import decode, encode
+from shopfloor.shared.codec import Value, decode, encode
 from shopfloor.shared.enums import Table
+from shopfloor.shared.plant import Point
 from shopfloor.sim.errors import Refused, SimError
 from shopfloor.sim.faults import Fault, FaultMode, parse_assignment
 from shopfloor.sim.registers import ILLEGAL_ADDRESS, ILLEGAL_VALUE, DeviceRegisters
@@ -15,7 +16,7 @@ from tests.sim.conftest import example_on_port
 PRESS = example_on_port(5020).machines["press1"]
 
 
-def point(name: str):  # type: ignore[no-untyped-def]
+def point(name: str) -> Point:
     found = PRESS.point(name)
     assert found is not None
     return found
@@ -23,7 +24,12 @@ def point(name: str):  # type: ignore[no-untyped-def]
 
 def test_every_point_round_trips_through_its_registers() -> None:
     regs = DeviceRegisters(PRESS)
-    values = {"temperature": 41.5, "power": -3.25, "energy": 123456.789, "work_order": "WO-42"}
+    values: dict[str, Value] = {
+        "temperature": 41.5,
+        "power": -3.25,
+        "energy": 123456.789,
+        "work_order": "WO-42",
+    }
     for name, value in values.items():
         regs.set(point(name), value)
     assert regs.get(point("temperature")) == pytest.approx(41.5)
@@ -32,7 +38,7 @@ def test_every_point_round_trips_through_its_registers() -> None:
     assert regs.get(point("work_order")) == "WO-42"
     raw = regs.read(Table.HOLDING, 8, 2)
     assert raw == encode(point("temperature"), 41.5)  # CDAB word order, via the codec
-    assert decode(point("temperature"), raw) == pytest.approx(41.5)
+    assert decode(point("temperature"), [int(r) for r in raw]) == pytest.approx(41.5)
 
 
 def test_reads_cover_gaps_but_not_past_the_last_point() -> None:

@@ -43,7 +43,9 @@ async def holding(client: AsyncModbusTcpClient, machine: str, sim: Simulator) ->
     assert not rr.isError(), rr
     points = sim.plant.machines[machine].points
     return {
-        p.name: decode(p, rr.registers[p.address : p.end]) for p in points if p.table == "holding"
+        p.name: decode(p, list(rr.registers[p.address : p.end]))
+        for p in points
+        if p.table == "holding"
     }
 
 
