@@ -35,8 +35,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_BUFFER_BYTES = 1 << 16
-"""Bytes a connection may have pending (pymodbus' default 516 drops pipelined reads)."""
+_BUFFER_BYTES = 1 << 20
+"""Bytes a connection may have pending: more than one asyncio read (256 KiB), since
+pymodbus drops the whole buffer beyond it (its default, 516 bytes, drops pipelined reads)."""
 
 
 WriteHook = Callable[["SimDevice", Table, int, list[Any]], None]

@@ -116,6 +116,27 @@ async def test_pipelined_requests_in_one_read_are_all_answered(sim: Simulator) -
         writer.close()
 
 
+async def test_a_slow_unit_does_not_hold_up_the_others_on_its_connection(
+    sim: Simulator,
+) -> None:
+    sim.set_fault("paint1", "slow:0.5")
+    _, port, _ = sim.endpoints["press1"]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(_read_request(1, 3, 0, 1) + _read_request(2, 1, 0, 1))
+        await writer.drain()
+        order = []
+        for _ in range(2):
+            tid, _, length, _ = struct.unpack(
+                ">HHHB", await asyncio.wait_for(reader.readexactly(7), 2.0)
+            )
+            await reader.readexactly(length - 1)
+            order.append(tid)
+        assert order == [2, 1]  # answers matched by transaction id, as Modbus TCP allows
+    finally:
+        writer.close()
+
+
 async def test_garbage_is_dropped_and_the_server_keeps_serving(sim: Simulator, client) -> None:
     _, port, _ = sim.endpoints["press1"]
     _, writer = await asyncio.open_connection("127.0.0.1", port)
