@@ -52,6 +52,8 @@ Where to look:
   InfluxDB        influx -port {db.url.rsplit(':', 1)[-1].rstrip('/')} -database {db.database} \
 -execute 'SHOW MEASUREMENTS'
   API docs        http://{plant.api.host}:{plant.api.port}/docs
+  API             curl -H 'X-API-Key: <key>' http://{plant.api.host}:{plant.api.port}/api/v1/state
+                  (the example plant's dev keys are dev-viewer, dev-operator, ... dev-admin)
   OEE             shopfloor oee {plant_path} --machine <id> --start <ISO> --end <ISO>
   dashboards      shopfloor dashboards push --url http://<grafana>:3000 --token <token>
                   (or mount dashboards/provisioning into Grafana; see docs/dashboards.md)

@@ -65,6 +65,10 @@ def test_dev_sh_up_runs_everything_and_down_stops_it(tmp_path: Path) -> None:
         assert telemetry_count(influx_url, "shopfloor") >= 8
         health = httpx.get(f"http://127.0.0.1:{data['api']['port']}/healthz", timeout=5)
         assert health.status_code == 200
+        state = httpx.get(f"http://127.0.0.1:{data['api']['port']}/api/v1/state",
+                          headers={"X-API-Key": "dev-viewer"}, timeout=5)
+        assert state.status_code == 200, state.text
+        assert "press1" in state.text
 
         again = dev("up", plant, run_dir)
         assert again.returncode == 0
