@@ -123,11 +123,12 @@ class Simulator:
             raise
         self._ticker = asyncio.create_task(self._tick_loop(), name="sim-tick")
         log.info(
-            "simulating %d machine(s) on %d port(s) at %gx speed (seed %d)",
+            "simulating %d machine(s) on %s at %gx speed (seed %d, tick %g s)",
             len(self.devices),
-            len(self._servers),
+            _describe(sorted(self._by_endpoint)),
             self.speed,
             self.seed,
+            self.tick_s,
         )
 
     async def stop(self) -> None:
@@ -210,6 +211,14 @@ class Simulator:
 
 
 _FRAMERS = {Transport.TCP: FramerType.SOCKET, Transport.RTU_OVER_TCP: FramerType.RTU}
+
+
+def _describe(endpoints: list[Endpoint]) -> str:
+    """'127.0.0.1:5020, 127.0.0.1:5021' (or the first and last of many)."""
+    names = [f"{host}:{port}" for host, port in endpoints]
+    if len(names) > 4:
+        return f"{len(names)} ports ({names[0]} ... {names[-1]})"
+    return ", ".join(names)
 
 
 def auto_tick_s(speed: float) -> float:

@@ -182,3 +182,12 @@ async def test_rtu_over_tcp_machines_are_served_with_rtu_framing() -> None:
             over = await rtu.write_register(6, 999, device_id=unit)
             assert over.isError() and over.exception_code == 3
     assert simulator.machine_state("weld1")["speed_pct"] == 70
+
+
+def test_virtual_clock_runs_speed_times_real_time() -> None:
+    simulator = Simulator(example_on_port(), speed=100.0, start_s=1_000.0)
+    before_real, before = time.monotonic(), simulator.now_s()
+    time.sleep(0.05)
+    after, after_real = simulator.now_s(), time.monotonic()
+    assert before >= 1_000.0
+    assert 100 * 0.05 <= after - before <= 100 * (after_real - before_real) + 1e-6
