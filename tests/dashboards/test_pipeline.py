@@ -1,0 +1,127 @@
+"""The dashboards on data the real pipeline wrote: simulator -> edge agent -> mosquitto ->
+collector (with its live KPI sink) -> InfluxDB, all real processes. Every panel of the
+operator dashboards gets data of the shape it draws, with Grafana's macros expanded;
+one machine is stopped through its Modbus `run` coil so that stops show up."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymodbus.client import ModbusTcpClient
+
+from shopfloor.api.stocktake import Stocktake, to_lines
+from shopfloor.dashboards.build import load_committed
+from shopfloor.dashboards.verify import InfluxQL, verify_dashboard
+from shopfloor.shared.loader import load_plant
+from tests.dashboards.data import write
+from tests.harness.plants import example_data, relocate, write_plant
+from tests.harness.processes import ComponentProcess, health_url, ports_open
+from tests.harness.services import InfluxDB, Mosquitto
+
+RUN_S = 8
+"""Real seconds of production before the dashboards are queried."""
+SHIFT_DELAY_S = 6
+"""The shift starts this long after the test: its OEE has full coverage (a shift begun
+hours before the first sample has too little data for KPIs, by design)."""
+NO_WRITER = {"control-audit.json"}
+"""Dashboards on measurements this pipeline does not write (the API writes the audit;
+test_queries.py covers them with the API's own encoder)."""
+
+
+def stop_press(plant: Any) -> None:
+    conn = plant.machines["press1"].connection
+    client = ModbusTcpClient(conn.host, port=conn.port, timeout=2)
+    assert client.connect()
+    try:
+        point = plant.machines["press1"].point("run")
+        assert not client.write_coil(point.address, False, device_id=conn.device_id).isError()
+    finally:
+        client.close()
+
+
+def stocktake(influxdb: InfluxDB, plant: Any) -> None:
+    """A physical count of the line as the API records it (WIP needs an anchor)."""
+    line = plant.lines[0]
+    buffers = {station: 10 for station in line.stations[:-1]}
+    take = Stocktake(line.id, dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1),
+                     sum(buffers.values()), buffers)
+    write(influxdb.url, plant.database.database, to_lines(plant.site.id, take))
+
+
+def wait_for(client: InfluxQL, query: str, count: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if len(client.query(query)) >= count:
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"{query}: {client.query(query)}")
+
+
+SELECTION: dict[str, dict[str, str | list[str]]] = {
+    "machine-detail.json": {"machine": "press1"},  # the machine that was stopped
+}
+NOT_YET = {
+    "Line flow / Lead time": "Little's law holds only over a steady window (no lead time "
+                             "is reported before), longer than this run",
+}
+
+
+@pytest.mark.slow
+def test_dashboards_on_pipeline_data(mosquitto: Mosquitto, influxdb: InfluxDB,
+                                     tmp_path: Path) -> None:
+    data = relocate(example_data(), tmp_path, mosquitto.port, influxdb.url)
+    data["site"]["timezone"] = "UTC"
+    start = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=SHIFT_DELAY_S)
+    end = start + dt.timedelta(hours=1)
+    data["calendar"] = {"shifts": [{"name": "test", "start": start.strftime("%H:%M:%S"),
+                                    "end": end.strftime("%H:%M:%S")}]}
+    data["collector"].update(kpi_period_s=1, rolling_window_s=60)
+    plant_file = write_plant(data, tmp_path / "plant.yaml")
+    plant = load_plant(plant_file)
+    ports = sorted({m.connection.port for m in plant.machines.values()})
+    agent = plant.agents[0]
+    procs = [
+        ComponentProcess("sim", ["sim", str(plant_file), "--speed", "10"], tmp_path,
+                         healthy=ports_open(ports)),
+        ComponentProcess("collector", ["collector", str(plant_file)], tmp_path,
+                         healthy=health_url(plant.collector.metrics_port)),
+        ComponentProcess("edge", ["edge", str(plant_file), "--agent", agent.id], tmp_path,
+                         healthy=health_url(agent.metrics_port)),
+    ]
+    client = InfluxQL(influxdb.url, plant.database.database)
+    stocktake(influxdb, plant)
+    # the dashboard's time range: from the minute before the run (rollups are stamped
+    # with their minute's start) to its end
+    from_ms = int(time.time() * 1000) // 60000 * 60000 - 60000
+    try:
+        for proc in procs:
+            proc.start()
+        time.sleep(RUN_S / 2)
+        stop_press(plant)
+        time.sleep(RUN_S / 2)
+        wait_for(client, "SELECT last(oee) FROM oee WHERE \"window\" = 'shift' GROUP BY machine",
+                 1, 20)
+        wait_for(client, "SELECT last(change) FROM wip GROUP BY buffer", 3, 20)
+        to_ms = int(time.time() * 1000)
+        outcomes = {
+            name: verify_dashboard(client, model, from_ms, to_ms, SELECTION.get(name))
+            for name, model in load_committed().items()
+        }
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+        client.close()
+    problems = [f"{o.label}: {o.problems} <- {o.query}"
+                for name, found in outcomes.items() if name not in NO_WRITER
+                for o in found if o.problems and o.label not in NOT_YET]
+    assert not problems, "\n".join(problems)
+    for found in outcomes.values():
+        for o in found:
+            if o.label in NOT_YET:
+                assert o.problems in ([], ["no series"]), o.problems
+    audit = [o for o in outcomes["control-audit.json"] if o.problems]
+    assert all(o.problems == ["no series"] for o in audit)
