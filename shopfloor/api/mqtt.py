@@ -5,6 +5,7 @@ view and the command bus, and publishes commands (QoS 1, never waiting on the lo
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import uuid
 from collections.abc import Callable
@@ -57,6 +58,7 @@ class MqttLink:
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
         client.on_message = self._handle_message
+        client.on_socket_open = _no_delay
         return client
 
     def start(self, wait_s: float = CONNECT_TIMEOUT_S) -> None:
@@ -113,3 +115,9 @@ class MqttLink:
             self._on_message(message.topic, message.payload)
         except Exception:  # a bad message must never kill the network thread
             log.exception("handling %s failed", message.topic)
+
+
+def _no_delay(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
+    """Commands are small and latency-bound: send each packet at once (no Nagle delay)."""
+    if isinstance(sock, socket.socket):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

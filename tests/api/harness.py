@@ -9,6 +9,7 @@ import asyncio
 import copy
 import datetime as dt
 import json
+import socket
 import threading
 import time
 import uuid
@@ -146,6 +147,8 @@ class EdgeStandIn:
             topics.all_of_kind(site, topics.CMD), qos=1)
         self.client.on_subscribe = lambda *_: subscribed.set()
         self.client.on_message = self._on_message
+        self.client.on_socket_open = lambda _c, _u, sock: sock.setsockopt(
+            socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.client.connect(LOOPBACK, broker_port)
         self.client.loop_start()
         assert subscribed.wait(10)
