@@ -5,7 +5,6 @@ route (a mounted ASGI app would answer `/metrics` with a 307 redirect)."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -61,6 +60,6 @@ class MetricsMiddleware:
             self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
 
 
-def _route_label(scope: dict[str, Any]) -> str:
+def _route_label(scope: Scope) -> str:
     route = scope.get("route")
     return getattr(route, "path_format", None) or getattr(route, "path", None) or UNMATCHED

@@ -112,7 +112,7 @@ class MqttLink:
 
     def _handle_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         try:
-            self._on_message(message.topic, message.payload)
+            self._on_message(message.topic, bytes(message.payload))
         except Exception:  # a bad message must never kill the network thread
             log.exception("handling %s failed", message.topic)
 

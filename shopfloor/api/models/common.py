@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
+
+Responses = dict[int | str, dict[str, Any]]
 
 
 class ErrorDetail(BaseModel):
@@ -27,13 +31,14 @@ def page_info(limit: int, offset: int, returned: int, more: bool) -> PageInfo:
     return PageInfo(limit=limit, offset=offset, next_offset=offset + returned if more else None)
 
 
-ERRORS = {
+ERRORS: Responses = {
     401: {"model": ErrorOut, "description": "missing or unknown API key"},
     403: {"model": ErrorOut, "description": "the key's role or lines do not allow this"},
 }
-NOT_FOUND = {404: {"model": ErrorOut, "description": "unknown machine, line or id"}}
-UNPROCESSABLE = {422: {"model": ErrorOut, "description": "refused by the plant file's rules"}}
-UNAVAILABLE = {503: {"model": ErrorOut, "description": "broker or database unavailable"}}
+NOT_FOUND: Responses = {404: {"model": ErrorOut, "description": "unknown machine, line or id"}}
+UNPROCESSABLE: Responses = {422: {"model": ErrorOut,
+                                  "description": "refused by the plant file's rules"}}
+UNAVAILABLE: Responses = {503: {"model": ErrorOut, "description": "broker or database unavailable"}}
 
 
 def error_body(status: int, code: str, message: str) -> dict[str, object]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -70,7 +71,7 @@ class ControlOut(BaseModel):
 
 
 class StocktakeOut(BaseModel):
-    status: str = Field("done", examples=["done"])
+    status: Annotated[str, Field(examples=["done"])] = "done"
     line: str = Field(examples=["line1"])
     count: int
     buffers: dict[str, int]
