@@ -5,7 +5,6 @@ follows seq per machine, encodes line protocol, and closes a batch at
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import logging
 import queue
 import time
@@ -50,6 +49,7 @@ class Batcher:
         self._encoder = Encoder(plant)
         self._max_values = plant.collector.batch_max_values
         self._max_s = plant.collector.batch_max_s
+        self._received = {kind: metrics.received.labels(kind.value) for kind in Kind}
 
     def next_batch(self, inbox: queue.Queue[Inbound], wait_s: float = 0.5) -> Batch | None:
         """Block up to `wait_s` for a first message, then fill until full or aged."""
@@ -79,9 +79,9 @@ class Batcher:
         if isinstance(result, Rejected):
             self._reject(item.topic, result.reason, result.detail, item.payload)
             return
-        self._metrics.received.labels(result.kind.value).inc()
+        self._received[result.kind].inc()
         message = self._account(result, item.received_at)
-        encoded = self._encoder.encode(message, dt.datetime.fromtimestamp(item.received_at, dt.UTC))
+        encoded = self._encoder.encode(message, item.received_at)
         if encoded.bad_points:
             detail = "; ".join(f"{k}: {v}" for k, v in sorted(encoded.bad_points.items()))
             self._reject(item.topic, Reason.POINT, detail, item.payload)

@@ -85,15 +85,21 @@ class Encoded:
 
 
 class Encoder:
-    """Encodes messages for one plant (field kinds are computed once)."""
+    """Encodes messages for one plant. Per machine, the tag prefix, escaped field keys and
+    field kinds are computed once: the telemetry hot path formats values directly and
+    falls back to `coerce` only for values whose Python type differs from the point's."""
 
     def __init__(self, plant: Plant) -> None:
-        self._kinds = {
-            machine_id: {p.name: field_kind(p) for p in machine.points}
+        self._site = plant.site.id
+        self._fields = {
+            machine_id: {p.name: (f"{schema.escape_tag(p.name)}=", field_kind(p))
+                         for p in machine.points}
             for machine_id, machine in plant.machines.items()
         }
+        self._prefix: dict[tuple[str, str], str] = {}
 
-    def encode(self, message: ParsedMessage, received_at: dt.datetime) -> Encoded:
+    def encode(self, message: ParsedMessage, received_at: float) -> Encoded:
+        """`received_at` (s since the epoch) stamps agent status without a ts."""
         payload = message.payload
         if message.kind is Kind.TELEMETRY:
             assert isinstance(payload, Telemetry)
@@ -102,28 +108,68 @@ class Encoder:
             assert isinstance(payload, StatePayload)
             return Encoded(state_line(message, payload), 1)
         assert isinstance(payload, AgentStatus)
-        return Encoded(status_line(message, payload, received_at), 1)
+        when = dt.datetime.fromtimestamp(received_at, dt.UTC)
+        return Encoded(status_line(message, payload, when), 1)
+
+    def _tag_prefix(self, line_id: str, machine: str) -> str:
+        key = (line_id, machine)
+        prefix = self._prefix.get(key)
+        if prefix is None:
+            tags = {schema.TAG_SITE: self._site, schema.TAG_LINE: line_id,
+                    schema.TAG_MACHINE: machine}
+            probe = schema.line(schema.TELEMETRY, tags, {"x": 0}, 0)
+            assert probe is not None
+            prefix = self._prefix[key] = probe.split(" ", 1)[0] + " "
+        return prefix
 
     def _telemetry(self, message: ParsedMessage, payload: Telemetry) -> Encoded:
-        kinds = self._kinds[message.machine]
-        fields: dict[str, object] = {}
+        fields = self._fields[message.machine]
+        quality = payload.quality
+        parts: list[str] = []
         bad: dict[str, str] = {}
         for name, value in payload.values.items():
-            if name in payload.quality:
+            if quality and name in quality:
                 continue  # quality "bad": no trustworthy value in this sample
-            kind = kinds.get(name)
-            if kind is None:
+            spec = fields.get(name)
+            if spec is None:
                 bad[name] = "not a point of this machine"
                 continue
-            try:
-                fields[name] = coerce(kind, value)
-            except ValueError as exc:
-                bad[name] = str(exc)
-        stored = len(fields)
-        fields[schema.SEQ_FIELD] = payload.seq
-        tags = {schema.TAG_SITE: message.site, schema.TAG_LINE: message.line,
-                schema.TAG_MACHINE: message.machine}
-        return Encoded(schema.line(schema.TELEMETRY, tags, fields, to_ms(payload.ts)), stored, bad)
+            text = _fast_field(spec[1], value)
+            if text is None:
+                try:
+                    text = _format(coerce(spec[1], value))
+                except ValueError as exc:
+                    bad[name] = str(exc)
+                    continue
+            parts.append(spec[0] + text)
+        stored = len(parts)
+        parts.append(f"{schema.SEQ_FIELD}={payload.seq}i")
+        line = (self._tag_prefix(message.line, message.machine) + ",".join(parts)
+                + f" {to_ms(payload.ts)}")
+        return Encoded(line, stored, bad)
+
+
+def _fast_field(kind: FieldKind, value: object) -> str | None:
+    """Line-protocol text of a value already of its point's Python type; else None."""
+    kind_of = type(value)
+    if kind is FieldKind.FLOAT:
+        if kind_of is float and math.isfinite(value):  # type: ignore[arg-type]
+            return repr(value)
+    elif kind is FieldKind.INT:
+        if kind_of is int and INT64_MIN <= value <= INT64_MAX:  # type: ignore[operator]
+            return f"{value}i"
+    elif kind is FieldKind.BOOL:
+        if kind_of is bool:
+            return "true" if value else "false"
+    elif kind_of is str:
+        return _format(value)
+    return None
+
+
+def _format(value: bool | int | float | str) -> str:
+    text = schema.field_value(value)
+    assert text is not None  # coerce() only returns storable values
+    return text
 
 
 def state_line(message: ParsedMessage, payload: StatePayload) -> str | None:

@@ -56,6 +56,9 @@ def _field_value(value: object) -> str | None:
     return f'"{text}"'
 
 
+field_value = _field_value  # public: for writers that build lines field by field
+
+
 def line(
     measurement: str,
     tags: Mapping[str, str],

@@ -53,7 +53,8 @@ def test_float_points_are_always_floats(value):
 def test_integer_points_are_int64_or_refused(value):
     if INT64_MIN <= value <= INT64_MAX:
         assert coerce(FieldKind.INT, value) == value
-        assert coerce(FieldKind.INT, float(value)) == int(float(value))
+        if abs(value) < 2**53:  # exactly representable as a float
+            assert coerce(FieldKind.INT, float(value)) == value
     else:
         with pytest.raises(ValueError, match="int64"):
             coerce(FieldKind.INT, value)
@@ -81,7 +82,7 @@ def test_telemetry_line_has_tags_seq_and_typed_fields(plant):
     sample = telemetry(plant, "press1", 4).model_copy(update={"quality": {"power": "bad"}})
     message = ParsedMessage(Kind.TELEMETRY, plant.site.id, sample, line="line1",
                             machine="press1")
-    encoded = Encoder(plant).encode(message, dt.datetime.now(dt.UTC))
+    encoded = Encoder(plant).encode(message, 0.0)
     assert encoded.line is not None and not encoded.bad_points
     head, fields, ts = encoded.line.split(" ")
     assert head == f"telemetry,line=line1,machine=press1,site={plant.site.id}"

@@ -66,6 +66,7 @@ def test_malformed_payloads_are_dead_lettered_and_good_data_still_stored(
     assert sum(dead(r) for r in Reason) == total
     wait_for(lambda: len(listener.messages) >= total, 30)
     listener.close()
+    wait_for(lambda: len(seqs_stored(influxdb, db, "press1")) >= last_good)
     assert seqs_stored(influxdb, db, "press1") == list(range(1, last_good + 1))
     ok, detail = collector.health()
     assert ok, detail

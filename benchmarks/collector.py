@@ -1,0 +1,400 @@
+"""Collector benchmark: `./dev.sh bench collector [--machines N] [--seconds S] ...`.
+
+Measures, in one run on this machine, with one message shape (one telemetry message of
+~20 values per machine per poll, JSON per the contract):
+
+1. mosquitto's QoS 1 delivery rate to one paho subscriber (publishers in separate
+   processes, QoS 1; the subscriber acknowledges as paho does by default);
+2. InfluxDB's own ingest rate for pre-built line protocol POSTed to /write (batches of
+   1,000 lines, two concurrent writers);
+3. the collector end to end: simulated edges (separate publisher processes, QoS 1) ->
+   mosquitto -> `shopfloor collector` process(es) -> InfluxDB, as values/s published,
+   acknowledged and stored, with 1 collector and with 2 sharded by topic filter (lines);
+4. end-to-end latency p50/p99 (sample ts -> queryable with InfluxQL) at a paced load,
+   from a probe machine whose samples are polled for in InfluxDB every 10 ms.
+
+Prints a table. Needs mosquitto and influxd (apt), like the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import multiprocessing as mp
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from shopfloor.shared import topics
+from shopfloor.sim.generate import plant_data
+from tests.harness.services import InfluxDB, Mosquitto, free_port
+
+SITE = "bench"
+POINTS = 20
+LINES = 4
+
+
+# ---------------------------------------------------------------- message shape
+def machine_values(machine: dict[str, Any], seq: int) -> dict[str, Any]:
+    """Values of the machine's points for one poll, typed like the edge publishes them."""
+    values: dict[str, Any] = {}
+    for p in machine["points"]:
+        kind = p.get("type", "uint16")
+        scaled = p.get("scale", 1) != 1 or p.get("offset", 0) != 0
+        if kind == "bool":
+            values[p["name"]] = seq % 2 == 0
+        elif kind == "string":
+            values[p["name"]] = f"WO{seq % 1000}"
+        elif kind.startswith("float") or scaled:
+            values[p["name"]] = round(20.0 + (seq % 1000) * 0.01, 2)
+        else:
+            values[p["name"]] = seq % 30000
+    return values
+
+
+def payload(machine: dict[str, Any], seq: int, now: float) -> bytes:
+    ts = dt.datetime.fromtimestamp(now, dt.UTC).isoformat(timespec="milliseconds")
+    return json.dumps({"v": 1, "ts": ts.replace("+00:00", "Z"), "seq": seq,
+                       "values": machine_values(machine, seq)}).encode()
+
+
+# ---------------------------------------------------------------- publisher process
+def publisher_main(port: int, plant: dict[str, Any], machine_ids: list[str], rate: float,
+                   count: int, client_id: str, go: Any, results: Any) -> None:
+    """Publish `count` messages round-robin over machines at `rate` msg/s (0 = as fast
+    as possible) at QoS 1; report (sent, seconds) once every PUBACK is in."""
+    from paho.mqtt.client import CallbackAPIVersion, Client
+    from paho.mqtt.enums import MQTTProtocolVersion
+
+    client = Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                    protocol=MQTTProtocolVersion.MQTTv5)
+    client.max_inflight_messages_set(100)
+    acked = [0]
+    client.on_publish = lambda *a: acked.__setitem__(0, acked[0] + 1)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    machines = [(topics.machine_topic(SITE, plant["machines"][m]["line"], m, "telemetry"),
+                 plant["machines"][m]) for m in machine_ids]
+    go.wait()
+    started = time.monotonic()
+    for i in range(count):
+        topic, machine = machines[i % len(machines)]
+        if rate:
+            delay = started + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        client.publish(topic, payload(machine, i // len(machines) + 1, time.time()), qos=1)
+        while i - acked[0] > 2000:  # keep paho's unbounded queue short
+            time.sleep(0.001)
+    while acked[0] < count:
+        time.sleep(0.005)
+    results.put((count, time.monotonic() - started))
+    client.disconnect()
+    client.loop_stop()
+
+
+def run_publishers(port: int, plant: dict[str, Any], machine_ids: list[str], processes: int,
+                   rate: float, count: int, tag: str) -> list[mp.Process]:
+    ctx = mp.get_context("spawn")
+    go, results = ctx.Event(), ctx.Queue()
+    procs = []
+    for k in range(processes):
+        mine = machine_ids[k::processes]
+        p = ctx.Process(target=publisher_main, daemon=True, args=(
+            port, plant, mine, rate / processes, count // processes, f"{tag}-pub{k}", go,
+            results))
+        p.start()
+        procs.append(p)
+    time.sleep(1.5)  # let them import and connect
+    go.set()
+    return procs
+
+
+# ---------------------------------------------------------------- 1: broker limit
+def broker_limit(broker: Mosquitto, plant: dict[str, Any], ids: list[str], count: int,
+                 processes: int) -> float:
+    from paho.mqtt.client import CallbackAPIVersion, Client
+    from paho.mqtt.enums import MQTTProtocolVersion
+
+    received = [0, 0.0, 0.0]
+
+    def on_message(*args: Any) -> None:
+        if received[0] == 0:
+            received[1] = time.monotonic()
+        received[0] += 1
+        received[2] = time.monotonic()
+
+    sub = Client(CallbackAPIVersion.VERSION2, client_id="bench-sub",
+                 protocol=MQTTProtocolVersion.MQTTv5)
+    sub.on_message = on_message
+    sub.connect("127.0.0.1", broker.port)
+    sub.subscribe(topics.all_of_kind(SITE, "telemetry"), qos=1)
+    sub.loop_start()
+    time.sleep(0.3)
+    procs = run_publishers(broker.port, plant, ids, processes, 0, count, "limit")
+    deadline = time.monotonic() + 120
+    while received[0] < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for p in procs:
+        p.join(10)
+    sub.disconnect()
+    sub.loop_stop()
+    return received[0] * POINTS / max(1e-9, received[2] - received[1])
+
+
+# ---------------------------------------------------------------- 2: database limit
+def database_limit(influx: InfluxDB, plant: dict[str, Any], ids: list[str], count: int) -> float:
+    sys.path.insert(0, str(Path(__file__).parents[1]))
+    from shopfloor.shared import schema
+
+    httpx.post(f"{influx.url}/query", params={"q": "CREATE DATABASE dblimit"})
+    now_ms = int(time.time() * 1000) - count
+    lines = []
+    for i in range(count):
+        m = ids[i % len(ids)]
+        machine = plant["machines"][m]
+        fields = {**machine_values(machine, i), schema.SEQ_FIELD: i}
+        tags = {"site": SITE, "line": machine["line"], "machine": m}
+        lines.append(schema.line(schema.TELEMETRY, tags, fields, now_ms + i))
+    bodies = ["\n".join(lines[i:i + 1000]).encode() for i in range(0, count, 1000)]
+    todo = list(bodies)
+    lock = threading.Lock()
+
+    def writer() -> None:
+        with httpx.Client(timeout=30) as http:
+            while True:
+                with lock:
+                    if not todo:
+                        return
+                    body = todo.pop()
+                reply = http.post(f"{influx.url}/write",
+                                  params={"db": "dblimit", "precision": "ms"}, content=body)
+                reply.raise_for_status()
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=writer) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return count * POINTS / (time.monotonic() - started)
+
+
+# ---------------------------------------------------------------- 3/4: collector
+def collector_procs(plant: dict[str, Any], workdir: Path, shards: int,
+                    database: str) -> list[tuple[subprocess.Popen[bytes], int]]:
+    procs = []
+    line_ids = [line["id"] for line in plant["lines"]]
+    for k in range(shards):
+        mine = line_ids[k::shards]
+        data = json.loads(json.dumps(plant))
+        port = free_port()
+        data["database"]["database"] = database
+        data["collector"] = {
+            "client_id": f"bench-collector-{database}-{k}", "metrics_port": port,
+            "topic_filter": ",".join(topics.machine_topic(SITE, line, "+", "telemetry")
+                                     for line in mine),
+        }
+        path = workdir / f"plant-{database}-{k}.yaml"
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        log = open(workdir / f"collector-{database}-{k}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen([sys.executable, "-m", "shopfloor.cli", "collector", str(path),
+                                 "--log-level", "WARNING"], stdout=log, stderr=log)
+        procs.append((proc, port))
+    for _, port in procs:
+        wait_healthy(port)
+    return procs
+
+
+def wait_healthy(port: int, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"collector on metrics port {port} not healthy")
+
+
+def metric(port: int, name: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+               if s.name == name)
+
+
+class Probe:
+    """Publishes a probe machine's samples (ts = now) every 50 ms and polls InfluxDB every
+    10 ms for the last stored seq: latency = first seen - sample ts."""
+
+    def __init__(self, broker: Mosquitto, influx: InfluxDB, plant: dict[str, Any],
+                 machine_id: str, database: str) -> None:
+        from paho.mqtt.client import CallbackAPIVersion, Client
+        from paho.mqtt.enums import MQTTProtocolVersion
+
+        self.machine = plant["machines"][machine_id]
+        self.machine_id = machine_id
+        self.topic = topics.machine_topic(SITE, self.machine["line"], machine_id, "telemetry")
+        self.influx, self.database = influx, database
+        self.sent: dict[int, float] = {}
+        self.latencies: list[float] = []
+        self._stop = threading.Event()
+        self.client = Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
+        self.client.connect("127.0.0.1", broker.port)
+        self.client.loop_start()
+        self._threads = [threading.Thread(target=self._publish, daemon=True),
+                         threading.Thread(target=self._poll, daemon=True)]
+        for t in self._threads:
+            t.start()
+
+    def _publish(self) -> None:
+        seq = 10**6
+        while not self._stop.wait(0.05):
+            seq += 1
+            now = time.time()
+            self.sent[seq] = now
+            self.client.publish(self.topic, payload(self.machine, seq, now), qos=1)
+
+    def _poll(self) -> None:
+        seen = 0
+        q = (f"SELECT last(\"_seq\") FROM telemetry WHERE machine = '{self.machine_id}' "
+             f"AND time > now() - 1h")
+        with httpx.Client(timeout=5) as http:
+            while not self._stop.wait(0.01):
+                reply = http.get(f"{self.influx.url}/query",
+                                 params={"db": self.database, "q": q}).json()
+                series = reply["results"][0].get("series")
+                if not series:
+                    continue
+                last = int(series[0]["values"][0][1])
+                now = time.time()
+                for seq in range(max(seen + 1, 10**6 + 1), last + 1):
+                    if seq in self.sent:
+                        self.latencies.append(now - self.sent[seq])
+                seen = max(seen, last)
+
+    def stop(self) -> tuple[float, float, int]:
+        self._stop.set()
+        for t in self._threads:
+            t.join(5)
+        self.client.disconnect()
+        self.client.loop_stop()
+        if not self.latencies:
+            return float("nan"), float("nan"), 0
+        ordered = sorted(self.latencies)
+        p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+        return statistics.median(ordered), p99, len(ordered)
+
+
+def collector_run(broker: Mosquitto, influx: InfluxDB, plant: dict[str, Any], ids: list[str],
+                  workdir: Path, shards: int, rate: float, seconds: float,
+                  processes: int) -> dict[str, float]:
+    """Publish `rate` msg/s (0 = flat out) for `seconds`; return stored values/s and the
+    probe's latency."""
+    database = f"bench_{shards}_{int(rate)}"
+    collectors = collector_procs(plant, workdir, shards, database)
+    count = int((rate or 6000) * seconds)
+    load_ids, probe_id = ids[:-1], ids[-1]
+    probe = Probe(broker, influx, plant, probe_id, database)
+    started = time.monotonic()
+    pubs = run_publishers(broker.port, plant, load_ids, processes, rate, count, database)
+    expected = count + 0.0
+    written = 0.0
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        written = sum(metric(p, "shopfloor_collector_values_written_total")
+                      for _, p in collectors) / POINTS
+        if written >= expected:
+            break
+        time.sleep(0.05)
+    elapsed = time.monotonic() - started - 1.5  # publishers start 1.5 s after spawn
+    p50, p99, probes = probe.stop()
+    for p in pubs:
+        p.join(10)
+    pending = sum(metric(p, "shopfloor_collector_pending_unacked") for _, p in collectors)
+    lost = sum(metric(p, "shopfloor_collector_lost_samples_total") for _, p in collectors)
+    stored = influx.query("SELECT count(\"_seq\") FROM telemetry", database=database)
+    for proc, _ in collectors:
+        proc.terminate()
+        proc.wait(20)
+    return {
+        "values_per_s": written * POINTS / elapsed, "p50": p50, "p99": p99, "probes": probes,
+        "stored": stored[0]["values"][0][1] if stored else 0, "published": count + probes,
+        "pending": pending, "lost": lost,
+    }
+
+
+# ---------------------------------------------------------------- main
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="./dev.sh bench collector")
+    parser.add_argument("--machines", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--publishers", type=int, default=2, help="publisher processes")
+    parser.add_argument("--paced-rate", type=float, default=5000.0,
+                        help="msg/s of the latency run (x20 values)")
+    args = parser.parse_args(argv)
+    plant = plant_data(machines=args.machines, points=POINTS, lines=LINES, site=SITE)
+    ids = list(plant["machines"])
+    with tempfile.TemporaryDirectory(prefix="bench-collector-") as tmp:
+        workdir = Path(tmp)
+        broker, influx = Mosquitto(workdir / "mosquitto"), InfluxDB(workdir / "influxdb")
+        broker.start()
+        influx.start()
+        plant["broker"] = {"host": "127.0.0.1", "port": broker.port}
+        plant["database"] = {"url": influx.url, "database": "bench"}
+        try:
+            rows = run_all(broker, influx, plant, ids, workdir, args)
+        finally:
+            broker.stop()
+            influx.stop()
+    print_table(rows, args)
+
+
+def run_all(broker: Mosquitto, influx: InfluxDB, plant: dict[str, Any], ids: list[str],
+            workdir: Path, args: argparse.Namespace) -> list[tuple[str, str]]:
+    n = int(6000 * args.seconds)
+    rows: list[tuple[str, str]] = []
+    mqtt_limit = broker_limit(broker, plant, ids, n, args.publishers)
+    rows.append(("mosquitto QoS 1 -> one paho subscriber", f"{mqtt_limit:,.0f} values/s"))
+    db_limit = database_limit(influx, plant, ids, n)
+    rows.append(("InfluxDB /write, line protocol, 2 writers", f"{db_limit:,.0f} values/s"))
+    slower = min(mqtt_limit, db_limit)
+    for shards in (1, 2):
+        r = collector_run(broker, influx, plant, ids, workdir, shards, 0, args.seconds,
+                          args.publishers)
+        rows.append((f"collector x{shards}, flat out: stored", f"{r['values_per_s']:,.0f} values/s"
+                     f" ({100 * r['values_per_s'] / slower:.0f} % of slower limit);"
+                     f" stored {r['stored']}/{r['published']}, lost {r['lost']:.0f},"
+                     f" pending {r['pending']:.0f}"))
+        rows.append((f"collector x{shards}, flat out: latency p50 / p99",
+                     f"{r['p50']:.3f} s / {r['p99']:.3f} s ({r['probes']} probes)"))
+    paced = collector_run(broker, influx, plant, ids, workdir, 1, args.paced_rate,
+                          args.seconds, args.publishers)
+    rows.append((f"collector x1, paced {args.paced_rate * POINTS:,.0f} values/s: stored",
+                 f"{paced['values_per_s']:,.0f} values/s; stored"
+                 f" {paced['stored']}/{paced['published']}"))
+    rows.append(("collector x1, paced: latency p50 / p99",
+                 f"{paced['p50']:.3f} s / {paced['p99']:.3f} s ({paced['probes']} probes)"))
+    return rows
+
+
+def print_table(rows: list[tuple[str, str]], args: argparse.Namespace) -> None:
+    print(f"\ncollector benchmark: {args.machines} machines x {POINTS} values per message,"
+          f" {args.publishers} publisher processes, {args.seconds:g} s of load per run")
+    width = max(len(k) for k, _ in rows)
+    print("-" * (width + 50))
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    print("targets: >= 100,000 values/s, >= 80 % of the slower limit, p99 <= 1 s")
