@@ -6,12 +6,14 @@ down times out and is refused as expired when the edge comes back."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 from pymodbus.client import ModbusTcpClient
 
 from shopfloor.edge.agent import EdgeAgent
@@ -26,6 +28,7 @@ from tests.api.harness import (
     plant_data,
     wait_for,
 )
+from tests.harness.processes import ComponentProcess, health_url
 
 
 def _sim(plant: Plant) -> LoopThread:
@@ -51,6 +54,7 @@ class Rig:
     api: ApiServer
     sim: LoopThread
     edge: LoopThread
+    collector: ComponentProcess
 
     def client(self, role: str = "admin") -> httpx.Client:
         return httpx.Client(base_url=self.api.url, headers={"X-API-Key": self.keys[role]},
@@ -74,10 +78,14 @@ def rig(mosquitto: Any, influxdb: Any, tmp_path_factory: pytest.TempPathFactory
     data = plant_data(workdir, mosquitto.port, influxdb.url, keys, timeout_s=2.0)
     plant = load(data)
     create_database(influxdb.url, plant.database.database)
+    plant_file = workdir / "plant.yaml"
+    plant_file.write_text(yaml.safe_dump(data))
+    collector = ComponentProcess("collector", ["collector", str(plant_file)], workdir,
+                                 health_url(data["collector"]["metrics_port"])).start()
     sim = _sim(plant)
     edge = _edge(plant)
     api = ApiServer(plant, data["api"]["port"]).start()
-    rig = Rig(plant, keys, api, sim, edge)
+    rig = Rig(plant, keys, api, sim, edge, collector)
     with rig.client() as admin:
         wait_for(lambda: admin.get("/api/v1/machines/press1/state").json()["online"],
                  15, "edge online")
@@ -85,6 +93,7 @@ def rig(mosquitto: Any, influxdb: Any, tmp_path_factory: pytest.TempPathFactory
     api.stop()
     rig.edge.stop()
     sim.stop()
+    collector.stop()
 
 
 def _state(client: httpx.Client, machine: str) -> dict[str, Any]:
@@ -116,6 +125,7 @@ def test_changeover_writes_code_and_work_order_to_device(rig: Rig) -> None:
 
 def test_stop_and_start_change_the_machine_state(rig: Rig) -> None:
     with rig.client("operator") as op:
+        asked = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
         assert op.post("/api/v1/machines/press1/stop").status_code == 200
         stopped = wait_for(lambda: (s := _state(op, "press1"))["state"] == "stopped" and s,
                            10, "stopped on the state topic")
@@ -125,6 +135,14 @@ def test_stop_and_start_change_the_machine_state(rig: Rig) -> None:
         assert op.post("/api/v1/machines/press1/start").status_code == 200
         wait_for(lambda: _state(op, "press1")["state"] not in ("stopped", None), 10,
                  "running again")
+
+        def stored() -> list[dict[str, Any]]:  # via the collector into InfluxDB
+            items = op.get("/api/v1/machines/press1/states").json()["items"]
+            return [c for c in items if c["state"] == "stopped"
+                    and c["reason"] == "operator_stop"
+                    and dt.datetime.fromisoformat(c["time"]) >= asked]
+
+        wait_for(stored, 15, "the stop stored in InfluxDB")
 
 
 def test_maintenance_interlock_on_the_device(rig: Rig) -> None:
