@@ -38,6 +38,9 @@ def create_app(plant: Plant, settings: Settings) -> FastAPI:
         app.state.runtime = runtime
         await start_link(runtime)
         log.info("API for site %s ready (%d machines)", plant.site.id, len(plant.machines))
+        if not settings.keys:
+            log.warning("no API keys in the plant file: every /api/v1 request gets 401; "
+                        "make one with `shopfloor api-key ROLE`")
         try:
             yield
         finally:
