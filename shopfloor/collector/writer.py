@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from shopfloor.collector.database import LineWriter, open_writer
 from shopfloor.collector.errors import DatabaseUnavailable, LinesRejected
@@ -19,13 +19,16 @@ from shopfloor.shared.plant import Database
 log = logging.getLogger(__name__)
 BACKOFF_START_S = 0.2
 BACKOFF_MAX_S = 5.0
+_jitter = random.Random()  # own generator: no shared global random state
 
 
-def backoff_delays(start_s: float = BACKOFF_START_S, max_s: float = BACKOFF_MAX_S):
+def backoff_delays(
+    start_s: float = BACKOFF_START_S, max_s: float = BACKOFF_MAX_S
+) -> Iterator[float]:
     """start, 2*start, ... capped at max_s, each with up to 20 % jitter (seconds)."""
     delay = start_s
     while True:
-        yield delay * (0.8 + 0.4 * random.random())
+        yield delay * (0.8 + 0.4 * _jitter.random())
         delay = min(delay * 2, max_s)
 
 
