@@ -1,0 +1,44 @@
+"""Start-up with neither the broker nor InfluxDB reachable: clear errors, /healthz 503,
+no exit; once both come up the collector connects and stores by itself."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import httpx
+
+from shopfloor.collector.service import Collector
+from tests.collector.helpers import Publisher, seqs_stored, telemetry, telemetry_topic, wait_for
+from tests.harness.services import InfluxDB, Mosquitto
+
+
+def test_waits_for_broker_and_database_with_clear_errors(tmp_path, make_plant, caplog):
+    broker, influx = Mosquitto(tmp_path / "mq"), InfluxDB(tmp_path / "influx")  # not started
+    plant = make_plant(broker.port, influx.url)
+    caplog.set_level(logging.INFO, logger="shopfloor.collector")
+    collector = Collector(plant).start(metrics_port=0)
+    assert collector.status is not None
+    healthz = f"http://127.0.0.1:{collector.status.port}/healthz"
+    try:
+        time.sleep(2.5)
+        reply = httpx.get(healthz)
+        assert reply.status_code == 503
+        assert reply.json()["broker_connected"] is False
+        assert reply.json()["database_up"] is False
+        errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        assert any(f"broker 127.0.0.1:{broker.port}: cannot connect" in e for e in errors)
+        assert any(influx.url in e and "Connection refused" in e for e in errors)
+        influx.start()
+        broker.start()
+        wait_for(lambda: httpx.get(healthz).status_code == 200, 30)
+        assert collector.wait_ready(10)
+        pub = Publisher(broker.port)
+        pub.publish(telemetry_topic(plant, "press1"), telemetry(plant, "press1", 1).to_json())
+        pub.close()
+        wait_for(lambda: seqs_stored(influx, plant.database.database, "press1") == [1])
+        assert any("recovered" in r.getMessage() for r in caplog.records)
+    finally:
+        collector.stop()
+        broker.stop()
+        influx.stop()
