@@ -1,8 +1,8 @@
 """End to end: the API, the real edge agent and the simulator (Modbus TCP), on the real
 broker, with the collector writing to InfluxDB. Writes through the API are read back
-directly from the simulated device; start
-and stop change the machine's state on the state topic; a command sent while the edge is
-down times out and is refused as expired when the edge comes back."""
+directly from the simulated device; start and stop change the machine's state on the
+state topic and in InfluxDB; a command sent while the edge is down times out and is
+refused as expired when the edge comes back."""
 
 from __future__ import annotations
 
