@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 
 from shopfloor.edge.errors import DeviceError
 from shopfloor.edge.modbus import Bus
@@ -55,6 +56,8 @@ def _type_problem(point: Point, value: Value) -> str | None:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
     if not ok:
         return f"point {point.name!r} takes a {point.type} value, not {type(value).__name__}"
+    if isinstance(value, float) and not math.isfinite(value):  # JSON may carry Infinity/NaN
+        return f"point {point.name!r} takes a finite number, not {value!r}"
     if point.type.is_integer and point.scale == 1 and point.offset == 0 and value != int(value):  # type: ignore[arg-type]
         return f"point {point.name!r} takes an integer, not {value!r}"
     return None
