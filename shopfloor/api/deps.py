@@ -4,7 +4,7 @@ lines resolved from the path with the key's line restriction applied."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -24,7 +24,7 @@ _api_key = APIKeyHeader(name=API_KEY_HEADER, auto_error=False,
                         description="an API key (see docs/api.md, `shopfloor api-key ROLE`)")
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -32,19 +32,19 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_plant(runtime: RuntimeDep) -> Plant:
+async def get_plant(runtime: RuntimeDep) -> Plant:
     return runtime.plant
 
 
-def get_live(runtime: RuntimeDep) -> LiveView:
+async def get_live(runtime: RuntimeDep) -> LiveView:
     return runtime.live
 
 
-def get_bus(runtime: RuntimeDep) -> CommandBus:
+async def get_bus(runtime: RuntimeDep) -> CommandBus:
     return runtime.bus
 
 
-def get_influx(runtime: RuntimeDep) -> InfluxClient:
+async def get_influx(runtime: RuntimeDep) -> InfluxClient:
     return runtime.influx
 
 
@@ -54,7 +54,7 @@ BusDep = Annotated[CommandBus, Depends(get_bus)]
 InfluxDep = Annotated[InfluxClient, Depends(get_influx)]
 
 
-def current_principal(runtime: RuntimeDep,
+async def current_principal(runtime: RuntimeDep,
                       key: Annotated[str | None, Security(_api_key)] = None) -> Principal:
     """The caller; 401 when the key is missing or unknown (the key itself is never logged)."""
     if not key:
@@ -68,10 +68,10 @@ def current_principal(runtime: RuntimeDep,
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
-def require(permission: Permission) -> Callable[[Principal], Principal]:
+def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency: the caller, when its role has `permission` (else 403)."""
 
-    def check(principal: PrincipalDep) -> Principal:
+    async def check(principal: PrincipalDep) -> Principal:
         if not principal.can(permission):
             raise Forbidden(f"role {principal.role} may not {permission.value}")
         return principal
@@ -89,7 +89,7 @@ class MachineRef:
     spec: Machine
 
 
-def _machine(plant: PlantDep, principal: PrincipalDep,
+async def _machine(plant: PlantDep, principal: PrincipalDep,
              machine: Annotated[str, Path(description="machine id", examples=["press1"])],
              ) -> MachineRef:
     spec = plant.machines.get(machine)
@@ -100,7 +100,7 @@ def _machine(plant: PlantDep, principal: PrincipalDep,
     return MachineRef(machine, spec)
 
 
-def _line(plant: PlantDep, principal: PrincipalDep,
+async def _line(plant: PlantDep, principal: PrincipalDep,
           line: Annotated[str, Path(description="line id", examples=["line1"])]) -> Line:
     found = plant.line(line)
     if found is None:

@@ -109,7 +109,7 @@ async def maintenance(body: MaintenanceIn, runtime: RuntimeDep, principal: Maint
 
 @router.get("/commands/{command_id}", response_model=CommandOut, responses=NOT_FOUND,
             summary="A command and its outcome, by id")
-def get_command(runtime: RuntimeDep, principal: Operator,
+async def get_command(runtime: RuntimeDep, principal: Operator,
                 command_id: Annotated[str, Path(max_length=64)]) -> CommandOut:
     """Also for commands that timed out: a result arriving later is recorded (`late`)."""
     record = runtime.records.get(command_id)

@@ -44,7 +44,7 @@ async def healthz(runtime: RuntimeDep) -> JSONResponse:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
             responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
-def metrics(runtime: RuntimeDep) -> Response:
+async def metrics(runtime: RuntimeDep) -> Response:
     runtime.metrics.broker_connected.set(1 if runtime.mqtt.connected else 0)
     runtime.metrics.audit_pending.set(runtime.audit.pending)
     return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -15,7 +15,7 @@ router = APIRouter(tags=["state"], responses=ERRORS)
 
 
 @router.get("/state", response_model=MachineStatePage, summary="Live state of all machines")
-def list_state(
+async def list_state(
     plant: PlantDep, live: LiveDep, principal: ReaderDep,
     line: Annotated[str | None, Query(description="only this line", max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -35,5 +35,6 @@ def list_state(
 
 @router.get("/machines/{machine}/state", response_model=MachineStateOut, responses=NOT_FOUND,
             summary="Live state of one machine")
-def get_state(live: LiveDep, principal: ReaderDep, machine: MachineDep) -> MachineStateOut:
+async def get_state(live: LiveDep, principal: ReaderDep,
+                    machine: MachineDep) -> MachineStateOut:
     return state_out(machine.id, machine.spec, live)

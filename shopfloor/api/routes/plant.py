@@ -12,7 +12,7 @@ router = APIRouter(tags=["plant"], responses=ERRORS)
 
 
 @router.get("/plant", response_model=PlantOut, summary="The plant model")
-def get_plant(plant: PlantDep, principal: ReaderDep) -> PlantOut:
+async def get_plant(plant: PlantDep, principal: ReaderDep) -> PlantOut:
     """Site, lines (stations in flow order), machine ids and the shift calendar. A key
     restricted to lines sees only those lines and their machines."""
     return plant_out(plant, principal.lines)
@@ -20,6 +20,6 @@ def get_plant(plant: PlantDep, principal: ReaderDep) -> PlantOut:
 
 @router.get("/machines/{machine}", response_model=MachineOut, responses=NOT_FOUND,
             summary="One machine's definition")
-def get_machine(principal: ReaderDep, machine: MachineDep) -> MachineOut:
+async def get_machine(principal: ReaderDep, machine: MachineDep) -> MachineOut:
     """Points (with writable/min/max), products and control mapping of a machine."""
     return machine_out(machine.id, machine.spec)
