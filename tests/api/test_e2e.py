@@ -7,6 +7,7 @@ refused as expired when the edge comes back."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,16 +33,26 @@ from tests.api.harness import (
 from tests.harness.processes import ComponentProcess, health_url
 
 
-def _sim(plant: Plant) -> LoopThread:
-    async def run(stop: asyncio.Event) -> None:
-        sim = Simulator(plant, seed=3, tick_s=0.05)
-        await sim.start()
-        try:
-            await stop.wait()
-        finally:
-            await sim.stop()
+class SimThread(LoopThread):
+    """The simulator on its own loop; `fault(machine, mode)` switches a device's fault."""
 
-    return LoopThread(run).start()
+    def __init__(self, plant: Plant) -> None:
+        self.simulator = Simulator(plant, seed=3, tick_s=0.05)
+
+        async def run(stop: asyncio.Event) -> None:
+            await self.simulator.start()
+            try:
+                await stop.wait()
+            finally:
+                await self.simulator.stop()
+
+        super().__init__(run)
+
+    def fault(self, machine: str, mode: str) -> None:
+        async def switch() -> None:
+            self.simulator.set_fault(machine, mode)
+
+        self.call(switch())
 
 
 def _edge(plant: Plant) -> LoopThread:
@@ -53,7 +64,7 @@ class Rig:
     plant: Plant
     keys: dict[str, str]
     api: ApiServer
-    sim: LoopThread
+    sim: SimThread
     edge: LoopThread
     collector: ComponentProcess
 
@@ -83,9 +94,13 @@ def rig(mosquitto: Any, influxdb: Any, tmp_path_factory: pytest.TempPathFactory
     plant_file.write_text(yaml.safe_dump(data))
     collector = ComponentProcess("collector", ["collector", str(plant_file)], workdir,
                                  health_url(data["collector"]["metrics_port"])).start()
-    sim = _sim(plant)
+    sim = SimThread(plant).start()
     edge = _edge(plant)
-    api = ApiServer(plant, data["api"]["port"]).start()
+    # The API's copy of the plant file allows weld1 speeds the edge's copy refuses (a
+    # plant file out of step): the edge checks every write again.
+    lax = copy.deepcopy(data)
+    next(p for p in lax["machines"]["weld1"]["points"] if p["name"] == "speed_pct")["max"] = 200
+    api = ApiServer(load(lax), data["api"]["port"]).start()
     rig = Rig(plant, keys, api, sim, edge, collector)
     with rig.client() as admin:
         wait_for(lambda: admin.get("/api/v1/machines/press1/state").json()["online"],
@@ -180,3 +195,25 @@ def test_expired_command_is_not_executed_when_the_edge_returns(rig: Rig) -> None
     with rig.modbus() as modbus:
         after = modbus.read_holding_registers(address, count=1, device_id=device).registers
     assert after == before
+
+
+def test_edge_rechecks_writes_against_its_plant_file(rig: Rig) -> None:
+    with rig.client("operator") as op:
+        r = op.post("/api/v1/machines/weld1/setpoint", json={"point": "speed_pct", "value": 150})
+    assert r.status_code == 409 and r.json()["status"] == "rejected"
+    assert "above max" in r.json()["detail"]
+    with rig.modbus() as modbus:
+        speed = modbus.read_holding_registers(6, count=1, device_id=rig.device_id("weld1"))
+    assert speed.registers != [150]
+
+
+def test_device_failure_answers_502(rig: Rig) -> None:
+    rig.sim.fault("pack1", "exception")
+    try:
+        with rig.client("operator") as op:
+            r = op.post("/api/v1/machines/pack1/setpoint",
+                        json={"point": "speed_pct", "value": 44})
+    finally:
+        rig.sim.fault("pack1", "normal")
+    assert r.status_code == 502 and r.json()["status"] == "failed"
+    assert "modbus" in r.json()["detail"]
