@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
-from shopfloor.api.commands import CommandRecord
+from shopfloor.api.commands import CommandRecord, Outcome
 from shopfloor.api.errors import Unavailable
 from shopfloor.api.influx import InfluxClient
 from shopfloor.shared import schema
@@ -49,6 +51,7 @@ class AuditEntry:
     readback: PointValue | None = None
     detail: str = ""
     late: bool = False
+    expires_at: str = ""  # ISO 8601, commands only
 
 
 def from_record(site: str, record: CommandRecord, outcome: str | None = None) -> AuditEntry:
@@ -57,6 +60,7 @@ def from_record(site: str, record: CommandRecord, outcome: str | None = None) ->
         outcome=outcome or record.outcome.value, requested_by=record.requested_by,
         command_id=record.id, point=record.point, value=record.value,
         readback=record.readback, detail=record.detail, late=record.late,
+        expires_at=record.expires_at.isoformat(),
     )
 
 
@@ -71,10 +75,50 @@ def to_line(entry: AuditEntry, ts_ns: int) -> str:
         "value": json.dumps(entry.value), "readback": json.dumps(entry.readback),
         "detail": entry.detail, "late": entry.late,
     }
+    if entry.expires_at:
+        fields["expires_at"] = entry.expires_at
     # schema.line formats the integer timestamp as given; the write says precision=ns.
     text = schema.line(schema.CONTROL_AUDIT, tags, fields, ts_ns)
     assert text is not None  # always has string fields
     return text
+
+
+def recall(rows: list[dict[str, Any]]) -> CommandRecord | None:
+    """A command rebuilt from its audit entries (rows of one command_id, epoch-ms times),
+    for commands no longer held in memory; None without its `sent` entry."""
+    ordered = sorted(rows, key=lambda r: r["time"])
+    sent = next((r for r in ordered if r.get("outcome") == SENT), None)
+    if sent is None:
+        return None
+    record = CommandRecord(
+        id=str(sent.get("command_id")), machine=sent.get("machine") or "",
+        line=sent.get("line") or "", action=sent.get("action") or "",
+        point=sent.get("point") or "", value=decode_json(sent.get("value")),
+        requested_by=sent.get("requested_by") or "", requested_at=_time(sent["time"]),
+        expires_at=dt.datetime.fromisoformat(sent.get("expires_at") or "1970-01-01T00:00:00Z"),
+    )
+    final = [r for r in ordered if r.get("outcome") in {o.value for o in Outcome}]
+    if not final:
+        return record
+    return _with_result(record, final[-1])
+
+
+def _with_result(record: CommandRecord, row: dict[str, Any]) -> CommandRecord:
+    return replace(record, outcome=Outcome(row["outcome"]), detail=row.get("detail") or "",
+                   readback=decode_json(row.get("readback")), completed_at=_time(row["time"]),
+                   late=bool(row.get("late")))
+
+
+def decode_json(text: Any) -> Any:
+    """A JSON text field back to its value (the text itself when it is not JSON)."""
+    try:
+        return json.loads(text) if isinstance(text, str) else text
+    except ValueError:
+        return text
+
+
+def _time(ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
 
 
 class AuditLog:

@@ -14,6 +14,7 @@ import pytest
 
 from tests.api.conftest import ApiEnv
 from tests.api.harness import (
+    RESTRICTED,
     ApiServer,
     EdgeStandIn,
     create_database,
@@ -95,3 +96,23 @@ def test_concurrent_retry_waits_for_the_first_answer(api_env: ApiEnv) -> None:
     ids = {a.json()["commands"][0]["id"] for a in answers}
     assert len(ids) == 1
     assert sum(1 for _, c in api_env.edge.silent if c.id in ids) == 1
+
+
+def test_command_looked_up_from_the_audit_after_a_restart(own_env: ApiEnv) -> None:
+    with own_env.client() as admin:
+        done = admin.post("/api/v1/machines/weld1/setpoint",
+                          json={"point": "speed_pct", "value": 64}).json()["commands"][0]
+        own_env.edge.mode["weld1"] = "silent"
+        timed_out = admin.post("/api/v1/machines/weld1/stop").json()["commands"][0]
+    own_env.api.stop()  # flushes the audit
+    port = int(own_env.api.url.rsplit(":", 1)[1])
+    own_env.api = ApiServer(own_env.plant, port).start()
+    with own_env.client("operator") as op:
+        again = op.get(f"/api/v1/commands/{done['id']}")
+        assert again.status_code == 200, again.text
+        for field in ("status", "point", "value", "readback", "requested_by", "expires_at"):
+            assert again.json()[field] == done[field], field
+        assert op.get(f"/api/v1/commands/{timed_out['id']}").json()["status"] == "timeout"
+        assert op.get("/api/v1/commands/no-such-id").status_code == 404
+    with own_env.client(RESTRICTED) as other_line:
+        assert other_line.get(f"/api/v1/commands/{done['id']}").status_code == 403

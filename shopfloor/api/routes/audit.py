@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
 from shopfloor.api import queries
+from shopfloor.api.audit import decode_json
 from shopfloor.api.commands import Outcome
 from shopfloor.api.control import Action
 from shopfloor.api.deps import AuditorDep, InfluxDep, PlantDep
@@ -73,20 +73,13 @@ def _check_scope(plant: Any, lines: frozenset[str] | None, machine: str | None,
             raise Forbidden(f"this key is restricted to other lines than {line}")
 
 
-def _json(text: Any) -> Any:
-    try:
-        return json.loads(text) if isinstance(text, str) else text
-    except ValueError:
-        return text
-
-
 def _entry(row: dict[str, Any]) -> AuditEntryOut:
     return AuditEntryOut(
         time=dt.datetime.fromtimestamp(row["time"] / 1000, dt.UTC),
         line=row.get("line") or None, machine=row.get("machine") or None,
         action=row.get("action") or "", outcome=row.get("outcome") or "",
         requested_by=row.get("requested_by") or "", command_id=row.get("command_id") or None,
-        point=row.get("point") or None, value=_json(row.get("value")),
-        readback=_json(row.get("readback")), detail=row.get("detail") or None,
+        point=row.get("point") or None, value=decode_json(row.get("value")),
+        readback=decode_json(row.get("readback")), detail=row.get("detail") or None,
         late=bool(row.get("late")),
     )

@@ -9,8 +9,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path
 from fastapi.responses import JSONResponse
 
-from shopfloor.api import control
+from shopfloor.api import control, queries
 from shopfloor.api.actions import run_action
+from shopfloor.api.audit import recall
 from shopfloor.api.control import Action
 from shopfloor.api.deps import MachineDep, RuntimeDep, require
 from shopfloor.api.errors import Forbidden, NotFound
@@ -39,6 +40,7 @@ OUTCOMES: dict[int | str, dict[str, Any]] = {
     502: {"model": ControlOut, "description": "failed: the edge could not write the device"},
     504: {"model": ControlOut, "description": "timeout (no result in time) or expired"},
 }
+CommandId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Operator = Annotated[Principal, Depends(require(Permission.OPERATE))]
 Setter = Annotated[Principal, Depends(require(Permission.SETPOINT))]
 Changer = Annotated[Principal, Depends(require(Permission.CHANGEOVER))]
@@ -109,14 +111,17 @@ async def maintenance(body: MaintenanceIn, runtime: RuntimeDep, principal: Maint
 
 @router.get("/commands/{command_id}", response_model=CommandOut, responses=NOT_FOUND,
             summary="A command and its outcome, by id")
-async def get_command(runtime: RuntimeDep, principal: Operator,
-                command_id: Annotated[str, Path(max_length=64)]) -> CommandOut:
-    """Also for commands that timed out: a result arriving later is recorded (`late`)."""
+async def get_command(runtime: RuntimeDep, principal: Operator, command_id: CommandId
+                      ) -> CommandOut:
+    """Also for commands that timed out: a result arriving later is recorded (`late`).
+    Commands no longer in memory (older, or sent before a restart) come from the audit."""
     record = runtime.records.get(command_id)
     if record is None:
-        raise NotFound(f"no command {command_id!r} (only the last "
-                       f"{runtime.settings.max_command_records} are kept; see the audit)",
-                       "unknown_command")
+        rows = await runtime.influx.rows(queries.audit(
+            runtime.plant.site.id, queries.AuditFilter(command_id=command_id), None, 20, 0))
+        record = recall(rows)
+    if record is None:
+        raise NotFound(f"no command {command_id!r}", "unknown_command")
     if not principal.may_see_line(record.line):
         raise Forbidden("this key is restricted to other lines")
     return command_out(record)
