@@ -15,18 +15,21 @@ from pymodbus.client import ModbusTcpClient
 
 from shopfloor.api.stocktake import Stocktake, to_lines
 from shopfloor.dashboards.build import load_committed
+from shopfloor.dashboards.panels import STATE_COLORS
 from shopfloor.dashboards.verify import InfluxQL, verify_dashboard
+from shopfloor.shared.enums import MachineState
 from shopfloor.shared.loader import load_plant
 from tests.dashboards.data import write
 from tests.harness.plants import example_data, relocate, write_plant
 from tests.harness.processes import ComponentProcess, health_url, ports_open
 from tests.harness.services import InfluxDB, Mosquitto
 
-RUN_S = 8
-"""Real seconds of production before the dashboards are queried."""
-SHIFT_DELAY_S = 6
-"""The shift starts this long after the test: its OEE has full coverage (a shift begun
-hours before the first sample has too little data for KPIs, by design)."""
+AFTER_SHIFT_START_S = 5
+"""Real seconds of production in the shift before the dashboards are queried."""
+SHIFT_DELAY_S = 8
+"""The shift starts this long after the plant file is written, when the processes run:
+its OEE then has full coverage (a shift begun before the first sample has too little
+data for KPIs, by design: coverage < 0.8 -> null)."""
 NO_WRITER = {"control-audit.json"}
 """Dashboards on measurements this pipeline does not write (the API writes the audit;
 test_queries.py covers them with the API's own encoder)."""
@@ -58,7 +61,9 @@ def wait_for(client: InfluxQL, query: str, count: int, timeout_s: float) -> None
         if len(client.query(query)) >= count:
             return
         time.sleep(0.5)
-    raise TimeoutError(f"{query}: {client.query(query)}")
+    latest = client.query("SELECT machine, coverage, pbt_s, unk_s, flags FROM oee "
+                          "WHERE \"window\" = 'shift' ORDER BY time DESC LIMIT 4")
+    raise TimeoutError(f"{query}: {client.query(query)}; latest shift records: {latest}")
 
 
 SELECTION: dict[str, dict[str, str | list[str]]] = {
@@ -93,18 +98,18 @@ def test_dashboards_on_pipeline_data(mosquitto: Mosquitto, influxdb: InfluxDB,
                          healthy=health_url(agent.metrics_port)),
     ]
     client = InfluxQL(influxdb.url, plant.database.database)
-    stocktake(influxdb, plant)
     # the dashboard's time range: from the minute before the run (rollups are stamped
     # with their minute's start) to its end
     from_ms = int(time.time() * 1000) // 60000 * 60000 - 60000
     try:
         for proc in procs:
             proc.start()
-        time.sleep(RUN_S / 2)
+        time.sleep(max(0.0, (start - dt.datetime.now(dt.UTC)).total_seconds()) + 2)
         stop_press(plant)
-        time.sleep(RUN_S / 2)
+        stocktake(influxdb, plant)  # counted while the line runs
+        time.sleep(AFTER_SHIFT_START_S - 2)
         wait_for(client, "SELECT last(oee) FROM oee WHERE \"window\" = 'shift' GROUP BY machine",
-                 1, 20)
+                 1, 30)
         wait_for(client, "SELECT last(change) FROM wip GROUP BY buffer", 3, 20)
         to_ms = int(time.time() * 1000)
         outcomes = {
@@ -123,5 +128,9 @@ def test_dashboards_on_pipeline_data(mosquitto: Mosquitto, influxdb: InfluxDB,
         for o in found:
             if o.label in NOT_YET:
                 assert o.problems in ([], ["no series"]), o.problems
+    states = next(o for o in outcomes["plant-overview.json"] if o.label.endswith("state"))
+    last = {s["tags"]["machine"]: s["values"][0][1] for s in states.series}
+    assert last["press1"] == MachineState.STOPPED  # its run coil was switched off
+    assert set(last.values()) <= set(STATE_COLORS)  # every state has its colour
     audit = [o for o in outcomes["control-audit.json"] if o.problems]
     assert all(o.problems == ["no series"] for o in audit)
