@@ -108,21 +108,22 @@ class CommandBus:
                           expires_at=record.expires_at, requested_by=requested_by)
         future: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
         self._waiting[record.id] = future
-        self._store.put(record)
         try:
             self._publish(topics.machine_topic(self._site, line, machine, topics.CMD),
                           command.to_json())
-            self._listener(record)
+        except BaseException:  # not sent: nothing to wait for, nothing to record
+            self._waiting.pop(record.id, None)
+            raise
+        self._store.put(record)
+        self._listener(record)
+        try:
             result = await asyncio.wait_for(future, timeout_s)
         except TimeoutError:
             record = replace(record, outcome=Outcome.TIMEOUT, completed_at=utc_now(),
                              detail=f"no result from the edge within {timeout_s:g} s")
             self._finish(record)
             return record
-        except BaseException:
-            self._store.put(replace(record, outcome=Outcome.FAILED, detail="not sent"))
-            raise
-        finally:
+        finally:  # also when the request is cancelled: the record stays pending
             self._waiting.pop(record.id, None)
         record = _apply_result(record, result, late=False)
         self._finish(record)
@@ -136,7 +137,7 @@ class CommandBus:
                 future.set_result(result)
             return
         record = self._store.get(result.id)
-        if record is None or record.outcome is not Outcome.TIMEOUT:
+        if record is None or record.outcome not in (Outcome.TIMEOUT, Outcome.PENDING):
             log.debug("result for unknown or finished command %s ignored", result.id)
             return
         log.info("late result for command %s: %s", result.id, result.status)
