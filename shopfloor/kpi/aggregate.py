@@ -33,7 +33,7 @@ class Bucket:
 
 def context_ms(spec: MachineSpec, settings: Settings) -> int:
     """How far beyond a window the samples must reach for exact results."""
-    limit = settings.gap_factor * spec.poll_ms
+    limit = settings.gap_factor * max(spec.poll_ms, spec.value_poll_ms)
     return int(max(settings.t_minor_s, settings.startup_s) * 1000 + 2 * limit + 1000)
 
 
@@ -73,7 +73,7 @@ def aggregate(
     gap limit then ends in UNK, not in its state)."""
     settings = settings or Settings()
     clean = timeline.clean(samples)
-    obs = timeline.observations(spec, clean)
+    obs = timeline.observations(spec, clean, settings.gap_factor)
     limit = settings.gap_factor * spec.poll_ms
     ext_lo = min([lo] + ([clean[0].ts_ms] if clean else []))
     ext_hi = max([hi] + ([int(clean[-1].ts_ms + limit) + 1] if clean else []))
@@ -191,11 +191,16 @@ def _readings(clean: list[Sample], point: str | None, width: int) -> list[tuple[
     if point is None:
         return []
     out = []
+    as_count = counters.as_count
     for s in clean:
-        if point in s.values and point not in s.bad:
-            v = counters.as_count(s.values[point], width)
-            if v is not None:
-                out.append((s.ts_ms, v))
+        v = s.values.get(point)
+        if v is None or (s.bad and point in s.bad):
+            continue
+        if type(v) is not int or not 0 <= v < width:
+            v = as_count(v, width)
+            if v is None:
+                continue
+        out.append((s.ts_ms, v))
     return out
 
 

@@ -63,9 +63,16 @@ def as_count(value: object, width: int) -> int | None:
 
 
 def pairs(readings: list[tuple[int, int]], pri_min_s: float | None, width: int) -> list[Pair]:
-    """Pairs of consecutive (ts_ms, value) readings, sorted and unique by timestamp."""
+    """Pairs of consecutive (ts_ms, value) readings, sorted and unique by timestamp.
+    Pairs that count nothing and raise no flag (a standing machine) are left out."""
     out = []
     for (t0, v0), (t1, v1) in zip(readings, readings[1:], strict=False):
+        diff = v1 - v0
+        if diff == 0:
+            continue
+        if 0 < diff <= 11:  # fast path: Dmax is at least 11 for any dt > 0
+            out.append(Pair(t0, t1, diff, PairFlag.OK))
+            continue
         dmax = d_max((t1 - t0) / 1000.0, pri_min_s, width)
         d, flag = delta(v0, v1, dmax, width)
         out.append(Pair(t0, t1, d, flag))

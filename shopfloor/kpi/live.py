@@ -24,10 +24,12 @@ from shopfloor.kpi import records
 from shopfloor.kpi.buckets import Agg
 from shopfloor.kpi.calendar import ShiftCalendar, ShiftInstance, ms_to_utc
 from shopfloor.kpi.livestate import MINUTE_MS, MachineLive, floor_minute
+from shopfloor.kpi.livewip import LineWip
 from shopfloor.kpi.model import MachineSpec, Sample, Settings
 from shopfloor.kpi.oee import OeeResult, compute
 from shopfloor.kpi.ondemand import Engine, to_ms
 from shopfloor.kpi.store import KpiStore, chunks
+from shopfloor.kpi.wip import WipResult
 from shopfloor.shared import topics
 from shopfloor.shared.contract import Telemetry
 from shopfloor.shared.errors import ShopfloorError
@@ -59,8 +61,10 @@ class LiveKpi:
         self.lateness_ms = int(plant.collector.lateness_s * 1000)
         self.machines = {
             mid: MachineLive(MachineSpec.from_plant(plant, mid), self.calendar, self.settings)
-            for mid, m in plant.machines.items() if m.state is not None
+            for mid in plant.machines
         }
+        self.lines = {line.id: LineWip(line) for line in plant.lines}
+        self._older_memo: dict[str, tuple[int, int, list[Sample]]] = {}
         self.context = max((m.context for m in self.machines.values()), default=0)
         self.watermark: int | None = None
         self.first_watermark: int | None = None
@@ -95,6 +99,8 @@ class LiveKpi:
             log.debug("%s: sample at %d ms is later than the lateness limit", machine,
                       sample.ts_ms)
             return
+        if live.memory_lo is not None and sample.ts_ms < live.memory_lo:
+            self._older_memo.pop(machine, None)  # the store now holds more than we read
         live.add(sample)
         if self.watermark is None or sample.ts_ms > self.watermark:
             self.watermark = sample.ts_ms
@@ -119,6 +125,7 @@ class LiveKpi:
         rollups: list[str] = []
         touched: list[tuple[int, int]] = []
         for mid, live in self.machines.items():
+            live.start(wm - MINUTE_MS)
             for span in live.ranges(wm):
                 touched.append(span)
             for minute in live.recompute(wm, self._older(live.spec)):
@@ -126,6 +133,9 @@ class LiveKpi:
                                                 minute.agg, minute.final)
         for batch in chunks(rollups):
             self.store.write(batch)
+        for span in touched:
+            for line_wip in self.lines.values():
+                line_wip.invalidate(*span)
         lines, payloads = self._snapshots(wm)
         lines += self._finals(wm, touched)
         for batch in chunks(lines):
@@ -134,13 +144,23 @@ class LiveKpi:
         self._trim(wm)
 
     def _older(self, spec: MachineSpec) -> Callable[[int, int], list[Sample]]:
-        return lambda lo, hi: self.store.samples(spec, lo, hi)
+        """Samples before the in-memory tail, from the store (remembered while the same
+        range keeps being asked for, as for a silent machine)."""
+        def fetch(lo: int, hi: int) -> list[Sample]:
+            memo = self._older_memo.get(spec.id)
+            if memo is not None and memo[1] == hi and memo[0] <= lo:
+                got = memo[2]
+                before = [x for x in got if x.ts_ms < lo][-1:]
+                return before + [x for x in got if x.ts_ms >= lo]
+            got = self.store.samples(spec, lo, hi)
+            self._older_memo[spec.id] = (lo, hi, got)
+            return got
+        return fetch
 
-    def _window(self, live: MachineLive, lo: int, hi: int) -> Agg:
-        """Sum of [lo, hi) from the minute cache, filling missing minutes from the store."""
-        agg, missing = live.total(lo, hi)
-        if not missing:
-            return agg
+    def _ensure(self, live: MachineLive, lo: int, hi: int) -> None:
+        """Fill minutes of [lo, hi) missing from the cache from the store."""
+        if not live.total(lo, hi)[1]:
+            return
         engine = Engine(self.plant, self.store, self.settings)
         a, b = floor_minute(lo), floor_minute(hi)
         minutes: dict[int, list[tuple[int, int, Agg]]] = {}
@@ -149,7 +169,27 @@ class LiveKpi:
                 (bucket.start_ms, bucket.end_ms, bucket.agg))
         for t, parts in minutes.items():
             live.fill(t, parts)
+
+    def _window(self, live: MachineLive, lo: int, hi: int) -> Agg:
+        """Sum of [lo, hi) from the minute cache, filling missing minutes from the store."""
+        self._ensure(live, lo, hi)
         return live.total(lo, hi)[0]
+
+    def _wip(self, line: LineWip, start: int, wm: int) -> WipResult:
+        anchor = self.store.anchor(line.line.id, wm)
+        lo = max(start, anchor.ts_ms) if anchor is not None else start
+        for station in line.line.stations:
+            self._ensure(self.machines[station], lo, wm)
+
+        def totals(station: str, a: int, b: int) -> Agg:
+            engine = Engine(self.plant, self.store, self.settings)
+            return engine.total(self.machines[station].spec, a, b)[0]
+
+        result = line.result(anchor, start, wm, self.machines, totals)
+        if result is None:  # caches not aligned (e.g. a station just started): ask the store
+            result = Engine(self.plant, self.store, self.settings).wip(line.line.id, start,
+                                                                      wm).wip
+        return result
 
     def _snapshots(self, wm: int) -> tuple[list[str], list[tuple[str, dict[str, Any]]]]:
         site = self.plant.site.id
@@ -158,6 +198,8 @@ class LiveKpi:
         shift = self.calendar.at(wm)
         end = wm
         for mid, live in self.machines.items():
+            if live.spec.state_point is None:
+                continue  # no state: no OEE (its counters still count for WIP)
             line = live.spec.line
             payload: dict[str, Any] = {"v": 1, "ts": _iso(wm), "machine": mid, "line": line}
             if shift is not None:
@@ -170,12 +212,11 @@ class LiveKpi:
             lines.append(records.oee_line(site, line, mid, "rolling", wm, lo, end, result))
             payload["rolling"] = _kpi(result, lo, end)
             payloads.append((topics.machine_topic(site, line, mid, topics.KPI), payload))
-        engine = Engine(self.plant, self.store, self.settings)
-        for line_model in self.plant.lines:
-            report = engine.wip(line_model.id, floor_minute(wm) - self.rolling_ms, end)
-            lines += records.wip_lines(site, "rolling", wm, report.wip)
-            payloads.append((topics.line_kpi_topic(site, line_model.id),
-                             {"v": 1, "ts": _iso(wm), **report.as_dict()}))
+        for line_id, line_wip in self.lines.items():
+            wip = self._wip(line_wip, floor_minute(wm) - self.rolling_ms, end)
+            lines += records.wip_lines(site, "rolling", wm, wip)
+            payloads.append((topics.line_kpi_topic(site, line_id),
+                             {"v": 1, "ts": _iso(wm), "wip": wip.as_dict()}))
         return lines, payloads
 
     def _finals(self, wm: int, touched: list[tuple[int, int]]) -> list[str]:
@@ -199,6 +240,8 @@ class LiveKpi:
         site = self.plant.site.id
         out = []
         for mid, live in self.machines.items():
+            if live.spec.state_point is None:
+                continue
             result = compute(self._window(live, inst.start_ms, inst.end_ms), self.settings)
             out.append(records.oee_line(site, live.spec.line, mid, "shift_final",
                                         inst.start_ms, inst.start_ms, inst.end_ms, result,

@@ -56,6 +56,7 @@ class MachineLive:
         self.last_ts: int | None = None
         self.memory_lo: int | None = None  # samples before this are only in the store
         self.dirty: list[tuple[int, int]] = []
+        self.expand: list[int] = []  # late samples whose previous sample is in the store
         self.computed_until: int | None = None  # minutes before this are in `minutes`
         self.minutes: dict[int, list[Piece]] = {}  # complete minutes, cut at shift bounds
         self.partial: list[Piece] | None = None  # the incomplete last minute
@@ -65,14 +66,17 @@ class MachineLive:
         """Take one sample (any order; duplicates are harmless)."""
         ts = sample.ts_ms
         if self.last_ts is None:
-            self.memory_lo = ts
+            if self.computed_until is None:
+                self.memory_lo = ts
+                self.computed_until = floor_minute(ts)
+            else:  # started empty (see `start`): the minutes before may change
+                self.dirty.append((ts - self.head_margin, ts))
             self.last_ts = ts
-            self.computed_until = floor_minute(ts)
         elif ts > self.last_ts:
             self.dirty.append((self.last_ts - self.head_margin, ts))
             self.last_ts = ts
         else:
-            self.dirty.append((ts - self.context, ts + self.context))
+            self._late(ts)
         if self.memory_lo is not None and ts < self.memory_lo:
             return  # the store has it; recompute reads it from there
         if self.times and ts > self.times[-1]:
@@ -85,6 +89,39 @@ class MachineLive:
             return
         insort(self.times, ts)
         self.samples.insert(i, sample)
+
+    def _late(self, ts: int) -> None:
+        """A late sample splits the counter pair (and maybe the gap) around it: dirty
+        from its previous to its next sample, plus the context margin. A previous sample
+        older than the tail in memory is looked up in the store at recompute time."""
+        i = bisect_left(self.times, ts)
+        nxt = self.times[i] if i < len(self.times) else ts
+        if nxt == ts and i + 1 < len(self.times):
+            nxt = self.times[i + 1]
+        if i > 0 and (self.memory_lo is None or ts >= self.memory_lo):
+            self.dirty.append((self.times[i - 1] - self.context, nxt + self.context))
+        else:
+            self.expand.append(ts)
+            self.dirty.append((ts - self.context, nxt + self.context))
+
+    def start(self, at_ms: int) -> None:
+        """Begin at `at_ms` without a sample (a silent machine): its minutes from there
+        are computed from what the store holds before it (usually: unknown)."""
+        if self.computed_until is None:
+            self.memory_lo = self.computed_until = floor_minute(at_ms)
+
+    def pieces(self, lo: int, hi: int) -> list[Piece] | None:
+        """Cached buckets inside [lo, hi), in time order; None if a minute is missing."""
+        out: list[Piece] = []
+        partial_t = floor_minute(self.partial[0][0]) if self.partial else None
+        for t in range(floor_minute(lo), hi, MINUTE_MS):
+            parts = self.minutes.get(t)
+            if parts is None and t == partial_t:
+                parts = self.partial
+            if parts is None:
+                return None
+            out += [p for p in parts if lo <= p[0] and p[1] <= hi]
+        return out
 
     def _samples(self, lo: int, hi: int, older: Older) -> list[Sample]:
         a = max(0, bisect_left(self.times, lo) - 1)
@@ -119,6 +156,11 @@ class MachineLive:
         returned (to store), the last incomplete one kept as `partial`."""
         out: list[MinuteOut] = []
         final_until = (self.last_ts or 0) - self.context
+        for ts in self.expand:
+            before = [s.ts_ms for s in older(ts, ts + 1) if s.ts_ms < ts]
+            if before:
+                self.dirty.append((before[-1] - self.context, ts + self.context))
+        self.expand.clear()
         for lo, hi in self.ranges(until_ms):
             samples = self._samples(lo - self.context, hi + self.context, older)
             pieces: dict[int, list[Piece]] = {}

@@ -72,6 +72,7 @@ class MachineSpec:
     product_point: str | None = None
     work_order_point: str | None = None
     products: Mapping[int, Product] = field(default_factory=dict)
+    value_poll_ms: int = 1000  # slowest poll period of the product / work order points
 
     @property
     def pri_min_s(self) -> float | None:
@@ -105,6 +106,8 @@ def _spec(machine_id: str, machine: Machine) -> MachineSpec:
     codes = {k: (v.state, v.reason) for k, v in state.codes.items()} if state else {}
     unmapped = (state.unmapped.state, state.unmapped.reason) if state else (
         MachineState.STOPPED, "unmapped_code")
+    value_polls = [machine.interval_of(p) for name in (machine.control.product,
+                   machine.control.work_order) if name and (p := machine.point(name))]
     counters = machine.counters
     total = counters.total if counters else None
     reject = counters.reject if counters else None
@@ -122,4 +125,5 @@ def _spec(machine_id: str, machine: Machine) -> MachineSpec:
         product_point=machine.control.product,
         work_order_point=machine.control.work_order,
         products={p.code: Product(p.id, p.code, p.ideal_cycle_time_s) for p in machine.products},
+        value_poll_ms=max(1, round(max(value_polls, default=poll_s) * 1000)),
     )

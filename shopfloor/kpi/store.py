@@ -23,6 +23,8 @@ from shopfloor.shared.schema import quote_string as qs
 log = logging.getLogger(__name__)
 LINE_TOTAL = "_line"  # wip_anchor buffer tag of a whole-line count (see shopfloor.api)
 MINUTE_MS = 60_000
+LOOKAROUND_MS = (3_600_000, 2 * 86_400_000, 31 * 86_400_000)  # nearest-sample search
+MARGIN_MS = 300_000  # fetched beyond a range, where the nearest sample outside usually is
 
 
 def _where(site: str, **tags: str) -> str:
@@ -81,9 +83,21 @@ class KpiStore:
         fields = ", ".join(qi(p) for p in [*dict.fromkeys(points), schema.SEQ_FIELD])
         base = (f"SELECT {fields} FROM {qi(schema.TELEMETRY)} WHERE "
                 f"{_where(self.site, machine=spec.id)}")
-        rows = self._rows(f"{base} AND {_span(lo, hi)}")
-        rows += self._rows(f"{base} AND {_span(None, lo)} ORDER BY time DESC LIMIT 1")
-        rows += self._rows(f"{base} AND {_span(hi, None)} ORDER BY time ASC LIMIT 1")
+        rows = self._rows(f"{base} AND {_span(lo - MARGIN_MS, hi + MARGIN_MS)}")
+        inside = [r for r in rows if lo <= r["time"] < hi]
+        before = [r for r in rows if r["time"] < lo][-1:]
+        after = [r for r in rows if r["time"] >= hi][:1]
+        # The nearest samples outside, searched in growing steps when the margin has none
+        # (an open-ended `time < lo ORDER BY time DESC` scans all history in InfluxDB 1.x).
+        for step in () if before else LOOKAROUND_MS:
+            before = self._rows(f"{base} AND {_span(lo - step, lo)} ORDER BY time DESC LIMIT 1")
+            if before:
+                break
+        for step in () if after else LOOKAROUND_MS:
+            after = self._rows(f"{base} AND {_span(hi, hi + step)} ORDER BY time ASC LIMIT 1")
+            if after:
+                break
+        rows = before + inside + after
         return [_sample(row) for row in rows]
 
     def _rows(self, influxql: str) -> list[dict[str, Any]]:

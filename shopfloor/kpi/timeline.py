@@ -58,27 +58,51 @@ def clean(samples: Iterable[Sample]) -> list[Sample]:
     return [best[t] for t in sorted(best)]
 
 
-def observations(spec: MachineSpec, samples: list[Sample]) -> list[tuple[int, Key]]:
-    """(ts_ms, key) for every clean sample that carries the state point."""
+def observations(spec: MachineSpec, samples: list[Sample], gap_factor: float = 3.0
+                 ) -> list[tuple[int, Key]]:
+    """(ts_ms, key) for every clean sample that carries the state point. A product or
+    work-order value holds for gap_factor of its poll periods: a sample without it uses
+    the last one that recent, else the product is unknown (the only product, if the
+    machine has one) and no work order is set."""
     out: list[tuple[int, Key]] = []
-    product = spec.default_product
+    default = spec.default_product
+    carry = gap_factor * spec.value_poll_ms
+    product, product_ts = default, None
     work_order: str | None = None
+    wo_ts = None
     codes, unmapped = spec.codes, spec.unmapped
+    point, product_point, wo_point = spec.state_point, spec.product_point, spec.work_order_point
+    if point is None:
+        return out
+    offline = MachineState.OFFLINE
+    raw_wo: object = None
+    last: Key = UNK_KEY
     for s in samples:
-        values = s.values
-        if spec.product_point in values and spec.product_point not in s.bad:
-            product = _as_int(values[spec.product_point])
-        if spec.work_order_point in values and spec.work_order_point not in s.bad:
-            work_order = str(values[spec.work_order_point]).strip() or None
-        point = spec.state_point
-        if point is None:
+        values, bad, ts = s.values, s.bad, s.ts_ms
+        if product_point in values and not (bad and product_point in bad):
+            product, product_ts = _as_int(values[product_point]), ts
+        elif product_ts is not None and ts - product_ts > carry:
+            product, product_ts = default, None
+        if wo_point in values and not (bad and wo_point in bad):
+            value, wo_ts = values[wo_point], ts
+            if value != raw_wo:
+                raw_wo = value
+                work_order = str(value).strip() or None
+        elif wo_ts is not None and ts - wo_ts > carry:
+            work_order, wo_ts, raw_wo = None, None, None
+        if bad and point in bad:
+            out.append((s.ts_ms, (offline, "bad_quality", product, work_order)))
             continue
-        if point in s.bad:
-            out.append((s.ts_ms, (MachineState.OFFLINE, "bad_quality", product, work_order)))
-        elif point in values:
-            code = _as_int(values[point])
-            state, reason = codes.get(code, unmapped) if code is not None else unmapped
-            out.append((s.ts_ms, (state, reason, product, work_order)))
+        code = values.get(point)
+        if code is None:
+            continue
+        if type(code) is not int:
+            code = _as_int(code)
+        state, reason = codes.get(code, unmapped) if code is not None else unmapped
+        key = (state, reason, product, work_order)
+        if key != last:
+            last = key
+        out.append((s.ts_ms, last))
     return out
 
 
@@ -112,18 +136,25 @@ def segments(
             out.append(Segment(start, end, *key))
 
     cursor = lo
-    last = len(obs) - 1
-    for i, (t, key) in enumerate(obs):
-        if i < last:
-            nxt = obs[i + 1][0]
-            end = nxt if nxt - t <= limit_ms else t
-        elif data_end_ms is not None and data_end_ms > t + limit_ms:
-            end = t
+    n = len(obs)
+    i = 0
+    while i < n:
+        t, key = obs[i]
+        j = i  # extend over following samples in the same key without a long gap
+        while j + 1 < n and obs[j + 1][1] == key and obs[j + 1][0] - obs[j][0] <= limit_ms:
+            j += 1
+        tj = obs[j][0]
+        if j + 1 < n:
+            nxt = obs[j + 1][0]
+            end = nxt if nxt - tj <= limit_ms else tj
+        elif data_end_ms is not None and data_end_ms > tj + limit_ms:
+            end = tj
         else:
-            end = int(t + limit_ms)
+            end = int(tj + limit_ms)
         emit(cursor, t, UNK_KEY)
         emit(t, end, key)
         cursor = max(cursor, end)
+        i = j + 1
     emit(cursor, hi, UNK_KEY)
     return out
 
