@@ -61,3 +61,31 @@ def push(url: str, token: str, influx_url: str, database: str, influx_token: str
     click.echo(f"datasource {report.datasource}, folder {report.folder}")
     for line in report.dashboards:
         click.echo(f"dashboard {line}")
+
+
+@dashboards.command()
+@click.option("--influx-url", required=True, envvar="INFLUXDB_URL", help="InfluxDB base URL")
+@click.option("--database", default="shopfloor", show_default=True, envvar="INFLUXDB_DATABASE")
+@click.option("--influx-token", envvar="INFLUXDB_TOKEN", help="InfluxDB 2.x/3.x token")
+@click.option("--since", default="1h", show_default=True, help="time range: now minus this")
+def verify(influx_url: str, database: str, influx_token: str | None, since: str) -> None:
+    """Run every panel's and variable's query of the committed dashboards against
+    InfluxDB, macros expanded as Grafana does; list panels without drawable data."""
+    import time
+
+    from shopfloor.dashboards.build import load_committed
+    from shopfloor.dashboards.panels_model import interval_ms
+    from shopfloor.dashboards.verify import InfluxQL, verify_dashboard
+
+    to_ms = int(time.time() * 1000)
+    client = InfluxQL(influx_url, database, influx_token)
+    failed = 0
+    try:
+        for model in load_committed().values():
+            for outcome in verify_dashboard(client, model, to_ms - interval_ms(since), to_ms):
+                failed += bool(outcome.problems)
+                status = "ok" if not outcome.problems else "; ".join(outcome.problems)
+                click.echo(f"{outcome.label}: {status}")
+    finally:
+        client.close()
+    sys.exit(1 if failed else 0)

@@ -44,7 +44,7 @@ class VariableQuery:
     all_value: str | None
 
 
-def _interval_ms(text: str | None) -> int:
+def interval_ms(text: str | None) -> int:
     """Panel min interval ("1m", "30s") in ms; the datasource's when unset."""
     if not text:
         return DATASOURCE_MIN_INTERVAL_MS
@@ -81,7 +81,7 @@ def panel_queries(model: dict[str, Any]) -> list[PanelQuery]:
                     panel_type=panel["type"],
                     query=target["query"],
                     result_format=target.get("resultFormat", "time_series"),
-                    min_interval_ms=_interval_ms(panel.get("interval")),
+                    min_interval_ms=interval_ms(panel.get("interval")),
                     x_field=(panel.get("options") or {}).get("xField"),
                     grouped_fields=_grouped_fields(panel),
                 )

@@ -38,11 +38,11 @@ class InfluxQL:
     def __init__(self, url: str, database: str, token: str | None = None) -> None:
         headers = {"Authorization": f"Token {token}"} if token else {}
         self._client = httpx.Client(base_url=url, headers=headers, timeout=10.0)
-        self._database = database
+        self.database = database
 
     def query(self, text: str) -> list[dict[str, Any]]:
         """Series of the first statement; RuntimeError with InfluxDB's message on error."""
-        r = self._client.get("/query", params={"q": text, "db": self._database, "epoch": "ms"})
+        r = self._client.get("/query", params={"q": text, "db": self.database, "epoch": "ms"})
         body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
         if r.status_code != 200 or "error" in body:
             raise RuntimeError(body.get("error") or f"HTTP {r.status_code}: {r.text[:200]}")

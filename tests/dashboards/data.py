@@ -52,7 +52,7 @@ def _collector_line(plant: Plant, encoder: Encoder, topic: str, payload: bytes,
                     at: dt.datetime) -> str:
     message = classify(plant, topic, payload)
     assert isinstance(message, ParsedMessage), message
-    encoded = encoder.encode(message, at)
+    encoded = encoder.encode(message, at.timestamp())
     assert encoded.line is not None and not encoded.bad_points
     return encoded.line
 

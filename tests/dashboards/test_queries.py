@@ -64,3 +64,18 @@ def test_line_oee_is_summed_not_averaged(filled: Filled) -> None:
     # every machine runs the same minutes: FPT / PBT_obs = 38 s / 60 s
     assert [round(s["values"][0][1], 6) for s in line.series] == [round(38 / 60, 6)] * 2
     assert len(machine.series) == 8
+
+
+def test_verify_command_reports_every_panel(filled: Filled, influxdb) -> None:
+    from click.testing import CliRunner
+
+    from shopfloor.cli import main
+
+    database = filled.client.database
+    result = CliRunner().invoke(main, ["dashboards", "verify", "--influx-url", influxdb.url,
+                                       "--database", database, "--since", "3h"])
+    assert result.exit_code == 0, result.output
+    assert "Machine detail / Six big losses: ok" in result.output
+    empty = CliRunner().invoke(main, ["dashboards", "verify", "--influx-url", influxdb.url,
+                                      "--database", "nothing_here"])
+    assert empty.exit_code == 1 and "database not found: nothing_here" in empty.output
