@@ -35,7 +35,8 @@ api_hash="sha256:$(printf '%s' "$api_key" | sha256sum | cut -d' ' -f1)"
   echo "INFLUXDB_ADMIN_PASSWORD=$(random)"
   echo "INFLUXDB_TOKEN=$(random 48)"
   echo "GRAFANA_ADMIN_PASSWORD=$(random)"
-  echo "SHOPFLOOR_API_KEYS=[{\"name\": \"admin\", \"hash\": \"$api_hash\", \"role\": \"admin\"}]"
+  # single quotes: docker compose takes the JSON literally
+  echo "SHOPFLOOR_API_KEYS='[{\"name\": \"admin\", \"hash\": \"$api_hash\", \"role\": \"admin\"}]'"
 } > "$env_file"
 : > "$passwd_file"
 for user in $(sed -n 's/^user //p' "$dir/mosquitto/acl"); do

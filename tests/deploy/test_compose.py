@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import configparser
 import getpass
+import json
 import re
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ from shopfloor.cli import COMMANDS, main
 from shopfloor.deploy.mosquitto import acl_file
 from shopfloor.shared import topics
 from shopfloor.shared.loader import load_plant
+from shopfloor.shared.plant import ApiKey
 from tests.deploy.conftest import User
 from tests.harness.services import LOOPBACK, Service, require_binary
 
@@ -48,7 +50,8 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def env_of(deployed: Path) -> dict[str, str]:
     lines = (deployed / ".env").read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if line)
+    pairs = (line.split("=", 1) for line in lines if line)
+    return {key: value.strip("'") for key, value in pairs}
 
 
 def bind_mounts() -> Iterator[tuple[str, str, str]]:
@@ -71,6 +74,11 @@ def test_every_required_variable_is_generated(deployed: Path) -> None:
     required = set(re.findall(r"\$\{(\w+):\?", text))
     assert {"INFLUXDB_TOKEN", "MQTT_EDGE1_PASSWORD", "SHOPFLOOR_API_KEYS"} <= required
     assert required <= set(env_of(deployed))
+
+
+def test_generated_api_key_entry_is_accepted_by_the_api(deployed: Path) -> None:
+    keys = json.loads(env_of(deployed)["SHOPFLOOR_API_KEYS"])
+    assert [ApiKey.model_validate(k).role for k in keys] == ["admin"]
 
 
 def test_init_secrets_refuses_to_overwrite(deployed: Path) -> None:
