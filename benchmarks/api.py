@@ -36,6 +36,7 @@ from tests.api.harness import create_database, make_keys, plant_data
 from tests.harness.services import InfluxDB, Mosquitto
 
 BIN = [sys.executable, "-m", "shopfloor.cli"]
+STAND_IN = "solo1"  # answered at once by an edge stand-in: the API's and broker's share
 
 
 class NoDelayMosquitto(Mosquitto):
@@ -72,14 +73,14 @@ def wait_until(predicate: Any, timeout_s: float, what: str) -> None:
     raise SystemExit(f"timed out waiting for {what}")
 
 
-def round_trips(client: httpx.Client, count: int,
-                split: list[float] | None = None) -> list[float]:
-    """Sequential setpoints on press1; latency of each in ms (all must be done). `split`
-    gets, per command, the ms from the API sending it to the edge stamping its result."""
+def round_trips(client: httpx.Client, count: int, split: list[float] | None = None,
+                machine: str = "press1") -> list[float]:
+    """Sequential setpoints; latency of each in ms (all must be done). `split` gets, per
+    command, the ms from the API sending it to the edge stamping its result."""
     out = []
     for i in range(count):
         started = time.perf_counter()
-        r = client.post("/api/v1/machines/press1/setpoint",
+        r = client.post(f"/api/v1/machines/{machine}/setpoint",
                         json={"point": "speed_pct", "value": 20 + i % 100})
         elapsed = (time.perf_counter() - started) * 1000
         if r.status_code != 200 or r.json()["commands"][0]["readback"] != 20 + i % 100:
@@ -147,6 +148,7 @@ def run(tmp: Path, commands: int, seconds: float) -> None:
     try:
         keys = make_keys()
         data = plant_data(tmp, broker.port, influx.url, keys, timeout_s=5.0)
+        data["agents"][0]["machines"].remove(STAND_IN)  # answered by the stand-in
         plant_file = tmp / "plant.yaml"
         plant_file.write_text(yaml.safe_dump(data))
         site, database = data["site"]["id"], data["database"]["database"]
@@ -155,10 +157,13 @@ def run(tmp: Path, commands: int, seconds: float) -> None:
         procs += [start("sim", ["sim", str(plant_file)], tmp),
                   start("edge", ["edge", str(plant_file), "--agent", "edge1"], tmp),
                   start("api", ["api", str(plant_file)], tmp)]
+        procs.append(subprocess.Popen(  # an edge stand-in, its own process
+            [sys.executable, "-m", "tests.api.harness", str(broker.port), site, STAND_IN],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         with httpx.Client(base_url=url, headers={"X-API-Key": keys["admin"]},
                           timeout=30) as client:
-            wait_until(lambda: client.get("/api/v1/machines/press1/state").json()["online"],
-                       60, "edge online")
+            wait_until(lambda: client.get("/api/v1/machines/press1/state").json()["values"],
+                       60, "edge polling the simulator")
             report(client, url, keys["admin"], influx.url, database, site, commands, seconds)
     finally:
         for proc in procs:
@@ -183,6 +188,11 @@ def report(client: httpx.Client, url: str, key: str, influx_url: str, database: 
           f"mean {statistics.fmean(latencies):.2f} ms")
     print(f"  of which API send -> edge result stamped: p50 {percentile(to_edge, 0.5):.2f} ms"
           f"   p99 {percentile(to_edge, 0.99):.2f} ms (same clock: one machine)")
+    round_trips(client, 20, machine=STAND_IN)
+    bare = round_trips(client, commands, machine=STAND_IN)
+    print(f"API + broker only (edge stand-in answering at once, no Modbus), {commands} "
+          f"sequential:\n  p50 {percentile(bare, 0.5):.2f} ms   p90 {percentile(bare, 0.9):.2f} ms"
+          f"   p99 {percentile(bare, 0.99):.2f} ms   max {max(bare):.2f} ms")
     state = "/api/v1/machines/press1/state"
     for clients in (1, 4):
         rate = throughput(url, key, state, {}, seconds, clients)

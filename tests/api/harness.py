@@ -133,8 +133,9 @@ class EdgeStandIn:
     read it back), rejected, failed or silent (remember, answer nothing). Expired
     commands are answered `expired` and not executed, like the edge."""
 
-    def __init__(self, broker_port: int, site: str) -> None:
+    def __init__(self, broker_port: int, site: str, only: set[str] | None = None) -> None:
         self.site = site
+        self.only = only  # answer only these machines (None: all)
         self.mode: dict[str, str] = {}
         self.values: dict[tuple[str, str], Any] = {}
         self.received: list[Command] = []
@@ -156,6 +157,8 @@ class EdgeStandIn:
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
         where = topics.parse_machine_topic(msg.topic)
         assert where is not None
+        if self.only is not None and where.machine not in self.only:
+            return
         command: Command = parse(Command, msg.payload)
         with self._lock:
             self.received.append(command)
@@ -204,3 +207,16 @@ def iso(moment: dt.datetime) -> str:
 
 def load(data: dict[str, Any]) -> Plant:
     return parse_plant(data, "<test plant>")
+
+
+def serve_stand_in(broker_port: int, site: str, machines: str) -> None:
+    """Run an edge stand-in for `machines` (comma-separated) until killed (benchmarks)."""
+    EdgeStandIn(broker_port, site, set(machines.split(",")))
+    while True:
+        time.sleep(3600)
+
+
+if __name__ == "__main__":
+    import sys
+
+    serve_stand_in(int(sys.argv[1]), sys.argv[2], sys.argv[3])
