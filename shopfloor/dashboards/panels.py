@@ -12,6 +12,7 @@ from grafana_foundation_sdk.models.dashboard import (
     Threshold,
     ThresholdsMode,
     ValueMap,
+    ValueMapping,
     ValueMappingResult,
 )
 
@@ -28,7 +29,7 @@ STATE_COLORS = {
 }
 
 
-def state_mappings() -> list[ValueMap]:
+def state_mappings() -> list[ValueMapping]:
     """Machine state (the `state` string field) -> colour, one entry per MachineState."""
     options = {
         str(state): ValueMappingResult(text=str(state), color=color, index=i)
@@ -37,7 +38,7 @@ def state_mappings() -> list[ValueMap]:
     return [ValueMap(options=options)]
 
 
-def online_mappings() -> list[ValueMap]:
+def online_mappings() -> list[ValueMapping]:
     """Agent `online` (bool) -> green "online" / red "offline"."""
     return [
         ValueMap(

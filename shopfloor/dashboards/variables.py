@@ -5,7 +5,9 @@ fragments that filter a panel's query by them."""
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders.dashboard import QueryVariable
+from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.models.dashboard import (
+    VariableModel,
     VariableOption,
     VariableRefresh,
     VariableSort,
@@ -73,7 +75,7 @@ def tag_variable(tag: str, multi: bool = True) -> QueryVariable:
     return variable
 
 
-def standard_variables(single_machine: bool = False) -> list[QueryVariable]:
+def standard_variables(single_machine: bool = False) -> list[Builder[VariableModel]]:
     """site, line, machine — all multi-value with "All", or (for one machine's
     dashboard) each exactly one value, so that a machine id is never ambiguous."""
     return [tag_variable(tag, multi=not single_machine) for tag in TAG_VARIABLES]
