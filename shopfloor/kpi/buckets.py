@@ -61,9 +61,34 @@ class Agg:
     orders: dict[str, list[float]] = field(default_factory=dict)
 
     def add(self, other: Agg) -> Agg:
-        """Add `other` into self (in place) and return self."""
-        for name in NUMERIC_FIELDS:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        """Add `other` into self (in place) and return self. (Spelled out: this is the
+        live engine's inner loop; `NUMERIC_FIELDS` lists the same names.)"""
+        self.pot_ms += other.pot_ms
+        self.pdot_ms += other.pdot_ms
+        self.unk_ms += other.unk_ms
+        self.apt_ms += other.apt_ms
+        self.aust_ms += other.aust_ms
+        self.l1_ms += other.l1_ms
+        self.l3_ms += other.l3_ms
+        self.l1_stopped_ms += other.l1_stopped_ms
+        self.pq += other.pq
+        self.sq += other.sq
+        self.pq_unattributed += other.pq_unattributed
+        self.sq_unattributed += other.sq_unattributed
+        self.pq_unplanned += other.pq_unplanned
+        self.sq_unplanned += other.sq_unplanned
+        self.pq_unknown_product += other.pq_unknown_product
+        self.sq_unknown_product += other.sq_unknown_product
+        self.nrt_s += other.nrt_s
+        self.fpt_s += other.fpt_s
+        self.l5_s += other.l5_s
+        self.l6_s += other.l6_s
+        self.fe += other.fe
+        self.minor_stops += other.minor_stops
+        self.wraps += other.wraps
+        self.resets += other.resets
+        self.jumps += other.jumps
+        self.reset_unknown += other.reset_unknown
         for order, (parts, scrap) in other.orders.items():
             mine = self.orders.setdefault(order, [0.0, 0.0])
             mine[0] += parts

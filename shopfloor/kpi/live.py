@@ -28,7 +28,7 @@ from shopfloor.kpi.livewip import LineWip
 from shopfloor.kpi.model import MachineSpec, Sample, Settings
 from shopfloor.kpi.oee import OeeResult, compute
 from shopfloor.kpi.ondemand import Engine, to_ms
-from shopfloor.kpi.store import KpiStore, chunks
+from shopfloor.kpi.store import KpiStore
 from shopfloor.kpi.wip import WipResult
 from shopfloor.shared import topics
 from shopfloor.shared.contract import Telemetry
@@ -38,6 +38,7 @@ from shopfloor.shared.plant import Plant
 
 log = logging.getLogger(__name__)
 Publish = Callable[[str, bytes], None]  # publish retained, QoS 1
+MAX_PENDING_LINES = 200_000
 
 
 def to_sample(payload: Telemetry) -> Sample:
@@ -69,6 +70,8 @@ class LiveKpi:
         self.watermark: int | None = None
         self.first_watermark: int | None = None
         self.finalized: set[str] = set()
+        self._pending: list[str] = []  # KPI points not yet written (InfluxDB down)
+        self._touched: list[tuple[int, int]] = []  # recomputed spans not yet finalized
         self.late_dropped = 0
         self._last_tick: float | None = None
         self._failures = FailureLog(log, "live KPIs")
@@ -122,26 +125,36 @@ class LiveKpi:
 
     def _tick(self, wm: int) -> None:
         site = self.plant.site.id
-        rollups: list[str] = []
-        touched: list[tuple[int, int]] = []
         for mid, live in self.machines.items():
             live.start(wm - MINUTE_MS)
-            for span in live.ranges(wm):
-                touched.append(span)
+            self._touched += live.ranges(wm)
             for minute in live.recompute(wm, self._older(live.spec)):
-                rollups += records.rollup_lines(site, live.spec.line, mid, minute.start_ms,
-                                                minute.agg, minute.final)
-        for batch in chunks(rollups):
-            self.store.write(batch)
-        for span in touched:
+                self._pending += records.rollup_lines(site, live.spec.line, mid,
+                                                      minute.start_ms, minute.agg, minute.final)
+        self._flush()
+        for span in self._touched:
             for line_wip in self.lines.values():
                 line_wip.invalidate(*span)
         lines, payloads = self._snapshots(wm)
-        lines += self._finals(wm, touched)
-        for batch in chunks(lines):
-            self.store.write(batch)
+        finals, keys = self._finals(wm, self._touched)
+        self._pending += lines + finals
+        self._flush()
+        self.finalized |= keys
+        self._touched.clear()
         self._publish(payloads)
         self._trim(wm)
+
+    def _flush(self) -> None:
+        """Write what is pending; on failure keep it (bounded) for the next tick. A
+        rollup that is never written only costs the on-demand path a raw recompute."""
+        if len(self._pending) > MAX_PENDING_LINES:
+            log.warning("InfluxDB unavailable: dropping %d old KPI points",
+                        len(self._pending) - MAX_PENDING_LINES)
+            del self._pending[: len(self._pending) - MAX_PENDING_LINES]
+        while self._pending:
+            batch = self._pending[:5000]
+            self.store.write(batch)
+            del self._pending[: len(batch)]
 
     def _older(self, spec: MachineSpec) -> Callable[[int, int], list[Sample]]:
         """Samples before the in-memory tail, from the store (remembered while the same
@@ -219,11 +232,12 @@ class LiveKpi:
                              {"v": 1, "ts": _iso(wm), "wip": wip.as_dict()}))
         return lines, payloads
 
-    def _finals(self, wm: int, touched: list[tuple[int, int]]) -> list[str]:
+    def _finals(self, wm: int, touched: list[tuple[int, int]]) -> tuple[list[str], set[str]]:
         """Final shift records: once a shift has ended (plus the context margin), and
         again when late samples changed one that was already final."""
         assert self.first_watermark is not None
         lines: list[str] = []
+        keys: set[str] = set()
         since = self.first_watermark - self.context
         lo = min([since] + [t[0] for t in touched])
         for inst in self.calendar.instances(lo - 1, wm):
@@ -233,8 +247,8 @@ class LiveKpi:
             if inst.key in self.finalized and not changed:
                 continue
             lines += self._final(inst)
-            self.finalized.add(inst.key)
-        return lines
+            keys.add(inst.key)
+        return lines, keys
 
     def _final(self, inst: ShiftInstance) -> list[str]:
         site = self.plant.site.id

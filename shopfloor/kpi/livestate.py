@@ -61,6 +61,7 @@ class MachineLive:
         self.minutes: dict[int, list[Piece]] = {}  # complete minutes, cut at shift bounds
         self.partial: list[Piece] | None = None  # the incomplete last minute
         self.unfinal: set[int] = set()  # minutes stored with final=false
+        self._prefix: dict[int, tuple[int, Agg]] = {}  # lo -> (upto, sum of [lo, upto))
 
     def add(self, sample: Sample) -> None:
         """Take one sample (any order; duplicates are harmless)."""
@@ -171,6 +172,7 @@ class MachineLive:
             for t, parts in pieces.items():
                 if t + MINUTE_MS <= hi:
                     self.minutes[t] = parts
+                    self._changed(t)
                     out.append(MinuteOut(t, _sum(parts), t + MINUTE_MS <= final_until))
                 else:
                     self.partial = parts
@@ -189,25 +191,50 @@ class MachineLive:
     def total(self, lo: int, hi: int) -> tuple[Agg, int]:
         """Sum of the cached buckets inside [lo, hi) (the partial minute included), and
         how many whole minutes of the range were missing from the cache. `lo` and `hi`
-        should be minute or shift boundaries (or the watermark, for `hi`)."""
-        agg, missing = Agg(), 0
+        should be minute or shift boundaries (or the watermark, for `hi`). The sum of
+        minutes that in-order data can no longer change is remembered per `lo`."""
+        settled = floor_minute((self.last_ts or lo) - self.context)
+        agg, start = Agg(), floor_minute(lo)
+        upto = min(settled, floor_minute(hi))
+        cached = self._prefix.get(lo)
+        if cached is not None and cached[0] <= upto:
+            agg, start = cached[1].copy(), cached[0]
+        agg, missing, start = self._add_minutes(agg, lo, hi, start, upto)
+        if not missing and start > floor_minute(lo):
+            self._prefix[lo] = (start, agg.copy())
+        agg, more, _ = self._add_minutes(agg, lo, hi, start, hi)
+        return agg, missing + more
+
+    def _add_minutes(self, agg: Agg, lo: int, hi: int, start: int, stop: int
+                     ) -> tuple[Agg, int, int]:
+        missing = 0
         partial_t = floor_minute(self.partial[0][0]) if self.partial else None
-        for t in range(floor_minute(lo), hi, MINUTE_MS):
+        t = start
+        while t < stop:
             parts = self.minutes.get(t)
             if parts is None and t == partial_t:
                 parts = self.partial
             if parts is None:
                 missing += t + MINUTE_MS <= hi
-                continue
-            for start, end, piece in parts:
-                if lo <= start and end <= hi:
-                    agg.add(piece)
-        return agg, missing
+            else:
+                for begin, end, piece in parts:
+                    if lo <= begin and end <= hi:
+                        agg.add(piece)
+            t += MINUTE_MS
+        return agg, missing, t
+
+    def _changed(self, t: int) -> None:
+        """Minute t was (re)computed: forget remembered sums that include it."""
+        for lo in [lo for lo, (upto, _) in self._prefix.items() if lo <= t + MINUTE_MS
+                   and t < upto]:
+            del self._prefix[lo]
 
     def trim(self, keep_minutes_from: int) -> None:
         """Forget minutes before `keep_minutes_from` and samples no recompute needs."""
         for t in [t for t in self.minutes if t < keep_minutes_from]:
             del self.minutes[t]
+        for lo in [lo for lo in self._prefix if lo < keep_minutes_from]:
+            del self._prefix[lo]
         if self.last_ts is None:
             return
         keep = self.last_ts - 2 * self.context - self.head_margin - MINUTE_MS
@@ -219,7 +246,9 @@ class MachineLive:
 
     def fill(self, minute_ms: int, parts: list[Piece]) -> None:
         """Put a minute computed elsewhere (from the store) into the cache."""
-        self.minutes.setdefault(minute_ms, parts)
+        if minute_ms not in self.minutes:
+            self.minutes[minute_ms] = parts
+            self._changed(minute_ms)
 
 
 def _sum(parts: list[Piece]) -> Agg:

@@ -99,7 +99,7 @@ def _width(machine: Machine, point: str | None) -> int:
 
 def _spec(machine_id: str, machine: Machine) -> MachineSpec:
     state = machine.state
-    state_point = machine.state.point if state is not None else None
+    state_point = state.point if state is not None else None
     poll_s = machine.poll_interval_s
     if state_point is not None and (p := machine.point(state_point)) is not None:
         poll_s = machine.interval_of(p)

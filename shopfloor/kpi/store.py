@@ -101,7 +101,7 @@ class KpiStore:
         return [_sample(row) for row in rows]
 
     def _rows(self, influxql: str) -> list[dict[str, Any]]:
-        out = []
+        out: list[dict[str, Any]] = []
         for series in self.query(influxql):
             cols = series["columns"]
             out.extend(dict(zip(cols, values, strict=True)) for values in series["values"])

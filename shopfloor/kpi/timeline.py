@@ -79,11 +79,12 @@ def observations(spec: MachineSpec, samples: list[Sample], gap_factor: float = 3
     last: Key = UNK_KEY
     for s in samples:
         values, bad, ts = s.values, s.bad, s.ts_ms
-        if product_point in values and not (bad and product_point in bad):
+        if product_point is not None and product_point in values and not (
+                bad and product_point in bad):
             product, product_ts = _as_int(values[product_point]), ts
         elif product_ts is not None and ts - product_ts > carry:
             product, product_ts = default, None
-        if wo_point in values and not (bad and wo_point in bad):
+        if wo_point is not None and wo_point in values and not (bad and wo_point in bad):
             value, wo_ts = values[wo_point], ts
             if value != raw_wo:
                 raw_wo = value

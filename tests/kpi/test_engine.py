@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import random
+from dataclasses import fields
 
 import pytest
 
 from shopfloor.kpi.aggregate import aggregate
-from shopfloor.kpi.buckets import Agg, total
+from shopfloor.kpi.buckets import NUMERIC_FIELDS, Agg, total
 from shopfloor.kpi.calendar import ShiftCalendar
 from shopfloor.kpi.model import MachineSpec, Sample
 from shopfloor.kpi.oee import Flag, OeeResult, compute
@@ -217,3 +218,12 @@ def test_night_shift_across_dst_aggregates_nine_hours() -> None:
     assert r.apt_s == 9 * 3600 - 1800
     assert r.pq == pytest.approx(30 * (9 * 60 - 30))
     assert agg.pq_unplanned == pytest.approx(30 * (2 * 60 - 1 + 30))
+
+
+def test_aggregates_add_every_field() -> None:
+    one = Agg.from_numeric({name: 1 for name in NUMERIC_FIELDS})
+    one.orders = {"WO": [1.0, 2.0]}
+    two = one + one
+    assert two.numeric() == {name: 2 for name in NUMERIC_FIELDS}
+    assert two.orders == {"WO": [2.0, 4.0]} and one.orders == {"WO": [1.0, 2.0]}
+    assert set(NUMERIC_FIELDS) == {f.name for f in fields(Agg)} - {"orders"}
