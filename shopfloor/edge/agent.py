@@ -104,6 +104,7 @@ class EdgeAgent:
                 spawn = self._spawner(group)
                 spawn("mqtt", link.run)
                 spawn("outbox", outbox.run)
+                spawn("checkpoint", outbox.checkpoints)
                 spawn("publisher", publisher.run)
                 spawn("commands", dispatcher.run)
                 n = len(pollers)

@@ -85,7 +85,7 @@ class CommandDispatcher:
         refusal = check_command(machine, command, utc_now())
         if refusal is not None:
             return refusal[0], refusal[1], None
-        if not await self.outbox.claim_command(command.id, machine_id, time.time()):
+        if not self.outbox.claim_command(command.id, machine_id, time.time()):
             return CommandStatus.REJECTED, f"duplicate id {command.id!r}: already executed", None
         log.info(
             "command %s: %s.%s = %r (by %s)",

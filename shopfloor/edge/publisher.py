@@ -51,7 +51,7 @@ class Publisher:
 
     async def _refill(self) -> None:
         self._outbox.committed.clear()
-        rows = await self._outbox.fetch(self._cursor, FETCH_ROWS)
+        rows = self._outbox.fetch(self._cursor, FETCH_ROWS)
         if rows:
             self._buffer.extend(rows)
             self._cursor = rows[-1].id

@@ -78,6 +78,10 @@ class Store:
             # NORMAL in WAL mode: a committed transaction survives a process crash (kill -9);
             # only an OS crash / power loss can lose the last few commits.
             self._db.execute("PRAGMA synchronous=NORMAL")
+            # Checkpoints (the only fsyncs) run from `checkpoint()` on a worker thread, so a
+            # commit on the event loop never waits for the disk.
+            self._db.execute("PRAGMA wal_autocheckpoint=0")
+            self._db.execute("PRAGMA busy_timeout=200")
             self._db.executescript(SCHEMA)
             self.samples = self._count_samples()
         except (sqlite3.Error, OSError) as exc:
@@ -178,5 +182,15 @@ class Store:
     def forget_commands(self, before_s: float) -> None:
         self._db.execute("DELETE FROM commands WHERE received_at < ?", (before_s,))
 
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file (PASSIVE: never blocks writers). Runs on
+        its own connection, so it may be called from another thread."""
+        db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            db.close()
+
     def close(self) -> None:
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._db.close()

@@ -1,0 +1,200 @@
+"""Edge agent load: N simulated devices x 20 registers polled at 1 Hz by one agent.
+
+    ./dev.sh bench edge --devices 1000 [--seconds 30] [--warmup 10]
+
+Starts a real mosquitto, the simulator (`shopfloor sim`, its own process) serving a
+generated plant (`shopfloor generate-plant`: 200 unit ids per port), and one agent
+(`shopfloor edge`, its own process). A subscriber in this process records every
+telemetry message. Prints polls/s achieved, poll jitter p50/p99 (actual poll start vs
+schedule, from the samples' own timestamps and the agent's histogram), the agent's CPU
+and RSS (psutil), outbox depth and drops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import paho.mqtt.client as mqtt
+import psutil
+import yaml
+from paho.mqtt.enums import CallbackAPIVersion
+
+from shopfloor.sim.generate import plant_data
+from tests.harness.services import Mosquitto, free_port, wait_for_port
+
+BIN = Path(sys.executable).with_name("shopfloor")
+
+
+class Recorder:
+    """Counts telemetry and keeps (machine, ts) of each sample for jitter."""
+
+    def __init__(self, port: int, site: str) -> None:
+        self.samples: list[tuple[str, bytes]] = []
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client.on_message = self._on_message
+        self.client.on_connect = lambda c, *a: c.subscribe(f"shopfloor/v1/{site}/+/+/telemetry", 0)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        with self.lock:
+            self.samples.append((msg.topic, msg.payload))
+
+    def take(self) -> list[tuple[str, bytes]]:
+        with self.lock:
+            out, self.samples = self.samples, []
+        return out
+
+
+def jitters(samples: list[tuple[str, bytes]], interval_s: float) -> list[float]:
+    """Per machine: poll start minus its schedule (grid t0 + k * interval, t0 = the
+    earliest-aligned sample), in seconds."""
+    by_machine: dict[str, list[float]] = defaultdict(list)
+    for topic, payload in samples:
+        ts = datetime.fromisoformat(json.loads(payload)["ts"]).timestamp()
+        by_machine[topic.split("/")[4]].append(ts)
+    out: list[float] = []
+    for stamps in by_machine.values():
+        first = stamps[0]
+        t0 = min(t - round((t - first) / interval_s) * interval_s for t in stamps)
+        out.extend(t - (t0 + round((t - t0) / interval_s) * interval_s) for t in stamps)
+    return out
+
+
+def histogram_quantile(metrics: str, name: str, q: float) -> float | None:
+    """Upper bound of the bucket holding quantile q of a Prometheus histogram."""
+    buckets = [
+        (float(le), float(v))
+        for le, v in re.findall(rf'{name}_bucket{{le="([^"]+)"}} (\S+)', metrics)
+    ]
+    if not buckets:
+        return None
+    total = buckets[-1][1]
+    return next((le for le, count in buckets if count >= q * total), None)
+
+
+def metric(metrics: str, name: str) -> float:
+    found = re.search(rf"^{name}(?:{{[^}}]*}})? (\S+)$", metrics, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def free_base_port(count: int) -> int:
+    """A port p such that p .. p + count - 1 are all free on loopback."""
+    rng = random.Random()
+    while True:
+        base = rng.randint(20000, 60000 - count)
+        try:
+            for port in range(base, base + count):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="./dev.sh bench edge")
+    parser.add_argument("--devices", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=30.0, help="measured window")
+    parser.add_argument("--warmup", type=float, default=10.0)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-edge-") as tmp:
+        run(Path(tmp), args.devices, args.seconds, args.warmup)
+
+
+def run(tmp: Path, devices: int, seconds: float, warmup: float) -> None:
+    broker = Mosquitto(tmp / "mosquitto")
+    broker.start()
+    metrics_port = free_port()
+    data = plant_data(
+        machines=devices, points=20, base_port=free_port(), per_port=200, site="bench"
+    )
+    data["broker"] = {"host": "127.0.0.1", "port": broker.port}
+    data["agents"][0].update(state_dir=str(tmp / "edge"), metrics_port=metrics_port)
+    plant = tmp / "plant.yaml"
+    plant.write_text(yaml.safe_dump(data, sort_keys=False))
+    env = {**os.environ, "SHOPFLOOR_LOG_LEVEL": "WARNING"}
+    logs = open(tmp / "procs.log", "ab")  # noqa: SIM115
+    sim = subprocess.Popen([BIN, "sim", str(plant)], stdout=logs, stderr=logs, env=env)
+    agent: subprocess.Popen[bytes] | None = None
+    try:
+        last_port = data["machines"][list(data["machines"])[-1]]["connection"]["port"]
+        wait_for_port(last_port, 60)
+        rec = Recorder(broker.port, "bench")
+        agent = subprocess.Popen(
+            [BIN, "edge", str(plant), "--agent", "edge1"], stdout=logs, stderr=logs, env=env
+        )
+        wait_for_port(metrics_port, 60)
+        time.sleep(warmup)
+        report(rec, psutil.Process(agent.pid), metrics_port, devices, seconds)
+    finally:
+        for proc in (agent, sim):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        broker.stop()
+        logs.close()
+
+
+def report(
+    rec: Recorder, agent: psutil.Process, metrics_port: int, devices: int, seconds: float
+) -> None:
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    before = httpx.get(url, timeout=10).text
+    rec.take()
+    cpu0, t0 = agent.cpu_times(), time.monotonic()
+    time.sleep(seconds)
+    cpu1, elapsed = agent.cpu_times(), time.monotonic() - t0
+    samples = rec.take()
+    after = httpx.get(url, timeout=10).text
+    cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / elapsed * 100
+    polls = metric(after, "shopfloor_edge_polls_total") and _sum(
+        after, "shopfloor_edge_polls_total"
+    ) - _sum(before, "shopfloor_edge_polls_total")
+    jit = sorted(jitters(samples, 1.0))
+    print(f"devices:            {devices} x 20 registers, 1 Hz, window {elapsed:.1f} s")
+    print(f"polls/s (agent):    {polls / elapsed:.1f}  (target {devices})")
+    print(f"telemetry/s (MQTT): {len(samples) / elapsed:.1f}")
+    if jit:
+        p50 = statistics.median(jit) * 1000
+        p99 = jit[int(0.99 * (len(jit) - 1))] * 1000
+        print(f"poll jitter:        p50 {p50:.1f} ms, p99 {p99:.1f} ms (from sample timestamps)")
+    hp50 = histogram_quantile(after, "shopfloor_edge_poll_jitter_seconds", 0.5)
+    hp99 = histogram_quantile(after, "shopfloor_edge_poll_jitter_seconds", 0.99)
+    print(
+        f"poll jitter (hist): p50 <= {_ms(hp50)}, p99 <= {_ms(hp99)} (agent histogram, cumulative)"
+    )
+    print(f"agent CPU:          {cpu:.0f} % of one core")
+    print(f"agent RSS:          {agent.memory_info().rss / 2**20:.0f} MiB")
+    print(f"outbox depth:       {metric(after, 'shopfloor_edge_queue_depth'):.0f} samples")
+    print(f"poll failures:      {_sum(after, 'shopfloor_edge_poll_failures_total'):.0f}")
+    print(f"dropped:            {_sum(after, 'shopfloor_edge_dropped_total'):.0f}")
+
+
+def _sum(metrics: str, name: str) -> float:
+    return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", metrics, re.M))
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 1000:.0f} ms"
