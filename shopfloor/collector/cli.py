@@ -43,7 +43,7 @@ def collector(plant_file: str, metrics_port: int | None, log_level: str | None) 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     service = Collector(plant)
-    from shopfloor.kpi.live import attach  # live OEE/WIP sink (docs/oee.md)
+    from shopfloor.kpi.sink import attach  # live OEE/WIP sink (docs/oee.md)
 
     attach(service)
     service.start(metrics_port)

@@ -295,14 +295,3 @@ def _kpi(result: OeeResult, lo: int, hi: int, shift: ShiftInstance | None = None
         out["shift"] = shift.name
         out["production_date"] = shift.date.isoformat()
     return out
-
-
-def attach(collector: Any) -> LiveKpi:
-    """Register the live KPI sink on a `shopfloor.collector.service.Collector` (before
-    `start`); KPIs are published retained through the collector's MQTT client."""
-    def publish(topic: str, payload: bytes) -> None:
-        collector.subscriber.client.publish(topic, payload, qos=1, retain=True)
-
-    sink = LiveKpi(collector.plant, publish=publish)
-    collector.add_sink(sink)
-    return sink
