@@ -35,14 +35,19 @@ class Outcome:
 class InfluxQL:
     """Minimal InfluxQL client over /query (InfluxDB 1.x, or 2.x/3.x with a token)."""
 
-    def __init__(self, url: str, database: str, token: str | None = None) -> None:
+    def __init__(self, url: str, database: str, token: str | None = None,
+                 timeout_s: float = 30.0) -> None:
         headers = {"Authorization": f"Token {token}"} if token else {}
-        self._client = httpx.Client(base_url=url, headers=headers, timeout=10.0)
+        self._client = httpx.Client(base_url=url, headers=headers, timeout=timeout_s)
         self.database = database
 
     def query(self, text: str) -> list[dict[str, Any]]:
         """Series of the first statement; RuntimeError with InfluxDB's message on error."""
-        r = self._client.get("/query", params={"q": text, "db": self.database, "epoch": "ms"})
+        try:
+            r = self._client.get("/query",
+                                 params={"q": text, "db": self.database, "epoch": "ms"})
+        except httpx.HTTPError as exc:
+            raise RuntimeError(f"InfluxDB did not answer: {exc!r}") from exc
         body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
         if r.status_code != 200 or "error" in body:
             raise RuntimeError(body.get("error") or f"HTTP {r.status_code}: {r.text[:200]}")
