@@ -51,8 +51,17 @@ class Batcher:
         self._max_s = plant.collector.batch_max_s
         self._received = {kind: metrics.received.labels(kind.value) for kind in Kind}
 
+    def expire_holes(self) -> None:
+        """Confirm as lost the seq holes that stayed open longer than the grace period."""
+        for machine, count in self.tracker.expire(time.monotonic()).items():
+            self._metrics.lost.labels(machine).inc(count)
+            self._metrics.missing.labels(machine).set(self.tracker.missing(machine))
+            log.warning("%s: %d sample(s) lost (seq gap not filled within %g s)", machine,
+                        count, self.tracker.grace_s)
+
     def next_batch(self, inbox: queue.Queue[Inbound], wait_s: float = 0.5) -> Batch | None:
         """Block up to `wait_s` for a first message, then fill until full or aged."""
+        self.expire_holes()
         try:
             first = inbox.get(timeout=wait_s)
         except queue.Empty:
@@ -96,11 +105,15 @@ class Batcher:
         payload = message.payload
         assert isinstance(payload, Telemetry)
         self._metrics.broker_lag.observe(max(0.0, received_at - payload.ts.timestamp()))
-        seen = self.tracker.observe(message.machine, payload.seq)
-        if seen.lost:
-            self._metrics.lost.labels(message.machine).inc(seen.lost)
-            log.warning("%s: %d sample(s) lost before seq %d", message.machine, seen.lost,
-                        payload.seq)
+        machine = message.machine
+        seen = self.tracker.observe(machine, payload.seq, time.monotonic())
+        if seen.opened or seen.late:
+            self._metrics.missing.labels(machine).set(self.tracker.missing(machine))
+        if seen.opened:
+            log.info("%s: %d sample(s) missing before seq %d (lost unless they come within"
+                     " %g s)", machine, seen.opened, payload.seq, self.tracker.grace_s)
+        if seen.late:
+            self._metrics.late.labels(machine).inc()
         if seen.duplicate:
             self._metrics.duplicates.labels(message.machine).inc()
             log.debug("%s: duplicate seq %d", message.machine, payload.seq)

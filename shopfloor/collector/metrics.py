@@ -25,8 +25,13 @@ class Metrics:
         self.write_failures = Counter(p + "write_failures", "failed write attempts", registry=r)
         self.dead_letters = Counter(p + "dead_letters", "messages dead-lettered", ["reason"],
                                     registry=r)
-        self.lost = Counter(p + "lost_samples", "samples missing from a seq stream",
+        self.lost = Counter(p + "lost_samples", "seqs of a stream never received (gap"
+                            " still open after the grace period)",
                             ["machine"], registry=r)
+        self.missing = Gauge(p + "missing_samples", "seqs in open gaps (lost unless they come"
+                             " within the grace period)", ["machine"], registry=r)
+        self.late = Counter(p + "late_samples", "samples that arrived after a newer one and"
+                            " filled a gap", ["machine"], registry=r)
         self.duplicates = Counter(p + "duplicate_samples", "samples whose seq was seen before",
                                   ["machine"], registry=r)
         self.broker_lag = Histogram(p + "broker_lag_seconds", "receive time - sample ts",

@@ -3,35 +3,47 @@
 acknowledgement. Received messages go to an inbox queue; `ack` is called by the writer
 thread once their batch is stored.
 
-Threading (checked in paho 2.2's source): `Client.ack()` -> `_send_puback()` appends
-the PUBACK to the client's outgoing deque and wakes the network thread (`loop_start`)
-through its socket pair, so it is safe from another thread. Packet ids are only
-meaningful on the connection that delivered them: each connection gets a generation
-number, and acks of an earlier connection are dropped (the broker redelivers those
-messages; the rewrite is idempotent and counted as a duplicate)."""
+Threading. paho's `loop_start()` thread wakes itself through a socket pair for every
+packet queued from another thread; with one `ack()` per message that halves the receive
+rate (measured: 4.7k vs 10.5k msg/s). So the collector drives paho with its documented
+external-loop API (`socket()`, `loop_read()`, `loop_write()`, `loop_misc()`,
+`on_socket_register_write`) from one thread of its own, `collector-mqtt`, which is the
+only thread that touches the socket: the writer thread hands over whole batches of acks
+(a deque plus one wake-up byte) and this thread issues `client.ack(mid, qos)` for them
+and writes the PUBACKs out together. Packet ids are only meaningful on the connection
+that delivered them: each connection gets a generation number, and acks of an earlier
+connection are dropped (the broker redelivers those messages; the rewrite is idempotent
+and counted as a duplicate)."""
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import logging
 import queue
+import select
+import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from paho.mqtt.client import CallbackAPIVersion, Client, MQTTMessage
-from paho.mqtt.enums import MQTTProtocolVersion
+from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from shopfloor.collector.writer import backoff_delays
 from shopfloor.shared import topics
 from shopfloor.shared.logs import FailureLog
 from shopfloor.shared.plant import Plant
 
 log = logging.getLogger(__name__)
 RECEIVE_MAXIMUM = 65535  # MQTT v5 cap; without it mosquitto sends only max_inflight (e.g. 100)
+READ_BURST = 256  # packets read per wake-up before acks and writes get their turn
+Ack = tuple[int, int, int]  # (mid, qos, connection generation)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,16 +71,22 @@ def subscriptions(plant: Plant) -> list[str]:
 
 
 class Subscriber:
-    """Owns the paho client. `inbox` receives `Inbound` messages in arrival order."""
+    """Owns the paho client and its network thread. `inbox` receives `Inbound` messages
+    in arrival order; `ack` and `publish` may be called from any thread."""
 
     def __init__(self, plant: Plant, inbox: queue.Queue[Inbound]) -> None:
         self._plant = plant
         self._inbox = inbox
-        self._lock = threading.Lock()
         self._generation = 0
         self.connected = False
         self.subscribed = threading.Event()
-        self.received = 0  # messages handed to the inbox (written by paho's thread only)
+        self.received = 0  # messages handed to the inbox (written by the network thread)
+        self._acks: collections.deque[Sequence[Ack]] = collections.deque()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
         self._failures = FailureLog(log, f"broker {plant.broker.host}:{plant.broker.port}")
         self.client = self._make_client()
 
@@ -84,39 +102,118 @@ class Subscriber:
         if broker.tls:
             client.tls_set()
         client.max_queued_messages_set(0)
-        client.reconnect_delay_set(min_delay=1, max_delay=15)
         client.on_connect = self._on_connect
-        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = lambda *args: self.subscribed.set()
+        # Packets queued from other threads are written by our loop, never by the caller.
+        client.on_socket_register_write = lambda *args: self._wake()
         return client
 
+    # ------------------------------------------------------------- any thread
     def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="collector-mqtt", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Send the acks handed over so far, disconnect, stop the network thread."""
+        self._stop.set()
+        self._wake()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def ack(self, acks: Sequence[Ack]) -> None:
+        """Acknowledge (mid, qos, generation) once they are stored (from any thread)."""
+        self._acks.append(acks)
+        self._wake()
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        self.client.publish(topic, payload, qos=1)
+        self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):  # a wake-up is already pending
+            self._wake_w.send(b"\0")
+
+    # ------------------------------------------------------------- network thread
+    def _run(self) -> None:
+        delays = backoff_delays(1.0, 15.0)
+        while not self._stop.is_set():
+            if self._connect():
+                delays = backoff_delays(1.0, 15.0)
+                self._serve()
+            if not self._stop.is_set():
+                self._stop.wait(next(delays))
+        self._close()
+
+    def _connect(self) -> bool:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self._plant.collector.session_expiry_s
         props.ReceiveMaximum = RECEIVE_MAXIMUM
         broker = self._plant.broker
-        log.info("connecting to MQTT broker %s:%d as %r", broker.host, broker.port,
-                 self._plant.collector.client_id)
-        self.client.connect_async(
-            broker.host, broker.port, keepalive=broker.keepalive_s,
-            clean_start=False, properties=props,
-        )
-        self.client.loop_start()
+        try:
+            self.client.connect(broker.host, broker.port, keepalive=broker.keepalive_s,
+                                clean_start=False, properties=props)
+        except (OSError, ValueError) as exc:
+            self._failures.failure("cannot connect (retrying): %s", exc)
+            return False
+        return True
 
-    def stop(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+    def _serve(self) -> None:
+        """Run the connection until it drops or stop is set."""
+        client = self.client
+        while not self._stop.is_set():
+            sock = client.socket()
+            if sock is None:
+                return
+            writers = [sock] if client.want_write() else []
+            readable, writable, _ = select.select([sock, self._wake_r], writers, [], 1.0)
+            if self._wake_r in readable:
+                self._drain_wake()
+            self._send_acks()
+            if sock in readable and not self._read_burst(sock):
+                return
+            if client.want_write() and client.loop_write() != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return
+            if client.loop_misc() != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return
+
+    def _read_burst(self, sock: Any) -> bool:
+        """Read up to READ_BURST packets while data is waiting; False when the link died."""
+        for _ in range(READ_BURST):
+            if self.client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return False
+            pending = getattr(sock, "pending", None)  # TLS: bytes decrypted, not yet read
+            if not (pending and pending()) and not select.select([sock], [], [], 0)[0]:
+                break
+        return True
+
+    def _drain_wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while self._wake_r.recv(4096):
+                pass
+
+    def _send_acks(self) -> None:
+        while self._acks:
+            for mid, qos, generation in self._acks.popleft():
+                if qos > 0 and generation == self._generation and self.connected:
+                    self.client.ack(mid, qos)
+
+    def _close(self) -> None:
+        self._send_acks()
+        if self.connected:
+            self.client.disconnect()
+            with contextlib.suppress(OSError):
+                self.client.loop_write()
+        self.connected = False
 
     def _on_connect(self, client: Client, userdata: Any, flags: Any, reason: Any,
                     props: Any) -> None:
         if reason.is_failure:
             self._failures.failure("connection refused: %s", reason)
             return
-        with self._lock:
-            self._generation += 1
-            self.connected = True
+        self._generation += 1
+        self.connected = True
         self._failures.success()
         filters = subscriptions(self._plant)
         options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
@@ -124,14 +221,10 @@ class Subscriber:
         log.info("connected to MQTT broker (session present: %s); subscribed to %s",
                  flags.session_present, ", ".join(filters))
 
-    def _on_connect_fail(self, client: Client, userdata: Any) -> None:
-        self._failures.failure("cannot connect (retrying)")
-
     def _on_disconnect(self, client: Client, userdata: Any, flags: Any, reason: Any,
                        props: Any) -> None:
-        with self._lock:
-            self.connected = False
-        if reason.is_failure:
+        self.connected = False
+        if reason.is_failure and not self._stop.is_set():
             self._failures.failure("connection lost: %s (reconnecting)", reason)
 
     def _on_message(self, client: Client, userdata: Any, message: MQTTMessage) -> None:
@@ -143,16 +236,4 @@ class Subscriber:
         self._inbox.put(Inbound(topic, message.payload, message.mid, message.qos,
                                 self._generation, time.time()))
 
-    def ack(self, acks: Iterable[tuple[int, int, int]]) -> int:
-        """Acknowledge (mid, qos, generation) of the current connection; returns how many
-        were sent (the others belong to a closed connection and will come again)."""
-        sent = 0
-        with self._lock:
-            for mid, qos, generation in acks:
-                if qos > 0 and generation == self._generation and self.connected:
-                    self.client.ack(mid, qos)
-                    sent += 1
-        return sent
 
-    def publish(self, topic: str, payload: bytes) -> None:
-        self.client.publish(topic, payload, qos=1)

@@ -133,6 +133,7 @@ class Collector:
             "values_written": m.total(m.values_written),
             "dead_letters": m.total(m.dead_letters),
             "lost_samples": m.total(m.lost),
+            "missing_samples": sum(s.value for g in m.missing.collect() for s in g.samples),
             "duplicate_samples": m.total(m.duplicates),
             "pending_unacked": self.pending,
         }

@@ -20,7 +20,7 @@ from shopfloor.collector.encode import (
     to_ms,
 )
 from shopfloor.collector.messages import Kind, ParsedMessage, Reason, Rejected, classify
-from shopfloor.collector.sequence import SequenceTracker
+from shopfloor.collector.sequence import Observation, SequenceTracker
 from shopfloor.shared import topics
 from shopfloor.shared.loader import parse_plant
 from shopfloor.shared.plant import Plant
@@ -96,24 +96,42 @@ def test_telemetry_line_has_tags_seq_and_typed_fields(plant):
 
 @given(st.lists(st.integers(0, 50), min_size=1, max_size=60))
 def test_seq_accounting(seqs):
-    tracker = SequenceTracker()
-    lost = duplicates = 0
+    """Every seq between the first and the highest is either received once (in order or
+    late) or still missing; repeats are duplicates."""
+    tracker = SequenceTracker(grace_s=10.0)
+    late = duplicates = 0
     for seq in seqs:
-        seen = tracker.observe("m", seq)
-        lost += seen.lost
+        seen = tracker.observe("m", seq, now_s=0.0)
+        late += seen.late
         duplicates += seen.duplicate
-    increasing = [s for i, s in enumerate(seqs) if all(s > p for p in seqs[:i])]
+    first = seqs[0]
+    received = {s for s in seqs if s >= first}
     assert tracker.last("m") == max(seqs)
-    assert duplicates == len(seqs) - len(increasing)
-    assert lost == max(seqs) - seqs[0] + 1 - len(increasing)
+    assert tracker.missing("m") == max(seqs) - first + 1 - len(received)
+    assert duplicates == len(seqs) - len(received)
+    assert tracker.expire(now_s=5.0) == {}
+    lost = tracker.expire(now_s=10.0).get("m", 0)
+    assert lost == max(seqs) - first + 1 - len(received) and tracker.missing("m") == 0
+
+
+def test_out_of_order_fills_the_gap_instead_of_counting_a_loss():
+    tracker = SequenceTracker(grace_s=30.0)
+    tracker.observe("m", 1, 0.0)
+    assert tracker.observe("m", 5, 0.0).opened == 3
+    assert tracker.observe("m", 3, 1.0).late
+    assert tracker.observe("m", 3, 1.0).duplicate
+    assert tracker.missing("m") == 2
+    assert tracker.observe("m", 2, 2.0).late and tracker.observe("m", 4, 2.0).late
+    assert tracker.missing("m") == 0 and tracker.expire(100.0) == {}
 
 
 def test_recovered_seq_means_no_false_loss_after_restart():
-    tracker = SequenceTracker()
+    tracker = SequenceTracker(grace_s=0.0)
     tracker.recover({"press1": 41})
-    assert tracker.observe("press1", 42).lost == 0
-    assert tracker.observe("press1", 40).duplicate
-    assert tracker.observe("press1", 45).lost == 2
+    assert tracker.observe("press1", 42, 0.0) == Observation()
+    assert tracker.observe("press1", 40, 0.0).duplicate
+    assert tracker.observe("press1", 45, 0.0).opened == 2
+    assert tracker.expire(0.0) == {"press1": 2}
 
 
 def test_classify_routes_by_topic(plant):

@@ -39,6 +39,7 @@ def test_kill_9_mid_stream_loses_and_doubles_nothing(mosquitto, influxdb, tmp_pa
         last = stream.stop()
         assert_all_stored_once(influxdb, plant.database.database, last)
         assert metric(port, "shopfloor_collector_lost_samples_total") == 0
+        assert metric(port, "shopfloor_collector_missing_samples") == 0
         wait_for(lambda: metric(port, "shopfloor_collector_pending_unacked") == 0)
     finally:
         collector.stop()
@@ -62,6 +63,7 @@ def test_influxdb_down_30s_loses_nothing(mosquitto, own_influxdb, make_plant, ru
     assert_all_stored_once(own_influxdb, plant.database.database, last, timeout_s=40)
     ok, detail = wait_for(lambda: (h := collector.health())[0] and h, 20)
     assert detail["lost_samples"] == 0 and detail["dead_letters"] == 0
+    assert detail["missing_samples"] == 0
     assert pending_during > 200  # nothing was acknowledged while InfluxDB was down
     wait_for(lambda: collector.pending == 0)
 
@@ -76,4 +78,5 @@ def test_mosquitto_restart_loses_nothing(own_mosquitto, influxdb, make_plant, ru
     last = stream.stop()
     assert_all_stored_once(influxdb, plant.database.database, last)
     wait_for(lambda: collector.health()[0], 20)
-    assert collector.health()[1]["lost_samples"] == 0
+    detail = collector.health()[1]
+    assert detail["lost_samples"] == 0 and detail["missing_samples"] == 0
