@@ -1,7 +1,8 @@
-"""The dashboards on data the real pipeline wrote: simulator -> edge agent -> mosquitto ->
-collector (with its live KPI sink) -> InfluxDB, all real processes. Every panel of the
-operator dashboards gets data of the shape it draws, with Grafana's macros expanded;
-one machine is stopped through its Modbus `run` coil so that stops show up."""
+"""The dashboards on data the real system wrote: simulator -> edge agent -> mosquitto ->
+collector (with its live KPI sink) -> InfluxDB, and the control API, all real processes.
+Through the API a supervisor stops one machine (API -> MQTT -> edge -> Modbus, audited)
+and records a stocktake; then every panel of every dashboard gets data of the shape it
+draws, with Grafana's macros expanded."""
 
 from __future__ import annotations
 
@@ -10,16 +11,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from pymodbus.client import ModbusTcpClient
 
-from shopfloor.api.stocktake import Stocktake, to_lines
+from shopfloor.api.security import hash_key
 from shopfloor.dashboards.build import load_committed
 from shopfloor.dashboards.panels import STATE_COLORS
 from shopfloor.dashboards.verify import InfluxQL, verify_dashboard
 from shopfloor.shared.enums import MachineState
 from shopfloor.shared.loader import load_plant
-from tests.dashboards.data import write
 from tests.harness.plants import example_data, relocate, write_plant
 from tests.harness.processes import ComponentProcess, health_url, ports_open
 from tests.harness.services import InfluxDB, Mosquitto
@@ -30,29 +30,20 @@ SHIFT_DELAY_S = 8
 """The shift starts this long after the plant file is written, when the processes run:
 its OEE then has full coverage (a shift begun before the first sample has too little
 data for KPIs, by design: coverage < 0.8 -> null)."""
-NO_WRITER = {"control-audit.json"}
-"""Dashboards on measurements this pipeline does not write (the API writes the audit;
-test_queries.py covers them with the API's own encoder)."""
+SUPERVISOR_KEY = "sfk_pipeline_test_supervisor_0123456789"
 
 
-def stop_press(plant: Any) -> None:
-    conn = plant.machines["press1"].connection
-    client = ModbusTcpClient(conn.host, port=conn.port, timeout=2)
-    assert client.connect()
-    try:
-        point = plant.machines["press1"].point("run")
-        assert not client.write_coil(point.address, False, device_id=conn.device_id).isError()
-    finally:
-        client.close()
-
-
-def stocktake(influxdb: InfluxDB, plant: Any) -> None:
-    """A physical count of the line as the API records it (WIP needs an anchor)."""
+def supervisor_actions(plant: Any) -> None:
+    """Stop press1 and count the line, through the API as a supervisor would."""
     line = plant.lines[0]
     buffers = {station: 10 for station in line.stations[:-1]}
-    take = Stocktake(line.id, dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1),
-                     sum(buffers.values()), buffers)
-    write(influxdb.url, plant.database.database, to_lines(plant.site.id, take))
+    base = f"http://127.0.0.1:{plant.api.port}/api/v1"
+    with httpx.Client(base_url=base, headers={"X-API-Key": SUPERVISOR_KEY}, timeout=10) as api:
+        stop = api.post("/machines/press1/stop")
+        assert stop.status_code == 200, stop.text
+        take = api.post(f"/lines/{line.id}/stocktake",
+                        json={"count": sum(buffers.values()), "buffers": buffers})
+        assert take.status_code == 201, take.text
 
 
 def wait_for(client: InfluxQL, query: str, count: int, timeout_s: float) -> None:
@@ -85,6 +76,8 @@ def test_dashboards_on_pipeline_data(mosquitto: Mosquitto, influxdb: InfluxDB,
     data["calendar"] = {"shifts": [{"name": "test", "start": start.strftime("%H:%M:%S"),
                                     "end": end.strftime("%H:%M:%S")}]}
     data["collector"].update(kpi_period_s=1, rolling_window_s=60)
+    data["api"].update(dev_mode=False, keys=[
+        {"name": "shift-lead", "hash": hash_key(SUPERVISOR_KEY), "role": "supervisor"}])
     plant_file = write_plant(data, tmp_path / "plant.yaml")
     plant = load_plant(plant_file)
     ports = sorted({m.connection.port for m in plant.machines.values()})
@@ -96,6 +89,8 @@ def test_dashboards_on_pipeline_data(mosquitto: Mosquitto, influxdb: InfluxDB,
                          healthy=health_url(plant.collector.metrics_port)),
         ComponentProcess("edge", ["edge", str(plant_file), "--agent", agent.id], tmp_path,
                          healthy=health_url(agent.metrics_port)),
+        ComponentProcess("api", ["api", str(plant_file)], tmp_path,
+                         healthy=health_url(plant.api.port)),
     ]
     client = InfluxQL(influxdb.url, plant.database.database)
     # the dashboard's time range: from the minute before the run (rollups are stamped
@@ -105,8 +100,7 @@ def test_dashboards_on_pipeline_data(mosquitto: Mosquitto, influxdb: InfluxDB,
         for proc in procs:
             proc.start()
         time.sleep(max(0.0, (start - dt.datetime.now(dt.UTC)).total_seconds()) + 2)
-        stop_press(plant)
-        stocktake(influxdb, plant)  # counted while the line runs
+        supervisor_actions(plant)  # while the line runs
         time.sleep(AFTER_SHIFT_START_S - 2)
         wait_for(client, "SELECT last(oee) FROM oee WHERE \"window\" = 'shift' GROUP BY machine",
                  1, 30)
@@ -121,7 +115,7 @@ def test_dashboards_on_pipeline_data(mosquitto: Mosquitto, influxdb: InfluxDB,
             proc.stop()
         client.close()
     problems = [f"{o.label}: {o.problems} <- {o.query}"
-                for name, found in outcomes.items() if name not in NO_WRITER
+                for found in outcomes.values()
                 for o in found if o.problems and o.label not in NOT_YET]
     assert not problems, "\n".join(problems)
     for found in outcomes.values():
@@ -132,5 +126,7 @@ def test_dashboards_on_pipeline_data(mosquitto: Mosquitto, influxdb: InfluxDB,
     last = {s["tags"]["machine"]: s["values"][0][1] for s in states.series}
     assert last["press1"] == MachineState.STOPPED  # its run coil was switched off
     assert set(last.values()) <= set(STATE_COLORS)  # every state has its colour
-    audit = [o for o in outcomes["control-audit.json"] if o.problems]
-    assert all(o.problems == ["no series"] for o in audit)
+    log = next(o for o in outcomes["control-audit.json"] if o.label.endswith("Audit log"))
+    rows = [dict(zip(s["columns"], row, strict=True)) for s in log.series for row in s["values"]]
+    assert {(r["machine"], r["requested_by"], r["action"], r["outcome"]) for r in rows} == {
+        ("press1", "shift-lead", "stop", "sent"), ("press1", "shift-lead", "stop", "done")}
