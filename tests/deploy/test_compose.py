@@ -120,13 +120,27 @@ def test_committed_acl_matches_the_compose_plant() -> None:
     assert (DEPLOY / "mosquitto" / "acl").read_text() == acl_file(plant)
 
 
-def test_systemd_edge_unit_runs_the_edge_agent() -> None:
+def read_unit(name: str) -> configparser.ConfigParser:
     unit = configparser.ConfigParser(strict=False, interpolation=None)
-    unit.read(DEPLOY / "systemd" / "shopfloor-edge@.service")
+    assert unit.read(DEPLOY / "systemd" / name)
+    return unit
+
+
+def test_systemd_edge_unit_runs_the_edge_agent() -> None:
+    unit = read_unit("shopfloor-edge@.service")
     exec_start = unit["Service"]["ExecStart"].split()
     assert exec_start[1:3] == ["edge", "/etc/shopfloor/plant.yaml"]
     assert exec_start[3:] == ["--agent", "%i"]
     assert unit["Service"]["KillSignal"] == "SIGTERM" and unit["Install"]["WantedBy"]
+
+
+@pytest.mark.parametrize("component", ["collector", "api"])
+def test_systemd_units_of_the_central_components(component: str) -> None:
+    service = read_unit(f"shopfloor-{component}.service")["Service"]
+    assert service["ExecStart"].split()[1:] == [component, "/etc/shopfloor/plant.yaml"]
+    assert service["ExecStart"].split()[0] == read_unit("shopfloor-edge@.service")[
+        "Service"]["ExecStart"].split()[0]
+    assert component in COMMANDS and service["EnvironmentFile"].endswith(f"{component}.env")
 
 
 class DeployMosquitto(Service):
