@@ -144,7 +144,9 @@ def run(tmp: Path, devices: int, seconds: float, warmup: float) -> None:
         )
         wait_for_port(metrics_port, 60)
         time.sleep(warmup)
-        report(rec, psutil.Process(agent.pid), metrics_port, devices, seconds)
+        report(
+            rec, psutil.Process(agent.pid), psutil.Process(sim.pid), metrics_port, devices, seconds
+        )
     finally:
         for proc in (agent, sim):
             if proc is not None and proc.poll() is None:
@@ -163,9 +165,10 @@ def report(
     url = f"http://127.0.0.1:{metrics_port}/metrics"
     before = httpx.get(url, timeout=10).text
     rec.take()
-    cpu0, t0 = agent.cpu_times(), time.monotonic()
+    cpu0, sim0, t0 = agent.cpu_times(), sim.cpu_times(), time.monotonic()
     time.sleep(seconds)
-    cpu1, elapsed = agent.cpu_times(), time.monotonic() - t0
+    cpu1, sim1, elapsed = agent.cpu_times(), sim.cpu_times(), time.monotonic() - t0
+    sim_cpu = (sim1.user + sim1.system - sim0.user - sim0.system) / elapsed * 100
     samples = rec.take()
     after = httpx.get(url, timeout=10).text
     cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / elapsed * 100
@@ -186,6 +189,11 @@ def report(
         f"poll jitter (hist): p50 <= {_ms(hp50)}, p99 <= {_ms(hp99)} (agent histogram, cumulative)"
     )
     print(f"agent CPU:          {cpu:.0f} % of one core")
+    print(f"simulator CPU:      {sim_cpu:.0f} % of one core")
+    print(
+        f"load average:       {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
+        f"({psutil.cpu_count()} cores; other processes share them)"
+    )
     print(f"agent RSS:          {agent.memory_info().rss / 2**20:.0f} MiB")
     print(f"outbox depth:       {metric(after, 'shopfloor_edge_queue_depth'):.0f} samples")
     print(f"poll failures:      {_sum(after, 'shopfloor_edge_poll_failures_total'):.0f}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -109,10 +110,7 @@ class EdgeAgent:
                 spawn("commands", dispatcher.run)
                 n = len(pollers)
                 polling = [
-                    spawn(
-                        f"poll:{p.machine_id}",
-                        lambda p=p, i=i: p.run(i / n * p.machine.poll_interval_s),
-                    )
+                    spawn(f"poll:{p.machine_id}", partial(p.run, i / n * p.machine.poll_interval_s))
                     for i, p in enumerate(pollers)
                 ]
                 await stop.wait()

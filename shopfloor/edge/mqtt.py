@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -54,6 +53,8 @@ class MqttLink:
         self._lost = asyncio.Event()
         self._waiters: dict[int, asyncio.Future[bool]] = {}
         self._closing = False
+        self._writing = False
+        self._flush_scheduled = False
         self.client = self._make_client(client_id, inflight)
 
     def _make_client(self, client_id: str, inflight: int) -> mqtt.Client:
@@ -177,26 +178,44 @@ class MqttLink:
         self.on_publish(mid, ok)
 
     def _on_message(self, client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        self.on_message(message.topic, message.payload)
+        self.on_message(message.topic, bytes(message.payload))
 
-    def _on_socket_open(self, client: Any, userdata: Any, sock: socket.socket) -> None:
+    def _on_socket_open(self, client: Any, userdata: Any, sock: Any) -> None:
         self._on_loop(self._loop.add_reader, sock, self._read)
 
-    def _on_socket_close(self, client: Any, userdata: Any, sock: socket.socket) -> None:
+    def _on_socket_close(self, client: Any, userdata: Any, sock: Any) -> None:
         self._on_loop(self._loop.remove_reader, sock)
 
-    def _on_register_write(self, client: Any, userdata: Any, sock: socket.socket) -> None:
-        self._on_loop(self._loop.add_writer, sock, self._write)
+    def _on_register_write(self, client: Any, userdata: Any, sock: Any) -> None:
+        """paho asks for this after every queued packet. On the loop thread, writes are
+        coalesced into one flush per loop pass (no selector change per message); only a
+        full socket buffer makes us wait for writability."""
+        if threading.get_ident() != self._loop_thread:
+            self._on_loop(self._loop.add_writer, sock, self._write)
+        elif self._writing:
+            self._loop.add_writer(sock, self._write)
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
 
-    def _on_unregister_write(self, client: Any, userdata: Any, sock: socket.socket) -> None:
+    def _on_unregister_write(self, client: Any, userdata: Any, sock: Any) -> None:
         self._on_loop(self._loop.remove_writer, sock)
 
     def _read(self) -> None:
         if self.client.loop_read() != mqtt.MQTT_ERR_SUCCESS:
             self._drop_socket()
 
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        self._write()
+
     def _write(self) -> None:
-        if self.client.loop_write() != mqtt.MQTT_ERR_SUCCESS:
+        self._writing = True
+        try:
+            rc = self.client.loop_write()
+        finally:
+            self._writing = False
+        if rc != mqtt.MQTT_ERR_SUCCESS:
             self._drop_socket()
 
     def _drop_socket(self) -> None:

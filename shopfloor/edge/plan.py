@@ -10,7 +10,7 @@ limit of 2000 bits per request.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shopfloor.shared.enums import Table
 from shopfloor.shared.plant import Point
@@ -27,6 +27,14 @@ class ReadBlock:
     address: int
     count: int
     points: tuple[Point, ...]
+    spans: tuple[tuple[Point, int, int], ...] = field(init=False, repr=False, compare=False)
+    """(point, start, end) offsets into the response, computed once (polled every second)."""
+
+    def __post_init__(self) -> None:
+        spans = tuple(
+            (p, p.address - self.address, p.address - self.address + p.count) for p in self.points
+        )
+        object.__setattr__(self, "spans", spans)
 
     def slice(self, point: Point, data: Sequence[int | bool]) -> list[int | bool]:
         """The part of this block's response that holds `point`."""

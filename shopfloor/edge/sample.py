@@ -26,13 +26,13 @@ def decode_block(block: ReadBlock, data: Sequence[int | bool]) -> tuple[dict[str
     registers, NaN/inf float) is returned in the bad set instead of the values."""
     values: dict[str, Value] = {}
     bad: set[str] = set()
-    for point in block.points:
-        raw = block.slice(point, data)
-        if len(raw) < point.count:
+    size = len(data)
+    for point, start, end in block.spans:
+        if end > size:
             bad.add(point.name)
             continue
         try:
-            values[point.name] = decode(point, [int(r) for r in raw])
+            values[point.name] = decode(point, [int(r) for r in data[start:end]])
         except CodecError:
             bad.add(point.name)
     return values, bad
