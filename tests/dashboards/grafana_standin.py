@@ -133,7 +133,8 @@ class GrafanaStandIn:
         self.state = GrafanaState(token)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(self.state))
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                        daemon=True)
         self._thread.start()
 
     def close(self) -> None:
