@@ -160,7 +160,12 @@ def run(tmp: Path, devices: int, seconds: float, warmup: float) -> None:
 
 
 def report(
-    rec: Recorder, agent: psutil.Process, metrics_port: int, devices: int, seconds: float
+    rec: Recorder,
+    agent: psutil.Process,
+    sim: psutil.Process,
+    metrics_port: int,
+    devices: int,
+    seconds: float,
 ) -> None:
     url = f"http://127.0.0.1:{metrics_port}/metrics"
     before = httpx.get(url, timeout=10).text
