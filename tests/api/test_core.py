@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import string
 
 import pytest
@@ -17,6 +18,7 @@ from shopfloor.api.control import Action
 from shopfloor.api.episodes import Change, downtime
 from shopfloor.api.errors import ConfigError, Conflict, Invalid
 from shopfloor.api.idempotency import IdempotencyStore, check_key, fingerprint
+from shopfloor.api.live import LiveView
 from shopfloor.api.security import Principal, authenticate, hash_key, new_key
 from shopfloor.shared.loader import load_plant
 from shopfloor.shared.plant import ApiKey, Plant, Role
@@ -181,3 +183,48 @@ def test_stocktake_parse_latest() -> None:
               {"tags": {"buffer": "weld1"}, "values": [[1000, 5]]}]
     assert stocktake.parse_latest(series) == (2000, 30, {"press1": 10})
     assert stocktake.parse_latest([]) is None
+
+
+def _topic(kind: str, machine: str = "press1", site: str = "demo") -> str:
+    return f"shopfloor/v1/{site}/line1/{machine}/{kind}"
+
+
+def _state(state: str, reason: str | None = None) -> bytes:
+    body = {"v": 1, "ts": "2026-01-01T00:00:00Z", "since": "2026-01-01T00:00:00Z",
+            "state": state, **({"reason": reason} if reason else {})}
+    return json.dumps(body).encode()
+
+
+def _sample(second: int, **values: object) -> bytes:
+    return json.dumps({"v": 1, "ts": f"2026-01-01T00:00:{second:02d}Z", "seq": second,
+                       "values": values}).encode()
+
+
+def test_live_view_keeps_the_newest_values_and_ignores_the_rest() -> None:
+    live = LiveView(PLANT)
+    assert live.apply(_topic("telemetry"), _sample(5, speed_pct=80, maintenance=False))
+    assert live.apply(_topic("telemetry"), _sample(3, speed_pct=10))  # older: no effect
+    assert live.machine("press1").values["speed_pct"] == 80
+    assert not live.apply(_topic("telemetry", site="other"), _sample(6, speed_pct=1))
+    assert not live.apply(_topic("telemetry", machine="ghost"), _sample(6, speed_pct=1))
+    assert not live.apply(_topic("state"), b"{not json")
+    assert live.rejected == 1
+    assert live.apply("shopfloor/v1/demo/edge/edge1/status",
+                      b'{"v": 1, "online": false, "agent": "edge1"}')
+    assert live.online("press1") is False and live.online("weld1") is False
+
+
+def test_maintenance_from_the_point_or_else_the_state() -> None:
+    live = LiveView(PLANT)
+    live.apply(_topic("state"), _state("planned_stop", "maintenance"))
+    assert not live.in_maintenance("press1")  # has a maintenance point: it decides
+    live.note_write("press1", "maintenance", True)
+    assert live.in_maintenance("press1")
+    bare = PLANT.model_copy(update={"machines": {
+        **PLANT.machines, "press1": PRESS.model_copy(update={
+            "control": PRESS.control.model_copy(update={"maintenance": None})})}})
+    live = LiveView(bare)
+    live.apply(_topic("state"), _state("planned_stop", "maintenance"))
+    assert live.in_maintenance("press1")
+    live.apply(_topic("state"), _state("running"))
+    assert not live.in_maintenance("press1")
