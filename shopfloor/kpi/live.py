@@ -29,7 +29,7 @@ from shopfloor.kpi.model import MachineSpec, Sample, Settings
 from shopfloor.kpi.oee import OeeResult, compute
 from shopfloor.kpi.ondemand import Engine, to_ms
 from shopfloor.kpi.store import KpiStore
-from shopfloor.kpi.wip import WipResult
+from shopfloor.kpi.wip import Anchor, WipResult
 from shopfloor.shared import topics
 from shopfloor.shared.contract import Telemetry
 from shopfloor.shared.errors import ShopfloorError
@@ -72,6 +72,7 @@ class LiveKpi:
         self.finalized: set[str] = set()
         self._pending: list[str] = []  # KPI points not yet written (InfluxDB down)
         self._touched: list[tuple[int, int]] = []  # recomputed spans not yet finalized
+        self._anchors: dict[str, tuple[int, Anchor | None]] = {}
         self.late_dropped = 0
         self._last_tick: float | None = None
         self._failures = FailureLog(log, "live KPIs")
@@ -131,7 +132,6 @@ class LiveKpi:
             for minute in live.recompute(wm, self._older(live.spec)):
                 self._pending += records.rollup_lines(site, live.spec.line, mid,
                                                       minute.start_ms, minute.agg, minute.final)
-        self._flush()
         for span in self._touched:
             for line_wip in self.lines.values():
                 line_wip.invalidate(*span)
@@ -188,8 +188,16 @@ class LiveKpi:
         self._ensure(live, lo, hi)
         return live.total(lo, hi)[0]
 
+    def _anchor(self, line_id: str, wm: int) -> Anchor | None:
+        """The line's latest stocktake, re-read once per minute of event time."""
+        cached = self._anchors.get(line_id)
+        if cached is None or wm - cached[0] >= MINUTE_MS or wm < cached[0]:
+            cached = (wm, self.store.anchor(line_id, wm))
+            self._anchors[line_id] = cached
+        return cached[1]
+
     def _wip(self, line: LineWip, start: int, wm: int) -> WipResult:
-        anchor = self.store.anchor(line.line.id, wm)
+        anchor = self._anchor(line.line.id, wm)
         lo = max(start, anchor.ts_ms) if anchor is not None else start
         for station in line.line.stations:
             self._ensure(self.machines[station], lo, wm)
