@@ -17,6 +17,7 @@ from shopfloor.collector.sinks import WrittenBatch
 from shopfloor.kpi.live import LiveKpi, to_sample
 from shopfloor.kpi.model import Sample
 from shopfloor.shared.contract import Telemetry
+from shopfloor.shared.logs import FailureLog
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ class LiveKpiWorker:
     def __init__(self, live: LiveKpi) -> None:
         self.live = live
         self._queue: queue.Queue[list[tuple[str, Sample]]] = queue.Queue()
+        self._failures = FailureLog(log, "kpi-live thread")
         self._thread = threading.Thread(target=self._run, name="kpi-live", daemon=True)
         self._thread.start()
 
@@ -42,11 +44,16 @@ class LiveKpiWorker:
                 items = self._queue.get(timeout=max(0.0, next_tick - time.monotonic()))
             except queue.Empty:
                 items = []
-            for machine, sample in items:
-                self.live.add(machine, sample)
-            if time.monotonic() >= next_tick:
-                self.live.tick()  # never raises: failures are logged and retried
-                next_tick = time.monotonic() + period
+            try:
+                for machine, sample in items:
+                    self.live.add(machine, sample)
+                if time.monotonic() >= next_tick:
+                    next_tick = time.monotonic() + period
+                    self.live.tick()  # store/MQTT failures are logged and retried inside
+            except Exception as exc:  # noqa: BLE001 - a bug must not stop live KPIs for good
+                self._failures.failure("live KPI engine failed: %r", exc)
+            else:
+                self._failures.success()
 
 
 def attach(collector: Any) -> LiveKpiWorker:
