@@ -106,3 +106,15 @@ def test_dashboard_provider_points_at_the_json_folder() -> None:
     provider = yaml.safe_load((PROVISIONING / "dashboards" / "shopfloor.yaml").read_text())
     (entry,) = provider["providers"]
     assert entry["type"] == "file" and entry["options"]["path"]
+
+
+def test_build_and_check_commands(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from shopfloor.cli import main
+
+    built = CliRunner().invoke(main, ["dashboards", "build", "--out", str(tmp_path)])
+    assert built.exit_code == 0, built.output
+    assert {p.name: p.read_text() for p in tmp_path.glob("*.json")} == render_all()
+    checked = CliRunner().invoke(main, ["dashboards", "check"])
+    assert checked.exit_code == 0 and "up to date" in checked.output
