@@ -167,7 +167,11 @@ class Subscriber:
             if sock is None:
                 return
             writers = [sock] if client.want_write() else []
-            readable, writable, _ = select.select([sock, self._wake_r], writers, [], 1.0)
+            pending = getattr(sock, "pending", None)  # TLS: decrypted bytes not yet read
+            timeout_s = 0.0 if pending is not None and pending() else 1.0
+            readable, writable, _ = select.select([sock, self._wake_r], writers, [], timeout_s)
+            if timeout_s == 0.0 and sock not in readable:
+                readable.append(sock)
             if self._wake_r in readable:
                 self._drain_wake()
             self._send_acks()
@@ -179,12 +183,14 @@ class Subscriber:
                 return
 
     def _read_burst(self, sock: Any) -> bool:
-        """Read up to READ_BURST packets while data is waiting; False when the link died."""
+        """Read packets while messages keep coming (at most READ_BURST); False when the
+        link died. `loop_read` reads one packet per call; a call that delivers no message
+        (no data waiting, or a control packet) ends the burst without an extra syscall."""
         for _ in range(READ_BURST):
+            before = self.received
             if self.client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 return False
-            pending = getattr(sock, "pending", None)  # TLS: bytes decrypted, not yet read
-            if not (pending and pending()) and not select.select([sock], [], [], 0)[0]:
+            if self.received == before:
                 break
         return True
 
