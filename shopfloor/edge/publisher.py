@@ -75,16 +75,18 @@ class Publisher:
         self._space.set()
 
     async def drain(self, timeout_s: float) -> bool:
-        """Stop sending new rows and wait (bounded) until nothing is in flight."""
-        self.paused = True
+        """Publish what is committed and wait for its PUBACKs, for at most `timeout_s`;
+        then stop sending. What is left stays in the outbox for the next start."""
         try:
             async with asyncio.timeout(timeout_s):
-                while self._inflight:
-                    self._space.clear()
-                    await self._space.wait()
+                while self._inflight or self._buffer or self._outbox.fetch(self._cursor, 1):
+                    await asyncio.sleep(0.02)
         except TimeoutError:
             log.warning(
-                "%d message(s) still unacknowledged; they stay in the outbox", len(self._inflight)
+                "stopping with %d message(s) unacknowledged; they stay in the outbox",
+                len(self._inflight) + len(self._buffer),
             )
             return False
+        finally:
+            self.paused = True
         return True

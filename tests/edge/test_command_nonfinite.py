@@ -15,8 +15,10 @@ from tests.edge.test_core import T0, machine
 @pytest.mark.parametrize("point", ["speed_pct", "product"])
 @pytest.mark.parametrize("value", ["Infinity", "-Infinity", "NaN"])
 def test_non_finite_values_are_refused(point: str, value: str) -> None:
-    raw = (f'{{"id": "c1", "point": "{point}", "value": {value},'
-           ' "expires_at": "2099-01-01T00:00:00Z"}').encode()
+    raw = (
+        f'{{"id": "c1", "point": "{point}", "value": {value},'
+        ' "expires_at": "2099-01-01T00:00:00Z"}'
+    ).encode()
     command = parse(Command, raw)
     refusal = check_command(machine(), command, T0)
     assert refusal is not None

@@ -7,8 +7,10 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from shopfloor.edge.store import Store
 from shopfloor.shared import topics
 from shopfloor.shared.codec import decode
+from shopfloor.shared.enums import QueueFullPolicy
 from shopfloor.shared.loader import parse_plant
 
 
@@ -87,3 +89,7 @@ def test_sequence_is_gap_free_and_state_published_on_change(
     assert states[1]["since"] > states[0]["since"]
     offline = rec.wait_for(lambda: [s for s in rec.payloads("/edge1/status") if not s["online"]])
     assert offline[0]["agent"] == "edge1"
+    # a graceful stop with the broker up publishes everything it polled
+    store = Store(tmp_path / "state" / "outbox.sqlite3", 100, QueueFullPolicy.DROP_OLDEST)
+    assert store.fetch(0, 10) == [] and store.seqs() == {"m1": seqs[-1]}
+    store.close()
