@@ -13,6 +13,7 @@ import pytest
 
 from shopfloor.shared.plant import Plant
 from tests.api.harness import (
+    COMMAND_TIMEOUT_S,
     ApiServer,
     EdgeStandIn,
     create_database,
@@ -46,7 +47,7 @@ def api_env(mosquitto: Any, influxdb: Any, tmp_path_factory: pytest.TempPathFact
             ) -> Iterator[ApiEnv]:
     workdir = tmp_path_factory.mktemp("api")
     keys = make_keys()
-    data = plant_data(workdir, mosquitto.port, influxdb.url, keys, timeout_s=1.0)
+    data = plant_data(workdir, mosquitto.port, influxdb.url, keys, timeout_s=COMMAND_TIMEOUT_S)
     plant = load(data)
     create_database(influxdb.url, plant.database.database)
     edge = EdgeStandIn(mosquitto.port, plant.site.id)

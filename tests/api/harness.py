@@ -34,6 +34,9 @@ from tests.harness.services import LOOPBACK, free_port
 
 ROLES = [r.value for r in Role]
 RESTRICTED = "line2op"  # an operator key restricted to line2
+# Long enough that a loaded CI machine never turns a done command into a timeout (a round
+# trip is ~5 ms); tests that need a timeout use a silent stand-in and wait this long.
+COMMAND_TIMEOUT_S = 2.5
 
 
 def make_keys() -> dict[str, str]:

@@ -14,6 +14,7 @@ import pytest
 
 from tests.api.conftest import ApiEnv
 from tests.api.harness import (
+    COMMAND_TIMEOUT_S,
     RESTRICTED,
     ApiServer,
     EdgeStandIn,
@@ -34,7 +35,7 @@ def own_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ApiEnv]:
                                      else "mosquitto")
     influx = request.getfixturevalue("own_influxdb" if "own_influxdb" in names else "influxdb")
     keys = make_keys()
-    data = plant_data(tmp_path, broker.port, influx.url, keys, timeout_s=1.0)
+    data = plant_data(tmp_path, broker.port, influx.url, keys, timeout_s=COMMAND_TIMEOUT_S)
     plant = load(data)
     create_database(influx.url, plant.database.database)
     edge = EdgeStandIn(broker.port, plant.site.id)
