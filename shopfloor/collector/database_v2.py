@@ -85,7 +85,7 @@ class V2Writer(InfluxQL):
         try:
             self._write_api.write(
                 bucket=self._bucket, org=self._org, record=lines,
-                write_precision=WritePrecision.MS,
+                write_precision=WritePrecision.MS,  # type: ignore[arg-type]
             )
         except ApiException as exc:
             detail = str(exc.body or exc.reason)[:500]

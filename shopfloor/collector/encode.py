@@ -161,7 +161,7 @@ def _fast_field(kind: FieldKind, value: object) -> str | None:
     elif kind is FieldKind.BOOL:
         if kind_of is bool:
             return "true" if value else "false"
-    elif kind_of is str:
+    elif isinstance(value, str):
         return _format(value)
     return None
 

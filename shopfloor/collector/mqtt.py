@@ -239,7 +239,7 @@ class Subscriber:
         except UnicodeDecodeError:
             topic = message._topic.decode("utf-8", "replace")  # noqa: SLF001
         self.received += 1
-        self._inbox.put(Inbound(topic, message.payload, message.mid, message.qos,
+        self._inbox.put(Inbound(topic, bytes(message.payload), message.mid, message.qos,
                                 self._generation, time.time()))
 
 
