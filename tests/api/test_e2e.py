@@ -22,6 +22,7 @@ from shopfloor.edge.agent import EdgeAgent
 from shopfloor.shared.plant import Plant
 from shopfloor.sim.simulator import Simulator
 from tests.api.harness import (
+    COMMAND_TIMEOUT_S,
     ApiServer,
     LoopThread,
     create_database,
@@ -87,7 +88,7 @@ def rig(mosquitto: Any, influxdb: Any, tmp_path_factory: pytest.TempPathFactory
         ) -> Iterator[Rig]:
     workdir = tmp_path_factory.mktemp("api-e2e")
     keys = make_keys()
-    data = plant_data(workdir, mosquitto.port, influxdb.url, keys, timeout_s=2.0)
+    data = plant_data(workdir, mosquitto.port, influxdb.url, keys, timeout_s=COMMAND_TIMEOUT_S)
     plant = load(data)
     create_database(influxdb.url, plant.database.database)
     plant_file = workdir / "plant.yaml"
@@ -103,8 +104,9 @@ def rig(mosquitto: Any, influxdb: Any, tmp_path_factory: pytest.TempPathFactory
     api = ApiServer(load(lax), data["api"]["port"]).start()
     rig = Rig(plant, keys, api, sim, edge, collector)
     with rig.client() as admin:
-        wait_for(lambda: admin.get("/api/v1/machines/press1/state").json()["online"],
-                 15, "edge online")
+        wait_for(lambda: all(s["online"] and s["values"] for s in
+                             admin.get("/api/v1/state").json()["items"]),
+                 20, "the edge polling every simulated machine")
     yield rig
     api.stop()
     rig.edge.stop()
