@@ -79,10 +79,11 @@ class MachinePoller:
             await asyncio.sleep(max(0.0, scheduled - loop.time()))
             now = loop.time()
             self.metrics.poll_jitter.observe(max(0.0, now - scheduled))
-            blocks = [b for iv, t in due.items() if t <= scheduled for b in self.plans[iv]]
-            for interval, t in due.items():
-                if t <= scheduled:
-                    due[interval] = _next_tick(t, interval, now)
+            horizon = max(now, scheduled)  # the loop may wake a hair early
+            ready = [iv for iv, t in due.items() if t <= horizon]  # all groups due go together
+            blocks = [block for iv in ready for block in self.plans[iv]]
+            for interval in ready:
+                due[interval] = _next_tick(due[interval], interval, now)
             came_back = await self.poll_once(blocks)
             if came_back:  # read everything now, so the state is known at once
                 due = dict.fromkeys(due, loop.time())
