@@ -134,6 +134,7 @@ class Collector:
             "dead_letters": m.total(m.dead_letters),
             "lost_samples": m.total(m.lost),
             "missing_samples": sum(s.value for g in m.missing.collect() for s in g.samples),
+            "late_samples": m.total(m.late),
             "duplicate_samples": m.total(m.duplicates),
             "pending_unacked": self.pending,
         }
