@@ -117,3 +117,33 @@ def test_point_of_the_wrong_type_is_dead_lettered_and_the_rest_stored(
     assert "state" not in got and got["total_count"] == sample.values["total_count"]
     assert collector.health()[1]["dead_letters"] == 1
     listener.close()
+
+
+def test_sharded_collectors_split_the_plant_by_topic_filter(
+    mosquitto, influxdb, make_plant, run_collector
+):
+    base = make_plant(mosquitto.port, influxdb.url)
+    site, db = base.site.id, base.database.database
+    shards = {"a": ["press1", "weld1"], "b": ["paint1", "pack1"]}
+    collectors = {}
+    for name, machines in shards.items():
+        data = base.model_dump(mode="json")
+        data["collector"]["client_id"] = f"{base.collector.client_id}-{name}"
+        data["collector"]["topic_filter"] = ",".join(
+            topics.machine_topic(site, "line1", m, topics.TELEMETRY) for m in machines)
+        collectors[name] = run_collector(type(base).model_validate(data))
+    pub = Publisher(mosquitto.port)
+    try:
+        pub.publish_many([(telemetry_topic(base, m), telemetry(base, m, s).to_json())
+                          for s in range(1, 11) for m in base.machines])
+    finally:
+        pub.close()
+    for machine in base.machines:
+        wait_for(lambda m=machine: seqs_stored(influxdb, db, m) == list(range(1, 11)))
+    for name, machines in shards.items():
+        registry = collectors[name].metrics.registry
+        wait_for(lambda r=registry: r.get_sample_value(
+            "shopfloor_collector_messages_received_total", {"kind": "telemetry"}) == 20)
+        assert collectors[name].batcher.tracker.last(machines[0]) == 10
+        other = shards["b" if name == "a" else "a"][0]
+        assert collectors[name].batcher.tracker.last(other) is None
