@@ -12,6 +12,7 @@ from shopfloor.dashboards.panels import (
     ratio_gauge,
     stat_panel,
     state_mappings,
+    table_panel,
     timeseries_panel,
 )
 from shopfloor.dashboards.query import InfluxQL
@@ -29,6 +30,16 @@ def machine_states() -> InfluxQL:
         f'SELECT last("state") AS "state" FROM "{schema.MACHINE_STATE}" '
         f"{where(*ALL_TAGS, time=False)} {group_by(*ALL_TAGS)}"
     ).alias(series_name(*ALL_TAGS))
+
+
+def state_details() -> InfluxQL:
+    """The latest state change of each machine as one row: since (time), state, reason,
+    product, work order. A raw row, not last() per field: last("reason") would show an
+    older change's reason while the machine runs (running carries none)."""
+    return InfluxQL(
+        f'SELECT "state", "reason", "product", "work_order" FROM "{schema.MACHINE_STATE}" '
+        f"{where(*ALL_TAGS, time=False)} {group_by(*ALL_TAGS)} ORDER BY time DESC LIMIT 1"
+    ).table()
 
 
 def _current_shift() -> str:
@@ -71,6 +82,7 @@ def agents_online() -> InfluxQL:
 def dashboard() -> Dashboard:
     states = stat_panel("Machine state", [machine_states()], w=24, h=5, fields="/^state$/")
     states.mappings(state_mappings())
+    details = table_panel("Since when, and why", [state_details()], w=24, h=7)
     agents = stat_panel("Edge agents", [agents_online()], w=24, h=4, fields="/^online$/")
     agents.mappings(online_mappings())
     return (
@@ -81,6 +93,7 @@ def dashboard() -> Dashboard:
         )
         .with_row(Row("Now"))
         .with_panel(states)
+        .with_panel(details)
         .with_panel(agents)
         .with_row(Row("OEE, current shift"))
         .with_panel(ratio_gauge("OEE per line", [oee_per_line()], w=8, h=8))

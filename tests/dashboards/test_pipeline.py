@@ -63,6 +63,10 @@ SELECTION: dict[str, dict[str, str | list[str]]] = {
 NOT_YET = {
     "Line flow / Lead time": "Little's law holds only over a steady window (no lead time "
                              "is reported before), longer than this run",
+    "Line flow / WIP per buffer": "the live engine anchors the rolling window at the latest "
+                                  "stocktake before the window's start, so buffer levels "
+                                  "appear a minute or two after a stocktake, later than this "
+                                  "run ends (test_queries.py covers the panel)",
 }
 
 
