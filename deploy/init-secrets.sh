@@ -16,7 +16,7 @@ if [ -e "$env_file" ] || [ -e "$passwd_file" ]; then
   exit 1
 fi
 
-random() { head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c "${1:-32}"; }
+random() { head -c 96 /dev/urandom | base64 -w0 | tr -dc 'A-Za-z0-9' | head -c "${1:-32}"; }
 var_name() { echo "MQTT_$(echo "$1" | tr '[:lower:]' '[:upper:]' | tr -c 'A-Z0-9\n' '_')_PASSWORD"; }
 
 hash_passwords() {

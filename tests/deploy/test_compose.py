@@ -74,6 +74,10 @@ def test_every_required_variable_is_generated(deployed: Path) -> None:
     required = set(re.findall(r"\$\{(\w+):\?", text))
     assert {"INFLUXDB_TOKEN", "MQTT_EDGE1_PASSWORD", "SHOPFLOOR_API_KEYS"} <= required
     assert required <= set(env_of(deployed))
+    env = env_of(deployed)
+    assert len(env["INFLUXDB_TOKEN"]) == 48 and env["INFLUXDB_TOKEN"].isalnum()
+    passwords = [v for k, v in env.items() if k.startswith("MQTT_")]
+    assert len(set(passwords)) == len(passwords) and all(len(p) == 32 for p in passwords)
 
 
 def test_generated_api_key_entry_is_accepted_by_the_api(deployed: Path) -> None:
