@@ -9,7 +9,9 @@ Measures, in one run on this machine, with one message shape (one telemetry mess
    1,000 lines, two concurrent writers);
 3. the collector end to end: simulated edges (separate publisher processes, QoS 1) ->
    mosquitto -> `shopfloor collector` process(es) -> InfluxDB, as values/s published,
-   acknowledged and stored, with 1 collector and with 2 sharded by topic filter (lines);
+   acknowledged and stored, with 1 collector (with and without the live KPI sink) and
+   with 2 sharded by topic filter (lines); and one collector draining a backlog queued
+   in its session while no publisher runs (its own capacity on this machine);
 4. end-to-end latency p50/p99 (sample ts -> queryable with InfluxQL) at a paced load,
    from a probe machine whose samples are polled for in InfluxDB every 10 ms.
 
@@ -191,8 +193,8 @@ def database_limit(influx: InfluxDB, plant: dict[str, Any], ids: list[str], coun
 
 
 # ---------------------------------------------------------------- 3/4: collector
-def collector_procs(plant: dict[str, Any], workdir: Path, shards: int,
-                    database: str) -> list[tuple[subprocess.Popen[bytes], int]]:
+def collector_procs(plant: dict[str, Any], workdir: Path, shards: int, database: str,
+                    kpi: bool = True) -> list[tuple[subprocess.Popen[bytes], int]]:
     procs = []
     line_ids = [line["id"] for line in plant["lines"]]
     for k in range(shards):
@@ -209,7 +211,8 @@ def collector_procs(plant: dict[str, Any], workdir: Path, shards: int,
         path.write_text(yaml.safe_dump(data, sort_keys=False))
         log = open(workdir / f"collector-{database}-{k}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen([sys.executable, "-m", "shopfloor.cli", "collector", str(path),
-                                 "--log-level", "WARNING"], stdout=log, stderr=log)
+                                 "--log-level", "WARNING", "--kpi" if kpi else "--no-kpi"],
+                                stdout=log, stderr=log)
         procs.append((proc, port))
     for _, port in procs:
         wait_healthy(port)
@@ -301,11 +304,11 @@ class Probe:
 
 def collector_run(broker: Mosquitto, influx: InfluxDB, plant: dict[str, Any], ids: list[str],
                   workdir: Path, shards: int, rate: float, seconds: float,
-                  processes: int) -> dict[str, float]:
+                  processes: int, kpi: bool = True) -> dict[str, float]:
     """Publish `rate` msg/s (0 = flat out) for `seconds`; return stored values/s and the
     probe's latency."""
-    database = f"bench_{shards}_{int(rate)}"
-    collectors = collector_procs(plant, workdir, shards, database)
+    database = f"bench_{shards}_{int(rate)}_{int(kpi)}"
+    collectors = collector_procs(plant, workdir, shards, database, kpi)
     count = int((rate or 6000) * seconds)
     load_ids, probe_id = ids[:-1], ids[-1]
     probe = Probe(broker, influx, plant, probe_id, database)
@@ -402,10 +405,10 @@ def run_all(broker: Mosquitto, influx: InfluxDB, plant: dict[str, Any], ids: lis
     db_limit = database_limit(influx, plant, ids, n)
     rows.append(("InfluxDB /write, line protocol, 2 writers", f"{db_limit:,.0f} values/s"))
     slower = min(mqtt_limit, db_limit)
-    for shards in (1, 2):
+    for shards, kpi in ((1, False), (1, True), (2, True)):
         r = collector_run(broker, influx, plant, ids, workdir, shards, 0, args.seconds,
-                          args.publishers)
-        rows.append((f"collector x{shards}, publishers flat out",
+                          args.publishers, kpi)
+        rows.append((f"collector x{shards}{'' if kpi else ' --no-kpi'}, publishers flat out",
                      f"{r['values_per_s']:,.0f} values/s stored"
                      f" ({100 * r['values_per_s'] / slower:.0f} % of the slower limit);"
                      f" stored {r['stored']}/{r['published']} msgs, lost {r['lost']:.0f}"))

@@ -21,7 +21,10 @@ log = logging.getLogger(__name__)
 @click.option("--metrics-port", type=int, default=None,
               help="Port of /metrics and /healthz (default: collector.metrics_port).")
 @click.option("--log-level", default=None, help="DEBUG, INFO, WARNING... (default INFO).")
-def collector(plant_file: str, metrics_port: int | None, log_level: str | None) -> None:
+@click.option("--kpi/--no-kpi", default=True, show_default=True,
+              help="Run the live OEE/WIP engine as a sink of this collector.")
+def collector(plant_file: str, metrics_port: int | None, log_level: str | None,
+              kpi: bool) -> None:
     """Store telemetry, machine state and agent status from MQTT in InfluxDB.
 
     Messages are acknowledged to the broker only after they are written; bad payloads
@@ -43,9 +46,10 @@ def collector(plant_file: str, metrics_port: int | None, log_level: str | None) 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     service = Collector(plant)
-    from shopfloor.kpi.sink import attach  # live OEE/WIP sink (docs/oee.md)
+    if kpi:
+        from shopfloor.kpi.sink import attach  # live OEE/WIP sink (docs/oee.md)
 
-    attach(service)
+        attach(service)
     service.start(metrics_port)
     stop.wait()
     service.stop()
