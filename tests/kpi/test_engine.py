@@ -10,7 +10,7 @@ import pytest
 from shopfloor.kpi.aggregate import aggregate
 from shopfloor.kpi.buckets import NUMERIC_FIELDS, Agg, total
 from shopfloor.kpi.calendar import ShiftCalendar
-from shopfloor.kpi.model import MachineSpec, Sample
+from shopfloor.kpi.model import MachineSpec, Sample, Settings
 from shopfloor.kpi.oee import Flag, OeeResult, compute
 from shopfloor.shared.plant import Plant
 from tests.kpi.plants import IDLE, JAM, PLANNED, RUN, SETUP, STOP, Tape, ms, plant
@@ -227,3 +227,38 @@ def test_aggregates_add_every_field() -> None:
     assert two.numeric() == {name: 2 for name in NUMERIC_FIELDS}
     assert two.orders == {"WO": [2.0, 4.0]} and one.orders == {"WO": [1.0, 2.0]}
     assert set(NUMERIC_FIELDS) == {f.name for f in fields(Agg)} - {"orders"}
+
+
+def test_planned_stop_outside_the_allow_list_is_a_stop() -> None:
+    tape = Tape(T0)
+    tape.run(PLANNED, 300)  # reason "maintenance"
+    tape.emit(PLANNED)
+    p = plant()
+    spec = MachineSpec.from_plant(p, "m1")
+    allowed = compute(total([b.agg for b in aggregate(
+        spec, tape.samples, ShiftCalendar.of(p), T0, T0 + 300_000)]))
+    narrowed = compute(total([b.agg for b in aggregate(
+        spec, tape.samples, ShiftCalendar.of(p), T0, T0 + 300_000,
+        settings=Settings(planned_reasons=frozenset({"break"})))]))
+    assert (allowed.pdot_s, allowed.l1_s) == (300, 0)
+    assert (narrowed.pdot_s, narrowed.l1_s, narrowed.fe) == (0, 300, 0)  # not a failure
+
+
+def test_unknown_product_counts_without_ideal_time_and_is_flagged() -> None:
+    tape = Tape(T0, product=9)  # no product has code 9
+    tape.run(RUN, 61, parts_per_step=1)
+    agg, r = run(plant(), tape.samples, T0, T0 + 60_000)
+    assert (agg.pq, agg.pq_unknown_product, agg.nrt_s) == (60, 60, 0)
+    assert Flag.UNKNOWN_PRODUCT in r.flags
+
+
+def test_product_value_expires_after_three_polls() -> None:
+    tape = Tape(T0, product=2)
+    tape.run(RUN, 10, parts_per_step=1)
+    for _ in range(20):  # samples without the product point
+        tape.samples.append(Sample(tape.t, {"state": RUN, "total": tape.total}))
+        tape.t += 1000
+        tape.total += 1
+    agg, _ = run(plant(), tape.samples, T0, T0 + 29_000)
+    # 10 pairs with product B (2 s), 3 more while its value is fresh, then unknown
+    assert agg.nrt_s == pytest.approx(2.0 * 13) and agg.pq_unknown_product == 29 - 13
