@@ -96,8 +96,10 @@ def wip_table(report: WipReport) -> str:
 @click.option("--shift", help="A shift name (with --date) instead of --start/--end.")
 @click.option("--date", help="Production date of the shift instance, YYYY-MM-DD.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--raw", is_flag=True, help="Ignore stored rollups: recompute from telemetry.")
 def oee(plant: str, machine: str | None, line_id: str | None, start: str | None,
-        end: str | None, shift: str | None, date: str | None, as_json: bool) -> None:
+        end: str | None, shift: str | None, date: str | None, as_json: bool,
+        raw: bool) -> None:
     """OEE of a machine, or WIP of a line, over a window, from what InfluxDB holds."""
     model = load_or_exit(plant)
     if (machine is None) == (line_id is None):
@@ -106,7 +108,7 @@ def oee(plant: str, machine: str | None, line_id: str | None, start: str | None,
     try:
         store = KpiStore.open(model)
         try:
-            engine = Engine(model, store)
+            engine = Engine(model, store, use_rollups=not raw)
             if machine is not None:
                 report: OeeReport | WipReport = engine.oee(machine, lo, hi, inst)
             else:

@@ -80,11 +80,13 @@ def _merge(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
 class Engine:
     """On-demand KPIs of one plant over its store."""
 
-    def __init__(self, plant: Plant, store: KpiStore, settings: Settings | None = None):
+    def __init__(self, plant: Plant, store: KpiStore, settings: Settings | None = None,
+                 use_rollups: bool = True):
         self.plant = plant
         self.store = store
         self.settings = settings or Settings.of(plant)
         self.calendar = ShiftCalendar.of(plant)
+        self.use_rollups = use_rollups  # False: everything from raw telemetry
 
     def raw(self, spec: MachineSpec, lo: int, hi: int, bucket_ms: int | None = None,
             cuts: Iterable[int] = ()) -> list[Bucket]:
@@ -96,7 +98,7 @@ class Engine:
 
     def total(self, spec: MachineSpec, lo: int, hi: int) -> tuple[Agg, int]:
         """The aggregate of [lo, hi) and how many whole minutes came from rollups."""
-        a, b = _minutes(lo, hi)
+        a, b = _minutes(lo, hi) if self.use_rollups else (lo, lo)
         used, minutes = Agg(), 0
         holes = [(lo, a), (b, hi)]
         if a < b:
@@ -115,7 +117,7 @@ class Engine:
     def buckets(self, spec: MachineSpec, lo: int, hi: int, cuts: Iterable[int]) -> list[Bucket]:
         """Per-minute buckets of [lo, hi), also cut at `cuts`; rollups where final."""
         a, b = _minutes(lo, hi)
-        have = self.store.rollups(spec.id, a, b) if a < b else {}
+        have = self.store.rollups(spec.id, a, b) if a < b and self.use_rollups else {}
         inner = {t for t in cuts if lo < t < hi}
         whole = {t: agg for t, agg in have.items()
                  if not any(t < c < t + MINUTE_MS for c in inner)}

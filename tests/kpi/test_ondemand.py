@@ -133,9 +133,10 @@ def test_cli_prints_a_shift_as_table_and_json(make_plant: Callable[..., Plant],
     table = CliRunner().invoke(main, args)
     assert table.exit_code == 0, table.output
     assert "availability" in table.output and "2026-11-25/early" in table.output
-    result = CliRunner().invoke(main, [*args, "--json"])
-    data = json.loads(result.output)
-    close(data["result"], direct(plant, tape, T0, T0 + 3_600_000).as_dict())
+    expected = direct(plant, tape, T0, T0 + 3_600_000).as_dict()
+    for extra in ([], ["--raw"]):
+        result = CliRunner().invoke(main, [*args, "--json", *extra])
+        close(json.loads(result.output)["result"], expected)
     bad = CliRunner().invoke(main, ["oee", str(path), "--machine", "nope", "--start",
                                     "2026-11-25T06:00", "--end", "2026-11-25T07:00"])
     assert bad.exit_code == 1 and "unknown machine" in bad.output
