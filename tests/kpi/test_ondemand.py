@@ -17,7 +17,7 @@ from shopfloor.kpi.buckets import total
 from shopfloor.kpi.calendar import ShiftCalendar
 from shopfloor.kpi.model import MachineSpec
 from shopfloor.kpi.oee import compute
-from shopfloor.kpi.ondemand import compute_oee, compute_wip
+from shopfloor.kpi.ondemand import Engine, compute_oee, compute_wip
 from shopfloor.kpi.records import rollup_lines, target_line
 from shopfloor.kpi.store import KpiStore
 from shopfloor.shared.plant import Plant
@@ -92,6 +92,9 @@ def test_rollups_and_raw_edges_give_the_same_result(
                          dt.datetime.fromtimestamp(hi / 1000, dt.UTC))
     assert report.rollup_minutes == 28
     close(report.result.as_dict(), direct(plant, tape, lo, hi).as_dict())
+    raw = Engine(plant, store, use_rollups=False).oee("m1", lo, hi)
+    assert raw.rollup_minutes == 0
+    close(raw.result.as_dict(), report.result.as_dict())
 
 
 def test_wip_and_work_orders_from_stocktake(make_plant: Callable[..., Plant],
