@@ -13,7 +13,7 @@ Measures, in one run on this machine, with one message shape (one telemetry mess
    with 2 sharded by topic filter (lines); and one collector draining a backlog queued
    in its session while no publisher runs (its own capacity on this machine);
 4. end-to-end latency p50/p99 (sample ts -> queryable with InfluxQL) at a paced load,
-   from a probe machine whose samples are polled for in InfluxDB every 10 ms.
+   from a probe machine whose samples are polled for in InfluxDB every 25 ms.
 
 Prints a table. Needs mosquitto and influxd (apt), like the tests.
 """
@@ -241,7 +241,7 @@ def metric(port: int, name: str) -> float:
 
 class Probe:
     """Publishes a probe machine's samples (ts = now) every 50 ms and polls InfluxDB every
-    10 ms for the last stored seq: latency = first seen - sample ts."""
+    25 ms for the last stored seq: latency = first seen - sample ts (+0-25 ms)."""
 
     def __init__(self, broker: Mosquitto, influx: InfluxDB, plant: dict[str, Any],
                  machine_id: str, database: str) -> None:
@@ -276,7 +276,7 @@ class Probe:
         q = (f"SELECT last(\"_seq\") FROM telemetry WHERE machine = '{self.machine_id}' "
              f"AND time > now() - 1h")
         with httpx.Client(timeout=5) as http:
-            while not self._stop.wait(0.01):
+            while not self._stop.wait(0.025):
                 reply = http.get(f"{self.influx.url}/query",
                                  params={"db": self.database, "q": q}).json()
                 series = reply["results"][0].get("series")
@@ -322,7 +322,7 @@ def collector_run(broker: Mosquitto, influx: InfluxDB, plant: dict[str, Any], id
                       for _, p in collectors) / POINTS
         if written >= expected:
             break
-        time.sleep(0.05)
+        time.sleep(0.25)  # each /metrics scrape costs the collector CPU
     elapsed = time.monotonic() - started
     p50, p99, probes = probe.stop()
     for p in pubs:
@@ -388,7 +388,7 @@ def drain_run(broker: Mosquitto, influx: InfluxDB, plant: dict[str, Any], ids: l
     while metric(port, "shopfloor_collector_values_written_total") < count * POINTS:
         if time.monotonic() > deadline:
             break
-        time.sleep(0.05)
+        time.sleep(0.25)
     elapsed = time.monotonic() - started
     for proc, _ in collectors:
         proc.terminate()
