@@ -2,7 +2,9 @@
 down) while the whole chain runs. The stated policy (drop_oldest, the default: see
 `shopfloor.shared.plant.Queue`) holds: the queue never exceeds its bound, the samples
 that go are the oldest ones, each is counted by the edge (metric + log) and reported as
-lost by the collector, and every other sample is stored exactly once."""
+lost by the collector, and every other sample is stored exactly once. (The edge's count
+may exceed the real loss by samples that were in flight when the broker went away and had
+reached it: the outbox deletes them without knowing.)"""
 
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ def test_outbox_full_drops_the_oldest_and_reports_it(
         wait_for(chain.healthy, 30)
         own_mosquitto.stop()
         wait_for(lambda: chain.health()["edge"] is None, 15)
-        wait_for(lambda: chain.edge_metric("shopfloor_edge_dropped_total") >= 60, 30)
+        wait_for(lambda: chain.edge_metric("shopfloor_edge_dropped_total") >= 40, 30)
         depth = chain.edge_metric("shopfloor_edge_queue_depth")
         before_restore = chain.produced()
         own_mosquitto.start()
@@ -38,24 +40,30 @@ def test_outbox_full_drops_the_oldest_and_reports_it(
         wait_for(lambda: chain.edge_metric("shopfloor_edge_queue_depth") < 20, 30)
         dropped = int(chain.edge_metric_labelled("shopfloor_edge_dropped_total",
                                                  reason="queue_full"))
-        audit = chain.audit(expected_missing=dropped, timeout_s=30)
+        audit = chain.audit(expected_missing=dropped, timeout_s=15)
         recovery_s = time.monotonic() - restored
-        lost = chain.collector_metric("shopfloor_collector_lost_samples_total")
+        # the collector's view of the gaps: open ones (missing, within its grace period)
+        # and confirmed ones (lost)
+        lost = (chain.collector_metric("shopfloor_collector_lost_samples_total")
+                + chain.collector_metric("shopfloor_collector_missing_samples"))
         record("fault", scenario="edge queue full", injected=f"agent.queue.max_samples ="
-               f" {BOUND}, when_full = drop_oldest; mosquitto down until > 60 dropped",
+               f" {BOUND}, when_full = drop_oldest; mosquitto down until > 40 dropped",
                produced=audit.produced, stored=audit.stored, missing=audit.missing,
                duplicated=audit.duplicated, recovery_s=round(recovery_s, 1),
                edge_dropped=dropped, collector_lost=lost, edge_queue_peak=int(depth))
         assert depth <= BOUND
-        assert dropped >= 60
-        assert audit.missing == dropped and audit.duplicated == 0, audit
-        assert lost == dropped  # the collector sees the same gaps and counts them
+        assert dropped >= 40
+        # `dropped` counts samples deleted from the outbox; one in flight when the broker
+        # went away may have reached it already (its PUBACK lost): at most `inflight` such
+        assert 0 <= dropped - audit.missing <= chain.agent.publish_inflight, (dropped, audit)
+        assert audit.missing > 0 and audit.duplicated == 0, audit
+        assert lost == audit.missing  # the collector sees the same gaps and counts them
         stored = {m: set(seqs_stored(chain.influx, chain.database, m)) for m in chain.machines}
         for machine, last in before_restore.items():
             gone = set(range(last + 1)) - stored[machine]
             assert contiguous(gone), (machine, sorted(gone))  # the oldest went, in one run
             assert not gone or max(gone) < last  # ... and the newest were kept
         assert "outbox full" in chain.edge.log_path.read_text()
-        chain.assert_flowing(expected_missing=dropped)
+        chain.assert_flowing(expected_missing=audit.missing)
     finally:
         chain.stop()
