@@ -7,6 +7,7 @@ refused as expired when the edge comes back."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import datetime as dt
 from collections.abc import Iterator
@@ -93,25 +94,27 @@ def rig(mosquitto: Any, influxdb: Any, tmp_path_factory: pytest.TempPathFactory
     create_database(influxdb.url, plant.database.database)
     plant_file = workdir / "plant.yaml"
     plant_file.write_text(yaml.safe_dump(data))
-    collector = ComponentProcess("collector", ["collector", str(plant_file)], workdir,
-                                 health_url(data["collector"]["metrics_port"])).start()
-    sim = SimThread(plant).start()
-    edge = _edge(plant)
-    # The API's copy of the plant file allows weld1 speeds the edge's copy refuses (a
-    # plant file out of step): the edge checks every write again.
-    lax = copy.deepcopy(data)
-    next(p for p in lax["machines"]["weld1"]["points"] if p["name"] == "speed_pct")["max"] = 200
-    api = ApiServer(load(lax), data["api"]["port"]).start()
-    rig = Rig(plant, keys, api, sim, edge, collector)
-    with rig.client() as admin:
-        wait_for(lambda: all(s["online"] and s["values"] for s in
-                             admin.get("/api/v1/state").json()["items"]),
-                 20, "the edge polling every simulated machine")
-    yield rig
-    api.stop()
-    rig.edge.stop()
-    sim.stop()
-    collector.stop()
+    with contextlib.ExitStack() as running:  # stops what started, also when setup fails
+        collector = ComponentProcess("collector", ["collector", str(plant_file)], workdir,
+                                     health_url(data["collector"]["metrics_port"]))
+        running.callback(collector.stop)
+        collector.start()
+        sim = SimThread(plant).start()
+        running.callback(sim.stop)
+        rig = Rig(plant, keys, None, sim, _edge(plant), collector)  # type: ignore[arg-type]
+        running.callback(lambda: rig.edge.stop())  # the edge may be replaced by a test
+        # The API's copy of the plant file allows weld1 speeds the edge's copy refuses (a
+        # plant file out of step): the edge checks every write again.
+        lax = copy.deepcopy(data)
+        speed = next(p for p in lax["machines"]["weld1"]["points"] if p["name"] == "speed_pct")
+        speed["max"] = 200
+        rig.api = ApiServer(load(lax), data["api"]["port"]).start()
+        running.callback(rig.api.stop)
+        with rig.client() as admin:
+            wait_for(lambda: all(s["online"] and s["values"] for s in
+                                 admin.get("/api/v1/state").json()["items"]),
+                     20, "the edge polling every simulated machine")
+        yield rig
 
 
 def _state(client: httpx.Client, machine: str) -> dict[str, Any]:
