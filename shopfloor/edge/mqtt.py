@@ -1,17 +1,18 @@
 """The agent's one MQTT connection: paho-mqtt 2 (MQTT v5) driven by the asyncio loop.
 
 paho's socket callbacks register the socket with the event loop (as aiomqtt does), so
-reads, writes and PUBACK callbacks all run on the loop thread; only the blocking TCP
-connect runs in a worker thread, under a timeout. `run()` (a supervised task) keeps the
-connection up: capped, jittered exponential backoff between attempts, birth message
-on every CONNACK, last will (offline, retained) set at connect time.
+reads, writes and PUBACK callbacks all run on the loop thread. The TCP connect is ours
+(asyncio, under a timeout); paho gets the connected socket, so nothing blocks the loop.
+`run()` (a supervised task) keeps the connection up: capped, jittered exponential
+backoff between attempts, birth message on every CONNACK, last will (offline, retained)
+set at connect time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +32,21 @@ SESSION_EXPIRY_S = 3600
 MISC_PERIOD_S = 1.0
 
 OnPublish = Callable[[int, bool], None]
+
+
+class _Client(mqtt.Client):
+    """paho's client, handed a socket we connected asynchronously (paho's own connect
+    blocks for up to its connect timeout)."""
+
+    prepared: socket.socket | None = None
+
+    def _create_socket_connection(self) -> socket.socket:
+        sock, self.prepared = self.prepared, None
+        if sock is None:
+            raise OSError("no connected socket prepared")
+        return sock
+
+
 OnMessage = Callable[[str, bytes], None]
 
 
@@ -49,7 +65,6 @@ class MqttLink:
         self._backoff = Backoff(0.5, backoff_max_s)
         self._failures = FailureLog(log, f"broker {broker.host}:{broker.port}")
         self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
         self._lost = asyncio.Event()
         self._waiters: dict[int, asyncio.Future[bool]] = {}
         self._closing = False
@@ -57,8 +72,8 @@ class MqttLink:
         self._flush_scheduled = False
         self.client = self._make_client(client_id, inflight)
 
-    def _make_client(self, client_id: str, inflight: int) -> mqtt.Client:
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    def _make_client(self, client_id: str, inflight: int) -> _Client:
+        client = _Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         client.max_inflight_messages_set(inflight)
         if self.broker.username:
             password = self.broker.password.get_secret_value() if self.broker.password else None
@@ -102,13 +117,34 @@ class MqttLink:
         self._lost.clear()
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT_S):
-                await asyncio.to_thread(self.client.reconnect)
+                self.client.prepared = await self._open_socket()
+                self.client.reconnect()
                 await self.connected.wait()
         except (OSError, TimeoutError, mqtt.WebsocketConnectionError) as exc:
             self._failures.failure("cannot connect: %s", exc or type(exc).__name__)
             self._drop_socket()
             return False
         return True
+
+    async def _open_socket(self) -> socket.socket:
+        loop = asyncio.get_running_loop()
+        host, port = self.broker.host, self.broker.port
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        error: OSError = OSError(f"cannot resolve {host}")
+        for family, kind, proto, _, address in infos:
+            sock = socket.socket(family, kind, proto)
+            sock.setblocking(False)
+            try:
+                await loop.sock_connect(sock, address)
+            except OSError as exc:
+                sock.close()
+                error = exc
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            return sock
+        raise error
 
     async def _misc(self) -> None:
         """Keepalive pings and timeouts (paho's loop_misc) once a second."""
@@ -145,7 +181,7 @@ class MqttLink:
             self.client.disconnect()
             self.client.loop_write()
 
-    # paho callbacks, all on the loop thread except the socket ones during reconnect.
+    # paho callbacks, all on the loop thread.
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
             self._failures.failure("connection refused: %s", reason)
@@ -181,25 +217,23 @@ class MqttLink:
         self.on_message(message.topic, bytes(message.payload))
 
     def _on_socket_open(self, client: Any, userdata: Any, sock: Any) -> None:
-        self._on_loop(self._loop.add_reader, sock, self._read)
+        self._loop.add_reader(sock, self._read)
 
     def _on_socket_close(self, client: Any, userdata: Any, sock: Any) -> None:
-        self._on_loop(self._loop.remove_reader, sock)
+        self._loop.remove_reader(sock)
 
     def _on_register_write(self, client: Any, userdata: Any, sock: Any) -> None:
         """paho asks for this after every queued packet. On the loop thread, writes are
         coalesced into one flush per loop pass (no selector change per message); only a
         full socket buffer makes us wait for writability."""
-        if threading.get_ident() != self._loop_thread:
-            self._on_loop(self._loop.add_writer, sock, self._write)
-        elif self._writing:
+        if self._writing:
             self._loop.add_writer(sock, self._write)
         elif not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
 
     def _on_unregister_write(self, client: Any, userdata: Any, sock: Any) -> None:
-        self._on_loop(self._loop.remove_writer, sock)
+        self._loop.remove_writer(sock)
 
     def _read(self) -> None:
         if self.client.loop_read() != mqtt.MQTT_ERR_SUCCESS:
@@ -221,19 +255,7 @@ class MqttLink:
     def _drop_socket(self) -> None:
         """After a failed read/write/connect: close the socket so the next reconnect is clean."""
         sock = self.client.socket()
-        if sock is not None and threading.get_ident() == self._loop_thread:
+        if sock is not None:
             self._loop.remove_reader(sock)
             self._loop.remove_writer(sock)
         self._mark_lost("socket error")
-
-    def _on_loop(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run a loop method now (on the loop thread) or wait for the loop to run it
-        (from the connect worker thread: the loop is free, it awaits that thread)."""
-        if threading.get_ident() == self._loop_thread:
-            fn(*args)
-            return
-
-        async def call() -> None:
-            fn(*args)
-
-        asyncio.run_coroutine_threadsafe(call(), self._loop).result(timeout=CONNECT_TIMEOUT_S)

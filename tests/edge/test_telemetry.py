@@ -93,3 +93,31 @@ def test_sequence_is_gap_free_and_state_published_on_change(
     store = Store(tmp_path / "state" / "outbox.sqlite3", 100, QueueFullPolicy.DROP_OLDEST)
     assert store.fetch(0, 10) == [] and store.seqs() == {"m1": seqs[-1]}
     store.close()
+
+
+def test_points_with_a_longer_interval_are_read_less_often(
+    mosquitto: Any,
+    unique_site: str,
+    modbus_server: Any,
+    tmp_path: Any,
+    run_agent: Any,
+    recorder_factory: Any,
+) -> None:
+    from tests.edge.conftest import POINTS, machine_spec, plant_data
+
+    points = [dict(p, poll_interval_s=0.6) if p["name"] == "energy" else p for p in POINTS]
+    data = plant_data(
+        unique_site,
+        mosquitto.port,
+        {"m1": machine_spec(modbus_server.port, points=points)},
+        tmp_path / "state",
+    )
+    rec = recorder_factory(mosquitto.port, f"shopfloor/v1/{unique_site}/+/+/telemetry")
+    run_agent(data)
+    samples = rec.wait_for(
+        lambda: len(rec.payloads("telemetry")) >= 10 and rec.payloads("telemetry")
+    )
+    with_energy = [i for i, t in enumerate(samples) if "energy" in t["values"]]
+    assert with_energy[0] == 0  # every group is read at start
+    assert 2 <= len(with_energy) < len(samples) / 2
+    assert all("state" in t["values"] for t in samples)
