@@ -51,10 +51,12 @@ def api_env(mosquitto: Any, influxdb: Any, tmp_path_factory: pytest.TempPathFact
     plant = load(data)
     create_database(influxdb.url, plant.database.database)
     edge = EdgeStandIn(mosquitto.port, plant.site.id)
-    api = ApiServer(plant, data["api"]["port"]).start()
-    yield ApiEnv(plant, keys, api, edge, influxdb, workdir)
-    api.stop()
-    edge.close()
+    try:
+        api = ApiServer(plant, data["api"]["port"]).start()
+        yield ApiEnv(plant, keys, api, edge, influxdb, workdir)
+        api.stop()
+    finally:
+        edge.close()
 
 
 @pytest.fixture

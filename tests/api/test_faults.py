@@ -39,10 +39,13 @@ def own_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ApiEnv]:
     plant = load(data)
     create_database(influx.url, plant.database.database)
     edge = EdgeStandIn(broker.port, plant.site.id)
-    api = ApiServer(plant, data["api"]["port"]).start()
-    yield ApiEnv(plant, keys, api, edge, influx, tmp_path)
-    api.stop()
-    edge.close()
+    env = ApiEnv(plant, keys, ApiServer(plant, data["api"]["port"]), edge, influx, tmp_path)
+    try:
+        env.api.start()
+        yield env
+    finally:
+        env.api.stop()  # the test may have replaced it
+        edge.close()
 
 
 def test_broker_down_answers_503_and_recovers(own_mosquitto: Any, own_env: ApiEnv) -> None:
