@@ -150,7 +150,10 @@ def test_stocktake_and_audit(api_env: ApiEnv, admin: httpx.Client) -> None:
     assert admin.get("/api/v1/audit", params={"requested_by": "x' OR ''='"}).status_code == 422
 
 
-def test_health_and_metrics(api_env: ApiEnv) -> None:
+def test_health_and_metrics(api_env: ApiEnv, admin: httpx.Client) -> None:
+    assert admin.post("/api/v1/machines/weld1/alarm-ack").status_code == 200
+    assert admin.post("/api/v1/machines/weld1/setpoint",
+                      json={"point": "speed_pct", "value": 500}).status_code == 422
     with api_env.client(None) as anon:
         health = anon.get("/healthz")
         assert health.status_code == 200 and health.json()["broker"]["ok"]
@@ -160,4 +163,6 @@ def test_health_and_metrics(api_env: ApiEnv) -> None:
     text = metrics.text
     assert 'shopfloor_api_requests_total{method="GET",route="/healthz",status="200"}' in text
     assert "shopfloor_api_request_seconds_bucket" in text
-    assert "shopfloor_api_commands_total" in text
+    assert 'shopfloor_api_commands_total{action="alarm_ack",outcome="done"} 1.0' in text
+    assert 'shopfloor_api_refused_total{action="setpoint",code="out_of_range"}' in text
+    assert 'route="/api/v1/machines/{machine}/alarm-ack",status="200"' in text
