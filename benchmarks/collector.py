@@ -253,6 +253,7 @@ class Probe:
         self.topic = topics.machine_topic(SITE, self.machine["line"], machine_id, "telemetry")
         self.influx, self.database = influx, database
         self.sent: dict[int, float] = {}
+        self.last_info: Any = None
         self.latencies: list[float] = []
         self._stop = threading.Event()
         self.client = Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
@@ -269,7 +270,8 @@ class Probe:
             seq += 1
             now = time.time()
             self.sent[seq] = now
-            self.client.publish(self.topic, payload(self.machine, seq, now), qos=1)
+            self.last_info = self.client.publish(self.topic, payload(self.machine, seq, now),
+                                                 qos=1)
 
     def _poll(self) -> None:
         seen = 0
@@ -293,6 +295,8 @@ class Probe:
         self._stop.set()
         for t in self._threads:
             t.join(5)
+        if self.last_info is not None:
+            self.last_info.wait_for_publish(10)  # every probe sample reached the broker
         self.client.disconnect()
         self.client.loop_stop()
         if not self.latencies:
