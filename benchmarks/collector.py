@@ -331,7 +331,8 @@ def collector_run(broker: Mosquitto, influx: InfluxDB, plant: dict[str, Any], id
     p50, p99, probes = probe.stop()
     for p in pubs:
         p.join(10)
-    settle = time.monotonic() + 10  # the last probe samples are still on their way
+    time.sleep(0.5)  # the last probe samples are on their way from the broker
+    settle = time.monotonic() + 10
     while time.monotonic() < settle and sum(
             metric(p, "shopfloor_collector_pending_unacked") for _, p in collectors):
         time.sleep(0.1)
