@@ -39,8 +39,8 @@ class Metrics:
         self.pending = Gauge(p + "pending_unacked", "messages received, not yet acknowledged",
                              registry=r)
         self.broker_up = Gauge(p + "broker_connected", "1 when connected to MQTT", registry=r)
-        self.database_up = Gauge(p + "database_up", "1 when the last write succeeded",
-                                 registry=r)
+        self.database_up = Gauge(p + "database_up", "1 when InfluxDB is reachable and the"
+                                 " last write succeeded", registry=r)
 
     @staticmethod
     def total(counter: Counter) -> float:

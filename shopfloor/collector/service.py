@@ -49,6 +49,9 @@ class Collector:
         self.status: StatusServer | None = None
         self._done = 0  # messages whose batch was written (written by the writer thread)
         self._ready = threading.Event()
+        self.metrics.pending.set_function(lambda: self.pending)  # evaluated at each scrape
+        self.metrics.broker_up.set_function(lambda: int(self.subscriber.connected))
+        self.metrics.database_up.set_function(lambda: int(self.db.up))
 
     def add_sink(self, sink: BatchSink) -> None:
         """Register a sink (see the package docstring); call before `start`."""
@@ -108,7 +111,6 @@ class Collector:
             self.metrics.dead_letters.labels(Reason.REJECTED_BY_DATABASE.value).inc()
         self.subscriber.ack(batch.acks)
         self._done += len(batch.acks)
-        self.metrics.pending.set(self.pending)
         self.metrics.batches.inc()
         self.metrics.points_written.inc(len(batch.lines) - len(rejected))
         self.metrics.values_written.inc(batch.values)
@@ -123,8 +125,6 @@ class Collector:
     def health(self) -> tuple[bool, dict[str, Any]]:
         broker = self.subscriber.connected
         database = self.db.up
-        self.metrics.broker_up.set(int(broker))
-        self.metrics.database_up.set(int(database))
         m = self.metrics
         return broker and database, {
             "broker_connected": broker,
