@@ -22,7 +22,6 @@ from shopfloor.api.runtime import close_runtime, open_runtime, start_link
 from shopfloor.shared.plant import Plant
 
 log = logging.getLogger(__name__)
-PREFIX = "/api/v1"
 DESCRIPTION = """Plant model, live state, history and KPIs of a shopfloor plant, and control
 actions carried to the machines through their edge agents. Authenticate with the
 `X-API-Key` header; docs/api.md lists which role may do what."""
@@ -49,7 +48,7 @@ def create_app(plant: Plant, settings: Settings) -> FastAPI:
     app = FastAPI(title="shopfloor API", version="1", description=DESCRIPTION,
                   lifespan=lifespan)
     for module in (plant_routes, machines, history, kpi, commands, wip, audit):
-        app.include_router(module.router, prefix=PREFIX)
+        app.include_router(module.router)
     app.include_router(health.router)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     _error_handlers(app)

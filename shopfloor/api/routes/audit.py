@@ -16,10 +16,12 @@ from shopfloor.api.errors import Forbidden, NotFound
 from shopfloor.api.models.common import ERRORS, NOT_FOUND, UNAVAILABLE, UNPROCESSABLE, page_info
 from shopfloor.api.models.history import AuditEntryOut, AuditPage
 from shopfloor.api.queries import AuditFilter, Window
+from shopfloor.api.routes import PREFIX
 from shopfloor.shared.contract import utc_now
 
-router = APIRouter(tags=["audit"], responses={**ERRORS, **NOT_FOUND, **UNPROCESSABLE,
-                                              **UNAVAILABLE})
+router = APIRouter(
+    prefix=PREFIX, tags=["audit"],
+    responses={**ERRORS, **NOT_FOUND, **UNPROCESSABLE, **UNAVAILABLE})
 IDENT = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 AUDIT_ACTIONS = [a.value for a in Action] + ["stocktake"]
 AUDIT_OUTCOMES = [o.value for o in Outcome if o is not Outcome.PENDING] + ["sent", "refused"]

@@ -24,9 +24,12 @@ from shopfloor.api.models.control import (
     SetpointIn,
     command_out,
 )
+from shopfloor.api.routes import PREFIX
 from shopfloor.api.security import Permission, Principal
 
-router = APIRouter(tags=["control"], responses={**ERRORS, **NOT_FOUND, **UNAVAILABLE})
+router = APIRouter(
+    prefix=PREFIX, tags=["control"],
+    responses={**ERRORS, **NOT_FOUND, **UNAVAILABLE})
 
 IdempotencyKey = Annotated[str | None, Header(
     alias="Idempotency-Key", max_length=200,

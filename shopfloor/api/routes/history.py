@@ -22,11 +22,13 @@ from shopfloor.api.models.history import (
     StateChangesOut,
 )
 from shopfloor.api.queries import Aggregation, Window
+from shopfloor.api.routes import PREFIX
 from shopfloor.shared.contract import utc_now
 from shopfloor.shared.enums import DataType
 
-router = APIRouter(tags=["history"], responses={**ERRORS, **NOT_FOUND, **UNPROCESSABLE,
-                                                **UNAVAILABLE})
+router = APIRouter(
+    prefix=PREFIX, tags=["history"],
+    responses={**ERRORS, **NOT_FOUND, **UNPROCESSABLE, **UNAVAILABLE})
 DEFAULT_WINDOW = dt.timedelta(hours=1)
 MAX_STATE_CHANGES = 10_000
 

@@ -16,13 +16,15 @@ from shopfloor.api.errors import Invalid
 from shopfloor.api.kpi import KpiService, Period
 from shopfloor.api.models.common import ERRORS, NOT_FOUND, UNAVAILABLE, UNPROCESSABLE
 from shopfloor.api.queries import Window
+from shopfloor.api.routes import PREFIX
 from shopfloor.kpi.oee import OeeResult
 from shopfloor.kpi.wip import WipResult
 from shopfloor.kpi.workorders import OrderProgress
 from shopfloor.shared.contract import utc_now
 
-router = APIRouter(tags=["kpi"], responses={**ERRORS, **NOT_FOUND, **UNPROCESSABLE,
-                                            **UNAVAILABLE})
+router = APIRouter(
+    prefix=PREFIX, tags=["kpi"],
+    responses={**ERRORS, **NOT_FOUND, **UNPROCESSABLE, **UNAVAILABLE})
 
 
 class PeriodKind(StrEnum):

@@ -10,8 +10,9 @@ from shopfloor.api.deps import LiveDep, MachineDep, PlantDep, ReaderDep
 from shopfloor.api.errors import NotFound
 from shopfloor.api.models.common import ERRORS, NOT_FOUND, page_info
 from shopfloor.api.models.plant import MachineStateOut, MachineStatePage, state_out
+from shopfloor.api.routes import PREFIX
 
-router = APIRouter(tags=["state"], responses=ERRORS)
+router = APIRouter(prefix=PREFIX, tags=["state"], responses=ERRORS)
 
 
 @router.get("/state", response_model=MachineStatePage, summary="Live state of all machines")

@@ -7,8 +7,9 @@ from fastapi import APIRouter
 from shopfloor.api.deps import MachineDep, PlantDep, ReaderDep
 from shopfloor.api.models.common import ERRORS, NOT_FOUND
 from shopfloor.api.models.plant import MachineOut, PlantOut, machine_out, plant_out
+from shopfloor.api.routes import PREFIX
 
-router = APIRouter(tags=["plant"], responses=ERRORS)
+router = APIRouter(prefix=PREFIX, tags=["plant"], responses=ERRORS)
 
 
 @router.get("/plant", response_model=PlantOut, summary="The plant model")

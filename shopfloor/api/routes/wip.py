@@ -11,11 +11,13 @@ from shopfloor.api import stocktake
 from shopfloor.api.deps import LineDep, RuntimeDep, require
 from shopfloor.api.models.common import ERRORS, NOT_FOUND, UNAVAILABLE, UNPROCESSABLE
 from shopfloor.api.models.control import StocktakeIn, StocktakeOut
+from shopfloor.api.routes import PREFIX
 from shopfloor.api.security import Permission, Principal
 from shopfloor.shared.contract import utc_now
 
-router = APIRouter(tags=["wip"], responses={**ERRORS, **NOT_FOUND, **UNPROCESSABLE,
-                                            **UNAVAILABLE})
+router = APIRouter(
+    prefix=PREFIX, tags=["wip"],
+    responses={**ERRORS, **NOT_FOUND, **UNPROCESSABLE, **UNAVAILABLE})
 Stocktaker = Annotated[Principal, Depends(require(Permission.STOCKTAKE))]
 
 
