@@ -179,6 +179,16 @@ class Watch:
         return out
 
 
+def telemetry_received(port: int) -> float:
+    """Telemetry messages (samples) the collector has taken in."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+               if s.name == "shopfloor_collector_messages_received_total"
+               and s.labels.get("kind") == "telemetry")
+
+
 def measure(plant: Plant, influx: InfluxDB, watch_pids: dict[str, int], warmup: float,
             duration: float) -> dict[str, Any]:
     ids = list(plant.machines)
@@ -186,8 +196,7 @@ def measure(plant: Plant, influx: InfluxDB, watch_pids: dict[str, int], warmup: 
     time.sleep(warmup)
     port = plant.collector.metrics_port
     assert port is not None
-    received = "shopfloor_collector_messages_received_total"
-    samples0 = metric(port, received)
+    samples0 = telemetry_received(port)
     written0, t0 = metric(port, "shopfloor_collector_values_written_total"), time.monotonic()
     probe.recording = True
     watch = Watch(watch_pids, plant)
@@ -195,18 +204,22 @@ def measure(plant: Plant, influx: InfluxDB, watch_pids: dict[str, int], warmup: 
         time.sleep(1.0)
         watch.sample()
     written1, t1 = metric(port, "shopfloor_collector_values_written_total"), time.monotonic()
-    samples_per_s = (metric(port, received) - samples0) / (t1 - t0)
+    samples_per_s = (telemetry_received(port) - samples0) / (t1 - t0)
     cpu = watch.cpu()
     p50, p99, n = probe.stop()
     diag = {
         "collector unacked at end": metric(port, "shopfloor_collector_pending_unacked"),
-        "collector batches/s": metric(port, "shopfloor_collector_batches_total") / (t1 - t0),
+        "collector batches written/s (whole run)": metric(
+            port, "shopfloor_collector_batches_total") / (t1 - t0 + warmup),
         "collector mean write s": metric(port, "shopfloor_collector_write_seconds_sum")
         / max(1.0, metric(port, "shopfloor_collector_write_seconds_count")),
         "collector mean broker lag s": metric(port, "shopfloor_collector_broker_lag_seconds_sum")
         / max(1.0, metric(port, "shopfloor_collector_broker_lag_seconds_count")),
         "edges published (PUBACKed) total": sum(
             metric(a.metrics_port, "shopfloor_edge_published_total")  # type: ignore[arg-type]
+            for a in plant.agents),
+        "edges poll failures total (timeouts etc.)": sum(
+            metric(a.metrics_port, "shopfloor_edge_poll_failures_total")  # type: ignore[arg-type]
             for a in plant.agents),
         "edges polls total": sum(
             metric(a.metrics_port, "shopfloor_edge_polls_total")  # type: ignore[arg-type]
@@ -310,22 +323,26 @@ def main(argv: list[str]) -> None:
 
 
 def report(args: argparse.Namespace, limit: dict[str, float], r: dict[str, Any]) -> None:
-    offered = args.machines * POINTS
+    """Rates in samples/s (one sample = one poll of one machine, one MQTT message of up to
+    20 values) and values/s; the foreign limits were measured with 20-value messages."""
+    offered = float(args.machines)
     slowest = min(limit, key=limit.__getitem__)
+    ratio = r["samples_per_s"] / (limit[slowest] / POINTS)
+    polls, failures = r["diag"]["edges polls total"], r["diag"][
+        "edges poll failures total (timeouts etc.)"]
     print(f"\nchain benchmark: {args.machines} machines x {POINTS} points at 1 Hz"
-          f" ({offered:,} values/s offered), {args.agents} edge agent(s),"
-          f" {args.duration:g} s measured after {args.warmup:g} s warm-up,"
-          f" {psutil.cpu_count()} cores, load average {psutil.getloadavg()[0]:.1f}")
+          f" ({args.machines:,} samples/s = {args.machines * POINTS:,} values/s offered),"
+          f" {args.agents} edge agent(s), {args.duration:g} s measured after {args.warmup:g} s"
+          f" warm-up, {psutil.cpu_count()} cores, load average {psutil.getloadavg()[0]:.1f}")
     print("limits of the parts we did not write (each alone, measured first):")
     for name, value in limit.items():
-        print(f"  {name:<44} {value:>12,.0f} values/s")
+        print(f"  {name:<44} {value:>12,.0f} values/s = {value / POINTS:>9,.0f} samples/s")
     print("the chain:")
-    print(f"  {'stored':<44} {r['values_per_s']:>12,.0f} values/s"
-          f" ({100 * r['values_per_s'] / offered:.1f} % of offered)")
-    print(f"  {'messages received by the collector':<44} {r['samples_per_s']:>12,.1f} /s"
-          f" ({r['samples_per_s'] / args.machines:.3f} per machine per s; ~1 per poll)")
-    print(f"  {'ratio to the slowest limit (' + slowest.split(' ')[0] + ')':<44}"
-          f" {r['values_per_s'] / limit[slowest]:>12.3f}")
+    print(f"  {'samples stored (telemetry messages)':<44} {r['samples_per_s']:>12,.1f} /s"
+          f" ({100 * r['samples_per_s'] / offered:.1f} % of offered)")
+    print(f"  {'values stored':<44} {r['values_per_s']:>12,.0f} /s (bad-quality and"
+          " deadbanded points carry no value)")
+    print(f"  {'ratio to the slowest limit (' + slowest.split(' ')[0] + ')':<44} {ratio:>12.3f}")
     print(f"  {'latency poll -> queryable p50 / p99':<44} {r['p50']:.3f} s / {r['p99']:.3f} s"
           f" ({r['probes']} samples of {PROBES} probe machines)")
     print(f"  {'samples produced / lost / duplicated':<44} {r['produced']:,} / {r['lost']:,}"
@@ -337,9 +354,12 @@ def report(args: argparse.Namespace, limit: dict[str, float], r: dict[str, Any])
     for name in r["cpu"]:
         print(f"    {name:<20} {r['cpu'][name]:6.1f} %  {r['rss'][name]:7.0f} MiB")
     cpu = " / ".join(f"{r['cpu'][n]:.0f}" for n in r["cpu"])
-    print("markdown row (machines | agents | offered | stored | % | ratio | p50 | p99 | lost |"
-          " dup | queue peak | CPU % " + " / ".join(r["cpu"]) + "):")
-    print(f"| {args.machines:,} | {args.agents} | {offered:,} | {r['values_per_s']:,.0f} |"
-          f" {100 * r['values_per_s'] / offered:.1f} % | {r['values_per_s'] / limit[slowest]:.3f}"
-          f" | {r['p50']:.2f} s | {r['p99']:.2f} s | {r['lost']:,} | {r['duplicated']:,} |"
-          f" {r['queue_peak']:,.0f} | {cpu} |")
+    rss = " / ".join(f"{r['rss'][n]:.0f}" for n in r["rss"])
+    print("markdown row (machines | agents | samples/s offered | stored | values/s | ratio |"
+          " p50 | p99 | lost | dup | queue peak | failed polls | load | CPU % | RSS MiB; per"
+          " component: " + " / ".join(r["cpu"]) + "):")
+    print(f"| {args.machines:,} | {args.agents} | {args.machines:,} |"
+          f" {r['samples_per_s']:,.0f} | {r['values_per_s']:,.0f} | {ratio:.3f} |"
+          f" {r['p50']:.2f} s | {r['p99']:.2f} s | {r['lost']:,} | {r['duplicated']:,} |"
+          f" {r['queue_peak']:,.0f} | {100 * failures / max(polls, 1):.1f} % |"
+          f" {psutil.getloadavg()[0]:.1f} | {cpu} | {rss} |")
