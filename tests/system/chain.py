@@ -85,9 +85,13 @@ class Chain:
         return self.plant.database.database
 
     def start(self) -> Chain:
-        self.sim.start()
-        self.collector.start()
-        self.edge.start()
+        """Start sim, collector and edge; if one does not come up, stop the others."""
+        try:
+            for part in (self.sim, self.collector, self.edge):
+                part.start()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
