@@ -115,8 +115,7 @@ class EdgeAgent:
                 ]
                 await stop.wait()
                 await self._shutdown(polling, outbox, publisher, link)
-                for task in self._tasks:
-                    task.cancel()
+                await _cancel_all(self._tasks)
         finally:
             await outbox.close()
             for bus in buses.values():
@@ -165,9 +164,7 @@ class EdgeAgent:
         link: MqttLink,
     ) -> None:
         log.info("stopping: polling ends, flushing the outbox")
-        for task in polling:
-            task.cancel()
-        await asyncio.gather(*polling, return_exceptions=True)
+        await _cancel_all(polling)
         await outbox.commit()
         if link.connected.is_set():
             await publisher.drain(DRAIN_S)
@@ -209,6 +206,20 @@ def _restore_tracker(saved: bytes | None) -> StateTracker:
         return StateTracker()
     view = StateView(state.state, state.reason, state.code, state.product, state.work_order)
     return StateTracker(view, state.since)
+
+
+async def _cancel_all(tasks: list[asyncio.Task[None]], attempts: int = 50) -> None:
+    """Cancel tasks and wait for them. Python 3.11's asyncio.wait_for (which pymodbus uses
+    per request) can swallow a cancellation that lands just as its inner future
+    completes, so cancel again until every task is done (0.2 s apart, bounded)."""
+    pending = {t for t in tasks if not t.done()}
+    for _ in range(attempts):
+        if not pending:
+            return
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.2)
+    log.error("%d task(s) ignored cancellation: %s", len(pending), [t.get_name() for t in pending])
 
 
 async def _supervise(name: str, factory: Callable[[], Awaitable[Any]]) -> None:

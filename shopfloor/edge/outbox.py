@@ -37,6 +37,10 @@ class Outbox:
         self._next_seq = {m: s + 1 for m, s in store.seqs().items()}
         self._failures = FailureLog(log, f"outbox {store.path}")
         self.committed = asyncio.Event()
+        self.sent_upto = 0
+        """Highest row id the publisher handed to the broker (never dropped)."""
+        self.drops = 0
+        """Counts commits that dropped rows: the publisher refetches after one."""
 
     def next_seq(self, machine: str) -> int:
         """The next sequence number of a machine's telemetry stream (persisted with the
@@ -81,13 +85,14 @@ class Outbox:
         if not batch:
             return
         try:
-            dropped = self._store.commit(batch)
+            dropped = self._store.commit(batch, self.sent_upto)
         except OutboxError as exc:
             self._failures.failure("%s (kept in memory, retrying)", exc)
             self._requeue(batch)
             return
         self._failures.success()
         if dropped:
+            self.drops += 1
             self._metrics.dropped.labels("queue_full").inc(dropped)
             log.warning(
                 "outbox full (%d samples): dropped %d sample(s) (%s)",

@@ -30,6 +30,7 @@ class Publisher:
         self._buffer: deque[Row] = deque()
         self._cursor = 0
         self._space = asyncio.Event()
+        self._drops_seen = 0
         self.paused = False
         link.on_publish = self._acked
 
@@ -44,6 +45,8 @@ class Publisher:
             if self.paused or len(self._inflight) >= self._max_inflight:
                 self._space.clear()
                 await self._space.wait()
+            elif self._outbox.drops != self._drops_seen:
+                self._forget_buffer()
             elif self._buffer:
                 self._send(self._buffer.popleft())
             else:
@@ -58,10 +61,17 @@ class Publisher:
         else:
             await self._outbox.committed.wait()
 
+    def _forget_buffer(self) -> None:
+        """Rows were dropped from the outbox: read again from what was last sent."""
+        self._drops_seen = self._outbox.drops
+        self._buffer.clear()
+        self._cursor = self._outbox.sent_upto
+
     def _send(self, row: Row) -> None:
         message = row.message
         mid = self._link.publish(message.topic, message.payload, retain=message.retain)
         self._inflight[mid] = (row.id, message.sample)
+        self._outbox.sent_upto = row.id
 
     def _acked(self, mid: int, ok: bool) -> None:
         entry = self._inflight.pop(mid, None)

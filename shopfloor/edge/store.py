@@ -90,15 +90,16 @@ class Store:
     def _count_samples(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM outbox WHERE sample = 1").fetchone()[0])
 
-    def commit(self, batch: Batch) -> int:
+    def commit(self, batch: Batch, sent_upto: int = 0) -> int:
         """Write one batch in one transaction; returns the number of samples dropped
-        because the queue was full."""
+        because the queue was full. Rows up to `sent_upto` were handed to the broker
+        already: drop_oldest never drops those (they would arrive anyway)."""
         db = self._db
         try:
             db.execute("BEGIN IMMEDIATE")
             self.samples -= self._delete(batch.acked_samples)
             self._delete(batch.acked_other)
-            dropped = self._insert(batch.messages)
+            dropped = self._insert(batch.messages, sent_upto)
             db.executemany(
                 "INSERT INTO streams(machine, seq) VALUES (?, ?) "
                 "ON CONFLICT(machine) DO UPDATE SET seq = excluded.seq",
@@ -122,7 +123,7 @@ class Store:
         cur = self._db.executemany("DELETE FROM outbox WHERE id = ?", ((i,) for i in ids))
         return max(cur.rowcount, 0)
 
-    def _insert(self, messages: list[Message]) -> int:
+    def _insert(self, messages: list[Message], sent_upto: int) -> int:
         """Insert, applying the queue-full policy to samples; returns samples dropped."""
         samples = [m for m in messages if m.sample]
         overflow = max(0, self.samples + len(samples) - self.max_samples)
@@ -130,7 +131,7 @@ class Store:
         if overflow and self.when_full is QueueFullPolicy.DROP_NEWEST:
             samples = samples[: max(0, new - overflow)]
         elif overflow:
-            removed = self._drop_oldest(overflow)
+            removed = self._drop_oldest(overflow, sent_upto)
             samples = samples[overflow - removed :]  # the batch alone overflows: its oldest go
         kept = {id(m) for m in samples}
         rows = [
@@ -144,12 +145,12 @@ class Store:
         self.samples += len(samples)
         return removed + new - len(samples)
 
-    def _drop_oldest(self, count: int) -> int:
-        """Delete up to `count` of the oldest stored samples; returns how many went."""
+    def _drop_oldest(self, count: int, sent_upto: int) -> int:
+        """Delete up to `count` of the oldest samples not yet sent; returns how many went."""
         cur = self._db.execute(
             "DELETE FROM outbox WHERE id IN "
-            "(SELECT id FROM outbox WHERE sample = 1 ORDER BY id LIMIT ?)",
-            (count,),
+            "(SELECT id FROM outbox WHERE sample = 1 AND id > ? ORDER BY id LIMIT ?)",
+            (sent_upto, count),
         )
         removed = max(cur.rowcount, 0)
         self.samples -= removed

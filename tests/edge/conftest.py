@@ -205,6 +205,14 @@ def write_plant(path: Path, data: dict[str, Any]) -> Path:
     return path
 
 
+def _stack_of(thread: threading.Thread) -> str:
+    import sys
+    import traceback
+
+    frame = sys._current_frames().get(thread.ident or 0)
+    return "".join(traceback.format_stack(frame)) if frame else "(no frame)"
+
+
 class AgentThread:
     """EdgeAgent.run on its own event loop in a thread; stop() is a graceful SIGTERM."""
 
@@ -233,11 +241,17 @@ class AgentThread:
         assert self._started.wait(10)
         return self
 
+    def _where(self) -> str:
+        tasks = ""
+        if self._loop is not None:
+            tasks = "\n".join(repr(t) for t in asyncio.all_tasks(self._loop))[:4000]
+        return f"{_stack_of(self._thread)}\ntasks:\n{tasks}"
+
     def stop(self, timeout_s: float = 15) -> None:
         if self._loop is not None and self._stop is not None and self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout_s)
-        assert not self._thread.is_alive(), "agent did not stop"
+        assert not self._thread.is_alive(), f"agent did not stop:\n{self._where()}"
         if self.error is not None:
             raise self.error
 

@@ -57,3 +57,12 @@ def test_acks_delete_and_state_survives_reopen(tmp_path: Path) -> None:
     again.commit(Batch(acked_samples=[first[2].id]))
     again.commit(Batch(messages=samples(1)))
     assert again.fetch(first[2].id, 10)[0].id > first[2].id
+
+
+def test_drop_oldest_spares_rows_already_sent(tmp_path: Path) -> None:
+    store = Store(tmp_path / "o.db", 100, QueueFullPolicy.DROP_OLDEST)
+    store.commit(Batch(messages=samples(100)))
+    sent_upto = store.fetch(0, 1000)[9].id  # the first 10 are with the broker
+    assert store.commit(Batch(messages=samples(5, 100)), sent_upto) == 5
+    kept = [int(r.message.payload) for r in store.fetch(0, 1000)]
+    assert kept == list(range(10)) + list(range(15, 105))
