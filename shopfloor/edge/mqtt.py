@@ -70,6 +70,7 @@ class MqttLink:
         self._closing = False
         self._writing = False
         self._flush_scheduled = False
+        self._why_lost = ""
         self.client = self._make_client(client_id, inflight)
 
     def _make_client(self, client_id: str, inflight: int) -> _Client:
@@ -119,12 +120,29 @@ class MqttLink:
             async with asyncio.timeout(CONNECT_TIMEOUT_S):
                 self.client.prepared = await self._open_socket()
                 self.client.reconnect()
-                await self.connected.wait()
+                await self._connack()
         except (OSError, TimeoutError, mqtt.WebsocketConnectionError) as exc:
             self._failures.failure("cannot connect: %s", exc or type(exc).__name__)
+            if self.client.prepared is not None:
+                self.client.prepared.close()
+                self.client.prepared = None
             self._drop_socket()
             return False
         return True
+
+    async def _connack(self) -> None:
+        """Wait for the CONNACK; OSError when the broker refuses or drops us instead."""
+        waits = {
+            asyncio.ensure_future(self.connected.wait()),
+            asyncio.ensure_future(self._lost.wait()),
+        }
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
+        if not self.connected.is_set():
+            raise OSError(f"no CONNACK: {self._why_lost}")
 
     async def _open_socket(self) -> socket.socket:
         loop = asyncio.get_running_loop()
@@ -184,8 +202,7 @@ class MqttLink:
     # paho callbacks, all on the loop thread.
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
-            self._failures.failure("connection refused: %s", reason)
-            self._mark_lost(str(reason))
+            self._mark_lost(f"refused: {reason}")
             return
         self._failures.success()
         self._backoff.reset()
@@ -201,6 +218,7 @@ class MqttLink:
         self._mark_lost(str(reason))
 
     def _mark_lost(self, why: str) -> None:
+        self._why_lost = why
         self.connected.clear()
         self._lost.set()
 
