@@ -137,12 +137,12 @@ def run(tmp: Path, devices: int, seconds: float, warmup: float) -> None:
     agent: subprocess.Popen[bytes] | None = None
     try:
         last_port = data["machines"][list(data["machines"])[-1]]["connection"]["port"]
-        wait_for_port(last_port, 60)
+        wait_for_port(last_port, 180)
         rec = Recorder(broker.port, "bench")
         agent = subprocess.Popen(
             [BIN, "edge", str(plant), "--agent", "edge1"], stdout=logs, stderr=logs, env=env
         )
-        wait_for_port(metrics_port, 60)
+        wait_for_port(metrics_port, 180)
         time.sleep(warmup)
         report(
             rec, psutil.Process(agent.pid), psutil.Process(sim.pid), metrics_port, devices, seconds
