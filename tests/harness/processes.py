@@ -3,6 +3,7 @@ fault tests: started, killed (-9) and restarted like in a plant."""
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,6 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from shopfloor.local.runner import http_ok, port_open
+
+# setpriv (util-linux) execs the command with PR_SET_PDEATHSIG: the component gets SIGTERM
+# when the test process dies, even by SIGKILL (e.g. a `timeout`), so a killed test run
+# leaves no orphaned components behind. Same pid (exec), so kill/stop work as before.
+DIE_WITH_PARENT = ["setpriv", "--pdeathsig", "TERM"] if shutil.which("setpriv") else []
 
 
 class ComponentProcess:
@@ -37,7 +43,7 @@ class ComponentProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "shopfloor.cli", *self.args],
+                [*DIE_WITH_PARENT, sys.executable, "-m", "shopfloor.cli", *self.args],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
         deadline = time.monotonic() + timeout_s
