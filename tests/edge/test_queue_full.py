@@ -7,7 +7,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import httpx
+
 from tests.edge.conftest import machine_spec, plant_data
+from tests.harness.services import free_port
 
 
 def test_drop_oldest_during_an_outage(
@@ -19,12 +22,14 @@ def test_drop_oldest_during_an_outage(
     recorder_factory: Any,
 ) -> None:
     machines = {f"m{i}": machine_spec(modbus_server.port, i, poll_interval_s=0.02) for i in (1, 2)}
+    metrics_port = free_port()
     data = plant_data(
         unique_site,
         own_mosquitto.port,
         machines,
         tmp_path / "state",
         queue={"max_samples": 100, "when_full": "drop_oldest"},
+        metrics_port=metrics_port,
     )
     rec = recorder_factory(own_mosquitto.port, f"shopfloor/v1/{unique_site}/+/+/telemetry")
     rec.client.reconnect_delay_set(1, 1)
@@ -42,6 +47,10 @@ def test_drop_oldest_during_an_outage(
         time.sleep(0.05)
     assert dropped() >= 20
     assert registry.get_sample_value("shopfloor_edge_queue_depth") == 100
+    health = httpx.get(f"http://127.0.0.1:{metrics_port}/healthz", timeout=5)
+    assert health.status_code == 503 and health.json()["broker_connected"] is False
+    metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+    assert 'shopfloor_edge_dropped_total{reason="queue_full"}' in metrics
     own_mosquitto.start()
     rec.wait_for(lambda: len(rec.payloads("telemetry")) >= 150, timeout_s=20)
     agent.stop()
