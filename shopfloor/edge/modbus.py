@@ -106,6 +106,9 @@ class Bus:
             except (ModbusException, TimeoutError, OSError) as exc:
                 self._after_io_error(exc)
                 raise DeviceError(machine, "timeout", _describe(exc)) from exc
+            except Exception as exc:  # noqa: BLE001 - garbage from a device must not kill polling
+                self._after_io_error(exc)
+                raise DeviceError(machine, "io", f"{type(exc).__name__}: {exc}") from exc
             finally:
                 if self.pause_s:
                     await asyncio.sleep(self.pause_s)
