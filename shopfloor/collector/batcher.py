@@ -81,7 +81,15 @@ class Batcher:
         return batch
 
     def add(self, batch: Batch, item: Inbound) -> None:
+        """Account one message in `batch` (its ack always; its line when it is valid)."""
         batch.acks.append((item.mid, item.qos, item.generation))
+        try:
+            self._add(batch, item)
+        except Exception as exc:  # noqa: BLE001 - a bug here must not stop the collector
+            log.exception("unexpected error on a message from %s", item.topic)
+            self._reject(item.topic, Reason.PAYLOAD, f"internal error: {exc!r}", item.payload)
+
+    def _add(self, batch: Batch, item: Inbound) -> None:
         result = classify(self._plant, item.topic, item.payload)
         if result is None:
             return

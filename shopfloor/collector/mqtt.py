@@ -141,7 +141,11 @@ class Subscriber:
         while not self._stop.is_set():
             if self._connect():
                 delays = backoff_delays(1.0, 15.0)
-                self._serve()
+                try:
+                    self._serve()
+                except Exception as exc:  # noqa: BLE001 - never let the network thread die
+                    self._failures.failure("network loop error, reconnecting: %r", exc)
+                    self.connected = False
             if not self._stop.is_set():
                 self._stop.wait(next(delays))
         self._close()
