@@ -69,6 +69,7 @@ class MachinePoller:
         self.failed_polls = 0
         self.first_failure: dt.datetime | None = None
         self.online: bool | None = None
+        self._polls = metrics.polls.labels(machine_id)
 
     async def run(self, start_offset_s: float = 0.0) -> None:
         loop = asyncio.get_running_loop()
@@ -94,7 +95,7 @@ class MachinePoller:
         started = asyncio.get_running_loop().time()
         result = await self._read(blocks)
         self.metrics.poll_duration.observe(asyncio.get_running_loop().time() - started)
-        self.metrics.polls.labels(self.machine_id).inc()
+        self._polls.inc()
         self._queue_telemetry(ts, result)
         came_back = self._track(ts, result)
         self._queue_state(ts, result)

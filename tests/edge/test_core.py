@@ -152,3 +152,17 @@ def test_check_command_accepts(command: Command) -> None:
 )
 def test_extract_id(raw: bytes, expected: str | None) -> None:
     assert extract_id(raw) == expected
+
+
+def test_telemetry_payload_follows_the_contract() -> None:
+    from shopfloor.edge.sample import telemetry_payload
+    from shopfloor.shared.contract import Telemetry, parse
+
+    values = {"i": -3, "u": 2**64 - 1, "f": 1.5, "b": False, "s": "WO-1"}
+    message = parse(Telemetry, telemetry_payload(T0, 7, values, {"x"}))
+    assert (message.seq, message.values, message.quality, message.ts) == (
+        7,
+        values,
+        {"x": "bad"},
+        T0,
+    )
