@@ -11,7 +11,7 @@ LOOPBACK = "127.0.0.1"
 
 def mosquitto_conf(port: int, data_dir: Path, host: str = LOOPBACK) -> str:
     """Loopback listener, persistence on, queues far above mosquitto's default of 1000
-    (an outage of a whole plant must fit), run as the current user."""
+    (an outage of a whole plant must fit), no Nagle delay, run as the current user."""
     return (
         f"listener {port} {host}\n"
         "allow_anonymous true\n"
@@ -22,6 +22,7 @@ def mosquitto_conf(port: int, data_dir: Path, host: str = LOOPBACK) -> str:
         "max_queued_bytes 0\n"
         "max_inflight_messages 100\n"
         "message_size_limit 1048576\n"
+        "set_tcp_nodelay true\n"  # small QoS 1 messages would otherwise wait ~40 ms (Nagle)
         f"user {getpass.getuser()}\n"
         "log_dest stdout\n"
         "log_type error\nlog_type warning\nlog_type notice\n"
