@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 DRAIN_S = 2.0
 """On shutdown, how long to wait for in-flight PUBACKs (the rest stays queued)."""
 INFLIGHT_RANGE = (20, 100)
+COMMAND_IDS_KEPT_S = 30 * 24 * 3600.0
+"""Executed command ids are remembered this long (commands expire long before)."""
 
 
 def state_dir_of(agent: Agent) -> Path:
@@ -74,6 +77,7 @@ class EdgeAgent:
         store = Store(
             outbox_path_of(self.agent), self.agent.queue.max_samples, self.agent.queue.when_full
         )
+        store.forget_commands(time.time() - COMMAND_IDS_KEPT_S)
         outbox = Outbox(store, self.metrics)
         inflight = min(max(self.agent.publish_inflight, INFLIGHT_RANGE[0]), INFLIGHT_RANGE[1])
         link = MqttLink(

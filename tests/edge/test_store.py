@@ -66,3 +66,11 @@ def test_drop_oldest_spares_rows_already_sent(tmp_path: Path) -> None:
     assert store.commit(Batch(messages=samples(5, 100)), sent_upto) == 5
     kept = [int(r.message.payload) for r in store.fetch(0, 1000)]
     assert kept == list(range(10)) + list(range(15, 105))
+
+
+def test_old_command_ids_are_forgotten(tmp_path: Path) -> None:
+    store = Store(tmp_path / "o.db", 100, QueueFullPolicy.DROP_OLDEST)
+    assert store.claim_command("old", "m1", 10.0) and store.claim_command("new", "m1", 500.0)
+    store.forget_commands(100.0)
+    assert store.claim_command("old", "m1", 600.0)
+    assert not store.claim_command("new", "m1", 600.0)
