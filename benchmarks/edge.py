@@ -115,12 +115,19 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--devices", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=30.0, help="measured window")
     parser.add_argument("--warmup", type=float, default=10.0)
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="niceness for broker, simulator and agent (negative needs root): "
+        "on a shared machine, measure them ahead of other work",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-edge-") as tmp:
-        run(Path(tmp), args.devices, args.seconds, args.warmup)
+        run(Path(tmp), args.devices, args.seconds, args.warmup, args.nice)
 
 
-def run(tmp: Path, devices: int, seconds: float, warmup: float) -> None:
+def run(tmp: Path, devices: int, seconds: float, warmup: float, nice: int = 0) -> None:
     broker = Mosquitto(tmp / "mosquitto")
     broker.start()
     metrics_port = free_port()
@@ -143,6 +150,11 @@ def run(tmp: Path, devices: int, seconds: float, warmup: float) -> None:
             [BIN, "edge", str(plant), "--agent", "edge1"], stdout=logs, stderr=logs, env=env
         )
         wait_for_port(metrics_port, 180)
+        if nice:
+            for pid in (agent.pid, sim.pid, broker.proc.pid if broker.proc else None):
+                if pid is not None:
+                    psutil.Process(pid).nice(nice)
+            print(f"niceness:           {nice} (broker, simulator, agent)")
         time.sleep(warmup)
         report(
             rec, psutil.Process(agent.pid), psutil.Process(sim.pid), metrics_port, devices, seconds
