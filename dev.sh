@@ -51,7 +51,8 @@ shift || true
 case "$cmd" in
   up)    bootstrap; exec "$VENV/bin/shopfloor" local up "$PLANT" --run-dir "$RUN_DIR" "$@" ;;
   down)  exec "$VENV/bin/shopfloor" local down --run-dir "$RUN_DIR" "$@" ;;
-  test)  bootstrap; exec "$VENV/bin/python" -m pytest "$@" ;;
+  # Three workers on two cores: most tests wait on real services (outages, restarts).
+  test)  bootstrap; exec "$VENV/bin/python" -m pytest -n "${SHOPFLOOR_TEST_WORKERS:-3}" "$@" ;;
   bench) bootstrap; exec "$VENV/bin/python" -m benchmarks "$@" ;;
   *)     sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 esac
