@@ -8,6 +8,7 @@ aggregates), never raw counters of different stations subtracted.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,8 +110,10 @@ def compute_wip(
     stable_tolerance: float = 0.1,
 ) -> WipResult:
     """WIP from per-station (parts, scrap) per bucket [edges[k], edges[k+1]); edges[0] is
-    the anchor time and `start_ms` (one of the edges) the window start."""
-    first = list(edges).index(start_ms)
+    the anchor time and `start_ms` the window start. When no bucket begins at `start_ms`
+    (a station's data begins later, e.g. an anchor set before the first sample), the window
+    is measured from the first edge at or after it: no counts, no flow, before that."""
+    first = min(bisect_left(edges, start_ms), len(edges) - 1)
     paths = _paths(line, edges, counts, anchor)
     buffers = []
     for i, path in enumerate(paths):

@@ -61,3 +61,17 @@ def test_work_order_progress_along_the_line() -> None:
     assert wo1.good == 58 and wo1.scrap == 4 + 2 and wo1.remaining == 0
     assert wo1.phase == "done" and wo1.started_ms == T0 and wo1.finished_ms is not None
     assert wo2.phase == "m1" and wo2.good == 0 and wo2.remaining == 60
+
+
+def test_anchor_before_the_first_sample_does_not_break_the_window() -> None:
+    """A stocktake dated before any sample of the window: the live engine then passes
+    edges [anchor, ..., end] without one at the window start (it used to raise)."""
+    line = plant(stations=2).lines[0]
+    anchor_ts, start, end = T0, T0 + 30_000, T0 + 120_000
+    edges = [anchor_ts, T0 + 60_000, end]
+    counts = {"m1": [(0, 0), (4, 0)], "m2": [(0, 0), (1, 0)]}
+    r = compute_wip(line, edges, counts, Anchor(anchor_ts, 7, {"m1": 7}), start)
+    assert r.buffers[0].wip == 7 + 4 - 1 and r.wip == 10
+    only_anchor = compute_wip(line, [anchor_ts, end], {"m1": [(0, 0)], "m2": [(0, 0)]},
+                              Anchor(anchor_ts, 7, {"m1": 7}), start)
+    assert only_anchor.wip == 7 and only_anchor.buffers[0].change == 0
