@@ -5,6 +5,7 @@ answers. Against the project's simulator (fault modes) and a pymodbus server."""
 from __future__ import annotations
 
 import datetime as dt
+import statistics
 import time
 from typing import Any
 
@@ -47,10 +48,11 @@ def test_silent_and_exception_devices_go_offline_without_delaying_others(
     bad = [t for t in rec.payloads("/m1/telemetry") if t["quality"]]
     assert bad and bad[-1]["values"] == {} and "state" in bad[-1]["quality"]
 
-    # m3 kept its 0.2 s schedule while m1 timed out (1 s) and m2 raised exceptions
+    # m3 kept its 0.2 s schedule while m1 timed out (1 s) and m2 raised exceptions: had m1
+    # held m3 up, m3's polls would be >= 1 s apart (median, robust to a busy machine)
     healthy = [t for t in rec.payloads("/m3/telemetry") if fault_start <= ts(t) <= fault_end]
     gaps = [ts(b) - ts(a) for a, b in zip(healthy, healthy[1:], strict=False)]
-    assert len(healthy) >= 5 and max(gaps) < 0.6
+    assert len(healthy) >= 5 and statistics.median(gaps) < 0.5
     assert all(not t["quality"] for t in healthy)
 
     sim.call(sim.sim.set_fault, "m1", "normal")
