@@ -20,11 +20,12 @@ from shopfloor.collector.batcher import Batch, Batcher
 from shopfloor.collector.database import LineWriter
 from shopfloor.collector.deadletters import DeadLetters
 from shopfloor.collector.errors import DatabaseUnavailable
-from shopfloor.collector.messages import Reason
+from shopfloor.collector.messages import Kind, Reason
 from shopfloor.collector.metrics import Metrics
 from shopfloor.collector.mqtt import Inbound, Subscriber
 from shopfloor.collector.recovery import recover_last_seq
 from shopfloor.collector.sinks import BatchSink, SinkRunner, WrittenBatch
+from shopfloor.collector.stats import LagWindow, StatsReporter, read_snapshot
 from shopfloor.collector.writer import DurableWriter
 from shopfloor.shared.http_status import StatusServer
 from shopfloor.shared.plant import Plant
@@ -52,6 +53,14 @@ class Collector:
         self.metrics.pending.set_function(lambda: self.pending)  # evaluated at each scrape
         self.metrics.broker_up.set_function(lambda: int(self.subscriber.connected))
         self.metrics.database_up.set_function(lambda: int(self.db.up))
+        self.lags = LagWindow()  # write time - sample ts of the telemetry written
+        self.stats = StatsReporter(
+            plant.site.id, plant.collector.client_id, plant.collector.stats_period_s or 0.0,
+            lambda: read_snapshot(self.metrics, self.subscriber.received, self.pending,
+                                  self.lags.take()),
+            lambda: self.db.writer.write if self.db.writer is not None else None,
+            self._stop, time.time,
+        )
 
     def add_sink(self, sink: BatchSink) -> None:
         """Register a sink (see the package docstring); call before `start`."""
@@ -64,6 +73,8 @@ class Collector:
             self.status.start()
         self.subscriber.start()
         self._spawn("collector-writer", self._write_loop)
+        if self.plant.collector.stats_period_s is not None:
+            self._spawn("collector-stats", self.stats.run)
         return self
 
     def _spawn(self, name: str, target: Any) -> None:
@@ -114,8 +125,12 @@ class Collector:
         self.metrics.batches.inc()
         self.metrics.points_written.inc(len(batch.lines) - len(rejected))
         self.metrics.values_written.inc(batch.values)
+        written_at = time.time()
+        self.lags.add(written_at - m.payload.ts.timestamp() for m in batch.messages
+                      if m.kind is Kind.TELEMETRY and not m.duplicate)
         if self._sinks and batch.messages:
-            self._sinks.deliver(WrittenBatch(batch.messages, dt.datetime.now(dt.UTC)))
+            self._sinks.deliver(WrittenBatch(batch.messages,
+                                             dt.datetime.fromtimestamp(written_at, dt.UTC)))
 
     @property
     def pending(self) -> int:

@@ -305,6 +305,7 @@ class Collector(Model):
     lateness_s: PositiveSeconds = 48 * 3600.0
     minor_stop_s: PositiveSeconds = 120.0  # OEE T_minor: shorter stops are minor (L3)
     startup_s: PositiveSeconds = 600.0  # running time after a setup whose scrap is L6
+    stats_period_s: PositiveSeconds | None = 10.0  # collector_stats points; None: off
 
 
 class Role(StrEnum):

@@ -27,6 +27,7 @@ TAG_SITE = "site"
 TAG_LINE = "line"
 TAG_MACHINE = "machine"
 TAG_AGENT = "agent"  # agent_status: the edge agent id
+TAG_COLLECTOR = "collector"  # collector_stats: the collector's MQTT client id
 # KPI tags (fields of oee, oee_rollup, wip, work_order: docs/oee.md)
 TAG_WINDOW = "window"  # oee/wip: shift | shift_final | rolling; work_order: minute | order
 TAG_SHIFT = "shift"  # oee/wip: shift name (its instance is the production date field)
