@@ -91,10 +91,12 @@ def limits(plant_file: Path, plant: Plant, broker: Mosquitto, influx: InfluxDB,
 
 
 # ---------------------------------------------------------------- chain processes
-def start_chain(plant_file: Path, plant: Plant, workdir: Path) -> dict[str, ComponentProcess]:
+def start_chain(plant_file: Path, plant: Plant, workdir: Path,
+                kpi: bool = True) -> dict[str, ComponentProcess]:
     quiet = ["--log-level", "WARNING"]
+    collector_args = ["collector", str(plant_file), *quiet, "--kpi" if kpi else "--no-kpi"]
     procs = {
-        "collector": ComponentProcess("collector", ["collector", str(plant_file), *quiet],
+        "collector": ComponentProcess("collector", collector_args,
                                       workdir, health_url(plant.collector.metrics_port)),
         "api": ComponentProcess("api", ["api", str(plant_file), *quiet], workdir,
                                 health_url(plant.api.port)),
@@ -179,14 +181,18 @@ class Watch:
         return out
 
 
-def telemetry_received(port: int) -> float:
-    """Telemetry messages (samples) the collector has taken in."""
+def labelled(port: int | None, name: str, **labels: str) -> float:
+    """Sum of a metric's samples whose labels include `labels`."""
     from prometheus_client.parser import text_string_to_metric_families
 
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
-               if s.name == "shopfloor_collector_messages_received_total"
-               and s.labels.get("kind") == "telemetry")
+               if s.name == name and labels.items() <= s.labels.items())
+
+
+def telemetry_received(port: int) -> float:
+    """Telemetry messages (samples) the collector has taken in."""
+    return labelled(port, "shopfloor_collector_messages_received_total", kind="telemetry")
 
 
 def measure(plant: Plant, influx: InfluxDB, watch_pids: dict[str, int], warmup: float,
@@ -221,6 +227,9 @@ def measure(plant: Plant, influx: InfluxDB, watch_pids: dict[str, int], warmup: 
         "edges poll failures total (timeouts etc.)": sum(
             metric(a.metrics_port, "shopfloor_edge_poll_failures_total")  # type: ignore[arg-type]
             for a in plant.agents),
+        **{f"edges poll failures, {kind}": sum(
+            labelled(a.metrics_port, "shopfloor_edge_poll_failures_total", kind=kind)
+            for a in plant.agents) for kind in ("timeout", "connect", "exception", "io")},
         "edges polls total": sum(
             metric(a.metrics_port, "shopfloor_edge_polls_total")  # type: ignore[arg-type]
             for a in plant.agents),
@@ -289,6 +298,8 @@ def main(argv: list[str]) -> None:
                         help="seconds of load per foreign-part limit")
     parser.add_argument("--kpi-period", type=float, default=None,
                         help="collector.kpi_period_s (default: the plant model's)")
+    parser.add_argument("--no-kpi", action="store_true",
+                        help="run the collector without its live KPI sink (to see its cost)")
     parser.add_argument("--drain", type=float, default=180.0,
                         help="max seconds to wait for the backlog after the edges stop")
     args = parser.parse_args(argv)
@@ -306,7 +317,7 @@ def main(argv: list[str]) -> None:
             procs["sim"] = ComponentProcess("sim", ["sim", str(plant_file)], workdir,
                                             ports_open(modbus_ports)).start(timeout_s=120)
             limit = limits(plant_file, plant, broker, influx, args.limit_seconds)
-            procs.update(start_chain(plant_file, plant, workdir))
+            procs.update(start_chain(plant_file, plant, workdir, kpi=not args.no_kpi))
             pids = {name: p.proc.pid for name, p in procs.items() if p.proc is not None}
             pids.update(mosquitto=broker.proc.pid, influxd=influx.proc.pid)  # type: ignore[union-attr]
             result = measure(plant, influx, pids, args.warmup, args.duration)
@@ -333,7 +344,8 @@ def report(args: argparse.Namespace, limit: dict[str, float], r: dict[str, Any])
     print(f"\nchain benchmark: {args.machines} machines x {POINTS} points at 1 Hz"
           f" ({args.machines:,} samples/s = {args.machines * POINTS:,} values/s offered),"
           f" {args.agents} edge agent(s), {args.duration:g} s measured after {args.warmup:g} s"
-          f" warm-up, {psutil.cpu_count()} cores, load average {psutil.getloadavg()[0]:.1f}")
+          f" warm-up, {psutil.cpu_count()} cores, load average {psutil.getloadavg()[0]:.1f}"
+          f"{', collector without live KPIs' if args.no_kpi else ''}")
     print("limits of the parts we did not write (each alone, measured first):")
     for name, value in limit.items():
         print(f"  {name:<44} {value:>12,.0f} values/s = {value / POINTS:>9,.0f} samples/s")
