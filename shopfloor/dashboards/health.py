@@ -1,10 +1,10 @@
 """Dashboard 5, system health, from what InfluxDB holds: samples stored per second,
-samples missing from the stored sequence numbers (lost between edge and database), edge
-agents online over time, time of each machine's latest stored sample.
+samples missing from the stored sequence numbers (lost between edge and database), the
+collector's end-to-end lag and dead letters (its `collector_stats` points), edge agents
+online over time, time of each machine's latest stored sample.
 
-End-to-end lag, dead letters and the edge queue depth are Prometheus metrics of the
-collector and edge (/metrics), not InfluxDB data, so they are not panels here (see
-docs/dashboards.md)."""
+The edge queue depth is a Prometheus metric of the edge agents (/metrics), not InfluxDB
+data, so it is not a panel here (see docs/dashboards.md)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ from shopfloor.shared import schema
 UID = "shopfloor-system-health"
 ALL_TAGS = (schema.TAG_SITE, schema.TAG_LINE, schema.TAG_MACHINE)
 SEQ = schema.SEQ_FIELD
+STATS_TAGS = (schema.TAG_SITE, schema.TAG_COLLECTOR)
+STATS_SERIES = series_name(*STATS_TAGS)
 
 
 def ingest_rate() -> InfluxQL:
@@ -48,6 +50,27 @@ def missing_samples() -> InfluxQL:
     ).alias(series_name(*ALL_TAGS))
 
 
+def end_to_end_lag() -> InfluxQL:
+    """Per collector: write time - sample ts, s. Each point holds one stats period's
+    percentiles, which cannot be merged exactly: an interval shows the mean of its p50s
+    and the worst of its p99s."""
+    return InfluxQL(
+        f'SELECT mean("lag_p50_s") AS "p50", max("lag_p99_s") AS "p99" '
+        f'FROM "{schema.COLLECTOR_STATS}" {where(schema.TAG_SITE)} '
+        f"{group_by(*STATS_TAGS, time=True)}"
+    ).alias(f"{STATS_SERIES} $col")
+
+
+def dead_letters() -> InfluxQL:
+    """Messages dead-lettered per minute, per collector, from the cumulative counter
+    (non_negative_difference skips the drop to 0 when a collector restarts)."""
+    return InfluxQL(
+        f'SELECT non_negative_difference(last("dead_letters")) * 60000 / $__interval_ms '
+        f'AS "per_min" FROM "{schema.COLLECTOR_STATS}" {where(schema.TAG_SITE)} '
+        f"{group_by(*STATS_TAGS, time=True)}"
+    ).alias(STATS_SERIES)
+
+
 def agents_timeline() -> InfluxQL:
     return InfluxQL(
         f'SELECT "online" FROM "{schema.AGENT_STATUS}" {where(schema.TAG_SITE)} '
@@ -69,7 +92,8 @@ def dashboard() -> Dashboard:
         new_dashboard(
             UID, "System health",
             "The monitoring system itself: samples stored per second, samples lost "
-            "between edge and database, edge agents online, latest sample per machine.",
+            "between edge and database, the collector's end-to-end lag and dead letters, "
+            "edge agents online, latest sample per machine.",
             time_from="now-6h", refresh="1m",
         )
         .with_row(Row("Ingest"))
@@ -77,6 +101,11 @@ def dashboard() -> Dashboard:
                                      unit="none"))
         .with_panel(bar_gauge_panel("Lost samples in the time range (sequence gaps)",
                                     [missing_samples()], w=12, h=8, unit="none"))
+        .with_row(Row("Collector"))
+        .with_panel(timeseries_panel("End-to-end lag", [end_to_end_lag()], w=12, h=8,
+                                     unit="s"))
+        .with_panel(timeseries_panel("Dead letters", [dead_letters()], w=12, h=8,
+                                     unit="none"))
         .with_row(Row("Edge"))
         .with_panel(agents)
         .with_panel(table_panel("Latest stored sample per machine", [latest_samples()],

@@ -2,8 +2,9 @@
 own code: telemetry, machine_state and agent_status as the collector encodes contract
 payloads (`collector.messages.classify`, `collector.encode.Encoder`); oee_rollup, oee and
 wip as the KPI engine records them (`kpi.records`, results from `kpi.oee.compute`);
-control_audit as the API does (`api.audit.to_line`). One sample of press1 on the first
-site is missing (a seq gap) for the lost-samples panel."""
+control_audit as the API does (`api.audit.to_line`); collector_stats as the collector
+does (`collector.stats.stats_line`). One sample of press1 on the first site is missing (a
+seq gap) for the lost-samples panel."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import httpx
 from shopfloor.api.audit import AuditEntry, to_line
 from shopfloor.collector.encode import Encoder
 from shopfloor.collector.messages import ParsedMessage, classify
+from shopfloor.collector.stats import Snapshot, stats_line, summarize
 from shopfloor.kpi import records
 from shopfloor.kpi.buckets import Agg, total
 from shopfloor.kpi.calendar import ShiftInstance
@@ -128,6 +130,32 @@ def audit_lines(plant: Plant, window: Window) -> list[str]:
     return out
 
 
+STATS_PERIOD_MS = 10_000  # the collector's default stats_period_s
+
+
+STATS_LAGS = [0.2 + 0.01 * i for i in range(60)]
+"""Lags (s) of the samples of every stats period."""
+
+
+def stats_snapshots(window: Window) -> list[tuple[int, Snapshot]]:
+    """(ts, snapshot) every 10 s: counters growing since start, a restart (counters back
+    to 0) half-way, three dead letters a minute."""
+    out = []
+    restart_ms = window.from_ms + (window.to_ms - window.from_ms) // 2
+    for ts in range(window.from_ms, window.to_ms, STATS_PERIOD_MS):
+        n = (ts - (restart_ms if ts >= restart_ms else window.from_ms)) // STATS_PERIOD_MS
+        out.append((ts, Snapshot(received=80 * n, written=470 * n,
+                                 dead_letters={"payload": n // 3, "unknown_machine": n // 6},
+                                 lost=0, duplicates=n // 10, late=0, pending=3,
+                                 lag=summarize(STATS_LAGS))))
+    return out
+
+
+def collector_stats_lines(plant: Plant, window: Window) -> list[str]:
+    return [stats_line(plant.site.id, plant.collector.client_id, snapshot, ts)
+            for ts, snapshot in stats_snapshots(window)]
+
+
 def status_lines(plant: Plant, encoder: Encoder, window: Window) -> list[str]:
     out = []
     for agent in plant.agents:
@@ -146,7 +174,7 @@ def plant_lines(plant: Plant, window: Window, with_gap: bool) -> list[str]:
         gap = GAP[1] if with_gap and machine == GAP[0] else None
         out += machine_lines(plant, encoder, machine, window, gap)
         out += kpi_lines(plant, machine, window)
-    return out + wip_lines(plant, window)
+    return out + wip_lines(plant, window) + collector_stats_lines(plant, window)
 
 
 def write(url: str, database: str, lines: list[str], precision: str = "ms") -> None:

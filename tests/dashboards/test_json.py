@@ -17,7 +17,8 @@ from shopfloor.dashboards.panels_model import walk_panels
 PROVISIONING = DASHBOARD_DIR / "provisioning"
 DASHBOARDS = load_committed()
 MACROS = {"timeFilter", "__timeFilter", "__interval", "__interval_ms", "interval",
-          "tag_site", "tag_line", "tag_machine", "tag_agent", "tag_buffer"}
+          "tag_site", "tag_line", "tag_machine", "tag_agent", "tag_buffer", "tag_collector",
+          "col"}  # $col: the column name, in an alias (Grafana's InfluxDB alias patterns)
 
 
 def datasource_files() -> list[Path]:

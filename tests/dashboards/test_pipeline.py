@@ -79,7 +79,7 @@ def test_dashboards_on_pipeline_data(mosquitto: Mosquitto, influxdb: InfluxDB,
     end = start + dt.timedelta(hours=1)
     data["calendar"] = {"shifts": [{"name": "test", "start": start.strftime("%H:%M:%S"),
                                     "end": end.strftime("%H:%M:%S")}]}
-    data["collector"].update(kpi_period_s=1, rolling_window_s=60)
+    data["collector"].update(kpi_period_s=1, rolling_window_s=60, stats_period_s=1)
     data["api"].update(dev_mode=False, keys=[
         {"name": "shift-lead", "hash": hash_key(SUPERVISOR_KEY), "role": "supervisor"}])
     plant_file = write_plant(data, tmp_path / "plant.yaml")

@@ -4,11 +4,16 @@ its panel needs; the site/line/machine variables really filter."""
 
 from __future__ import annotations
 
+import re
+from itertools import pairwise
+
 import pytest
 
+from shopfloor.collector.stats import summarize
 from shopfloor.dashboards.build import load_committed
 from shopfloor.dashboards.macros import Variable, expand
 from shopfloor.dashboards.verify import verify_dashboard
+from tests.dashboards import data
 from tests.dashboards.conftest import Filled
 
 DASHBOARDS = load_committed()
@@ -53,6 +58,30 @@ def test_lost_samples_panel_counts_the_one_gap(filled: Filled) -> None:
     assert len(per_machine) == 8
     assert per_machine.pop((filled.sites[0], "press1")) == 1
     assert set(per_machine.values()) == {0}
+
+
+def test_collector_panels_show_lag_and_dead_letters_across_a_restart(filled: Filled) -> None:
+    outcomes = verify_dashboard(filled.client, DASHBOARDS["system-health.json"],
+                                filled.window.from_ms, filled.window.to_ms)
+    lag = next(o for o in outcomes if o.label.endswith("End-to-end lag"))
+    expected = summarize(data.STATS_LAGS)
+    assert {s["tags"]["site"] for s in lag.series} == set(filled.sites)
+    for s in lag.series:
+        rows = [dict(zip(s["columns"], row, strict=True)) for row in s["values"]]
+        assert {r["p50"] for r in rows if r["p50"] is not None} == {expected.p50_s}
+        assert {r["p99"] for r in rows if r["p99"] is not None} == {expected.p99_s}
+    dead = next(o for o in outcomes if o.label.endswith("Dead letters"))
+    interval_min = int(re.search(r"time\((\d+)s\)", dead.query)[1]) / 60
+    drops = totals = 0  # dead letters before the restart + after it
+    for before, after in pairwise(s for _, s in data.stats_snapshots(filled.window)):
+        step = sum(after.dead_letters.values()) - sum(before.dead_letters.values())
+        totals += max(step, 0)
+        drops += step < 0
+    assert drops == 1  # the restart, which the panel must not count
+    for s in dead.series:
+        per_min = [row[1] for row in s["values"] if row[1] is not None]
+        assert min(per_min) >= 0
+        assert round(sum(per_min) * interval_min) == totals
 
 
 def test_line_oee_is_summed_not_averaged(filled: Filled) -> None:
