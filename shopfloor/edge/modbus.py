@@ -100,9 +100,8 @@ class Bus:
     async def _request(self, machine: str, method: Any, *args: Any, **kwargs: Any) -> Any:
         async with self.lock:
             await self._ensure_connected(machine)
-            try:
-                async with asyncio.timeout(self.connection.timeout_s + 0.5):
-                    response = await method(*args, **kwargs)
+            try:  # pymodbus bounds the wait for the answer by timeout_s (no retries)
+                response = await method(*args, **kwargs)
             except (ModbusException, TimeoutError, OSError) as exc:
                 self._after_io_error(exc)
                 raise DeviceError(machine, "timeout", _describe(exc)) from exc
