@@ -65,8 +65,9 @@ class Recorder:
 
 
 def jitters(samples: list[tuple[str, bytes]], interval_s: float) -> list[float]:
-    """Per machine: poll start minus its schedule (grid t0 + k * interval, t0 = the
-    earliest-aligned sample), in seconds."""
+    """Per machine: how much later than its usual phase each poll started, from the
+    samples' own timestamps (a cross-check of the agent's histogram; robust to outliers:
+    the phase is the machine's median, and a late poll never shifts it)."""
     by_machine: dict[str, list[float]] = defaultdict(list)
     for topic, payload in samples:
         ts = datetime.fromisoformat(json.loads(payload)["ts"]).timestamp()
@@ -74,18 +75,20 @@ def jitters(samples: list[tuple[str, bytes]], interval_s: float) -> list[float]:
     out: list[float] = []
     for stamps in by_machine.values():
         first = stamps[0]
-        t0 = min(t - round((t - first) / interval_s) * interval_s for t in stamps)
-        out.extend(t - (t0 + round((t - t0) / interval_s) * interval_s) for t in stamps)
+        # phase of each sample relative to the first one, wrapped to [-I/2, I/2)
+        phases = [(t - first + interval_s / 2) % interval_s - interval_s / 2 for t in stamps]
+        usual = statistics.median(phases)
+        out.extend(max(0.0, p - usual) for p in phases)
     return out
 
 
-def histogram_quantile(metrics: str, name: str, q: float) -> float | None:
-    """Upper bound of the bucket holding quantile q of a Prometheus histogram."""
-    buckets = [
-        (float(le), float(v))
-        for le, v in re.findall(rf'{name}_bucket{{le="([^"]+)"}} (\S+)', metrics)
-    ]
-    if not buckets:
+def histogram_quantile(before: str, after: str, name: str, q: float) -> float | None:
+    """Upper bound of the bucket holding quantile q of a Prometheus histogram, counting
+    only the observations made between the two scrapes."""
+    pattern = rf'{name}_bucket{{le="([^"]+)"}} (\S+)'
+    start = {le: float(v) for le, v in re.findall(pattern, before)}
+    buckets = [(float(le), float(v) - start.get(le, 0.0)) for le, v in re.findall(pattern, after)]
+    if not buckets or buckets[-1][1] <= 0:
         return None
     total = buckets[-1][1]
     return next((le for le, count in buckets if count >= q * total), None)
@@ -199,11 +202,15 @@ def report(
     if jit:
         p50 = statistics.median(jit) * 1000
         p99 = jit[int(0.99 * (len(jit) - 1))] * 1000
-        print(f"poll jitter:        p50 {p50:.1f} ms, p99 {p99:.1f} ms (from sample timestamps)")
-    hp50 = histogram_quantile(after, "shopfloor_edge_poll_jitter_seconds", 0.5)
-    hp99 = histogram_quantile(after, "shopfloor_edge_poll_jitter_seconds", 0.99)
+        print(
+            f"poll jitter:        p50 {p50:.1f} ms, p99 {p99:.1f} ms "
+            "(sample timestamps vs each machine's usual phase)"
+        )
+    hp50 = histogram_quantile(before, after, "shopfloor_edge_poll_jitter_seconds", 0.5)
+    hp99 = histogram_quantile(before, after, "shopfloor_edge_poll_jitter_seconds", 0.99)
     print(
-        f"poll jitter (hist): p50 <= {_ms(hp50)}, p99 <= {_ms(hp99)} (agent histogram, cumulative)"
+        f"poll jitter (hist): p50 <= {_ms(hp50)}, p99 <= {_ms(hp99)} "
+        "(agent's own clock vs schedule, this window)"
     )
     print(f"agent CPU:          {cpu:.0f} % of one core")
     print(f"simulator CPU:      {sim_cpu:.0f} % of one core")
@@ -222,4 +229,4 @@ def _sum(metrics: str, name: str) -> float:
 
 
 def _ms(value: float | None) -> str:
-    return "n/a" if value is None else f"{value * 1000:.0f} ms"
+    return "n/a" if value is None else f"{value * 1000:g} ms"

@@ -6,6 +6,25 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+_JITTER_BUCKETS = (
+    0.0005,
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.05,
+    0.1,
+    0.2,
+    0.5,
+    1.0,
+    2.0,
+    5.0,
+)
 
 
 class EdgeMetrics:
@@ -30,7 +49,7 @@ class EdgeMetrics:
         self.poll_jitter = Histogram(
             "shopfloor_edge_poll_jitter_seconds",
             "Actual poll start minus scheduled start",
-            buckets=_LATENCY_BUCKETS,
+            buckets=_JITTER_BUCKETS,
             registry=r,
         )
         self.queue_depth = Gauge(
