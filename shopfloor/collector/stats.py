@@ -72,16 +72,19 @@ class LagWindow:
         self._max = -math.inf
 
     def add(self, lags: Iterable[float]) -> None:
+        values = list(lags)
+        if not values:
+            return
         with self._lock:
-            for lag in lags:
+            room = max(0, self._capacity - len(self._lags))
+            self._lags.extend(values[:room])
+            self._max = max(self._max, max(values))
+            self._count += min(room, len(values))
+            for lag in values[room:]:  # reservoir sampling (Algorithm R) once full
                 self._count += 1
-                self._max = max(self._max, lag)
-                if len(self._lags) < self._capacity:
-                    self._lags.append(lag)
-                else:
-                    slot = self._rng.randrange(self._count)
-                    if slot < self._capacity:
-                        self._lags[slot] = lag
+                slot = self._rng.randrange(self._count)
+                if slot < self._capacity:
+                    self._lags[slot] = lag
 
     def take(self) -> LagSummary | None:
         """The period's summary (None without samples); starts the next period."""

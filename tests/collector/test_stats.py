@@ -113,7 +113,10 @@ def test_lag_summary_percentiles(lags):
 
 def test_lag_window_keeps_exact_count_and_max_beyond_its_reservoir():
     window = LagWindow(capacity=10)
-    window.add(float(i) for i in range(1000))
+    window.add(float(i) for i in range(7))  # partly fills the reservoir
+    window.add(float(i) for i in range(1000, 7, -1))  # overflows it
+    window.add([])
     summary = window.take()
-    assert summary.count == 1000 and summary.max_s == 999.0
+    assert summary.count == 1000 and summary.max_s == 1000.0
+    assert 0.0 <= summary.p50_s <= summary.p99_s <= 1000.0
     assert window.take() is None  # a new period
