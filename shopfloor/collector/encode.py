@@ -194,5 +194,7 @@ def status_line(
     fields: dict[str, object] = {"online": payload.online, "machines": ",".join(payload.machines)}
     if payload.version is not None:
         fields["version"] = payload.version
+    if payload.queue_depth is not None:
+        fields["queue_depth"] = payload.queue_depth
     tags = {schema.TAG_SITE: message.site, schema.TAG_AGENT: message.agent}
     return schema.line(schema.AGENT_STATUS, tags, fields, to_ms(payload.ts or received_at))

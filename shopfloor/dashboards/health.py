@@ -1,10 +1,8 @@
 """Dashboard 5, system health, from what InfluxDB holds: samples stored per second,
 samples missing from the stored sequence numbers (lost between edge and database), the
 collector's end-to-end lag and dead letters (its `collector_stats` points), edge agents
-online over time, time of each machine's latest stored sample.
-
-The edge queue depth is a Prometheus metric of the edge agents (/metrics), not InfluxDB
-data, so it is not a panel here (see docs/dashboards.md)."""
+online over time, each edge agent's outbox depth (from the status it repeats every
+status period), time of each machine's latest stored sample."""
 
 from __future__ import annotations
 
@@ -78,6 +76,16 @@ def agents_timeline() -> InfluxQL:
     ).alias(series_name(schema.TAG_SITE, schema.TAG_AGENT))
 
 
+def edge_queue_depth() -> InfluxQL:
+    """Samples waiting in each edge agent's outbox (not yet acknowledged by the broker),
+    from the `queue_depth` of the status the agent repeats while connected: a backlog
+    after an outage shows as it drains."""
+    return InfluxQL(
+        f'SELECT max("queue_depth") AS "queue_depth" FROM "{schema.AGENT_STATUS}" '
+        f"{where(schema.TAG_SITE)} {group_by(schema.TAG_SITE, schema.TAG_AGENT, time=True)}"
+    ).alias(series_name(schema.TAG_SITE, schema.TAG_AGENT))
+
+
 def latest_samples() -> InfluxQL:
     return InfluxQL(
         f'SELECT last("{SEQ}") AS "last_seq" FROM "{schema.TELEMETRY}" '
@@ -86,14 +94,14 @@ def latest_samples() -> InfluxQL:
 
 
 def dashboard() -> Dashboard:
-    agents = state_timeline_panel("Edge agents online", agents_timeline(), w=24, h=5)
+    agents = state_timeline_panel("Edge agents online", agents_timeline(), w=12, h=8)
     agents.mappings(online_mappings())
     return (
         new_dashboard(
             UID, "System health",
             "The monitoring system itself: samples stored per second, samples lost "
             "between edge and database, the collector's end-to-end lag and dead letters, "
-            "edge agents online, latest sample per machine.",
+            "edge agents online and their queue depth, latest sample per machine.",
             time_from="now-6h", refresh="1m",
         )
         .with_row(Row("Ingest"))
@@ -108,6 +116,8 @@ def dashboard() -> Dashboard:
                                      unit="none"))
         .with_row(Row("Edge"))
         .with_panel(agents)
+        .with_panel(timeseries_panel("Edge queue depth", [edge_queue_depth()], w=12, h=8,
+                                     unit="none"))
         .with_panel(table_panel("Latest stored sample per machine", [latest_samples()],
                                 w=24, h=8))
     )

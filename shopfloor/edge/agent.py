@@ -65,14 +65,23 @@ class EdgeAgent:
         self.status_port: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
-    def _status(self, online: bool) -> bytes:
+    def _status(self, online: bool, queue_depth: int | None = None) -> bytes:
         return AgentStatus(
             online=online,
             agent=self.agent.id,
             ts=utc_now(),
             machines=list(self.agent.machines),
             version=__version__,
+            queue_depth=queue_depth,
         ).to_json()
+
+    async def _repeat_status(self, link: MqttLink, store: Store) -> None:
+        """Re-publish the (retained) online status every status period while connected,
+        with the outbox depth, so that dashboards see a backlog drain."""
+        while True:
+            await asyncio.sleep(self.agent.status_period_s)
+            if link.connected.is_set():
+                link.publish(self.status_topic, self._status(True, store.samples), retain=True)
 
     async def run(self, stop: asyncio.Event) -> None:
         store = Store(
@@ -94,7 +103,7 @@ class EdgeAgent:
             self.site, {p.machine_id: (p.machine, p.bus) for p in pollers}, outbox, self.metrics
         )
         link.on_message = dispatcher.on_message
-        link.on_connected = lambda: self._on_connected(link, dispatcher)
+        link.on_connected = lambda: self._on_connected(link, dispatcher, store)
         self.metrics.broker_connected.set_function(lambda: float(link.connected.is_set()))
         self.metrics.queue_depth.set_function(lambda: float(store.samples))
         server = self._start_status_server(link, outbox, pollers)
@@ -118,6 +127,7 @@ class EdgeAgent:
                 spawn("checkpoint", outbox.checkpoints)
                 spawn("publisher", publisher.run)
                 spawn("commands", dispatcher.run)
+                spawn("status", partial(self._repeat_status, link, store))
                 n = len(pollers)
                 polling = [
                     spawn(f"poll:{p.machine_id}", partial(p.run, i / n * p.machine.poll_interval_s))
@@ -162,8 +172,8 @@ class EdgeAgent:
 
         return spawn
 
-    def _on_connected(self, link: MqttLink, dispatcher: CommandDispatcher) -> None:
-        link.publish(self.status_topic, self._status(True), retain=True)
+    def _on_connected(self, link: MqttLink, dispatcher: CommandDispatcher, store: Store) -> None:
+        link.publish(self.status_topic, self._status(True, store.samples), retain=True)
         link.subscribe(dispatcher.topics)
 
     async def _shutdown(

@@ -81,13 +81,15 @@ class CommandResult(Payload):
 
 
 class AgentStatus(Payload):
-    """Birth (online, retained) and last will (online: false)."""
+    """Birth (online, retained), repeated every status period while connected with the
+    outbox depth (samples not yet acknowledged by the broker); last will (online: false)."""
 
     online: bool
     agent: str
     ts: AwareDatetime | None = None
     machines: list[str] = Field(default_factory=list)
     version: str | None = None
+    queue_depth: Annotated[int, Field(ge=0)] | None = None
 
 
 class DeadLetter(Payload):

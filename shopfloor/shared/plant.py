@@ -289,6 +289,8 @@ class Agent(Model):
     max_read_gap: Annotated[int, Field(ge=0, le=125)] = 8
     backoff_max_s: PositiveSeconds = 30.0
     publish_inflight: Annotated[int, Field(ge=1, le=1000)] = 50
+    status_period_s: PositiveSeconds = 10.0
+    """How often the agent repeats its online status with its outbox depth."""
 
 
 class Collector(Model):

@@ -156,13 +156,19 @@ def collector_stats_lines(plant: Plant, window: Window) -> list[str]:
             for ts, snapshot in stats_snapshots(window)]
 
 
+QUEUE_DEPTHS = (0, 0, 1200, 5400, 2100, 0)
+"""Outbox depth an agent reports, one status every 10 minutes (an outage and its drain)."""
+
+
 def status_lines(plant: Plant, encoder: Encoder, window: Window) -> list[str]:
     out = []
     for agent in plant.agents:
-        body = AgentStatus(online=True, agent=agent.id, ts=_at(window.from_ms),
-                           machines=agent.machines).to_json()
         topic = topics.status_topic(plant.site.id, agent.id)
-        out.append(_collector_line(plant, encoder, topic, body, _at(window.from_ms)))
+        for k, depth in enumerate(QUEUE_DEPTHS):
+            at = _at(window.from_ms + k * 10 * MINUTE_MS)
+            body = AgentStatus(online=True, agent=agent.id, ts=at, machines=agent.machines,
+                               queue_depth=depth).to_json()
+            out.append(_collector_line(plant, encoder, topic, body, at))
     return out
 
 

@@ -84,6 +84,17 @@ def test_collector_panels_show_lag_and_dead_letters_across_a_restart(filled: Fil
         assert round(sum(per_min) * interval_min) == totals
 
 
+def test_edge_queue_depth_panel_shows_the_backlog_per_agent(filled: Filled) -> None:
+    outcomes = verify_dashboard(filled.client, DASHBOARDS["system-health.json"],
+                                filled.window.from_ms, filled.window.to_ms)
+    depth = next(o for o in outcomes if o.label.endswith("Edge queue depth"))
+    assert {s["tags"]["site"] for s in depth.series} == set(filled.sites)
+    for s in depth.series:
+        values = [row[1] for row in s["values"] if row[1] is not None]
+        assert max(values) == max(data.QUEUE_DEPTHS)
+        assert sorted(values) == sorted(data.QUEUE_DEPTHS)
+
+
 def test_line_oee_is_summed_not_averaged(filled: Filled) -> None:
     outcomes = verify_dashboard(filled.client, DASHBOARDS["plant-overview.json"],
                                 filled.window.from_ms, filled.window.to_ms)
