@@ -121,7 +121,7 @@ class CommandDispatcher:
         log.log(level, "command %s on %s: %s (%s)", command_id, machine_id, status.value, detail)
         topic = topics.machine_topic(self.site, machine.line, machine_id, topics.CMD_RESULT)
         payload = result_payload(command_id, status, detail, readback, utc_now())  # type: ignore[arg-type]
-        self.outbox.put(Message(topic, payload))
+        self.outbox.put(Message(topic, payload), urgent=True)
 
     def _dead_letter(self, topic: str, payload: bytes, reason: str) -> None:
         log.warning("dead letter from %s: %s", topic, reason)

@@ -1,6 +1,7 @@
 """The durable outbox, async side: samples and their sequence numbers are collected in
 memory and written to SQLite in one transaction every `COMMIT_INTERVAL_S` (group
-commit), together with the deletions of PUBACKed rows. Nothing is published before its
+commit), together with the deletions of PUBACKed rows; a command result, which an API
+caller waits for, is committed at once. Nothing is published before its
 commit: the publisher reads only committed rows.
 
 Commits and reads run on the event loop thread: in WAL mode with synchronous=NORMAL a
@@ -13,6 +14,7 @@ thread every `CHECKPOINT_INTERVAL_S`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 
@@ -37,6 +39,7 @@ class Outbox:
         self._next_seq = {m: s + 1 for m, s in store.seqs().items()}
         self._failures = FailureLog(log, f"outbox {store.path}")
         self.committed = asyncio.Event()
+        self._urgent = asyncio.Event()
         self.sent_upto = 0
         """Highest row id the publisher handed to the broker (never dropped)."""
         self.drops = 0
@@ -50,8 +53,12 @@ class Outbox:
         self._batch.seqs[machine] = seq
         return seq
 
-    def put(self, message: Message) -> None:
+    def put(self, message: Message, urgent: bool = False) -> None:
+        """Queue a message for the next group commit; `urgent` (a command result, which a
+        caller is waiting for) commits now instead of at the next interval."""
         self._batch.messages.append(message)
+        if urgent:
+            self._urgent.set()
 
     def put_state(self, machine: str, topic: str, payload: bytes) -> None:
         """A retained state message, also remembered as the machine's last state."""
@@ -66,9 +73,13 @@ class Outbox:
         return self._store.samples
 
     async def run(self) -> None:
-        """Group-commit loop (a supervised task)."""
+        """Group-commit loop (a supervised task): every COMMIT_INTERVAL_S, or at once
+        when an urgent message is queued."""
         while True:
-            await asyncio.sleep(COMMIT_INTERVAL_S)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(COMMIT_INTERVAL_S):
+                    await self._urgent.wait()
+            self._urgent.clear()
             await self.commit()
 
     async def checkpoints(self) -> None:
