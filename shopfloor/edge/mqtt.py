@@ -161,6 +161,9 @@ class MqttLink:
             except BaseException:
                 sock.close()
                 raise
+            if family in (socket.AF_INET, socket.AF_INET6):
+                # Command results are small and awaited: no Nagle delay (~40 ms) on them.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             return sock
         raise error
 
