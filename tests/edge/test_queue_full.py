@@ -60,6 +60,7 @@ def test_drop_oldest_during_an_outage(
     for machine in machines:
         seqs = sorted({t["seq"] for t in rec.payloads(f"/{machine}/telemetry")})
         assert seqs[0] > 0  # the oldest went
-        assert seqs == list(range(seqs[0], seqs[-1] + 1))  # nothing else is missing
-        missing += seqs[0]
-    assert missing == dropped()
+        # While the backlog drains, polling goes on into a full outbox: the oldest rows not
+        # yet handed to the broker go too, so a later gap is the same policy at work.
+        missing += seqs[-1] + 1 - len(seqs)
+    assert missing == dropped()  # every sequence number missing was counted as dropped
