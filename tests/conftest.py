@@ -9,49 +9,39 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.services import InfluxDB, Mosquitto, VictoriaMetrics
+from tests.harness.services import InfluxDB, Mosquitto, VictoriaMetrics, running
 
 
 @pytest.fixture(scope="session")
 def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
-    broker = Mosquitto(tmp_path_factory.mktemp("mosquitto"))
-    broker.start()
-    yield broker
-    broker.stop()
+    with running(Mosquitto(tmp_path_factory.mktemp("mosquitto"))) as broker:
+        yield broker
 
 
 @pytest.fixture(scope="session")
 def influxdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB]:
-    server = InfluxDB(tmp_path_factory.mktemp("influxdb"))
-    server.start()
-    yield server
-    server.stop()
+    with running(InfluxDB(tmp_path_factory.mktemp("influxdb"))) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
 def victoria(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VictoriaMetrics]:
-    server = VictoriaMetrics(tmp_path_factory.mktemp("victoria"))
-    server.start()
-    yield server
-    server.stop()
+    with running(VictoriaMetrics(tmp_path_factory.mktemp("victoria"))) as server:
+        yield server
 
 
 @pytest.fixture
 def own_mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     """A broker for one test alone (for tests that stop or restart it)."""
-    broker = Mosquitto(tmp_path / "mosquitto")
-    broker.start()
-    yield broker
-    broker.stop()
+    with running(Mosquitto(tmp_path / "mosquitto")) as broker:
+        yield broker
 
 
 @pytest.fixture
 def own_influxdb(tmp_path: Path) -> Iterator[InfluxDB]:
     """An InfluxDB for one test alone (for tests that stop or restart it)."""
-    server = InfluxDB(tmp_path / "influxdb")
-    server.start()
-    yield server
-    server.stop()
+    with running(InfluxDB(tmp_path / "influxdb")) as server:
+        yield server
 
 
 @pytest.fixture

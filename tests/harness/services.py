@@ -11,7 +11,9 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
@@ -42,6 +44,19 @@ def require_binary(name: str) -> str:
     if path is None:
         raise RuntimeError(f"{name} is not installed; run ./dev.sh test (installs it via apt)")
     return path
+
+
+ServiceT = TypeVar("ServiceT", bound="Service")
+
+
+@contextlib.contextmanager
+def running(service: ServiceT) -> Iterator[ServiceT]:
+    """Start `service`, yield it, and stop it however the block ends."""
+    service.start()
+    try:
+        yield service
+    finally:
+        service.stop()
 
 
 class Service:
