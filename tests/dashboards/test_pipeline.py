@@ -21,7 +21,7 @@ from shopfloor.dashboards.verify import InfluxQL, verify_dashboard
 from shopfloor.shared.enums import MachineState
 from shopfloor.shared.loader import load_plant
 from tests.harness.plants import example_data, relocate, write_plant
-from tests.harness.processes import ComponentProcess, health_url, ports_open
+from tests.harness.processes import pipeline
 from tests.harness.services import InfluxDB, Mosquitto
 
 AFTER_SHIFT_START_S = 5
@@ -84,18 +84,7 @@ def test_dashboards_on_pipeline_data(mosquitto: Mosquitto, influxdb: InfluxDB,
         {"name": "shift-lead", "hash": hash_key(SUPERVISOR_KEY), "role": "supervisor"}])
     plant_file = write_plant(data, tmp_path / "plant.yaml")
     plant = load_plant(plant_file)
-    ports = sorted({m.connection.port for m in plant.machines.values()})
-    agent = plant.agents[0]
-    procs = [
-        ComponentProcess("sim", ["sim", str(plant_file), "--speed", "10"], tmp_path,
-                         healthy=ports_open(ports)),
-        ComponentProcess("collector", ["collector", str(plant_file)], tmp_path,
-                         healthy=health_url(plant.collector.metrics_port)),
-        ComponentProcess("edge", ["edge", str(plant_file), "--agent", agent.id], tmp_path,
-                         healthy=health_url(agent.metrics_port)),
-        ComponentProcess("api", ["api", str(plant_file)], tmp_path,
-                         healthy=health_url(plant.api.port)),
-    ]
+    procs = pipeline(plant_file, plant, tmp_path, speed=10, api=True)
     client = InfluxQL(influxdb.url, plant.database.database)
     # the dashboard's time range: from the minute before the run (rollups are stamped
     # with their minute's start) to its end

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from shopfloor.local.runner import http_ok, port_open
+from shopfloor.shared.plant import Plant
 
 # setpriv (util-linux) execs the command with PR_SET_PDEATHSIG: the component gets SIGTERM
 # when the test process dies, even by SIGKILL (e.g. a `timeout`), so a killed test run
@@ -91,3 +92,23 @@ def health_url(port: int | None) -> Callable[[], bool]:
 
 def ports_open(ports: list[int]) -> Callable[[], bool]:
     return lambda: all(port_open(p) for p in ports)
+
+
+def pipeline(
+    plant_file: Path, plant: Plant, workdir: Path, speed: float = 1.0, api: bool = False
+) -> list[ComponentProcess]:
+    """The plant's simulator, collector, first edge agent (and API), in start order."""
+    ports = sorted({m.connection.port for m in plant.machines.values()})
+    agent = plant.agents[0]
+    procs = [
+        ComponentProcess("sim", ["sim", str(plant_file), "--speed", str(speed)], workdir,
+                         healthy=ports_open(ports)),
+        ComponentProcess("collector", ["collector", str(plant_file)], workdir,
+                         healthy=health_url(plant.collector.metrics_port)),
+        ComponentProcess("edge", ["edge", str(plant_file), "--agent", agent.id], workdir,
+                         healthy=health_url(agent.metrics_port)),
+    ]
+    if api:
+        procs.append(ComponentProcess("api", ["api", str(plant_file)], workdir,
+                                      healthy=health_url(plant.api.port)))
+    return procs

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from shopfloor.cli import main
 from shopfloor.shared.loader import load_plant
 from tests.harness.plants import example_data, relocate, write_plant
-from tests.harness.processes import ComponentProcess, health_url, ports_open
+from tests.harness.processes import pipeline
 from tests.harness.services import InfluxDB, Mosquitto
 
 SHIFT_S = 10
@@ -46,16 +46,7 @@ def test_closed_shift_on_demand_equals_live_record(
     plant_file = write_plant(data, tmp_path / "plant.yaml")
     plant = load_plant(plant_file)
     database = plant.database.database
-    ports = sorted({m.connection.port for m in plant.machines.values()})
-    agent = plant.agents[0]
-    procs = [
-        ComponentProcess("sim", ["sim", str(plant_file), "--speed", "10"], tmp_path,
-                         healthy=ports_open(ports)),
-        ComponentProcess("collector", ["collector", str(plant_file)], tmp_path,
-                         healthy=health_url(plant.collector.metrics_port)),
-        ComponentProcess("edge", ["edge", str(plant_file), "--agent", agent.id], tmp_path,
-                         healthy=health_url(agent.metrics_port)),
-    ]
+    procs = pipeline(plant_file, plant, tmp_path, speed=10)
     try:
         for proc in procs:
             proc.start()
