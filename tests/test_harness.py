@@ -28,7 +28,8 @@ def test_mosquitto_round_trip(mosquitto: Mosquitto, unique_site: str) -> None:
 
 def test_influxdb_write_and_query(influxdb: InfluxDB) -> None:
     httpx.post(f"{influxdb.url}/query", params={"q": "CREATE DATABASE harness"}).raise_for_status()
-    r = httpx.post(f"{influxdb.url}/write", params={"db": "harness", "precision": "ms"}, content="m v=1i 1000")
+    r = httpx.post(f"{influxdb.url}/write", params={"db": "harness", "precision": "ms"},
+                   content="m v=1i 1000")
     assert r.status_code == 204
     series = influxdb.query("SELECT v FROM m", database="harness")
     assert series[0]["values"] == [[1000, 1]]

@@ -12,7 +12,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from shopfloor.shared.enums import MachineState
 from shopfloor.shared.errors import ContractError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 MAX_PAYLOAD_BYTES = 256 * 1024
 
 PointValue = bool | int | float | str
