@@ -5,7 +5,6 @@ never produces on demand (rejected, failed, silent then late)."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import datetime as dt
 import json
@@ -13,7 +12,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,45 +89,6 @@ class ApiServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self._thread.join(15)
-
-
-class LoopThread:
-    """A coroutine on its own event loop in a thread; `stop()` sets its stop event."""
-
-    def __init__(self, make: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
-        self._make = make
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, daemon=True)
-
-    def _main(self) -> None:
-        async def run() -> None:
-            self._loop = asyncio.get_running_loop()
-            self._stop = asyncio.Event()
-            self._ready.set()
-            await self._make(self._stop)
-
-        try:
-            asyncio.run(run())
-        except BaseException as exc:  # noqa: BLE001 - reported by stop()
-            self.error = exc
-
-    def start(self) -> LoopThread:
-        self._thread.start()
-        assert self._ready.wait(10)
-        return self
-
-    def call(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(20)
-        assert not self._thread.is_alive(), "loop thread did not stop"
 
 
 class EdgeStandIn:

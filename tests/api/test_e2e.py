@@ -25,13 +25,13 @@ from shopfloor.sim.simulator import Simulator
 from tests.api.harness import (
     COMMAND_TIMEOUT_S,
     ApiServer,
-    LoopThread,
     create_database,
     load,
     make_keys,
     plant_data,
     wait_for,
 )
+from tests.harness.loops import LoopThread
 from tests.harness.processes import ComponentProcess, health_url
 
 

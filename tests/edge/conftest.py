@@ -23,6 +23,7 @@ from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 
 from shopfloor.edge.agent import EdgeAgent
 from shopfloor.shared.loader import parse_plant
+from tests.harness.loops import LoopThread
 from tests.harness.services import LOOPBACK, free_port
 
 FC = {"coil": 1, "discrete_input": 2, "holding": 3, "input": 4}
@@ -205,53 +206,19 @@ def write_plant(path: Path, data: dict[str, Any]) -> Path:
     return path
 
 
-def _stack_of(thread: threading.Thread) -> str:
-    import sys
-    import traceback
-
-    frame = sys._current_frames().get(thread.ident or 0)
-    return "".join(traceback.format_stack(frame)) if frame else "(no frame)"
-
-
-class AgentThread:
+class AgentThread(LoopThread):
     """EdgeAgent.run on its own event loop in a thread; stop() is a graceful SIGTERM."""
 
     def __init__(self, data: dict[str, Any]) -> None:
         self.agent = EdgeAgent(parse_plant(data), "edge1")
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._started = threading.Event()
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, daemon=True)
-
-    def _main(self) -> None:
-        async def run() -> None:
-            self._loop = asyncio.get_running_loop()
-            self._stop = asyncio.Event()
-            self._started.set()
-            await self.agent.run(self._stop)
-
-        try:
-            asyncio.run(run())
-        except BaseException as exc:  # noqa: BLE001 - surfaced by stop()
-            self.error = exc
+        super().__init__(self.agent.run)
 
     def start(self) -> AgentThread:
-        self._thread.start()
-        assert self._started.wait(10)
+        super().start()
         return self
 
-    def _where(self) -> str:
-        tasks = ""
-        if self._loop is not None:
-            tasks = "\n".join(repr(t) for t in asyncio.all_tasks(self._loop))[:4000]
-        return f"{_stack_of(self._thread)}\ntasks:\n{tasks}"
-
     def stop(self, timeout_s: float = 15) -> None:
-        if self._loop is not None and self._stop is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout_s)
-        assert not self._thread.is_alive(), f"agent did not stop:\n{self._where()}"
+        super().stop(timeout_s)
         if self.error is not None:
             raise self.error
 
