@@ -1,20 +1,25 @@
 """Turns received messages into batches: validates each (dead-lettering what fails),
-follows seq per machine, encodes line protocol, and closes a batch at
-`batch_max_values` values or `batch_max_s` after its first message."""
+follows seq per machine, encodes line protocol, and closes a batch when it holds
+`batch_max_values` values, or once it is `batch_max_s` old and the writer is free.
+
+It runs on the MQTT network thread, inside paho's message callback (no queue and no
+thread hop per message: see docs/collector.md, "Threads"). Closed batches go to `ready`,
+which the writer thread takes from. Metrics are counted per batch, not per message."""
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import logging
 import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shopfloor.collector.encode import Encoder
 from shopfloor.collector.messages import Kind, ParsedMessage, Reason, Rejected, classify
-from shopfloor.collector.metrics import Metrics
-from shopfloor.collector.mqtt import Inbound
+from shopfloor.collector.metrics import LAG_BUCKETS_S, Metrics
 from shopfloor.collector.sequence import SequenceTracker
 from shopfloor.shared.contract import Telemetry
 from shopfloor.shared.plant import Plant
@@ -23,22 +28,29 @@ log = logging.getLogger(__name__)
 
 DeadLetterFn = Callable[[str, Reason, str, bytes], None]
 """(topic, reason, detail, raw payload) -> publishes the dead letter."""
+Ack = tuple[int, int, int]  # (mid, qos, connection generation)
+EXPIRE_EVERY_S = 1.0  # how often open seq holes are checked against the grace period
 
 
 @dataclass(slots=True)
 class Batch:
-    """Lines to write and the (mid, qos, generation) to ack once they are written."""
+    """Lines to write and the (mid, qos, generation) to ack once they are written.
+    `received` counts valid messages per kind, `lag_buckets` their broker lag
+    (receive time - sample ts) per `LAG_BUCKETS_S` bucket, for the metrics."""
 
     lines: list[str] = field(default_factory=list)
-    acks: list[tuple[int, int, int]] = field(default_factory=list)
+    acks: list[Ack] = field(default_factory=list)
     messages: list[ParsedMessage] = field(default_factory=list)
     values: int = 0
     opened: float = field(default_factory=time.monotonic)
+    received: dict[Kind, int] = field(default_factory=dict)
+    lag_buckets: list[int] = field(default_factory=lambda: [0] * (len(LAG_BUCKETS_S) + 1))
+    lag_sum: float = 0.0
 
 
 class Batcher:
-    """Pure-ish core of the collector's hot path (no sockets: dead letters go through
-    `dead_letter`, batches are returned)."""
+    """The hot path: `add` one message to the open batch, `due` closes it by age.
+    Pure apart from the clock (no sockets: dead letters go through `dead_letter`)."""
 
     def __init__(self, plant: Plant, metrics: Metrics, dead_letter: DeadLetterFn,
                  tracker: SequenceTracker | None = None) -> None:
@@ -49,7 +61,46 @@ class Batcher:
         self._encoder = Encoder(plant)
         self._max_values = plant.collector.batch_max_values
         self._max_s = plant.collector.batch_max_s
-        self._received = {kind: metrics.received.labels(kind.value) for kind in Kind}
+        self._batch: Batch | None = None
+
+    @property
+    def open(self) -> Batch | None:
+        return self._batch
+
+    def add(self, topic: str, payload: bytes, ack: Ack, received_at: float) -> Batch | None:
+        """Account one message (its ack always; its line when it is valid); returns the
+        batch if this message filled it."""
+        batch = self._batch
+        if batch is None:
+            batch = self._batch = Batch()
+        batch.acks.append(ack)
+        try:
+            self._add(batch, topic, payload, received_at)
+        except Exception as exc:  # noqa: BLE001 - a bug here must not stop the collector
+            log.exception("unexpected error on a message from %s", topic)
+            self._reject(topic, Reason.PAYLOAD, f"internal error: {exc!r}", payload)
+        if batch.values >= self._max_values:
+            return self.close()
+        return None
+
+    def due(self, now: float, writer_free: bool) -> tuple[Batch | None, float]:
+        """Close the open batch if it is `batch_max_s` old and the writer is free.
+        Returns (closed batch or None, seconds until the next check is useful)."""
+        batch = self._batch
+        if batch is None:
+            return None, 1.0
+        left = batch.opened + self._max_s - now
+        if left > 0:
+            return None, left
+        if writer_free:
+            return self.close(), 1.0
+        return None, 0.005  # the writer is busy: keep filling, look again shortly
+
+    def close(self) -> Batch | None:
+        batch, self._batch = self._batch, None
+        if batch is not None:
+            self._count(batch)
+        return batch
 
     def expire_holes(self) -> None:
         """Confirm as lost the seq holes that stayed open longer than the grace period."""
@@ -59,60 +110,39 @@ class Batcher:
             log.warning("%s: %d sample(s) lost (seq gap not filled within %g s)", machine,
                         count, self.tracker.grace_s)
 
-    def next_batch(self, inbox: queue.Queue[Inbound], wait_s: float = 0.5) -> Batch | None:
-        """Block up to `wait_s` for a first message, then fill until full or aged."""
-        self.expire_holes()
-        try:
-            first = inbox.get(timeout=wait_s)
-        except queue.Empty:
-            return None
-        batch = Batch()
-        self.add(batch, first)
-        deadline = batch.opened + self._max_s
-        while batch.values < self._max_values:
-            remaining = deadline - time.monotonic()
-            try:
-                item = inbox.get_nowait() if remaining <= 0 else inbox.get(timeout=remaining)
-            except queue.Empty:
-                break
-            self.add(batch, item)
-            if remaining <= 0:
-                break
-        return batch
+    def _count(self, batch: Batch) -> None:
+        m = self._metrics
+        for kind, n in batch.received.items():
+            m.received.labels(kind.value).inc(n)
+        m.broker_lag.add(batch.lag_buckets, batch.lag_sum)
 
-    def add(self, batch: Batch, item: Inbound) -> None:
-        """Account one message in `batch` (its ack always; its line when it is valid)."""
-        batch.acks.append((item.mid, item.qos, item.generation))
-        try:
-            self._add(batch, item)
-        except Exception as exc:  # noqa: BLE001 - a bug here must not stop the collector
-            log.exception("unexpected error on a message from %s", item.topic)
-            self._reject(item.topic, Reason.PAYLOAD, f"internal error: {exc!r}", item.payload)
-
-    def _add(self, batch: Batch, item: Inbound) -> None:
-        result = classify(self._plant, item.topic, item.payload)
+    def _add(self, batch: Batch, topic: str, raw: bytes, received_at: float) -> None:
+        result = classify(self._plant, topic, raw)
         if result is None:
             return
         if isinstance(result, Rejected):
-            self._reject(item.topic, result.reason, result.detail, item.payload)
+            self._reject(topic, result.reason, result.detail, raw)
             return
-        self._received[result.kind].inc()
-        message = self._account(result, item.received_at)
-        encoded = self._encoder.encode(message, item.received_at)
+        batch.received[result.kind] = batch.received.get(result.kind, 0) + 1
+        message = self._account(batch, result, received_at)
+        encoded = self._encoder.encode(message, received_at)
         if encoded.bad_points:
             detail = "; ".join(f"{k}: {v}" for k, v in sorted(encoded.bad_points.items()))
-            self._reject(item.topic, Reason.POINT, detail, item.payload)
+            self._reject(topic, Reason.POINT, detail, raw)
         if encoded.line is not None:
             batch.lines.append(encoded.line)
             batch.values += max(encoded.values, 1)
         batch.messages.append(message)
 
-    def _account(self, message: ParsedMessage, received_at: float) -> ParsedMessage:
+    def _account(self, batch: Batch, message: ParsedMessage,
+                 received_at: float) -> ParsedMessage:
         if message.kind is not Kind.TELEMETRY:
             return message
         payload = message.payload
         assert isinstance(payload, Telemetry)
-        self._metrics.broker_lag.observe(max(0.0, received_at - payload.ts.timestamp()))
+        lag = max(0.0, received_at - payload.ts.timestamp())
+        batch.lag_buckets[bisect.bisect_left(LAG_BUCKETS_S, lag)] += 1
+        batch.lag_sum += lag
         machine = message.machine
         seen = self.tracker.observe(machine, payload.seq, time.monotonic())
         if seen.opened or seen.late:
@@ -131,3 +161,59 @@ class Batcher:
     def _reject(self, topic: str, reason: Reason, detail: str, raw: bytes) -> None:
         self._metrics.dead_letters.labels(reason.value).inc()
         self._dead_letter(topic, reason, detail, raw)
+
+
+class Intake:
+    """The collector's `mqtt.Receiver`: feeds the `Batcher` on the network thread and
+    hands closed batches to the writer through `ready`.
+
+    Until `start_accounting` is called (the writer has recovered the last stored seq of
+    every stream from InfluxDB), messages are held as received, so that a restart never
+    reports the first samples as gaps or duplicates. Held messages are bounded by the
+    broker's receive maximum, like all unacknowledged ones."""
+
+    def __init__(self, batcher: Batcher, ready: queue.Queue[Batch | None],
+                 pipeline_depth: int) -> None:
+        self.batcher = batcher
+        self.ready = ready
+        self._depth = pipeline_depth
+        self._accounting = threading.Event()
+        self._held: list[tuple[str, bytes, Ack, float]] | None = []
+        self._next_expiry = time.monotonic() + EXPIRE_EVERY_S
+
+    def start_accounting(self) -> None:
+        """Any thread: seq recovery is done; held messages are processed at the next poll."""
+        self._accounting.set()
+
+    # ---------------------------------------------------- network thread (Receiver)
+    def message(self, topic: str, payload: bytes, ack: Ack, received_at: float) -> None:
+        if self._held is not None:
+            self._held.append((topic, payload, ack, received_at))
+            return
+        batch = self.batcher.add(topic, payload, ack, received_at)
+        if batch is not None:
+            self.ready.put(batch)
+
+    def poll(self) -> float:
+        """Time-driven work; returns the seconds until it is due again."""
+        if self._held is not None:
+            if not self._accounting.is_set():
+                return 0.1
+            held, self._held = self._held, None
+            for item in held:
+                self.message(*item)
+        now = time.monotonic()
+        if now >= self._next_expiry:
+            self._next_expiry = now + EXPIRE_EVERY_S
+            self.batcher.expire_holes()
+        batch, wait_s = self.batcher.due(now, self.ready.qsize() < self._depth)
+        if batch is not None:
+            self.ready.put(batch)
+        return min(wait_s, self._next_expiry - now)
+
+    def flush(self) -> None:
+        """Close the open batch whatever its age (at stop)."""
+        batch = self.batcher.close()
+        if batch is not None:
+            self.ready.put(batch)
+

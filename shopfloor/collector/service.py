@@ -1,9 +1,10 @@
 """The collector process: wires the MQTT subscriber, the batcher, the durable writer,
-the sinks and the status server together, in three threads:
+the sinks and the status server together, in two threads:
 
-* paho's network thread receives into `inbox` (never acks by itself);
-* the batcher thread turns the inbox into batches (`Batcher`);
-* the writer thread stores each batch, then acks its messages, then calls the sinks.
+* the network thread (`collector-mqtt`) receives, validates, accounts and encodes each
+  message into the open batch (`Intake`, `Batcher`) and never acks by itself;
+* the writer thread stores each closed batch, then acks its messages, then calls the
+  sinks.
 
 Nothing is acknowledged before it is written, so a kill -9 at any point loses nothing."""
 
@@ -16,13 +17,13 @@ import threading
 import time
 from typing import Any
 
-from shopfloor.collector.batcher import Batch, Batcher
+from shopfloor.collector.batcher import Batch, Batcher, Intake
 from shopfloor.collector.database import LineWriter
 from shopfloor.collector.deadletters import DeadLetters
 from shopfloor.collector.errors import DatabaseUnavailable
 from shopfloor.collector.messages import Kind, Reason
 from shopfloor.collector.metrics import Metrics
-from shopfloor.collector.mqtt import Inbound, Subscriber
+from shopfloor.collector.mqtt import Subscriber
 from shopfloor.collector.recovery import recover_last_seq
 from shopfloor.collector.sinks import BatchSink, SinkRunner, WrittenBatch
 from shopfloor.collector.stats import LagWindow, StatsReporter, read_snapshot
@@ -31,20 +32,23 @@ from shopfloor.shared.http_status import StatusServer
 from shopfloor.shared.plant import Plant
 
 log = logging.getLogger(__name__)
-PIPELINE_DEPTH = 2  # batches waiting for the writer (back-pressure beyond that)
+PIPELINE_DEPTH = 1  # closed batches waiting for the writer before aged ones stay open
 
 
 class Collector:
     def __init__(self, plant: Plant) -> None:
         self.plant = plant
         self.metrics = Metrics()
-        self.inbox: queue.Queue[Inbound] = queue.Queue()
-        self._batches: queue.Queue[Batch | None] = queue.Queue(maxsize=PIPELINE_DEPTH)
+        # Closed batches; unbounded, but what is unacknowledged is bounded by the broker's
+        # receive maximum (mqtt.RECEIVE_MAXIMUM messages).
+        self._batches: queue.Queue[Batch | None] = queue.Queue()
         self._stop = threading.Event()
         self._sinks = SinkRunner()
-        self.subscriber = Subscriber(plant, self.inbox)
-        self.dead_letters = DeadLetters(plant.site.id, self.subscriber.publish)
+        self.dead_letters = DeadLetters(plant.site.id,
+                                        lambda topic, raw: self.subscriber.publish(topic, raw))
         self.batcher = Batcher(plant, self.metrics, self.dead_letters)
+        self.intake = Intake(self.batcher, self._batches, PIPELINE_DEPTH)
+        self.subscriber = Subscriber(plant, self.intake)
         self.db = DurableWriter(plant.database, self._stop, on_connected=self._recover)
         self._threads: list[threading.Thread] = []
         self.status: StatusServer | None = None
@@ -90,7 +94,7 @@ class Collector:
             self.db.connect()  # recovers seq before the first message is accounted
         except DatabaseUnavailable:
             return
-        self._spawn("collector-batcher", self._batch_loop)
+        self.intake.start_accounting()
         self._ready.set()
         while True:
             batch = self._batches.get()
@@ -102,13 +106,6 @@ class Collector:
                 log.warning("stopping with %d message(s) unacknowledged: the broker keeps them",
                             len(batch.acks))
                 return
-
-    def _batch_loop(self) -> None:
-        while not self._stop.is_set():
-            batch = self.batcher.next_batch(self.inbox)
-            if batch is not None:
-                self._batches.put(batch)
-        self._batches.put(None)
 
     def _store(self, batch: Batch) -> None:
         started = time.monotonic()
@@ -163,9 +160,12 @@ class Collector:
         )
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Flush: the batcher closes its batch, the writer stores and acks what it has."""
-        self._stop.set()
+        """Flush: the open batch is closed, the writer stores and acks what it has (unless
+        InfluxDB is down: then the broker keeps it), then the session is left."""
         deadline = time.monotonic() + timeout_s
+        self.subscriber.drain(timeout_s / 2)
+        self._stop.set()  # ends the writer's retries if InfluxDB is down
+        self._batches.put(None)
         for thread in reversed(self._threads):
             thread.join(max(0.0, deadline - time.monotonic()))
         self.subscriber.stop()
