@@ -140,7 +140,7 @@ class Batcher:
             return message
         payload = message.payload
         assert isinstance(payload, Telemetry)
-        lag = max(0.0, received_at - payload.ts.timestamp())
+        lag = max(0.0, received_at - message.ts_ms / 1000)
         batch.lag_buckets[bisect.bisect_left(LAG_BUCKETS_S, lag)] += 1
         batch.lag_sum += lag
         machine = message.machine

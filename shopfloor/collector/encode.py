@@ -15,14 +15,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from shopfloor.collector.messages import Kind, ParsedMessage
+from shopfloor.collector.messages import Kind, ParsedMessage, to_ms
 from shopfloor.shared import schema
 from shopfloor.shared.contract import AgentStatus, StatePayload, Telemetry
 from shopfloor.shared.enums import DataType
 from shopfloor.shared.plant import Plant, Point
 
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-ONE_MS = dt.timedelta(milliseconds=1)
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
@@ -69,11 +67,6 @@ def coerce(kind: FieldKind, value: object) -> bool | int | float | str:
     if isinstance(value, str):
         return value
     raise ValueError(f"expected a string, got {value!r:.40}")
-
-
-def to_ms(when: dt.datetime) -> int:
-    """Aware datetime -> integer ms since the epoch (exact, floors sub-ms parts)."""
-    return (when - EPOCH) // ONE_MS
 
 
 @dataclass(slots=True)
@@ -195,7 +188,7 @@ class Encoder:
             text = template.fields(values.values()) if template is not None else None
             if text is not None:
                 line = (f"{self._tag_prefix(message.line, message.machine)}{text},"
-                        f"{schema.SEQ_FIELD}={payload.seq}i {to_ms(payload.ts)}")
+                        f"{schema.SEQ_FIELD}={payload.seq}i {message.ts_ms}")
                 return Encoded(line, len(values))
         return self._telemetry_general(message, payload)
 
@@ -247,7 +240,7 @@ class Encoder:
         stored = len(parts)
         parts.append(f"{schema.SEQ_FIELD}={payload.seq}i")
         line = (self._tag_prefix(message.line, message.machine) + ",".join(parts)
-                + f" {to_ms(payload.ts)}")
+                + f" {message.ts_ms}")
         return Encoded(line, stored, bad)
 
 

@@ -4,6 +4,7 @@ topics the collector deliberately ignores (commands, KPIs, dead letters)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -32,10 +33,21 @@ class Reason(StrEnum):
     REJECTED_BY_DATABASE = "rejected_by_database"
 
 
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+ONE_MS = dt.timedelta(milliseconds=1)
+
+
+def to_ms(when: dt.datetime) -> int:
+    """Aware datetime -> integer ms since the epoch (exact, floors sub-ms parts)."""
+    return (when - EPOCH) // ONE_MS
+
+
 @dataclass(frozen=True, slots=True)
 class ParsedMessage:
     """A validated message. `line`/`machine` are set for telemetry and state, `agent`
-    for agent status. `duplicate` is True for telemetry whose seq was seen before."""
+    for agent status. `duplicate` is True for telemetry whose seq was seen before.
+    `ts_ms` is the telemetry's `ts` in ms since the epoch (computed once: converting an
+    aware datetime is one of the costlier steps per message)."""
 
     kind: Kind
     site: str
@@ -44,6 +56,12 @@ class ParsedMessage:
     machine: str = ""
     agent: str = ""
     duplicate: bool = False
+    ts_ms: int = 0  # set from the payload for telemetry
+
+    def __post_init__(self) -> None:
+        if self.kind is Kind.TELEMETRY and not self.ts_ms:
+            assert isinstance(self.payload, Telemetry)
+            object.__setattr__(self, "ts_ms", to_ms(self.payload.ts))
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,9 +123,8 @@ class Collector:
         self.metrics.points_written.inc(len(batch.lines) - len(rejected))
         self.metrics.values_written.inc(batch.values)
         written_at = time.time()
-        self.lags.add(written_at - m.payload.ts.timestamp() for m in batch.messages
-                      if m.kind is Kind.TELEMETRY and not m.duplicate
-                      and m.payload.ts is not None)  # telemetry always has ts
+        self.lags.add(written_at - m.ts_ms / 1000 for m in batch.messages
+                      if m.kind is Kind.TELEMETRY and not m.duplicate)
         if self._sinks and batch.messages:
             self._sinks.deliver(WrittenBatch(batch.messages,
                                              dt.datetime.fromtimestamp(written_at, dt.UTC)))

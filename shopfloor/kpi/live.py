@@ -41,10 +41,13 @@ Publish = Callable[[str, bytes], None]  # publish retained, QoS 1
 MAX_PENDING_LINES = 200_000
 
 
-def to_sample(payload: Telemetry) -> Sample:
-    """A telemetry payload as the engine sees it, exactly as stored: bad points left out."""
-    values = {k: v for k, v in payload.values.items() if k not in payload.quality}
-    return Sample(to_ms(payload.ts), values, payload.seq)
+def to_sample(payload: Telemetry, ts_ms: int | None = None) -> Sample:
+    """A telemetry payload as the engine sees it, exactly as stored: bad points left out.
+    `ts_ms`: the payload's ts in ms, when the caller has it already."""
+    values = payload.values
+    if payload.quality:  # rare: copy only then (the payload is frozen, never changed)
+        values = {k: v for k, v in values.items() if k not in payload.quality}
+    return Sample(to_ms(payload.ts) if ts_ms is None else ts_ms, values, payload.seq)
 
 
 class LiveKpi:

@@ -1,9 +1,9 @@
 """The live KPI engine as the collector's batch sink, off the write path.
 
-`LiveKpiWorker.on_batch` only converts the batch's telemetry into samples and queues
-them (microseconds); a daemon thread owns the `LiveKpi` state, takes the samples and
-ticks every `collector.kpi_period_s`. `attach(collector)` wires it into a
-`shopfloor.collector.service.Collector` before `start`."""
+`LiveKpiWorker.on_batch` only queues the written batch (microseconds, on the collector's
+writer thread); a daemon thread owns the `LiveKpi` state, turns the batch's telemetry
+into samples, adds them and ticks every `collector.kpi_period_s`. `attach(collector)`
+wires it into a `shopfloor.collector.service.Collector` before `start`."""
 
 from __future__ import annotations
 
@@ -25,27 +25,25 @@ log = logging.getLogger(__name__)
 class LiveKpiWorker:
     def __init__(self, live: LiveKpi) -> None:
         self.live = live
-        self._queue: queue.Queue[list[tuple[str, Sample]]] = queue.Queue()
+        self._queue: queue.Queue[WrittenBatch] = queue.Queue()
         self._failures = FailureLog(log, "kpi-live thread")
         self._thread = threading.Thread(target=self._run, name="kpi-live", daemon=True)
         self._thread.start()
 
     def on_batch(self, batch: WrittenBatch) -> None:
-        items = [(m.machine, to_sample(m.payload)) for m in batch.telemetry()
-                 if isinstance(m.payload, Telemetry)]
-        if items:
-            self._queue.put(items)
+        self._queue.put(batch)
 
     def _run(self) -> None:
         period = self.live.period_s
         next_tick = time.monotonic() + period
         while True:
             try:
-                items = self._queue.get(timeout=max(0.0, next_tick - time.monotonic()))
+                batch: WrittenBatch | None = self._queue.get(
+                    timeout=max(0.0, next_tick - time.monotonic()))
             except queue.Empty:
-                items = []
+                batch = None
             try:
-                for machine, sample in items:
+                for machine, sample in samples(batch):
                     self.live.add(machine, sample)
                 if time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + period
@@ -54,6 +52,13 @@ class LiveKpiWorker:
                 self._failures.failure("live KPI engine failed: %r", exc)
             else:
                 self._failures.success()
+
+
+def samples(batch: WrittenBatch | None) -> list[tuple[str, Sample]]:
+    if batch is None:
+        return []
+    return [(m.machine, to_sample(m.payload, m.ts_ms)) for m in batch.telemetry()
+            if isinstance(m.payload, Telemetry)]
 
 
 def attach(collector: Any) -> LiveKpiWorker:
