@@ -204,7 +204,7 @@ def collector_procs(plant: dict[str, Any], workdir: Path, shards: int, database:
         port = free_port()
         data["database"]["database"] = database
         data["collector"] = {
-            "client_id": f"bench-collector-{database}-{k}", "metrics_port": port,
+            "client_id": collector_id(database, k), "metrics_port": port,
             "topic_filter": ",".join(topics.machine_topic(SITE, line, "+", "telemetry")
                                      for line in mine),
         }
@@ -218,6 +218,33 @@ def collector_procs(plant: dict[str, Any], workdir: Path, shards: int, database:
     for _, port in procs:
         wait_healthy(port)
     return procs
+
+
+def stop_collectors(broker: Mosquitto, collectors: list[tuple[subprocess.Popen[bytes], int]],
+                    database: str) -> None:
+    """Stop them and end their persistent sessions: a session left behind keeps its
+    subscriptions, and the broker would go on queueing every later run's messages for
+    it (work that would burden the runs that follow)."""
+    from paho.mqtt.client import CallbackAPIVersion, Client
+    from paho.mqtt.enums import MQTTProtocolVersion
+
+    for proc, _ in collectors:
+        proc.terminate()
+        proc.wait(20)
+    for k in range(len(collectors)):
+        client = Client(CallbackAPIVersion.VERSION2, client_id=collector_id(database, k),
+                        protocol=MQTTProtocolVersion.MQTTv5)
+        client.connect("127.0.0.1", broker.port, clean_start=True)  # expiry 0: ends at close
+        client.loop_start()
+        deadline = time.monotonic() + 5
+        while not client.is_connected() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        client.disconnect()
+        client.loop_stop()
+
+
+def collector_id(database: str, k: int) -> str:
+    return f"bench-collector-{database}-{k}"
 
 
 def wait_healthy(port: int, timeout_s: float = 30) -> None:
@@ -316,10 +343,10 @@ class Probe:
 
 def collector_run(broker: Mosquitto, influx: InfluxDB, plant: dict[str, Any], ids: list[str],
                   workdir: Path, shards: int, rate: float, seconds: float,
-                  processes: int, kpi: bool = True) -> dict[str, float]:
+                  processes: int, kpi: bool = True, tag: str = "") -> dict[str, float]:
     """Publish `rate` msg/s (0 = flat out) for `seconds`; return stored values/s and the
     probe's latency."""
-    database = f"bench_{shards}_{int(rate)}_{int(kpi)}"
+    database = f"bench_{shards}_{int(rate)}_{int(kpi)}{tag}"
     collectors = collector_procs(plant, workdir, shards, database, kpi)
     count = int((rate or 6000) * seconds)
     load_ids, probe_id = ids[:-1], ids[-1]
@@ -348,9 +375,7 @@ def collector_run(broker: Mosquitto, influx: InfluxDB, plant: dict[str, Any], id
     pending = sum(metric(p, "shopfloor_collector_pending_unacked") for _, p in collectors)
     lost = sum(metric(p, "shopfloor_collector_lost_samples_total") for _, p in collectors)
     stored = influx.query("SELECT count(\"_seq\") FROM telemetry", database=database)
-    for proc, _ in collectors:
-        proc.terminate()
-        proc.wait(20)
+    stop_collectors(broker, collectors, database)
     return {
         "values_per_s": written / elapsed, "p50": p50, "p99": p99, "probes": probes,
         "stored": stored[0]["values"][0][1] if stored else 0,
@@ -365,6 +390,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--machines", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--publishers", type=int, default=2, help="publisher processes")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of each limit and flat-out collector measurement")
     parser.add_argument("--paced-rate", type=float, default=5000.0,
                         help="msg/s of the latency run (x20 values)")
     args = parser.parse_args(argv)
@@ -404,28 +431,39 @@ def drain_run(broker: Mosquitto, influx: InfluxDB, plant: dict[str, Any], ids: l
             break
         time.sleep(0.25)
     elapsed = time.monotonic() - started
-    for proc, _ in collectors:
-        proc.terminate()
-        proc.wait(20)
+    stop_collectors(broker, collectors, database)
     return count * POINTS / elapsed
 
 
 def run_all(broker: Mosquitto, influx: InfluxDB, plant: dict[str, Any], ids: list[str],
             workdir: Path, args: argparse.Namespace) -> list[tuple[str, str]]:
+    """Limits and flat-out collector runs are repeated `--repeat` times, interleaved
+    (limit, then each collector variant, then again), so that drift in the machine's
+    load touches all of them alike; the table gives medians and ranges."""
     n = int(6000 * args.seconds)
     rows: list[tuple[str, str]] = []
-    mqtt_limit = broker_limit(broker, plant, ids, n, args.publishers)
-    rows.append(("mosquitto QoS 1 -> one paho subscriber", f"{mqtt_limit:,.0f} values/s"))
+    variants = ((1, False), (1, True), (2, True))
+    limits: list[float] = []
+    flat: dict[tuple[int, bool], list[dict[str, float]]] = {v: [] for v in variants}
+    for k in range(args.repeat):
+        limits.append(broker_limit(broker, plant, ids, n, args.publishers))
+        for shards, kpi in variants:
+            flat[(shards, kpi)].append(collector_run(
+                broker, influx, plant, ids, workdir, shards, 0, args.seconds,
+                args.publishers, kpi, tag=f"r{k}"))
+    mqtt_limit = statistics.median(limits)
+    rows.append(("mosquitto QoS 1 -> one paho subscriber", spread(limits, "values/s")))
     db_limit = database_limit(influx, plant, ids, n)
     rows.append(("InfluxDB /write, line protocol, 2 writers", f"{db_limit:,.0f} values/s"))
     slower = min(mqtt_limit, db_limit)
-    for shards, kpi in ((1, False), (1, True), (2, True)):
-        r = collector_run(broker, influx, plant, ids, workdir, shards, 0, args.seconds,
-                          args.publishers, kpi)
+    for (shards, kpi), runs in flat.items():
+        rates = [r["values_per_s"] for r in runs]
         rows.append((f"collector x{shards}{'' if kpi else ' --no-kpi'}, publishers flat out",
-                     f"{r['values_per_s']:,.0f} values/s stored"
-                     f" ({100 * r['values_per_s'] / slower:.0f} % of the slower limit);"
-                     f" stored {r['stored']}/{r['published']} msgs, lost {r['lost']:.0f}"))
+                     f"{spread(rates, 'values/s stored')}"
+                     f" = {100 * statistics.median(rates) / slower:.0f} % of the slower limit;"
+                     f" stored {sum(r['stored'] for r in runs):.0f}"
+                     f"/{sum(r['published'] for r in runs):.0f} msgs,"
+                     f" lost {sum(r['lost'] for r in runs):.0f}"))
     drained = drain_run(broker, influx, plant, ids, workdir, n, args.publishers)
     rows.append(("collector x1, draining a backlog (no publishers)",
                  f"{drained:,.0f} values/s stored"))
@@ -437,6 +475,14 @@ def run_all(broker: Mosquitto, influx: InfluxDB, plant: dict[str, Any], ids: lis
                      f" p99 {r['p99']:.3f} s ({r['probes']} probes);"
                      f" stored {r['stored']}/{r['published']}"))
     return rows
+
+
+def spread(values: list[float], unit: str) -> str:
+    """Median, and the range when there are several runs."""
+    text = f"{statistics.median(values):,.0f} {unit}"
+    if len(values) > 1:
+        text += f" (median of {len(values)}: {min(values):,.0f}-{max(values):,.0f})"
+    return text
 
 
 def print_table(rows: list[tuple[str, str]], args: argparse.Namespace) -> None:
