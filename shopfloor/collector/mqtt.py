@@ -39,7 +39,7 @@ from shopfloor.shared.logs import FailureLog
 from shopfloor.shared.plant import Plant
 
 log = logging.getLogger(__name__)
-RECEIVE_MAXIMUM = 65535  # MQTT v5 cap; without it mosquitto sends only max_inflight (e.g. 100)
+RECEIVE_MAXIMUM = 20_000  # unacked messages the broker may send us: see docs/collector.md
 READ_BURST = 256  # packets read per wake-up before acks and writes get their turn
 Ack = tuple[int, int, int]  # (mid, qos, connection generation)
 
