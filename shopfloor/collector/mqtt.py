@@ -24,7 +24,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol, cast
 
 from paho.mqtt.client import CallbackAPIVersion, Client, MQTTMessage
@@ -33,6 +33,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from shopfloor.collector.fastclient import BufferedSocket, FastClient
 from shopfloor.collector.writer import backoff_delays
 from shopfloor.shared import topics
 from shopfloor.shared.logs import FailureLog
@@ -55,85 +56,6 @@ class Receiver(Protocol):
 
     def flush(self) -> None:
         """Hand over whatever is open: no more messages will be read (stop)."""
-
-
-class BufferedSocket:
-    """Wraps the client's socket so that paho's small reads (it asks for 1 byte of
-    packet type, 1 byte at a time of remaining length, then the rest: 3-4 `recv` calls
-    per message, each a syscall that releases and retakes the GIL) are served from one
-    large `recv`. `pending()` tells our select loop that bytes are already buffered (the
-    same attribute an SSL socket has). Every other attribute is the socket's own."""
-
-    CHUNK = 256 * 1024
-
-    def __init__(self, sock: Any) -> None:
-        self._sock = sock
-        self._buffer = b""
-        self._at = 0
-
-    def recv(self, size: int) -> bytes:
-        at = self._at
-        available = len(self._buffer) - at
-        if available <= 0:
-            data = self._sock.recv(max(size, self.CHUNK))  # BlockingIOError passes through
-            if len(data) <= size:
-                return data
-            self._buffer, at, available = data, 0, len(data)
-        end = at + min(size, available)
-        self._at = end
-        return self._buffer[at:end]
-
-    def pending(self) -> int:
-        inner = getattr(self._sock, "pending", None)
-        return len(self._buffer) - self._at + (inner() if inner is not None else 0)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
-
-
-PublishHook = Callable[[bytes, bytes, int, int], None]
-"""(topic, payload, mid, qos) of a received PUBLISH."""
-
-
-class FastClient(Client):
-    """paho's client with two private hooks of paho 2.x overridden (pinned `<3`; the
-    tests fail loudly if they stop being called):
-
-    * `_create_socket` wraps the socket in a `BufferedSocket`;
-    * `_handle_publish`: a QoS 0/1 PUBLISH without MQTT v5 properties (what every
-      shopfloor component sends) goes straight to `on_publish_fast` as
-      (topic, payload, mid, qos), without paho's per-message `Properties`, `MQTTMessage`,
-      `MQTTMessageInfo` (a `threading.Condition` each), topic-filter matching and debug
-      formatting: together half of paho's receive cost. Anything else (properties, QoS 2,
-      MQTT 3) takes paho's own path to `on_message`.
-
-    With manual ack only (the collector's mode): auto-ack stays on paho's path."""
-
-    on_publish_fast: PublishHook | None = None
-    fast_path_hits = 0
-
-    def _create_socket(self) -> Any:
-        return BufferedSocket(super()._create_socket())
-
-    def _handle_publish(self) -> MQTTErrorCode:
-        hook = self.on_publish_fast
-        header = self._in_packet["command"]
-        qos = (header & 0x06) >> 1
-        if hook is None or qos > 1 or not self._manual_ack \
-                or self._protocol != MQTTProtocolVersion.MQTTv5:
-            return super()._handle_publish()
-        packet = self._in_packet["packet"]
-        at = 2 + ((packet[0] << 8) | packet[1])
-        topic = bytes(packet[2:at])
-        mid = 0
-        if qos:
-            mid = (packet[at] << 8) | packet[at + 1]
-            at += 2
-        if at >= len(packet) or packet[at] != 0:  # properties present (or malformed)
-            return super()._handle_publish()
-        self.fast_path_hits += 1
-        hook(topic, bytes(packet[at + 1:]), mid, qos)
-        return MQTTErrorCode.MQTT_ERR_SUCCESS
 
 
 def subscriptions(plant: Plant) -> list[str]:

@@ -21,7 +21,7 @@ from paho.mqtt.properties import Properties
 
 from shopfloor.collector.encode import Encoder
 from shopfloor.collector.messages import Kind, ParsedMessage
-from shopfloor.collector.mqtt import BufferedSocket
+from shopfloor.collector.fastclient import BufferedSocket
 from shopfloor.shared.contract import Telemetry
 from shopfloor.shared.loader import parse_plant
 from shopfloor.shared.plant import Plant
