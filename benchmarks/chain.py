@@ -36,7 +36,8 @@ import httpx
 import psutil
 import yaml
 
-from benchmarks.collector import POINTS, broker_limit, database_limit, metric
+from benchmarks._load import POINTS, broker_limit, database_limit
+from benchmarks.collector import metric
 from benchmarks.sim import _free_base_port, _load
 from shopfloor.edge.plan import plan_reads
 from shopfloor.shared.loader import load_plant
