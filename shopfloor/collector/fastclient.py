@@ -77,13 +77,17 @@ class FastClient(Client):
                 or self._protocol != MQTTProtocolVersion.MQTTv5:
             return super()._handle_publish()
         packet = self._in_packet["packet"]
+        if len(packet) < 3:
+            return super()._handle_publish()  # malformed: paho says so
         at = 2 + ((packet[0] << 8) | packet[1])
+        if len(packet) < at + (3 if qos else 1):
+            return super()._handle_publish()  # malformed: paho says so
         topic = bytes(packet[2:at])
         mid = 0
         if qos:
             mid = (packet[at] << 8) | packet[at + 1]
             at += 2
-        if at >= len(packet) or packet[at] != 0:  # properties present (or malformed)
+        if packet[at] != 0:  # MQTT v5 properties present: paho's path
             return super()._handle_publish()
         self.fast_path_hits += 1
         hook(topic, bytes(packet[at + 1:]), mid, qos)

@@ -16,12 +16,15 @@ import threading
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from paho.mqtt._packet import decode_publish
+from paho.mqtt.client import CallbackAPIVersion
+from paho.mqtt.enums import MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from shopfloor.collector.encode import Encoder
+from shopfloor.collector.fastclient import BufferedSocket, FastClient
 from shopfloor.collector.messages import Kind, ParsedMessage
-from shopfloor.collector.fastclient import BufferedSocket
 from shopfloor.shared.contract import Telemetry
 from shopfloor.shared.loader import parse_plant
 from shopfloor.shared.plant import Plant
@@ -69,6 +72,51 @@ def test_typical_sample_takes_the_template_and_bad_quality_the_general_path():
     with_bad = message(values, quality={POINTS[0]: "bad"})
     line = encoder.encode(with_bad, 0.0).line
     assert line is not None and f",{POINTS[0]}=" not in line.replace(" ", ",", 1)
+
+
+def handle(packet: bytes, qos: int) -> tuple[list[tuple[bytes, bytes, int, int]], bool]:
+    """Run `FastClient._handle_publish` on one PUBLISH body (as paho holds it after
+    reading): (what reached the fast hook, whether paho's own path ran instead)."""
+    client = FastClient(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5,
+                        manual_ack=True)
+    fast: list[tuple[bytes, bytes, int, int]] = []
+    general: list[object] = []
+    client.on_publish_fast = lambda *a: fast.append(a)
+    client.on_message = lambda c, u, m: general.append(m)
+    client._in_packet = {"command": 0x30 | (qos << 1), "packet": bytearray(packet)}  # noqa: SLF001
+    client._handle_publish()  # noqa: SLF001
+    return fast, bool(general)
+
+
+def publish_body(topic: bytes, payload: bytes, mid: int, qos: int, props: bytes) -> bytes:
+    body = len(topic).to_bytes(2, "big") + topic
+    if qos:
+        body += mid.to_bytes(2, "big")
+    return body + bytes([len(props)]) + props + payload
+
+
+@given(st.binary(max_size=60), st.binary(max_size=200), st.integers(1, 65535),
+       st.sampled_from([0, 1]), st.booleans())
+def test_fast_publish_path_decodes_like_paho(topic, payload, mid, qos, with_props):
+    props = b"\x02\x00\x00\x0e\x10" if with_props else b""  # message expiry 3600 s
+    body = publish_body(topic, payload, mid, qos, props)
+    fast, general = handle(body, qos)
+    if with_props:
+        assert not fast and general  # paho's own path, properties and all
+        return
+    expected = decode_publish(0x30 | (qos << 1), bytearray(body), MQTTProtocolVersion.MQTTv5)
+    assert fast == [(expected.topic, expected.payload, expected.mid if qos else 0, qos)]
+    assert not general
+
+
+@given(st.binary(max_size=40), st.sampled_from([0, 1]))
+def test_fast_publish_path_refuses_malformed_packets_as_paho_does(body, qos):
+    """Whatever the bytes, either a message comes out or paho's MalformedPacket (which
+    closes the connection): never another exception that would kill the loop."""
+    from paho.mqtt.client import MalformedPacket
+
+    with contextlib.suppress(MalformedPacket):
+        handle(body, qos)
 
 
 @pytest.fixture
