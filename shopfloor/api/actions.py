@@ -42,7 +42,8 @@ async def run_action(runtime: Runtime, principal: Principal, machine: MachineRef
         return JSONResponse(content, status)
     key = check_key(idempotency_key)
     store = runtime.idempotency
-    first, future = store.begin(principal.name, key, fingerprint("POST", path, body))
+    print_ = fingerprint("POST", path, body)
+    first, future = store.begin(principal.name, key, print_)
     if not first:
         status, content = await asyncio.shield(future)
         return JSONResponse(content, status, headers={REPLAY_HEADER: "true"})
@@ -51,7 +52,7 @@ async def run_action(runtime: Runtime, principal: Principal, machine: MachineRef
     except BaseException as exc:  # nothing was acted on: a retry may act
         store.forget(principal.name, key, exc)
         raise
-    store.finish(principal.name, key, answer)
+    store.finish(principal.name, key, answer, print_)  # on disk before the answer leaves
     return JSONResponse(answer[1], answer[0])
 
 

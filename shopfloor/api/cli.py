@@ -22,7 +22,8 @@ def api(plant: str, host: str | None, port: int | None, log_level: str | None) -
     """Serve the control API for PLANT (docs/api.md)."""
     import uvicorn
 
-    from shopfloor.api.config import settings_from_plant
+    from shopfloor.api.config import settings_from_plant, state_dir_of
+    from shopfloor.api.idempotency import AnswerFile
     from shopfloor.api.main import create_app
 
     setup_logging(log_level)
@@ -30,6 +31,8 @@ def api(plant: str, host: str | None, port: int | None, log_level: str | None) -
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     try:
         settings = settings_from_plant(model, **overrides)
+        # checked here, not in the lifespan, so that an unusable folder is one line
+        AnswerFile.open(state_dir_of(settings), settings.idempotency_ttl_s).close()
     except ConfigError as exc:
         click.echo(f"{plant}: {exc}", err=True)
         sys.exit(2)

@@ -8,6 +8,7 @@ broker/database password or token."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
@@ -22,6 +23,8 @@ PLACEHOLDER_SECRETS = (
     "example", "test", "placeholder", "xxx", "todo", "dev", "default", "shopfloor", "12345678",
 )
 _PLACEHOLDER_HASHES = frozenset(hash_key(s) for s in PLACEHOLDER_SECRETS)
+DEFAULT_STATE_DIR = Path("shopfloor-state/api")
+"""Relative to the working directory, like the edge's `shopfloor-state/<agent id>`."""
 
 
 class Settings(BaseSettings):
@@ -35,6 +38,8 @@ class Settings(BaseSettings):
     command_timeout_s: Annotated[float, Field(gt=0)] = 5.0
     idempotency_ttl_s: Annotated[float, Field(gt=0)] = 24 * 3600.0
     max_command_records: Annotated[int, Field(ge=10)] = 10_000
+    state_dir: Path | None = None
+    """Folder of the API's durable state (Idempotency-Key answers); see `state_dir_of`."""
     keys: list[ApiKey] = Field(default_factory=list)
     broker_password: SecretStr | None = None
     database_password: SecretStr | None = None
@@ -48,6 +53,11 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("; ".join(problems) + " (set api.dev_mode: true only for development)")
         return self
+
+
+def state_dir_of(settings: Settings) -> Path:
+    """Where the API keeps what must survive a restart: `state_dir`, or the default."""
+    return settings.state_dir or DEFAULT_STATE_DIR
 
 
 def unsafe_secrets(settings: Settings) -> list[str]:
@@ -77,6 +87,7 @@ def settings_from_plant(plant: Plant, **overrides: Any) -> Settings:
         "port": plant.api.port,
         "dev_mode": plant.api.dev_mode,
         "command_timeout_s": plant.api.command_timeout_s,
+        "state_dir": plant.api.state_dir,
         "keys": plant.api.keys,
         "broker_password": plant.broker.password,
         "database_password": plant.database.password,

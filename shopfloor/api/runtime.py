@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from shopfloor.api import audit as audit_log
 from shopfloor.api.audit import AuditLog
 from shopfloor.api.commands import CommandBus, CommandRecord, Listener, Outcome, RecordStore
-from shopfloor.api.config import Settings
-from shopfloor.api.idempotency import IdempotencyStore
+from shopfloor.api.config import Settings, state_dir_of
+from shopfloor.api.idempotency import AnswerFile, IdempotencyStore
 from shopfloor.api.influx import InfluxClient
 from shopfloor.api.kpi import KpiService
 from shopfloor.api.live import LiveView
@@ -58,6 +58,7 @@ def _listener(runtime_box: dict[str, Runtime]) -> Listener:
 def open_runtime(plant: Plant, settings: Settings, metrics: ApiMetrics) -> Runtime:
     """Build and start everything (inside the running event loop)."""
     loop = asyncio.get_running_loop()
+    idempotency = _idempotency(settings)  # first: an unusable state folder stops the start
     box: dict[str, Runtime] = {}
     live = LiveView(plant)
     records = RecordStore(settings.max_command_records)
@@ -77,12 +78,17 @@ def open_runtime(plant: Plant, settings: Settings, metrics: ApiMetrics) -> Runti
 
     mqtt = MqttLink(plant.broker, plant.site.id, on_message)
     bus = CommandBus(plant.site.id, mqtt.publish, records, _listener(box))
-    runtime = Runtime(plant, settings, metrics, live, records,
-                      IdempotencyStore(settings.idempotency_ttl_s), influx, audit, bus, mqtt,
-                      KpiService(plant))
+    runtime = Runtime(plant, settings, metrics, live, records, idempotency, influx,
+                      audit, bus, mqtt, KpiService(plant))
     box["rt"] = runtime
     audit.start()
     return runtime
+
+
+def _idempotency(settings: Settings) -> IdempotencyStore:
+    """Keys in memory, finished answers in the state folder (ConfigError if unusable)."""
+    ttl_s = settings.idempotency_ttl_s
+    return IdempotencyStore(ttl_s, answers=AnswerFile.open(state_dir_of(settings), ttl_s))
 
 
 async def start_link(runtime: Runtime) -> None:
@@ -95,3 +101,4 @@ async def close_runtime(runtime: Runtime) -> None:
     await runtime.audit.stop()
     await runtime.influx.aclose()
     await asyncio.to_thread(runtime.kpi.close)
+    runtime.idempotency.close()

@@ -32,7 +32,7 @@ def _start(run: runner.RunDir, component: Component) -> bool:
     if component.reuse_if_healthy and component.healthy():
         click.echo(f"found one running, using it   {component.where}")
         return True
-    proc = runner.spawn(run, component.name, component.cmdline)
+    proc = runner.spawn(run, component.name, component.cmdline, component.env)
     outcome = runner.wait_until(component.healthy, component.timeout_s, proc)
     if outcome == "ok":
         click.echo(f"ok   {component.where}")

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
 from shopfloor.local.configs import influxdb_conf, mosquitto_conf
 from shopfloor.local.runner import RunDir, http_ok, port_open
 from shopfloor.shared.plant import Plant
+
+API_STATE_DIR_ENV = "SHOPFLOOR_API_STATE_DIR"
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,7 @@ class Component:
     where: str
     reuse_if_healthy: bool = False  # a broker/database already there is used, not started
     timeout_s: float = 30.0
+    env: dict[str, str] = field(default_factory=dict)  # added to this process's environment
 
 
 def _binary(name: str) -> str:
@@ -98,13 +102,18 @@ def collector(plant: Plant, plant_path: Path) -> list[Component]:
     )]
 
 
-def api(plant: Plant, plant_path: Path) -> list[Component]:
+def api(plant: Plant, plant_path: Path, run: RunDir) -> list[Component]:
+    """The API keeps its Idempotency-Key answers under the run folder (data/api) unless
+    the plant file or the environment says where."""
     if not _available("shopfloor.api.cli"):
         return []
     base = f"http://{plant.api.host}:{plant.api.port}"
+    env: dict[str, str] = {}
+    if plant.api.state_dir is None and API_STATE_DIR_ENV not in os.environ:
+        env[API_STATE_DIR_ENV] = str(run.data("api"))
     return [Component(
         "api", _shopfloor("api", str(plant_path)), lambda: http_ok(f"{base}/healthz"),
-        f"{base}/docs",
+        f"{base}/docs", env=env,
     )]
 
 
@@ -116,5 +125,5 @@ def plan(plant: Plant, plant_path: Path, run: RunDir, speed: float) -> list[Comp
         simulator(plant, plant_path, speed),
         *edges(plant, plant_path),
         *collector(plant, plant_path),
-        *api(plant, plant_path),
+        *api(plant, plant_path, run),
     ]

@@ -54,12 +54,14 @@ def running(run: RunDir, name: str) -> psutil.Process | None:
     return None
 
 
-def spawn(run: RunDir, name: str, cmdline: list[str]) -> psutil.Process:
-    """Start `cmdline` detached (own session), logging to logs/NAME.log."""
+def spawn(run: RunDir, name: str, cmdline: list[str],
+          env: dict[str, str] | None = None) -> psutil.Process:
+    """Start `cmdline` detached (own session), logging to logs/NAME.log; `env` is added
+    to this process's environment."""
     with open(run.logs / f"{name}.log", "ab") as log:
         popen = subprocess.Popen(
             cmdline, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            start_new_session=True, env={**os.environ, **env} if env else None,
         )
     proc = psutil.Process(popen.pid)
     # The command line as given, not as read back: right after fork it may still be empty.

@@ -333,6 +333,8 @@ class Api(Model):
     dev_mode: bool = False
     keys: list[ApiKey] = Field(default_factory=list)
     command_timeout_s: PositiveSeconds = 5.0
+    state_dir: str | None = None
+    """Idempotency-Key answers survive restarts here (default shopfloor-state/api)."""
 
 
 class Plant(Model):

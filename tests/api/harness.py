@@ -58,7 +58,7 @@ def plant_data(workdir: Path, broker_port: int, influx_url: str, keys: dict[str,
     entries.append({"name": RESTRICTED, "role": "operator", "hash": hash_key(keys[RESTRICTED]),
                     "lines": ["line2"]})
     data["api"] = {"port": free_port(), "dev_mode": False, "keys": entries,
-                   "command_timeout_s": timeout_s}
+                   "command_timeout_s": timeout_s, "state_dir": str(workdir / "api-state")}
     return data
 
 
