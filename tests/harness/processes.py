@@ -3,6 +3,7 @@ fault tests: started, killed (-9) and restarted like in a plant."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -29,11 +30,13 @@ class ComponentProcess:
         args: list[str],
         workdir: Path,
         healthy: Callable[[], bool] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.name = name
         self.args = args
         self.workdir = workdir
         self.healthy = healthy or (lambda: True)
+        self.env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -46,6 +49,7 @@ class ComponentProcess:
             self.proc = subprocess.Popen(
                 [*DIE_WITH_PARENT, sys.executable, "-m", "shopfloor.cli", *self.args],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**os.environ, **self.env},
             )
         deadline = time.monotonic() + timeout_s
         while not self.healthy():
@@ -110,5 +114,6 @@ def pipeline(
     ]
     if api:
         procs.append(ComponentProcess("api", ["api", str(plant_file)], workdir,
-                                      healthy=health_url(plant.api.port)))
+                                      healthy=health_url(plant.api.port),
+                                      env={"SHOPFLOOR_API_STATE_DIR": str(workdir / "api")}))
     return procs
