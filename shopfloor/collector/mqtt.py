@@ -41,6 +41,9 @@ from shopfloor.shared.plant import Plant
 
 log = logging.getLogger(__name__)
 RECEIVE_MAXIMUM = 20_000  # unacked messages the broker may send us: see docs/collector.md
+# Reconnect backoff: the broker is close by and a connection attempt is cheap; a short cap
+# keeps the time from "broker back" to "data flowing again" at a few seconds.
+RECONNECT_FIRST_S, RECONNECT_MAX_S = 0.5, 5.0
 READ_BURST = 256  # packets read per wake-up before acks and writes get their turn
 Ack = tuple[int, int, int]  # (mid, qos, connection generation)
 
@@ -155,10 +158,10 @@ class Subscriber:
             self.drained.set()
 
     def _run(self) -> None:
-        delays = backoff_delays(1.0, 15.0)
+        delays = backoff_delays(RECONNECT_FIRST_S, RECONNECT_MAX_S)
         while not self._stop.is_set():
             if self._connect():
-                delays = backoff_delays(1.0, 15.0)
+                delays = backoff_delays(RECONNECT_FIRST_S, RECONNECT_MAX_S)
                 try:
                     self._serve()
                 except Exception as exc:  # noqa: BLE001 - never let the network thread die
