@@ -42,3 +42,41 @@ def test_waits_for_broker_and_database_with_clear_errors(tmp_path, make_plant, c
         collector.stop()
         broker.stop()
         influx.stop()
+
+
+def test_messages_before_seq_recovery_are_held_then_accounted(mosquitto, own_influxdb,
+                                                              make_plant):
+    """A restart while InfluxDB is down: the broker delivers the session's messages at
+    once, before the collector can read back the last stored seq of each stream. They
+    are held (received, not acknowledged, not accounted), then stored and accounted once
+    InfluxDB is back, against the recovered seq: a repeat of the last stored sample is a
+    duplicate and a gap right after it is missing (accounted before recovery, both would
+    pass unseen as the start of a new stream)."""
+    plant = make_plant(mosquitto.port, own_influxdb.url)
+    db, topic = plant.database.database, telemetry_topic(plant, "press1")
+    first = Collector(plant).start(metrics_port=0)
+    assert first.wait_ready(30)
+    pub = Publisher(mosquitto.port)
+    try:
+        pub.publish_many([(topic, telemetry(plant, "press1", s).to_json()) for s in range(1, 6)])
+        wait_for(lambda: seqs_stored(own_influxdb, db, "press1") == [1, 2, 3, 4, 5])
+        first.stop()  # the session stays with the broker
+        own_influxdb.kill()
+        second = Collector(plant).start(metrics_port=0)
+        try:
+            wait_for(lambda: second.subscriber.connected)
+            pub.publish_many([(topic, telemetry(plant, "press1", s).to_json())
+                              for s in (5, 7, 8, 9, 10)])  # 5 again; 6 never comes
+            wait_for(lambda: second.subscriber.received >= 5)
+            assert second.pending == second.subscriber.received  # held, none acknowledged
+            own_influxdb.start()
+            wait_for(lambda: seqs_stored(own_influxdb, db, "press1")
+                     == [1, 2, 3, 4, 5, 7, 8, 9, 10], 40)
+            ok, detail = wait_for(lambda: (h := second.health())[0] and h, 20)
+            assert (detail["duplicate_samples"], detail["missing_samples"],
+                    detail["lost_samples"], detail["late_samples"]) == (1, 1, 0, 0)
+            wait_for(lambda: second.pending == 0)
+        finally:
+            second.stop()
+    finally:
+        pub.close()
