@@ -1,12 +1,18 @@
 """The command bus: sends a write to the edge as a `contract.Command` (id, expiry, the
 caller's key name), waits for the edge's `CommandResult` up to a timeout, and keeps a
 bounded record of every command so that one that timed out can be looked up later by id
-(a result arriving after the timeout is recorded as late)."""
+(a result arriving after the timeout is recorded as late).
+
+Command ids start with 8 hex digits derived from the API's MQTT client id (then 24
+random ones): every API instance of a site receives every result, and a result for an id
+not in memory is this instance's (sent before a restart, or forgotten) only when the
+prefix is its own; results of other instances are theirs to record."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import logging
 import uuid
 from collections import OrderedDict
@@ -57,8 +63,14 @@ class CommandRecord:
     late: bool = False
 
 
-def new_command_id() -> str:
-    return uuid.uuid4().hex
+def id_prefix(instance: str) -> str:
+    """The 8 hex digits that start every command id of the instance `instance`."""
+    return hashlib.sha256(instance.encode()).hexdigest()[:8]
+
+
+def new_command_id(prefix: str) -> str:
+    """32 hex digits, like a uuid4's hex: the instance's prefix, then 24 random digits."""
+    return prefix + uuid.uuid4().hex[len(prefix):]
 
 
 class RecordStore:
@@ -80,19 +92,24 @@ class RecordStore:
 
 Publish = Callable[[str, bytes], None]
 Listener = Callable[[CommandRecord], None]
+Unknown = Callable[[CommandResult, str, str], None]
+"""Called with a result for one of our ids not in memory, its line and its machine."""
 
 
 class CommandBus:
     """Publishes commands and matches results to waiting requests. `deliver` must run on
     the event loop (the MQTT link hands results over with `call_soon_threadsafe`).
-    `listener` sees each record when sent (outcome pending) and when finished."""
+    `listener` sees each record when sent (outcome pending) and when finished;
+    `on_unknown` a result for one of this instance's ids that is not in memory."""
 
     def __init__(self, site: str, publish: Publish, store: RecordStore,
-                 listener: Listener) -> None:
+                 listener: Listener, *, instance: str, on_unknown: Unknown) -> None:
         self._site = site
         self._publish = publish
         self._store = store
         self._listener = listener
+        self._prefix = id_prefix(instance)
+        self._on_unknown = on_unknown
         self._waiting: dict[str, asyncio.Future[CommandResult]] = {}
 
     async def send(self, machine: str, line: str, action: str, write: WriteRequest,
@@ -100,7 +117,7 @@ class CommandBus:
         """Send one write and wait for its result; the record says what happened."""
         now = utc_now()
         record = CommandRecord(
-            id=new_command_id(), machine=machine, line=line, action=action,
+            id=new_command_id(self._prefix), machine=machine, line=line, action=action,
             point=write.point, value=write.value, requested_by=requested_by,
             requested_at=now, expires_at=now + dt.timedelta(seconds=timeout_s),
         )
@@ -129,16 +146,34 @@ class CommandBus:
         self._finish(record)
         return record
 
-    def deliver(self, result: CommandResult) -> None:
-        """A result from the edge: wake its waiter, or record it as late."""
+    def owns(self, command_id: str) -> bool:
+        """Whether `command_id` was made by this instance (see the module docstring)."""
+        return command_id.startswith(self._prefix)
+
+    def deliver(self, result: CommandResult, line: str = "", machine: str = "") -> None:
+        """A result from the edge (on `line`/`machine`, from its topic): wake its waiter,
+        record it as late, or hand one of ours not in memory to `on_unknown`."""
         future = self._waiting.get(result.id)
         if future is not None:
             if not future.done():
                 future.set_result(result)
             return
         record = self._store.get(result.id)
-        if record is None or record.outcome not in (Outcome.TIMEOUT, Outcome.PENDING):
-            log.debug("result for unknown or finished command %s ignored", result.id)
+        if record is None:
+            if not self.owns(result.id):
+                log.debug("result for command %s of another instance ignored", result.id)
+                return
+            log.info("result for command %s not in memory (sent before a restart?)",
+                     result.id)
+            self._on_unknown(result, line, machine)
+            return
+        self.record_late(record, result)
+
+    def record_late(self, record: CommandRecord, result: CommandResult) -> None:
+        """Record `result` as late on `record`, unless the command already finished
+        (a redelivered or repeated result)."""
+        if record.outcome not in (Outcome.TIMEOUT, Outcome.PENDING):
+            log.debug("result for finished command %s ignored", result.id)
             return
         log.info("late result for command %s: %s", result.id, result.status)
         self._finish(_apply_result(record, result, late=True))

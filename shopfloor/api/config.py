@@ -8,6 +8,7 @@ broker/database password or token."""
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,6 +41,10 @@ class Settings(BaseSettings):
     max_command_records: Annotated[int, Field(ge=10)] = 10_000
     state_dir: Path | None = None
     """Folder of the API's durable state (Idempotency-Key answers); see `state_dir_of`."""
+    mqtt_client_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")] | None = None
+    """Key of the API's persistent MQTT session; see `mqtt_client_id_of`."""
+    mqtt_session_expiry_s: Annotated[int, Field(ge=0, le=2**32 - 1)] = 3600
+    """How long the broker keeps the session, queueing QoS 1 results, while the API is away."""
     keys: list[ApiKey] = Field(default_factory=list)
     broker_password: SecretStr | None = None
     database_password: SecretStr | None = None
@@ -58,6 +63,15 @@ class Settings(BaseSettings):
 def state_dir_of(settings: Settings) -> Path:
     """Where the API keeps what must survive a restart: `state_dir`, or the default."""
     return settings.state_dir or DEFAULT_STATE_DIR
+
+
+def mqtt_client_id_of(settings: Settings, site: str) -> str:
+    """The API's MQTT client id: `mqtt_client_id`, else one derived from the site, the
+    host name and the listen port. Stable across restarts of the same instance (so that
+    it resumes its session) and distinct between instances on other hosts or ports."""
+    if settings.mqtt_client_id:
+        return settings.mqtt_client_id
+    return f"shopfloor-api-{site}-{socket.gethostname()}-{settings.port}"
 
 
 def unsafe_secrets(settings: Settings) -> list[str]:
@@ -88,6 +102,8 @@ def settings_from_plant(plant: Plant, **overrides: Any) -> Settings:
         "dev_mode": plant.api.dev_mode,
         "command_timeout_s": plant.api.command_timeout_s,
         "state_dir": plant.api.state_dir,
+        "mqtt_client_id": plant.api.mqtt_client_id,
+        "mqtt_session_expiry_s": plant.api.mqtt_session_expiry_s,
         "keys": plant.api.keys,
         "broker_password": plant.broker.password,
         "database_password": plant.database.password,

@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shopfloor.api import audit as audit_log
-from shopfloor.api.audit import AuditLog
-from shopfloor.api.commands import CommandBus, CommandRecord, Listener, Outcome, RecordStore
-from shopfloor.api.config import Settings, state_dir_of
+from shopfloor.api import queries
+from shopfloor.api.audit import AuditLog, recall
+from shopfloor.api.commands import (
+    CommandBus,
+    CommandRecord,
+    Listener,
+    Outcome,
+    RecordStore,
+    Unknown,
+)
+from shopfloor.api.config import Settings, mqtt_client_id_of, state_dir_of
+from shopfloor.api.errors import Unavailable
 from shopfloor.api.idempotency import AnswerFile, IdempotencyStore
 from shopfloor.api.influx import InfluxClient
 from shopfloor.api.kpi import KpiService
@@ -23,6 +32,8 @@ from shopfloor.shared.errors import ContractError
 from shopfloor.shared.plant import Plant
 
 log = logging.getLogger(__name__)
+
+RECALL_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -38,6 +49,7 @@ class Runtime:
     bus: CommandBus
     mqtt: MqttLink
     kpi: KpiService
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 def _listener(runtime_box: dict[str, Runtime]) -> Listener:
@@ -72,17 +84,72 @@ def open_runtime(plant: Plant, settings: Settings, metrics: ApiMetrics) -> Runti
             except ContractError as exc:
                 log.debug("bad command result on %s: %s", topic, exc)
                 return
-            loop.call_soon_threadsafe(box["rt"].bus.deliver, result)
+            where = topics.parse_machine_topic(topic)
+            line, machine = (where.line, where.machine) if where else ("", "")
+            loop.call_soon_threadsafe(box["rt"].bus.deliver, result, line, machine)
             return
         live.apply(topic, payload)
 
-    mqtt = MqttLink(plant.broker, plant.site.id, on_message)
-    bus = CommandBus(plant.site.id, mqtt.publish, records, _listener(box))
+    client_id = mqtt_client_id_of(settings, plant.site.id)
+    mqtt = MqttLink(plant.broker, plant.site.id, on_message, client_id=client_id,
+                    session_expiry_s=settings.mqtt_session_expiry_s)
+    bus = CommandBus(plant.site.id, mqtt.publish, records, _listener(box),
+                     instance=client_id, on_unknown=_recover_later(box))
     runtime = Runtime(plant, settings, metrics, live, records, idempotency, influx,
                       audit, bus, mqtt, KpiService(plant))
     box["rt"] = runtime
     audit.start()
     return runtime
+
+
+def _recover_later(box: dict[str, Runtime]) -> Unknown:
+    """Results of ours not in memory (sent before a restart): look the command up in the
+    audit in a task (the bus runs on the loop and must not wait), one lookup per id."""
+    looking: set[str] = set()
+
+    def on_unknown(result: CommandResult, line: str, machine: str) -> None:
+        if result.id in looking:  # the same result again while its lookup runs
+            return
+        runtime = box["rt"]
+        looking.add(result.id)
+        task = asyncio.create_task(_recover(runtime, result, line, machine),
+                                   name=f"recover-{result.id}")
+        runtime.tasks.add(task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            runtime.tasks.discard(finished)
+            looking.discard(result.id)
+            if not finished.cancelled() and finished.exception() is not None:
+                log.error("recording the result of command %s failed: %r", result.id,
+                          finished.exception())
+
+        task.add_done_callback(done)
+
+    return on_unknown
+
+
+async def _recover(runtime: Runtime, result: CommandResult, line: str, machine: str) -> None:
+    """Record a result for a command not in memory as late: on the command rebuilt from
+    its audit entries, else on what the result and its topic say (no action, point,
+    value or requester). A command the audit shows finished is left alone."""
+    record = await _recall(runtime, result.id)
+    if record is None:
+        record = CommandRecord(id=result.id, machine=machine, line=line, action="",
+                               point="", value="", requested_by="",
+                               requested_at=result.ts, expires_at=result.ts)
+    runtime.bus.record_late(runtime.records.get(result.id) or record, result)
+
+
+async def _recall(runtime: Runtime, command_id: str) -> CommandRecord | None:
+    query = queries.audit(runtime.plant.site.id, queries.AuditFilter(command_id=command_id),
+                          None, 20, 0)
+    try:
+        async with asyncio.timeout(RECALL_TIMEOUT_S):
+            return recall(await runtime.influx.rows(query))
+    except (Unavailable, TimeoutError) as exc:
+        log.warning("command %s: audit not readable (%s); its late result is recorded "
+                    "with what the result says", command_id, exc or "timeout")
+        return None
 
 
 def _idempotency(settings: Settings) -> IdempotencyStore:
@@ -98,6 +165,8 @@ async def start_link(runtime: Runtime) -> None:
 
 async def close_runtime(runtime: Runtime) -> None:
     await asyncio.to_thread(runtime.mqtt.stop)
+    if runtime.tasks:  # late results being recorded: let them reach the audit queue
+        await asyncio.wait(runtime.tasks, timeout=RECALL_TIMEOUT_S)
     await runtime.audit.stop()
     await runtime.influx.aclose()
     await asyncio.to_thread(runtime.kpi.close)

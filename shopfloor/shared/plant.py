@@ -335,6 +335,11 @@ class Api(Model):
     command_timeout_s: PositiveSeconds = 5.0
     state_dir: str | None = None
     """Idempotency-Key answers survive restarts here (default shopfloor-state/api)."""
+    mqtt_client_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")] | None = None
+    """The API's MQTT client id, the key of its persistent session (default
+    shopfloor-api-{site}-{hostname}-{port}); two API replicas must not share one."""
+    mqtt_session_expiry_s: Annotated[int, Field(ge=0, le=2**32 - 1)] = 3600
+    """How long the broker keeps the session (and queues results) while the API is away."""
 
 
 class Plant(Model):

@@ -69,8 +69,8 @@ def create_database(influx_url: str, name: str) -> None:
 class ApiServer:
     """The real app under uvicorn in a thread (lifespan and all)."""
 
-    def __init__(self, plant: Plant, port: int) -> None:
-        settings = settings_from_plant(plant, port=port)
+    def __init__(self, plant: Plant, port: int, **overrides: Any) -> None:
+        settings = settings_from_plant(plant, port=port, **overrides)
         config = uvicorn.Config(create_app(plant, settings), host=LOOPBACK, port=port,
                                 log_level="warning", access_log=False, lifespan="on")
         self.server = uvicorn.Server(config)
