@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shopfloor.collector.encode import Encoder
-from shopfloor.collector.messages import Kind, ParsedMessage, Reason, Rejected, classify
+from shopfloor.collector.messages import Kind, ParsedMessage, Reason, Rejected, Router
 from shopfloor.collector.metrics import LAG_BUCKETS_S, Metrics
 from shopfloor.collector.sequence import SequenceTracker
 from shopfloor.shared.contract import Telemetry
@@ -59,6 +59,7 @@ class Batcher:
         self._dead_letter = dead_letter
         self.tracker = tracker or SequenceTracker()
         self._encoder = Encoder(plant)
+        self._router = Router(plant)
         self._max_values = plant.collector.batch_max_values
         self._max_s = plant.collector.batch_max_s
         self._batch: Batch | None = None
@@ -117,7 +118,7 @@ class Batcher:
         m.broker_lag.add(batch.lag_buckets, batch.lag_sum)
 
     def _add(self, batch: Batch, topic: str, raw: bytes, received_at: float) -> None:
-        result = classify(self._plant, topic, raw)
+        result = self._router.classify(topic, raw)
         if result is None:
             return
         if isinstance(result, Rejected):

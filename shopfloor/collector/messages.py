@@ -85,8 +85,25 @@ def _status_agent(parts: list[str]) -> str | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where a valid topic leads: what the topic alone says about a message."""
+
+    kind: Kind
+    site: str
+    line: str = ""
+    machine: str = ""
+    agent: str = ""
+
+
 def classify(plant: Plant, topic: str, raw: bytes) -> ParsedMessage | Rejected | None:
     """Validate topic and payload against the contract and the plant."""
+    where = route(plant, topic)
+    return parse(where, raw) if isinstance(where, Route) else where
+
+
+def route(plant: Plant, topic: str) -> Route | Rejected | None:
+    """The topic's part of `classify`: a Route, a Rejected, or None (ignored topic)."""
     parts = topic.split("/")
     if len(parts) < 4 or f"{parts[0]}/{parts[1]}" != topics.ROOT:
         return Rejected(Reason.TOPIC, f"not a {topics.ROOT} topic")
@@ -96,7 +113,9 @@ def classify(plant: Plant, topic: str, raw: bytes) -> ParsedMessage | Rejected |
         return Rejected(Reason.UNKNOWN_SITE, f"site {parts[2]!r} is not {plant.site.id!r}")
     agent = _status_agent(parts)
     if agent is not None:
-        return _classify_status(plant, agent, raw)
+        if plant.agents and plant.agent(agent) is None:
+            return Rejected(Reason.UNKNOWN_AGENT, f"agent {agent!r} is not in the plant")
+        return Route(Kind.STATUS, plant.site.id, agent=agent)
     where = topics.parse_machine_topic(topic)
     if where is None:
         return Rejected(Reason.TOPIC, "not a machine, status or dead-letter topic")
@@ -109,19 +128,38 @@ def classify(plant: Plant, topic: str, raw: bytes) -> ParsedMessage | Rejected |
         return Rejected(
             Reason.WRONG_LINE, f"machine {where.machine!r} is on line {machine.line!r}"
         )
-    kind = Kind(where.kind)
-    try:
-        payload = contract.parse(_MODELS[kind], raw)
-    except ContractError as exc:
-        return Rejected(Reason.PAYLOAD, str(exc))
-    return ParsedMessage(kind, where.site, payload, line=where.line, machine=where.machine)
+    return Route(Kind(where.kind), where.site, line=where.line, machine=where.machine)
 
 
-def _classify_status(plant: Plant, agent: str, raw: bytes) -> ParsedMessage | Rejected:
-    if plant.agents and plant.agent(agent) is None:
-        return Rejected(Reason.UNKNOWN_AGENT, f"agent {agent!r} is not in the plant")
+def parse(where: Route, raw: bytes) -> ParsedMessage | Rejected:
+    """The payload's part of `classify`, for a topic already routed."""
     try:
-        payload = contract.parse(AgentStatus, raw)
+        payload = contract.parse(_MODELS[where.kind], raw)
     except ContractError as exc:
         return Rejected(Reason.PAYLOAD, str(exc))
-    return ParsedMessage(Kind.STATUS, plant.site.id, payload, agent=agent)
+    return ParsedMessage(where.kind, where.site, payload, line=where.line,
+                         machine=where.machine, agent=where.agent)
+
+
+class Router:
+    """`classify` with the routes of valid topics remembered: a plant has a bounded set
+    of them (machines x kinds, agents), and the topic checks are a good part of the
+    per-message cost. Rejected topics are never remembered (a hostile publisher could
+    invent any number); at most `MAX_ROUTES` are."""
+
+    MAX_ROUTES = 100_000
+
+    def __init__(self, plant: Plant) -> None:
+        self._plant = plant
+        self._routes: dict[str, Route] = {}
+
+    def classify(self, topic: str, raw: bytes) -> ParsedMessage | Rejected | None:
+        where = self._routes.get(topic)
+        if where is None:
+            found = route(self._plant, topic)
+            if not isinstance(found, Route):
+                return found
+            where = found
+            if len(self._routes) < self.MAX_ROUTES:
+                self._routes[topic] = where
+        return parse(where, raw)

@@ -19,7 +19,7 @@ from shopfloor.collector.encode import (
     field_kind,
     to_ms,
 )
-from shopfloor.collector.messages import Kind, ParsedMessage, Reason, Rejected, classify
+from shopfloor.collector.messages import Kind, ParsedMessage, Reason, Rejected, Router, classify
 from shopfloor.collector.sequence import Observation, SequenceTracker
 from shopfloor.shared import topics
 from shopfloor.shared.loader import parse_plant
@@ -160,3 +160,15 @@ EXAMPLE = parse_plant(example_data(), "example")
 def test_classify_never_raises(topic, payload):
     result = classify(EXAMPLE, topic.replace("/demo/", f"/{EXAMPLE.site.id}/"), payload)
     assert result is None or isinstance(result, ParsedMessage | Rejected)
+
+
+def test_router_remembers_only_valid_routes(plant):
+    router = Router(plant)
+    good = topics.machine_topic(plant.site.id, "line1", "press1", topics.TELEMETRY)
+    raw = telemetry(plant, "press1", 1).to_json()
+    first, again = router.classify(good, raw), router.classify(good, raw)
+    assert first == again == classify(plant, good, raw)
+    for i in range(50):  # invented machines: refused, never remembered
+        bad = topics.machine_topic(plant.site.id, "line1", f"ghost{i}", topics.TELEMETRY)
+        assert isinstance(router.classify(bad, raw), Rejected)
+    assert list(router._routes) == [good]  # noqa: SLF001
