@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from shopfloor.collector.durations import StateDurations, known_reasons
 from shopfloor.collector.encode import Encoder
 from shopfloor.collector.messages import Kind, ParsedMessage, Reason, Rejected, Router
 from shopfloor.collector.metrics import LAG_BUCKETS_S, Metrics
@@ -58,6 +59,7 @@ class Batcher:
         self._metrics = metrics
         self._dead_letter = dead_letter
         self.tracker = tracker or SequenceTracker()
+        self.durations = StateDurations(known_reasons(plant))
         self._encoder = Encoder(plant)
         self._router = Router(plant)
         self._max_values = plant.collector.batch_max_values
@@ -138,6 +140,8 @@ class Batcher:
     def _account(self, batch: Batch, message: ParsedMessage,
                  received_at: float) -> ParsedMessage:
         if message.kind is not Kind.TELEMETRY:
+            if message.kind is Kind.STATE:
+                self._state_durations(batch, message)
             return message
         payload = message.payload
         assert isinstance(payload, Telemetry)
@@ -158,6 +162,13 @@ class Batcher:
             log.debug("%s: duplicate seq %d", message.machine, payload.seq)
             return dataclasses.replace(message, duplicate=True)
         return message
+
+    def _state_durations(self, batch: Batch, message: ParsedMessage) -> None:
+        """The state_duration point of the state this message ends (durations.py)."""
+        line = self.durations.observe(message)
+        if line is not None:
+            batch.lines.append(line)
+            batch.values += 1
 
     def _reject(self, topic: str, reason: Reason, detail: str, raw: bytes) -> None:
         self._metrics.dead_letters.labels(reason.value).inc()

@@ -1,16 +1,21 @@
-"""Seq recovery at start: the last stored `_seq` per machine, read back from InfluxDB
-(InfluxQL), so that a restarted collector continues loss accounting where it stopped."""
+"""Recovery at start, read back from InfluxDB (InfluxQL): the last stored `_seq` per
+machine, so that a restarted collector continues loss accounting where it stopped, and
+the last `machine_state` point per machine, so that the first state change after a
+restart still writes the duration of the state it ends (durations.py)."""
 
 from __future__ import annotations
 
 import logging
 
 from shopfloor.collector.database import LineWriter
+from shopfloor.collector.durations import OpenState
 from shopfloor.collector.errors import DatabaseUnavailable
 from shopfloor.shared import schema
+from shopfloor.shared.enums import MachineState
 from shopfloor.shared.plant import Plant
 
 log = logging.getLogger(__name__)
+_STATES = {str(state) for state in MachineState}
 
 
 def last_seq_query(site: str) -> str:
@@ -37,4 +42,39 @@ def recover_last_seq(writer: LineWriter, plant: Plant) -> dict[str, int]:
         if machine and values and values[0][1] is not None:
             last[machine] = int(values[0][1])
     log.info("recovered the last seq of %d machine stream(s) from InfluxDB", len(last))
+    return last
+
+
+def last_state_query(site: str) -> str:
+    """The latest machine_state row per machine: one row, so state and reason belong
+    together (`last()` per field would pair a state with an older row's reason)."""
+    return (
+        f"SELECT {schema.quote_ident('state')}, {schema.quote_ident('reason')} FROM "
+        f"{schema.quote_ident(schema.MACHINE_STATE)} WHERE "
+        f"{schema.quote_ident(schema.TAG_SITE)} = {schema.quote_string(site)} "
+        f"GROUP BY {schema.quote_ident(schema.TAG_MACHINE)} ORDER BY time DESC LIMIT 1"
+    )
+
+
+def recover_last_states(writer: LineWriter, plant: Plant) -> dict[str, OpenState]:
+    """machine -> its last stored state (since = the point's time, ms); {} (with a
+    warning) when the server cannot answer: then the first state change of each machine
+    after this start writes no duration."""
+    try:
+        series = writer.query(last_state_query(plant.site.id))
+    except DatabaseUnavailable as exc:
+        log.warning("cannot read the last stored state per machine (%s): the states open"
+                    " across this restart get no duration", exc)
+        return {}
+    last: dict[str, OpenState] = {}
+    for one in series:
+        machine = one.get("tags", {}).get(schema.TAG_MACHINE)
+        rows = [dict(zip(one.get("columns", []), row, strict=False))
+                for row in one.get("values") or []]
+        if not machine or not rows or rows[0].get("state") not in _STATES:
+            continue
+        row = rows[0]
+        last[machine] = OpenState(int(row["time"]), MachineState(row["state"]),
+                                  row.get("reason"))
+    log.info("recovered the last state of %d machine(s) from InfluxDB", len(last))
     return last

@@ -24,7 +24,7 @@ from shopfloor.collector.errors import DatabaseUnavailable
 from shopfloor.collector.messages import Kind, Reason
 from shopfloor.collector.metrics import Metrics
 from shopfloor.collector.mqtt import Subscriber
-from shopfloor.collector.recovery import recover_last_seq
+from shopfloor.collector.recovery import recover_last_seq, recover_last_states
 from shopfloor.collector.sinks import BatchSink, SinkRunner, WrittenBatch
 from shopfloor.collector.stats import LagWindow, StatsReporter, read_snapshot
 from shopfloor.collector.writer import DurableWriter
@@ -88,6 +88,7 @@ class Collector:
 
     def _recover(self, writer: LineWriter) -> None:
         self.batcher.tracker.recover(recover_last_seq(writer, self.plant))
+        self.batcher.durations.recover(recover_last_states(writer, self.plant))
 
     def _write_loop(self) -> None:
         try:

@@ -25,6 +25,8 @@ from shopfloor.shared.enums import MachineState
 UID = "shopfloor-machine-detail"
 ALL_TAGS = (schema.TAG_SITE, schema.TAG_LINE, schema.TAG_MACHINE)
 RATIOS = ("availability", "performance", "quality", "oee")
+DOWNTIME_COLUMN = "downtime_s"
+STOPS_COLUMN = "stops"
 ROLLUP_INTERVAL = "1m"
 """oee_rollup holds one point per machine and minute: no finer interval makes sense."""
 
@@ -65,24 +67,33 @@ def reliability() -> InfluxQL:
     )
 
 
-def stops() -> InfluxQL:
-    """Every change into a non-running state, with its reason (a table of events)."""
+def by_reason(function: str, column: str) -> InfluxQL:
+    """`function` of the finished non-running states per reason, from `state_duration`
+    (the collector writes a state's duration when it ends: docs/influxdb-schema.md). A
+    table of one row per reason; a state counts in the range its start falls in."""
     return InfluxQL(
-        f'SELECT "state", "reason" FROM "{schema.MACHINE_STATE}" {where(*ALL_TAGS)} '
-        f"AND \"state\" != '{MachineState.RUNNING}'"
+        f'SELECT {function}("{schema.DURATION_FIELD}") AS "{column}" '
+        f'FROM "{schema.STATE_DURATION}" {where(*ALL_TAGS)} '
+        f"AND \"{schema.TAG_STATE}\" != '{MachineState.RUNNING}' "
+        f'GROUP BY "{schema.TAG_REASON}"'
     ).table()
 
 
-def pareto() -> list[DataTransformerConfig]:
-    """Group the stop events by reason, count them, most frequent first (Grafana's
-    groupBy and sortBy transformations: InfluxQL cannot group by a field)."""
+def downtime() -> InfluxQL:
+    """Seconds of downtime per reason: the Pareto operators act on."""
+    return by_reason("sum", DOWNTIME_COLUMN)
+
+
+def stop_counts() -> InfluxQL:
+    """Number of stops per reason (frequent short stops vs rare long ones)."""
+    return by_reason("count", STOPS_COLUMN)
+
+
+def pareto(column: str) -> list[DataTransformerConfig]:
+    """Largest first (Grafana's sortBy: InfluxQL cannot order rows by a value)."""
     return [
-        DataTransformerConfig(id_val="groupBy", options={"fields": {
-            "reason": {"aggregations": [], "operation": "groupby"},
-            "state": {"aggregations": ["count"], "operation": "aggregate"},
-        }}),
         DataTransformerConfig(id_val="sortBy", options={
-            "sort": [{"field": "state (count)", "desc": True}]}),
+            "sort": [{"field": column, "desc": True}]}),
     ]
 
 
@@ -100,9 +111,12 @@ def dashboard() -> Dashboard:
     trend.interval(ROLLUP_INTERVAL).thresholds(ratio_thresholds())
     produced = timeseries_panel("Produced and scrap", [counts()], w=8, h=8, unit="none")
     produced.interval(ROLLUP_INTERVAL)
-    reasons = bar_chart_panel("Stops by reason (count, Pareto)", stops(), w=12, h=8,
-                              x_field="reason")
-    reasons.transformations(pareto())
+    reasons = bar_chart_panel("Downtime by reason (Pareto, s)", downtime(), w=12, h=8,
+                              x_field=schema.TAG_REASON, unit="s")
+    reasons.transformations(pareto(DOWNTIME_COLUMN))
+    counted = bar_chart_panel("Stops by reason (count)", stop_counts(), w=12, h=8,
+                              x_field=schema.TAG_REASON, unit="none")
+    counted.transformations(pareto(STOPS_COLUMN))
     return (
         new_dashboard(
             UID, "Machine detail",
@@ -121,4 +135,5 @@ def dashboard() -> Dashboard:
         .with_panel(stat_panel("MTBF / MTTR", [reliability()], w=12, h=8, unit="s"))
         .with_row(Row("Downtime"))
         .with_panel(reasons)
+        .with_panel(counted)
     )

@@ -1,8 +1,9 @@
 """The InfluxDB schema, defined once: measurement names, tag keys, reserved fields, and a
 fast line-protocol builder. Documented in docs/influxdb-schema.md.
 
-Tags are bounded: site, line, machine (and for KPIs: window kind, shift name, buffer);
-never sequence numbers or ids of single samples.
+Tags are bounded: site, line, machine (and for KPIs: window kind, shift name, buffer;
+for state_duration: the state and a reason from the plant file, else `other`); never
+sequence numbers or ids of single samples.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Mapping
 # Measurements
 TELEMETRY = "telemetry"  # one point per sample; a field per plant point; field SEQ_FIELD
 MACHINE_STATE = "machine_state"  # one point per state change, at its start
+STATE_DURATION = "state_duration"  # one point per finished state, at its start (below)
 AGENT_STATUS = "agent_status"  # birth / last will of edge agents
 OEE = "oee"  # KPI snapshots (current shift, rolling window) and final shift records
 OEE_ROLLUP = "oee_rollup"  # additive per-minute aggregates (sum them for any window)
@@ -33,6 +35,13 @@ TAG_WINDOW = "window"  # oee/wip: shift | shift_final | rolling; work_order: min
 TAG_SHIFT = "shift"  # oee/wip: shift name (its instance is the production date field)
 TAG_BUFFER = "buffer"  # wip, wip_anchor: the buffer's upstream station id
 TAG_WORK_ORDER = "work_order"  # work_order: the order id
+# state_duration tags (with site, line, machine): the finished state and its reason,
+# the reason bounded to the plant's known reasons (else REASON_OTHER, none: REASON_NONE)
+TAG_STATE = "state"
+TAG_REASON = "reason"
+REASON_OTHER = "other"
+REASON_NONE = "none"
+DURATION_FIELD = "duration_s"  # state_duration: seconds from the state's since to the next
 
 SEQ_FIELD = "_seq"  # sequence number of a telemetry sample (a field, never a tag)
 PRECISION = "ms"  # timestamps are written in milliseconds

@@ -1,6 +1,7 @@
 """Two hours of a two-site plant in InfluxDB, each measurement written by its writer's
 own code: telemetry, machine_state and agent_status as the collector encodes contract
-payloads (`collector.messages.classify`, `collector.encode.Encoder`); oee_rollup, oee and
+payloads (`collector.messages.classify`, `collector.encode.Encoder`), state_duration as
+the collector derives it from those state messages (`collector.durations`); oee_rollup, oee and
 wip as the KPI engine records them (`kpi.records`, results from `kpi.oee.compute`);
 control_audit as the API does (`api.audit.to_line`); collector_stats as the collector
 does (`collector.stats.stats_line`). One sample of press1 on the first site is missing (a
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import httpx
 
 from shopfloor.api.audit import AuditEntry, to_line
+from shopfloor.collector.durations import StateDurations, known_reasons
 from shopfloor.collector.encode import Encoder
 from shopfloor.collector.messages import ParsedMessage, classify
 from shopfloor.collector.stats import Snapshot, stats_line, summarize
@@ -31,8 +33,12 @@ from tests.harness.plants import example_data
 MINUTE_MS = 60_000
 GAP = ("press1", 30)
 """(machine, sample index) left out on the first site: one lost sample."""
-STATE_CYCLE = ((1, "running"), (10, "stopped"), (1, "running"), (2, "idle"))
-"""State codes the simulated machines step through, one step per 10 minutes."""
+STATE_CYCLE = ((1, "running", None), (10, "stopped", "jam"), (1, "running", None),
+               (2, "idle", "starved"))
+"""State codes (with the example plant's state and reason for each) the simulated
+machines step through, one step per 10 minutes: over two hours three finished jams
+(1800 s) and two finished starvations (1200 s; the third is still open at the end)."""
+STATE_STEP_S = 600
 
 
 @dataclass(frozen=True)
@@ -67,9 +73,10 @@ def machine_lines(plant: Plant, encoder: Encoder, machine: str, window: Window,
                   gap: int | None = None) -> list[str]:
     """Telemetry every minute (but sample `gap`) and a state change every 10 minutes."""
     site, line = plant.site.id, plant.machines[machine].line
+    durations = StateDurations(known_reasons(plant))
     out = []
     for i, ts in enumerate(range(window.from_ms, window.to_ms, MINUTE_MS)):
-        code = STATE_CYCLE[(i // 10) % len(STATE_CYCLE)][0]
+        code, state, reason = STATE_CYCLE[(i // 10) % len(STATE_CYCLE)]
         values = {"state": code, "total_count": 30 * i, "reject_count": i, "temperature": 40.5,
                   "product": 1, "speed_pct": 100}
         body = Telemetry(ts=_at(ts), seq=i, values=values).to_json()
@@ -77,12 +84,21 @@ def machine_lines(plant: Plant, encoder: Encoder, machine: str, window: Window,
         if i != gap:
             out.append(_collector_line(plant, encoder, topic, body, _at(ts)))
         if i % 10 == 0:
-            state = STATE_CYCLE[(i // 10) % len(STATE_CYCLE)][1]
             body = StatePayload(ts=_at(ts), state=state, code=code, since=_at(ts),
-                                reason=None if state == "running" else "jam").to_json()
+                                reason=reason).to_json()
             topic = topics.machine_topic(site, line, machine, topics.STATE)
             out.append(_collector_line(plant, encoder, topic, body, _at(ts)))
+            out += _duration_lines(plant, durations, topic, body)
     return out
+
+
+def _duration_lines(plant: Plant, durations: StateDurations, topic: str,
+                    payload: bytes) -> list[str]:
+    """The state_duration line the collector writes for this state message, if any."""
+    message = classify(plant, topic, payload)
+    assert isinstance(message, ParsedMessage), message
+    found = durations.observe(message)
+    return [found] if found is not None else []
 
 
 def minute_agg(i: int) -> Agg:

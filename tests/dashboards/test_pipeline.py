@@ -1,7 +1,8 @@
 """The dashboards on data the real system wrote: simulator -> edge agent -> mosquitto ->
 collector (with its live KPI sink) -> InfluxDB, and the control API, all real processes.
-Through the API a supervisor stops one machine (API -> MQTT -> edge -> Modbus, audited)
-and records a stocktake; then every panel of every dashboard gets data of the shape it
+Through the API a supervisor stops one machine, starts it and stops it again (API -> MQTT
+-> edge -> Modbus, audited; the ended stop is in the downtime Pareto) and records a
+stocktake; then every panel of every dashboard gets data of the shape it
 draws, with Grafana's macros expanded."""
 
 from __future__ import annotations
@@ -33,17 +34,33 @@ data for KPIs, by design: coverage < 0.8 -> null)."""
 SUPERVISOR_KEY = "sfk_pipeline_test_supervisor_0123456789"
 
 
-def supervisor_actions(plant: Any) -> None:
-    """Stop press1 and count the line, through the API as a supervisor would."""
+def supervisor_actions(plant: Any, client: InfluxQL) -> None:
+    """Stop press1, start it again and stop it for good (so that one stop has ended:
+    the downtime Pareto shows finished stops only), and count the line, through the API
+    as a supervisor would."""
     line = plant.lines[0]
     buffers = {station: 10 for station in line.stations[:-1]}
     base = f"http://127.0.0.1:{plant.api.port}/api/v1"
     with httpx.Client(base_url=base, headers={"X-API-Key": SUPERVISOR_KEY}, timeout=10) as api:
-        stop = api.post("/machines/press1/stop")
-        assert stop.status_code == 200, stop.text
+        for action, stopped in (("stop", True), ("start", False), ("stop", True)):
+            reply = api.post(f"/machines/press1/{action}")
+            assert reply.status_code == 200, reply.text
+            wait_for_state(client, "press1", stopped, 20)
         take = api.post(f"/lines/{line.id}/stocktake",
                         json={"count": sum(buffers.values()), "buffers": buffers})
         assert take.status_code == 201, take.text
+
+
+def wait_for_state(client: InfluxQL, machine: str, stopped: bool, timeout_s: float) -> None:
+    """Until the latest stored state of `machine` is (or is no longer) `stopped`."""
+    query = f"SELECT last(state) FROM machine_state WHERE machine = '{machine}'"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        series = client.query(query)
+        if series and (series[0]["values"][0][1] == MachineState.STOPPED) == stopped:
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"{machine} not {'' if stopped else 'un'}stopped: {client.query(query)}")
 
 
 def wait_for(client: InfluxQL, query: str, count: int, timeout_s: float) -> None:
@@ -93,7 +110,7 @@ def test_dashboards_on_pipeline_data(mosquitto: Mosquitto, influxdb: InfluxDB,
         for proc in procs:
             proc.start()
         time.sleep(max(0.0, (start - dt.datetime.now(dt.UTC)).total_seconds()) + 2)
-        supervisor_actions(plant)  # while the line runs
+        supervisor_actions(plant, client)  # while the line runs
         time.sleep(AFTER_SHIFT_START_S - 2)
         wait_for(client, "SELECT last(oee) FROM oee WHERE \"window\" = 'shift' GROUP BY machine",
                  1, 30)
@@ -122,4 +139,8 @@ def test_dashboards_on_pipeline_data(mosquitto: Mosquitto, influxdb: InfluxDB,
     log = next(o for o in outcomes["control-audit.json"] if o.label.endswith("Audit log"))
     rows = [dict(zip(s["columns"], row, strict=True)) for s in log.series for row in s["values"]]
     assert {(r["machine"], r["requested_by"], r["action"], r["outcome"]) for r in rows} == {
-        ("press1", "shift-lead", "stop", "sent"), ("press1", "shift-lead", "stop", "done")}
+        ("press1", "shift-lead", action, outcome)
+        for action in ("stop", "start") for outcome in ("sent", "done")}
+    downtime = next(o for o in outcomes["machine-detail.json"]
+                    if o.label.endswith("Downtime by reason (Pareto, s)"))
+    assert all(row[1] > 0 for s in downtime.series for row in s["values"])

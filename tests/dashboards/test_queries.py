@@ -12,6 +12,7 @@ import pytest
 from shopfloor.collector.stats import summarize
 from shopfloor.dashboards.build import load_committed
 from shopfloor.dashboards.macros import Variable, expand
+from shopfloor.dashboards.panels_model import walk_panels
 from shopfloor.dashboards.verify import verify_dashboard
 from tests.dashboards import data
 from tests.dashboards.conftest import Filled
@@ -118,3 +119,25 @@ def test_verify_command_reports_every_panel(filled: Filled, influxdb) -> None:
     empty = CliRunner().invoke(main, ["dashboards", "verify", "--influx-url", influxdb.url,
                                       "--database", "nothing_here"])
     assert empty.exit_code == 1 and "database not found: nothing_here" in empty.output
+
+
+def _sorted_rows(model: dict, outcome, panel_title: str) -> list[tuple[str, float]]:
+    """(reason, value) rows of a by-reason table, ordered by the panel's own sortBy
+    transformation (as Grafana would draw the bars)."""
+    panel = next(p for p in walk_panels(model["panels"]) if p.get("title") == panel_title)
+    sort = next(t for t in panel["transformations"] if t["id"] == "sortBy")["options"]["sort"][0]
+    rows = [dict(zip(s["columns"], row, strict=True), reason=s["tags"]["reason"])
+            for s in outcome.series for row in s["values"]]
+    rows.sort(key=lambda r: r[sort["field"]], reverse=sort["desc"])
+    return [(r["reason"], r[sort["field"]]) for r in rows]
+
+
+def test_downtime_pareto_sums_finished_stops_per_reason_longest_first(filled: Filled) -> None:
+    model = DASHBOARDS["machine-detail.json"]
+    outcomes = verify_dashboard(filled.client, model, filled.window.from_ms, filled.window.to_ms)
+    downtime = next(o for o in outcomes if o.label.endswith("Downtime by reason (Pareto, s)"))
+    step = data.STATE_STEP_S  # three jams and two starvations ended; the third is open
+    assert _sorted_rows(model, downtime, "Downtime by reason (Pareto, s)") == [
+        ("jam", 3 * step), ("starved", 2 * step)]
+    stops = next(o for o in outcomes if o.label.endswith("Stops by reason (count)"))
+    assert _sorted_rows(model, stops, "Stops by reason (count)") == [("jam", 3), ("starved", 2)]
