@@ -6,6 +6,7 @@ restart still writes the duration of the state it ends (durations.py)."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from shopfloor.collector.database import LineWriter
 from shopfloor.collector.durations import OpenState
@@ -27,14 +28,20 @@ def last_seq_query(site: str) -> str:
     )
 
 
+def _series(writer: LineWriter, query: str, consequence: str) -> list[dict[str, Any]]:
+    """The query's series; [] (with a warning saying `consequence`) when the server
+    cannot answer."""
+    try:
+        return writer.query(query)
+    except DatabaseUnavailable as exc:
+        log.warning("cannot read back from InfluxDB at start (%s): %s", exc, consequence)
+        return []
+
+
 def recover_last_seq(writer: LineWriter, plant: Plant) -> dict[str, int]:
     """machine -> last seq stored; {} (with a warning) when the server cannot answer."""
-    try:
-        series = writer.query(last_seq_query(plant.site.id))
-    except DatabaseUnavailable as exc:
-        log.warning("cannot read the last stored seq per machine (%s): losses across this"
-                    " restart are not counted; later gaps are", exc)
-        return {}
+    series = _series(writer, last_seq_query(plant.site.id),
+                     "losses across this restart are not counted; later gaps are")
     last: dict[str, int] = {}
     for one in series:
         machine = one.get("tags", {}).get(schema.TAG_MACHINE)
@@ -60,12 +67,8 @@ def recover_last_states(writer: LineWriter, plant: Plant) -> dict[str, OpenState
     """machine -> its last stored state (since = the point's time, ms); {} (with a
     warning) when the server cannot answer: then the first state change of each machine
     after this start writes no duration."""
-    try:
-        series = writer.query(last_state_query(plant.site.id))
-    except DatabaseUnavailable as exc:
-        log.warning("cannot read the last stored state per machine (%s): the states open"
-                    " across this restart get no duration", exc)
-        return {}
+    series = _series(writer, last_state_query(plant.site.id),
+                     "the states open across this restart get no duration")
     last: dict[str, OpenState] = {}
     for one in series:
         machine = one.get("tags", {}).get(schema.TAG_MACHINE)
