@@ -1,11 +1,13 @@
 """The collector: MQTT (telemetry, state, agent status) -> InfluxDB, acknowledged only
 after it is stored.
 
-Pipeline (one process, three threads; see docs/collector.md):
+Pipeline (one process, two threads; see docs/collector.md, "Threads and the receive
+fast path"):
 
-    paho network thread --raw messages--> batcher thread --Batch--> writer thread
-      (receives, never acks)              (validate, dead-letter,    (write with retry,
-                                           seq accounting, encode)    ack, call sinks)
+    network thread (paho, external loop) --closed Batch--> writer thread
+      (receives; validates, dead-letters,                   (write with retry,
+       accounts seq, encodes into the open batch;            hand the acks over,
+       sends the PUBACKs it is handed; never acks itself)    call sinks)
 
 Hooking in (e.g. the live OEE/WIP engine in `shopfloor.kpi`): implement
 `shopfloor.collector.sinks.BatchSink`, i.e. a `on_batch(self, batch: WrittenBatch) -> None`

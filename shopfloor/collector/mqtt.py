@@ -84,7 +84,7 @@ class Subscriber:
         self._generation = 0
         self.connected = False
         self.subscribed = threading.Event()
-        self.received = 0  # messages handed to the inbox (written by the network thread)
+        self.received = 0  # messages handed to the receiver (written by the network thread)
         self._acks: collections.deque[Sequence[Ack]] = collections.deque()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
