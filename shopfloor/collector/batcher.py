@@ -21,6 +21,7 @@ from shopfloor.collector.durations import StateDurations, known_reasons
 from shopfloor.collector.encode import Encoder
 from shopfloor.collector.messages import Kind, ParsedMessage, Reason, Rejected, Router
 from shopfloor.collector.metrics import LAG_BUCKETS_S, Metrics
+from shopfloor.collector.mqtt import Ack
 from shopfloor.collector.sequence import SequenceTracker
 from shopfloor.shared.contract import Telemetry
 from shopfloor.shared.plant import Plant
@@ -29,7 +30,6 @@ log = logging.getLogger(__name__)
 
 DeadLetterFn = Callable[[str, Reason, str, bytes], None]
 """(topic, reason, detail, raw payload) -> publishes the dead letter."""
-Ack = tuple[int, int, int]  # (mid, qos, connection generation)
 EXPIRE_EVERY_S = 1.0  # how often open seq holes are checked against the grace period
 
 
@@ -65,10 +65,6 @@ class Batcher:
         self._max_values = plant.collector.batch_max_values
         self._max_s = plant.collector.batch_max_s
         self._batch: Batch | None = None
-
-    @property
-    def open(self) -> Batch | None:
-        return self._batch
 
     def add(self, topic: str, payload: bytes, ack: Ack, received_at: float) -> Batch | None:
         """Account one message (its ack always; its line when it is valid); returns the

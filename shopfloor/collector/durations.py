@@ -17,11 +17,12 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from shopfloor.collector.messages import ParsedMessage, to_ms
+from shopfloor.collector.messages import ParsedMessage
 from shopfloor.shared import schema
 from shopfloor.shared.contract import StatePayload
 from shopfloor.shared.enums import MachineState
 from shopfloor.shared.plant import Plant
+from shopfloor.shared.schema import to_ms
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from shopfloor.collector.messages import Kind, ParsedMessage, to_ms
+from shopfloor.collector.messages import Kind, ParsedMessage
 from shopfloor.shared import schema
 from shopfloor.shared.contract import AgentStatus, StatePayload, Telemetry
 from shopfloor.shared.enums import DataType
 from shopfloor.shared.plant import Plant, Point
+from shopfloor.shared.schema import to_ms
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 

@@ -4,7 +4,6 @@ topics the collector deliberately ignores (commands, KPIs, dead letters)."""
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -12,6 +11,7 @@ from shopfloor.shared import contract, topics
 from shopfloor.shared.contract import AgentStatus, StatePayload, Telemetry
 from shopfloor.shared.errors import ContractError
 from shopfloor.shared.plant import Plant
+from shopfloor.shared.schema import to_ms
 
 
 class Kind(StrEnum):
@@ -31,15 +31,6 @@ class Reason(StrEnum):
     UNKNOWN_AGENT = "unknown_agent"
     POINT = "point"  # some point values do not fit the plant's point (rest stored)
     REJECTED_BY_DATABASE = "rejected_by_database"
-
-
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-ONE_MS = dt.timedelta(milliseconds=1)
-
-
-def to_ms(when: dt.datetime) -> int:
-    """Aware datetime -> integer ms since the epoch (exact, floors sub-ms parts)."""
-    return (when - EPOCH) // ONE_MS
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,10 +13,9 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from shopfloor.shared import schema
 from shopfloor.shared.plant import ALL_DAYS, Calendar, Plant, Shift
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_MS = dt.timedelta(milliseconds=1)
 _DAY = dt.timedelta(days=1)
 
 
@@ -50,11 +49,11 @@ def local_to_ms(date: dt.date, time: dt.time, zone: ZoneInfo) -> int:
     """UTC ms of a local wall-clock time (nonexistent: forward; ambiguous: first)."""
     local = dt.datetime.combine(date, time.replace(tzinfo=None, fold=0), tzinfo=zone)
     # Round-trip through UTC so that a nonexistent time lands on its real instant.
-    return (local.astimezone(dt.UTC) - _EPOCH) // _MS
+    return schema.to_ms(local.astimezone(dt.UTC))
 
 
 def ms_to_utc(ms: int) -> dt.datetime:
-    return _EPOCH + ms * _MS
+    return schema.EPOCH + ms * schema.ONE_MS
 
 
 def instance(shift: Shift, date: dt.date, zone: ZoneInfo) -> ShiftInstance:

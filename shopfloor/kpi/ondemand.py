@@ -20,17 +20,17 @@ from shopfloor.kpi.store import MINUTE_MS, KpiStore
 from shopfloor.kpi.wip import Anchor, WipResult
 from shopfloor.kpi.wip import compute_wip as wip_from_counts
 from shopfloor.kpi.workorders import OrderProgress, progress
+from shopfloor.shared import schema
 from shopfloor.shared.plant import Plant
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def to_ms(when: dt.datetime | int) -> int:
+    """ms since the epoch of a time given as ms already or as an aware datetime."""
     if isinstance(when, int):
         return when
     if when.tzinfo is None:
         raise KpiError(f"{when.isoformat()} has no time zone; give UTC or an offset")
-    return (when - _EPOCH) // dt.timedelta(milliseconds=1)
+    return schema.to_ms(when)
 
 
 @dataclass(frozen=True, slots=True)

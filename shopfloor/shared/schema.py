@@ -8,6 +8,7 @@ sequence numbers or ids of single samples.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Mapping
 
@@ -48,6 +49,16 @@ PRECISION = "ms"  # timestamps are written in milliseconds
 
 _TAG_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": ""})
 _MEASUREMENT_ESCAPES = str.maketrans({",": r"\,", " ": r"\ ", "\n": ""})
+
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+ONE_MS = dt.timedelta(milliseconds=1)
+
+
+def to_ms(when: dt.datetime) -> int:
+    """Aware datetime -> integer ms since the epoch, the precision of every write (exact:
+    floors sub-ms parts, no float rounding)."""
+    return (when - EPOCH) // ONE_MS
 
 
 def escape_tag(value: str) -> str:
