@@ -13,12 +13,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import paho.mqtt.client as mqtt
 import uvicorn
+import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from shopfloor.api.config import settings_from_plant
@@ -29,6 +31,7 @@ from shopfloor.shared.contract import Command, CommandResult, CommandStatus, par
 from shopfloor.shared.loader import parse_plant
 from shopfloor.shared.plant import Plant, Role
 from tests.harness.plants import example_data, relocate
+from tests.harness.processes import ComponentProcess, health_url
 from tests.harness.services import LOOPBACK, free_port
 
 ROLES = [r.value for r in Role]
@@ -183,3 +186,36 @@ if __name__ == "__main__":
     import sys
 
     serve_stand_in(int(sys.argv[1]), sys.argv[2], sys.argv[3])
+
+
+@dataclass
+class ApiProcess:
+    """`shopfloor api` as a process of its own on a plant file (so that a test can stop,
+    kill -9 and start it again), with an edge stand-in on the same broker. Not started."""
+
+    api: ComponentProcess
+    edge: EdgeStandIn
+    url: str
+    keys: dict[str, str]
+    data: dict[str, Any]
+
+    @classmethod
+    def create(cls, workdir: Path, broker_port: int, influx_url: str,
+               timeout_s: float) -> Self:
+        keys = make_keys()
+        data = plant_data(workdir, broker_port, influx_url, keys, timeout_s)
+        create_database(influx_url, load(data).database.database)
+        plant_file = workdir / "plant.yaml"
+        plant_file.write_text(yaml.safe_dump(data))
+        port = data["api"]["port"]
+        return cls(ComponentProcess("api", ["api", str(plant_file)], workdir, health_url(port)),
+                   EdgeStandIn(broker_port, data["site"]["id"]), f"http://{LOOPBACK}:{port}",
+                   keys, data)
+
+    def client(self, key: str = "admin") -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"X-API-Key": self.keys[key]},
+                            timeout=30)
+
+    def close(self) -> None:
+        self.api.stop()
+        self.edge.close()

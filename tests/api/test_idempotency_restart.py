@@ -8,7 +8,6 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,28 +17,18 @@ import yaml
 
 from tests.api.harness import (
     COMMAND_TIMEOUT_S,
-    EdgeStandIn,
-    create_database,
-    load,
+    ApiProcess,
     make_keys,
     plant_data,
 )
-from tests.harness.processes import ComponentProcess, health_url
 
 SETPOINT = "/api/v1/machines/pack1/setpoint"
 
 
-@dataclass
-class RestartRig:
-    api: ComponentProcess
-    edge: EdgeStandIn
-    url: str
-    admin_key: str
-    data: dict[str, Any]
-
+class RestartRig(ApiProcess):
     def post(self, body: dict[str, Any], key: str) -> httpx.Response:
         return httpx.post(f"{self.url}{SETPOINT}", json=body, timeout=30,
-                          headers={"X-API-Key": self.admin_key, "Idempotency-Key": key})
+                          headers={"X-API-Key": self.keys["admin"], "Idempotency-Key": key})
 
     def kill_and_restart(self) -> None:
         self.api.kill()
@@ -51,21 +40,12 @@ class RestartRig:
 
 @pytest.fixture
 def rig(mosquitto: Any, influxdb: Any, tmp_path: Path) -> Iterator[RestartRig]:
-    keys = make_keys()
-    data = plant_data(tmp_path, mosquitto.port, influxdb.url, keys, COMMAND_TIMEOUT_S)
-    plant = load(data)
-    create_database(influxdb.url, plant.database.database)
-    plant_file = tmp_path / "plant.yaml"
-    plant_file.write_text(yaml.safe_dump(data))
-    edge = EdgeStandIn(mosquitto.port, plant.site.id)
-    port = data["api"]["port"]
-    api = ComponentProcess("api", ["api", str(plant_file)], tmp_path, health_url(port))
+    made = RestartRig.create(tmp_path, mosquitto.port, influxdb.url, COMMAND_TIMEOUT_S)
     try:
-        api.start()
-        yield RestartRig(api, edge, f"http://127.0.0.1:{port}", keys["admin"], data)
+        made.api.start()
+        yield made
     finally:
-        api.stop()
-        edge.close()
+        made.close()
 
 
 def test_retry_after_kill_9_is_replayed_not_sent_again(rig: RestartRig) -> None:

@@ -10,19 +10,18 @@ import contextlib
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from shopfloor.api.commands import id_prefix
 from shopfloor.shared import topics
 from shopfloor.shared.contract import Command, CommandResult, CommandStatus, utc_now
 from tests.api.harness import (
     COMMAND_TIMEOUT_S,
+    ApiProcess,
     ApiServer,
     EdgeStandIn,
     create_database,
@@ -31,51 +30,29 @@ from tests.api.harness import (
     plant_data,
     wait_for,
 )
-from tests.harness.processes import ComponentProcess, health_url
 from tests.harness.services import free_port
 
 LONG_TIMEOUT_S = 120.0  # the API is killed long before it would give up on the command
 
 
-@dataclass
-class Rig:
-    api: ComponentProcess
-    edge: EdgeStandIn
-    url: str
-    keys: dict[str, str]
-
-    def client(self, key: str = "admin") -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"X-API-Key": self.keys[key]},
-                            timeout=30)
-
-
-MakeRig = Callable[[Any, float], Rig]
+MakeRig = Callable[[Any, float], ApiProcess]
 
 
 @pytest.fixture
 def make_rig(influxdb: Any, tmp_path: Path) -> Iterator[MakeRig]:
     """`make_rig(broker, command_timeout_s)`: the API as a process (default client id)
     on `broker`, and an edge stand-in."""
-    made: list[Rig] = []
+    made: list[ApiProcess] = []
 
-    def make(broker: Any, timeout_s: float) -> Rig:
-        keys = make_keys()
-        data = plant_data(tmp_path, broker.port, influxdb.url, keys, timeout_s)
-        create_database(influxdb.url, load(data).database.database)
-        plant_file = tmp_path / "plant.yaml"
-        plant_file.write_text(yaml.safe_dump(data))
-        port = data["api"]["port"]
-        edge = EdgeStandIn(broker.port, data["site"]["id"])
-        rig = Rig(ComponentProcess("api", ["api", str(plant_file)], tmp_path, health_url(port)),
-                  edge, f"http://127.0.0.1:{port}", keys)
+    def make(broker: Any, timeout_s: float) -> ApiProcess:
+        rig = ApiProcess.create(tmp_path, broker.port, influxdb.url, timeout_s)
         made.append(rig)
         rig.api.start()
         return rig
 
     yield make
     for rig in made:
-        rig.api.stop()
-        rig.edge.close()
+        rig.close()
 
 
 def publish_result(edge: EdgeStandIn, machine: str, command_id: str, value: Any) -> None:
@@ -110,7 +87,7 @@ def late_command(admin: httpx.Client, command_id: str) -> dict[str, Any]:
     return found
 
 
-def send_and_hold(rig: Rig, machine: str) -> Command:
+def send_and_hold(rig: ApiProcess, machine: str) -> Command:
     """POST stop to a silent machine in a thread (the API dies under it); the command
     once the stand-in holds it and its `sent` entry is in the audit."""
     rig.edge.mode[machine] = "silent"
