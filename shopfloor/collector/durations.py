@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from shopfloor.collector.messages import ParsedMessage
 from shopfloor.shared import schema
 from shopfloor.shared.contract import StatePayload
-from shopfloor.shared.enums import MachineState
+from shopfloor.shared.enums import OFFLINE_REASONS, MachineState
 from shopfloor.shared.plant import Plant
 from shopfloor.shared.schema import to_ms
 
@@ -60,10 +60,12 @@ def known_reasons(plant: Plant) -> frozenset[str]:
 
 
 class StateDurations:
-    """The open state per machine; `end` returns the state a newer one finishes."""
+    """The open state per machine; `end` returns the state a newer one finishes. Reasons
+    kept as tags: `reasons` (the plant's) and the edge's reasons for an unreadable device
+    (`shared.enums.OFFLINE_REASONS`)."""
 
     def __init__(self, reasons: Iterable[str]) -> None:
-        self._reasons = frozenset(reasons)
+        self._reasons = frozenset(reasons) | OFFLINE_REASONS
         self._open: dict[str, OpenState] = {}
 
     def recover(self, last: Mapping[str, OpenState]) -> None:

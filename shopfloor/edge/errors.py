@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shopfloor.shared.enums import DeviceFailure
 from shopfloor.shared.errors import ShopfloorError
 
 
@@ -13,11 +14,11 @@ class EdgeError(ShopfloorError):
 
 class DeviceError(EdgeError):
     """A Modbus device did not answer, answered with an exception, or is unreachable.
-    `machine` names the device; `kind` is one of "connect", "timeout", "exception", "io"."""
+    `machine` names the device; `kind` says why (`shared.enums.DeviceFailure`)."""
 
     prefix = "device"
 
-    def __init__(self, machine: str, kind: str, detail: str) -> None:
+    def __init__(self, machine: str, kind: DeviceFailure, detail: str) -> None:
         self.machine = machine
         self.kind = kind
         self.detail = detail

@@ -18,7 +18,7 @@ from pymodbus.framer import FramerType
 from shopfloor.edge.backoff import Backoff
 from shopfloor.edge.errors import DeviceError
 from shopfloor.edge.plan import ReadBlock
-from shopfloor.shared.enums import Table, Transport
+from shopfloor.shared.enums import DeviceFailure, Table, Transport
 from shopfloor.shared.plant import Connection
 
 log = logging.getLogger(__name__)
@@ -104,17 +104,19 @@ class Bus:
                 response = await method(*args, **kwargs)
             except (ModbusException, TimeoutError, OSError) as exc:
                 self._after_io_error(exc)
-                raise DeviceError(machine, "timeout", _describe(exc)) from exc
+                raise DeviceError(machine, DeviceFailure.TIMEOUT, _describe(exc)) from exc
             except Exception as exc:  # noqa: BLE001 - garbage from a device must not kill polling
                 self._after_io_error(exc)
-                raise DeviceError(machine, "io", f"{type(exc).__name__}: {exc}") from exc
+                raise DeviceError(machine, DeviceFailure.IO,
+                                  f"{type(exc).__name__}: {exc}") from exc
             finally:
                 if self.pause_s:
                     await asyncio.sleep(self.pause_s)
         if response.isError():
             code = getattr(response, "exception_code", "?")
             raise DeviceError(
-                machine, "exception", f"exception code {code} for {method.__name__} {args[0]}"
+                machine, DeviceFailure.EXCEPTION,
+                f"exception code {code} for {method.__name__} {args[0]}",
             )
         return response
 
@@ -123,7 +125,8 @@ class Bus:
             return
         loop = asyncio.get_running_loop()
         if loop.time() < self._retry_at:
-            raise DeviceError(machine, "connect", f"{self._where()}: waiting to reconnect")
+            raise DeviceError(machine, DeviceFailure.CONNECT,
+                              f"{self._where()}: waiting to reconnect")
         try:
             async with asyncio.timeout(self.connection.timeout_s + 0.5):
                 ok = await self.client.connect()
@@ -134,7 +137,7 @@ class Bus:
         if not ok:
             self.client.close()
             self._retry_at = loop.time() + self._backoff.next_delay()
-            raise DeviceError(machine, "connect", f"{self._where()}: {why}")
+            raise DeviceError(machine, DeviceFailure.CONNECT, f"{self._where()}: {why}")
         self._backoff.reset()
 
     def _after_io_error(self, exc: BaseException) -> None:

@@ -24,6 +24,7 @@ from shopfloor.edge.store import Message
 from shopfloor.shared import topics
 from shopfloor.shared.codec import Value
 from shopfloor.shared.contract import utc_now
+from shopfloor.shared.enums import DeviceFailure, offline_reason
 from shopfloor.shared.logs import FailureLog
 from shopfloor.shared.plant import Agent, Machine
 
@@ -167,8 +168,8 @@ class MachinePoller:
         if self.machine.state is None:
             return
         if self.online is False:
-            reason = result.error.kind if result.error else "no_response"
-            view = offline_view(self.tracker.view, f"device_{reason}")
+            failure = result.error.kind if result.error else DeviceFailure.NO_RESPONSE
+            view = offline_view(self.tracker.view, offline_reason(failure))
             payload = self.tracker.update(view, ts, since=self.first_failure)
         else:
             payload = self.tracker.update(

@@ -107,6 +107,25 @@ class MachineState(StrEnum):
     OFFLINE = "offline"
 
 
+class DeviceFailure(StrEnum):
+    """Why an edge agent could not read a device. A machine whose device stays
+    unreadable goes `offline` with reason `device_<failure>` (`offline_reason`): a
+    fixed, bounded set, like the reasons of the plant file's state maps."""
+
+    CONNECT = "connect"
+    TIMEOUT = "timeout"
+    EXCEPTION = "exception"  # the device answered with a Modbus exception
+    IO = "io"
+    NO_RESPONSE = "no_response"
+
+
+def offline_reason(failure: DeviceFailure) -> str:
+    return f"device_{failure}"
+
+
+OFFLINE_REASONS = frozenset(offline_reason(f) for f in DeviceFailure)
+
+
 class Transport(StrEnum):
     """How the edge reaches a Modbus device."""
 

@@ -71,7 +71,7 @@ def test_a_repeat_or_an_older_since_writes_nothing_and_keeps_the_open_state() ->
 
 
 @pytest.mark.parametrize(("reason", "tag"), [
-    ("jam", "jam"), ("unheard_of", "other"), ("device_timeout", "other"),
+    ("jam", "jam"), ("unheard_of", "other"), ("device_timeout", "device_timeout"),
     (None, "none"), ("", "none"),
 ])
 def test_reason_tags_are_bounded_by_the_plant(reason: str | None, tag: str) -> None:
