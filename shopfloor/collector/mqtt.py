@@ -34,8 +34,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from shopfloor.collector.fastclient import BufferedSocket, FastClient
-from shopfloor.collector.writer import backoff_delays
 from shopfloor.shared import topics
+from shopfloor.shared.backoff import Backoff
 from shopfloor.shared.logs import FailureLog
 from shopfloor.shared.plant import Plant
 
@@ -158,17 +158,17 @@ class Subscriber:
             self.drained.set()
 
     def _run(self) -> None:
-        delays = backoff_delays(RECONNECT_FIRST_S, RECONNECT_MAX_S)
+        backoff = Backoff(RECONNECT_FIRST_S, RECONNECT_MAX_S)
         while not self._stop.is_set():
             if self._connect():
-                delays = backoff_delays(RECONNECT_FIRST_S, RECONNECT_MAX_S)
+                backoff.reset()
                 try:
                     self._serve()
                 except Exception as exc:  # noqa: BLE001 - never let the network thread die
                     self._failures.failure("network loop error, reconnecting: %r", exc)
                     self.connected = False
             if not self._stop.is_set():
-                self._wait(next(delays))
+                self._wait(backoff.next_delay())
         self._flush()
         self._close()
 

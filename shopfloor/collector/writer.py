@@ -7,29 +7,18 @@ split is harmless: same series and timestamp overwrite."""
 from __future__ import annotations
 
 import logging
-import random
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from shopfloor.collector.database import LineWriter, open_writer
 from shopfloor.collector.errors import DatabaseUnavailable, LinesRejected
+from shopfloor.shared.backoff import Backoff
 from shopfloor.shared.logs import FailureLog
 from shopfloor.shared.plant import Database
 
 log = logging.getLogger(__name__)
 BACKOFF_START_S = 0.2
 BACKOFF_MAX_S = 5.0
-_jitter = random.Random()  # own generator: no shared global random state
-
-
-def backoff_delays(
-    start_s: float = BACKOFF_START_S, max_s: float = BACKOFF_MAX_S
-) -> Iterator[float]:
-    """start, 2*start, ... capped at max_s, each with up to 20 % jitter (seconds)."""
-    delay = start_s
-    while True:
-        yield delay * (0.8 + 0.4 * _jitter.random())
-        delay = min(delay * 2, max_s)
 
 
 def write_splitting(writer: LineWriter, lines: list[str]) -> list[tuple[str, str]]:
@@ -67,7 +56,7 @@ class DurableWriter:
 
     def connect(self) -> LineWriter:
         """Open (detect API, create database) with backoff until it works or stop."""
-        for delay in backoff_delays():
+        for delay in Backoff(BACKOFF_START_S, BACKOFF_MAX_S).delays():
             try:
                 return self._attempt_connect()
             except DatabaseUnavailable as exc:
@@ -90,7 +79,7 @@ class DurableWriter:
 
     def store(self, lines: list[str]) -> list[tuple[str, str]]:
         """Write until done; returns the lines refused by InfluxDB, with reasons."""
-        for delay in backoff_delays():
+        for delay in Backoff(BACKOFF_START_S, BACKOFF_MAX_S).delays():
             try:
                 writer = self.writer if not self._needs_prepare else None
                 rejected = write_splitting(writer or self._attempt_connect(), lines)

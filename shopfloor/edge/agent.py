@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from shopfloor import __version__
-from shopfloor.edge.backoff import Backoff
 from shopfloor.edge.dispatch import CommandDispatcher
 from shopfloor.edge.errors import EdgeError
 from shopfloor.edge.metrics import EdgeMetrics
@@ -29,6 +28,7 @@ from shopfloor.edge.publisher import Publisher
 from shopfloor.edge.state import StateTracker, StateView
 from shopfloor.edge.store import Store
 from shopfloor.shared import topics
+from shopfloor.shared.backoff import Backoff
 from shopfloor.shared.contract import AgentStatus, StatePayload, parse, utc_now
 from shopfloor.shared.errors import ContractError
 from shopfloor.shared.http_status import StatusServer

@@ -15,9 +15,9 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 from pymodbus.framer import FramerType
 
-from shopfloor.edge.backoff import Backoff
 from shopfloor.edge.errors import DeviceError
 from shopfloor.edge.plan import ReadBlock
+from shopfloor.shared.backoff import Backoff
 from shopfloor.shared.enums import DeviceFailure, Table, Transport
 from shopfloor.shared.plant import Connection
 

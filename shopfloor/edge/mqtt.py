@@ -21,7 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from shopfloor.edge.backoff import Backoff
+from shopfloor.shared.backoff import Backoff
 from shopfloor.shared.logs import FailureLog
 from shopfloor.shared.plant import Broker
 

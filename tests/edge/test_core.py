@@ -7,12 +7,12 @@ import random
 
 import pytest
 
-from shopfloor.edge.backoff import Backoff
 from shopfloor.edge.commands import check_command, extract_id
 from shopfloor.edge.plan import plan_reads
 from shopfloor.edge.poller import _next_tick
 from shopfloor.edge.sample import DeadbandFilter, decode_block
 from shopfloor.edge.state import StateTracker, derive_state, offline_view
+from shopfloor.shared.backoff import Backoff
 from shopfloor.shared.contract import Command, CommandStatus
 from shopfloor.shared.enums import MachineState
 from shopfloor.shared.plant import Machine, Point
