@@ -67,7 +67,13 @@ class DeadbandFilter:
 _HEAD = b'{"v":%d,"ts":"' % SCHEMA_VERSION
 
 
-def telemetry_payload(ts: dt.datetime, seq: int, values: dict[str, Value], bad: set[str]) -> bytes:
+def telemetry_payload(
+    ts: dt.datetime,
+    seq: int,
+    values: dict[str, Value],
+    bad: set[str],
+    epoch: int | None = None,
+) -> bytes:
     """The JSON telemetry message (contract.Telemetry) for one poll of one machine.
 
     Byte for byte what `Telemetry(...).to_json()` gives (a test compares both for every
@@ -75,9 +81,9 @@ def telemetry_payload(ts: dt.datetime, seq: int, values: dict[str, Value], bad: 
     own serialiser (same number and string formatting), the frame around them is fixed.
     `ts` must be UTC."""
     quality = to_json({n: "bad" for n in sorted(bad)}) if bad else b"{}"
+    stream = b'","seq":%d' % seq if epoch is None else b'","seq":%d,"epoch":%d' % (seq, epoch)
     return b"".join((
-        _HEAD, _iso_utc(ts), b'","seq":', b"%d" % seq, b',"values":', to_json(values),
-        b',"quality":', quality, b"}",
+        _HEAD, _iso_utc(ts), stream, b',"values":', to_json(values), b',"quality":', quality, b"}"
     ))
 
 

@@ -141,12 +141,14 @@ timestamps = st.datetimes(
     seq=st.integers(0, 2**63 - 1),
     sample=st.dictionaries(names, values, max_size=25),
     bad=st.sets(names, max_size=5),
+    epoch=st.none() | st.integers(0, 2**63 - 1),
 )
 def test_payload_bytes_equal_the_models(
-    ts: dt.datetime, seq: int, sample: dict[str, Value], bad: set[str]
+    ts: dt.datetime, seq: int, sample: dict[str, Value], bad: set[str], epoch: int | None
 ) -> None:
     model = Telemetry.model_construct(
-        ts=ts, seq=seq, values=sample, quality={n: "bad" for n in sorted(bad)}
+        ts=ts, seq=seq, epoch=epoch, values=sample, quality={n: "bad" for n in sorted(bad)}
     )
-    assert telemetry_payload(ts, seq, sample, bad) == model.to_json()
-    assert Telemetry.model_validate_json(telemetry_payload(ts, seq, sample, bad)).seq == seq
+    payload = telemetry_payload(ts, seq, sample, bad, epoch)
+    assert payload == model.to_json()
+    assert Telemetry.model_validate_json(payload).seq == seq
