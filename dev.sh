@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-APT_PACKAGES=(mosquitto mosquitto-clients influxdb influxdb-client socat victoria-metrics python3-venv)
+APT_PACKAGES=(mosquitto mosquitto-clients influxdb influxdb-client socat victoria-metrics python3-venv chromium chromium-driver)
 VENV=.venv
 PLANT="${SHOPFLOOR_PLANT:-deploy/plant.example.yaml}"   # which plant `up` runs
 RUN_DIR="${SHOPFLOOR_RUN_DIR:-run}"                     # logs, data and pid files of `up`

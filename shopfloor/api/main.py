@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shopfloor.api.config import Settings
+from shopfloor.api.downtime import routes as downtime
 from shopfloor.api.errors import ApiError
 from shopfloor.api.metrics import ApiMetrics, MetricsMiddleware
 from shopfloor.api.models.common import error_body
@@ -47,7 +48,7 @@ def create_app(plant: Plant, settings: Settings) -> FastAPI:
 
     app = FastAPI(title="shopfloor API", version="1", description=DESCRIPTION,
                   lifespan=lifespan)
-    for module in (plant_routes, machines, history, kpi, commands, wip, audit):
+    for module in (plant_routes, machines, history, kpi, commands, wip, audit, downtime):
         app.include_router(module.router)
     app.include_router(health.router)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
