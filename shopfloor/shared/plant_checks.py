@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter as Tally
 from collections.abc import Iterator
 
+from shopfloor.shared.enums import Transport
 from shopfloor.shared.plant import Machine, Plant
 from shopfloor.shared.reasons import Category
 
@@ -105,6 +106,7 @@ def _products(base: str, machine: Machine) -> Iterator[Issue]:
 
 
 def _devices(plant: Plant) -> Iterator[Issue]:
+    yield from _gateways(plant)
     seen: dict[tuple[str, int], str] = {}
     for mid, machine in plant.machines.items():
         key = (machine.connection.bus_key, machine.connection.device_id)
@@ -116,6 +118,32 @@ def _devices(plant: Plant) -> Iterator[Issue]:
             )
         else:
             seen[key] = mid
+
+
+def _gateways(plant: Plant) -> Iterator[Issue]:
+    """Machines on one tcp host:port share one connection only if all of them say
+    gateway: true, with one max_in_flight (it belongs to the connection)."""
+    first: dict[str, tuple[str, bool, int]] = {}
+    for mid, machine in plant.machines.items():
+        conn = machine.connection
+        if conn.transport is not Transport.TCP:
+            continue
+        mine = (mid, conn.gateway, conn.max_in_flight)
+        other = first.setdefault(conn.bus_key, mine)
+        if other is mine or not (conn.gateway or other[1]):
+            continue
+        if conn.gateway != other[1]:
+            yield (
+                f"machines.{mid}.connection.gateway",
+                f"{conn.host}:{conn.port} is a gateway for machine {other[0]!r} "
+                f"(gateway: {str(other[1]).lower()}); set the same on every machine behind it",
+            )
+        elif conn.max_in_flight != other[2]:
+            yield (
+                f"machines.{mid}.connection.max_in_flight",
+                f"{conn.max_in_flight} differs from {other[2]} of machine {other[0]!r} on the "
+                f"same gateway {conn.host}:{conn.port}; it is one connection's setting",
+            )
 
 
 def _agents(plant: Plant) -> Iterator[Issue]:

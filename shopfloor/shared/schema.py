@@ -50,6 +50,7 @@ TAG_CATEGORY = "category"
 TAG_LOSS = "loss"
 
 SEQ_FIELD = "_seq"  # sequence number of a telemetry sample (a field, never a tag)
+EPOCH_FIELD = "_epoch"  # the sample's stream epoch, when the edge sends one (a field)
 PRECISION = "ms"  # timestamps are written in milliseconds
 
 _TAG_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": ""})

@@ -49,7 +49,7 @@ def test_decode_block_marks_nan_bad() -> None:
     f = Point(name="f", address=0, type="float32")
     n = Point(name="n", address=2)
     (block,) = plan_reads([f, n])
-    values, bad = decode_block(block, [0x7FC0, 0, 7])
+    values, bad = decode_block(block, bytes.fromhex("7fc0 0000 0007"))
     assert values == {"n": 7} and bad == {"f"}
 
 
