@@ -142,6 +142,9 @@ class Point(Model):
     writable: bool = False
     min: float | None = None
     max: float | None = None
+    free_setpoint: bool = False
+    """A point a control action writes (control.run, ...) may also be written through
+    the setpoint route, with that action's permission and interlock."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Point:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter as Tally
 from collections.abc import Iterator
 
+from shopfloor.shared.control_rules import ACTION_CONTROLS
 from shopfloor.shared.enums import Transport
 from shopfloor.shared.plant import Machine, Plant
 from shopfloor.shared.reasons import Category
@@ -97,6 +98,21 @@ def _roles(base: str, machine: Machine) -> Iterator[Issue]:
         point = machine.point(name) if name else None
         if point is not None and not point.writable:
             yield f"{base}.control.{field}", f"point {name!r} must be writable: true"
+    yield from _free_setpoints(base, machine)
+
+
+def _free_setpoints(base: str, machine: Machine) -> Iterator[Issue]:
+    """free_setpoint only opens a point that a control action writes, and only a writable one."""
+    owned = {name for field, name in machine.control if field in ACTION_CONTROLS}
+    for i, point in enumerate(machine.points):
+        if point.free_setpoint and point.name not in owned:
+            yield (f"{base}.points[{i}].free_setpoint",
+                   f"point {point.name!r} is written by no control action "
+                   f"({', '.join(sorted(ACTION_CONTROLS))}); it is a setpoint anyway when "
+                   "writable: remove free_setpoint")
+        elif point.free_setpoint and not point.writable:
+            yield (f"{base}.points[{i}].free_setpoint",
+                   f"point {point.name!r} must be writable: true to be a free setpoint")
 
 
 def _products(base: str, machine: Machine) -> Iterator[Issue]:
