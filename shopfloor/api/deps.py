@@ -1,6 +1,7 @@
 """Dependencies of the routes, as `Annotated[..., Depends(...)]` aliases: the runtime and
 its parts, the calling principal (API key -> role), permission checks, and machines and
-lines resolved from the path with the key's line restriction applied."""
+lines resolved from the path with the key's line restriction applied (`visible_machine`,
+`visible_line`: the one visibility check; what a key may not see does not exist for it)."""
 
 from __future__ import annotations
 
@@ -89,25 +90,34 @@ class MachineRef:
     spec: Machine
 
 
+def visible_machine(plant: Plant, principal: Principal, machine_id: str) -> Machine:
+    """The machine `machine_id` as the caller may see it. A machine on a line the key is
+    restricted away from is answered exactly like an unknown one (404, same message): a
+    403 would confirm that it exists. Every route that takes a machine goes through here."""
+    spec = plant.machines.get(machine_id)
+    if spec is None or not principal.may_see_line(spec.line):
+        raise NotFound(f"unknown machine {machine_id!r}", "unknown_machine")
+    return spec
+
+
+def visible_line(plant: Plant, principal: Principal, line_id: str) -> Line:
+    """The line `line_id` as the caller may see it: 404 when unknown or outside the key's
+    lines (see `visible_machine`)."""
+    found = plant.line(line_id)
+    if found is None or not principal.may_see_line(found.id):
+        raise NotFound(f"unknown line {line_id!r}", "unknown_line")
+    return found
+
+
 async def _machine(plant: PlantDep, principal: PrincipalDep,
              machine: Annotated[str, Path(description="machine id", examples=["press1"])],
              ) -> MachineRef:
-    spec = plant.machines.get(machine)
-    if spec is None:
-        raise NotFound(f"unknown machine {machine!r}", "unknown_machine")
-    if not principal.may_see_line(spec.line):
-        raise Forbidden(f"this key is restricted to other lines than {spec.line}")
-    return MachineRef(machine, spec)
+    return MachineRef(machine, visible_machine(plant, principal, machine))
 
 
 async def _line(plant: PlantDep, principal: PrincipalDep,
           line: Annotated[str, Path(description="line id", examples=["line1"])]) -> Line:
-    found = plant.line(line)
-    if found is None:
-        raise NotFound(f"unknown line {line!r}", "unknown_line")
-    if not principal.may_see_line(found.id):
-        raise Forbidden(f"this key is restricted to other lines than {found.id}")
-    return found
+    return visible_line(plant, principal, line)
 
 
 MachineDep = Annotated[MachineRef, Depends(_machine)]

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shopfloor.api.config import Settings
@@ -45,8 +46,10 @@ def create_app(plant: Plant, settings: Settings) -> FastAPI:
         finally:
             await close_runtime(runtime)
 
-    app = FastAPI(title="shopfloor API", version="1", description=DESCRIPTION,
-                  lifespan=lifespan)
+    # /docs and /redoc with Swagger UI and ReDoc served from the installed fastapi-offline
+    # package (under /static-offline-docs): they work on a plant network without internet.
+    app = FastAPIOffline(title="shopfloor API", version="1", description=DESCRIPTION,
+                         lifespan=lifespan)
     for module in (plant_routes, machines, history, kpi, commands, wip, audit):
         app.include_router(module.router)
     app.include_router(health.router)

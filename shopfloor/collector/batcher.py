@@ -22,7 +22,7 @@ from shopfloor.collector.encode import NOT_A_POINT, Encoder
 from shopfloor.collector.messages import Kind, ParsedMessage, Reason, Rejected, Router
 from shopfloor.collector.metrics import LAG_BUCKETS_S, Metrics
 from shopfloor.collector.mqtt import Ack
-from shopfloor.collector.sequence import SequenceTracker
+from shopfloor.collector.sequence import IN_ORDER, SequenceTracker
 from shopfloor.shared.admission import TimeAdmission
 from shopfloor.shared.contract import Telemetry
 from shopfloor.shared.plant import Plant
@@ -157,14 +157,22 @@ class Batcher:
         batch.lag_buckets[bisect.bisect_left(LAG_BUCKETS_S, lag)] += 1
         batch.lag_sum += lag
         machine = message.machine
-        seen = self.tracker.observe(machine, payload.seq, time.monotonic())
-        if seen.opened or seen.late:
+        seen = self.tracker.observe(machine, payload.seq, time.monotonic(), payload.epoch)
+        if seen is IN_ORDER:
+            return message
+        if seen.opened or seen.late or seen.restarted:
             self._metrics.missing.labels(machine).set(self.tracker.missing(machine))
         if seen.opened:
             log.info("%s: %d sample(s) missing before seq %d (lost unless they come within"
                      " %g s)", machine, seen.opened, payload.seq, self.tracker.grace_s)
         if seen.late:
             self._metrics.late.labels(machine).inc()
+        if seen.refilled:
+            self._metrics.lost.labels(machine).dec()
+        if seen.restarted:
+            self._metrics.restarts.labels(machine).inc()
+            log.warning("%s: new seq stream at seq %d (epoch %s): accounting starts afresh",
+                        machine, payload.seq, payload.epoch)
         if seen.duplicate:
             self._metrics.duplicates.labels(message.machine).inc()
             log.debug("%s: duplicate seq %d", message.machine, payload.seq)

@@ -109,6 +109,13 @@ def _planned_flag(seg: Segment, settings: Settings) -> bool:
     return settings.planned_reasons is None or seg.reason in settings.planned_reasons
 
 
+def _status(is_break: bool, seg: Segment) -> int:
+    """Calendar status of planned time in `seg`'s state: a calendar break is PDOT unless
+    the machine is `running` there (OEE.md: running through a break moves that time, and
+    its parts, back into PBT). The one place that decides it, for time and for counts."""
+    return BREAK if is_break and seg.state is not MachineState.RUNNING else POT
+
+
 def _count_class(seg: Segment, plan: int, settings: Settings) -> int:
     if seg.state is None or seg.state is MachineState.OFFLINE:
         return UNATTRIBUTED
@@ -142,7 +149,7 @@ def _cut(
                 continue
             bucket = bisect_right(edges, start) - 1 if lo <= start < hi else -1
             p = _inside(plan_spans, plan_starts, start)
-            status = OFF if p < 0 else (BREAK if plan[p].is_break else POT)
+            status = OFF if p < 0 else _status(plan[p].is_break, seg)
             out.starts.append(start)
             out.ends.append(end)
             out.segs.append(seg)

@@ -30,10 +30,14 @@ class Payload(BaseModel):
 
 class Telemetry(Payload):
     """One poll of one machine. `seq` grows by one per machine stream, across restarts.
-    A point in `quality` ("bad") has no trustworthy value in this sample."""
+    A point in `quality` ("bad") has no trustworthy value in this sample. `epoch`
+    (optional) names the stream: an edge that starts a new outbox (a new or emptied
+    file) starts a new epoch with seq from 0, and the collector begins fresh accounting
+    for it. Compared for equality only."""
 
     ts: AwareDatetime
     seq: Seq
+    epoch: Seq | None = None
     values: dict[str, PointValue] = Field(default_factory=dict)
     quality: dict[str, Literal["bad"]] = Field(default_factory=dict)
 

@@ -45,6 +45,7 @@ REASON_NONE = "none"
 DURATION_FIELD = "duration_s"  # state_duration: seconds from the state's since to the next
 
 SEQ_FIELD = "_seq"  # sequence number of a telemetry sample (a field, never a tag)
+EPOCH_FIELD = "_epoch"  # the sample's stream epoch, when the edge sends one (a field)
 PRECISION = "ms"  # timestamps are written in milliseconds
 
 _TAG_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": ""})

@@ -36,6 +36,7 @@ from tests.harness.services import LOOPBACK, free_port
 
 ROLES = [r.value for r in Role]
 RESTRICTED = "line2op"  # an operator key restricted to line2
+RESTRICTED_ADMIN = "line2admin"  # an admin key restricted to line2 (passes every role check)
 # Long enough that a loaded CI machine never turns a done command into a timeout (a round
 # trip is ~5 ms); tests that need a timeout use a silent stand-in and wait this long.
 COMMAND_TIMEOUT_S = 2.5
@@ -43,7 +44,7 @@ COMMAND_TIMEOUT_S = 2.5
 
 def make_keys() -> dict[str, str]:
     """key name -> secret: one key per role (named like the role) and a restricted one."""
-    return {name: f"{name}-{uuid.uuid4().hex}" for name in [*ROLES, RESTRICTED]}
+    return {name: f"{name}-{uuid.uuid4().hex}" for name in [*ROLES, RESTRICTED, RESTRICTED_ADMIN]}
 
 
 def plant_data(workdir: Path, broker_port: int, influx_url: str, keys: dict[str, str],
@@ -60,6 +61,8 @@ def plant_data(workdir: Path, broker_port: int, influx_url: str, keys: dict[str,
     entries = [{"name": n, "role": n, "hash": hash_key(s)} for n, s in keys.items() if n in ROLES]
     entries.append({"name": RESTRICTED, "role": "operator", "hash": hash_key(keys[RESTRICTED]),
                     "lines": ["line2"]})
+    entries.append({"name": RESTRICTED_ADMIN, "role": "admin",
+                    "hash": hash_key(keys[RESTRICTED_ADMIN]), "lines": ["line2"]})
     data["api"] = {"port": free_port(), "dev_mode": False, "keys": entries,
                    "command_timeout_s": timeout_s, "state_dir": str(workdir / "api-state")}
     return data

@@ -119,4 +119,4 @@ def test_command_looked_up_from_the_audit_after_a_restart(own_env: ApiEnv) -> No
         assert op.get(f"/api/v1/commands/{timed_out['id']}").json()["status"] == "timeout"
         assert op.get("/api/v1/commands/no-such-id").status_code == 404
     with own_env.client(RESTRICTED) as other_line:
-        assert other_line.get(f"/api/v1/commands/{done['id']}").status_code == 403
+        assert other_line.get(f"/api/v1/commands/{done['id']}").status_code == 404

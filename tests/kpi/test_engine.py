@@ -196,14 +196,51 @@ def test_planned_stop_break_and_startup_scrap() -> None:
     tape.run(STOP, 1200)  # 20 min stop: L1
     tape.run(RUN, 1200, parts_per_step=1)  # runs through the break (06:50-07:00)
     agg, r = run(plant([shift]), tape.samples, T0, T0 + H)
-    assert r.pdot_s == 300 + 600
-    assert r.pbt_s == 3600 - 900
-    # the second run (06:50-07:10) falls in the break and after the shift: not APT
-    assert (r.aust_s, r.l1_s, r.apt_s) == (300, 1200, 1200)
+    # the second run uses the break (06:50-07:00): PBT, not PDOT; after 07:00 no shift
+    assert r.pdot_s == 300
+    assert r.pbt_s == 3600 - 300
+    assert (r.aust_s, r.l1_s, r.apt_s) == (300, 1200, 1200 + 600)
     assert r.l6_s == pytest.approx(6 * 1.0) and r.l5_s == pytest.approx(6 * 1.0)
-    assert agg.pq_unplanned == 600
+    assert agg.pq_unplanned == 0 and r.pq == 1200 + 600
     lost = r.fpt_s + r.l1_s + r.l2_s + r.l3_s + r.l4_s + r.l5_s + r.l6_s
     assert lost == pytest.approx(r.pbt_obs_s)
+
+
+BREAKS_SHIFT = {"name": "s", "start": "06:00", "end": "08:00",
+                "breaks": [{"start": "06:30", "end": "06:45"}, {"start": "07:30", "end": "07:45"}]}
+
+
+def through_breaks() -> Tape:
+    """Runs through the first break (1 part/s, 9 scrap there), idles through the second."""
+    tape = Tape(T0)
+    tape.run(RUN, 1800, parts_per_step=1)  # 06:00-06:30
+    tape.run(RUN, 900, parts_per_step=1, scrap_every=100)  # 06:30-06:45, the break
+    tape.run(RUN, 2700, parts_per_step=1)  # 06:45-07:30
+    tape.run(IDLE, 900)  # 07:30-07:45, the second break
+    tape.run(RUN, 900, parts_per_step=1)  # 07:45-08:00
+    tape.emit(RUN)
+    return tape
+
+
+def test_running_through_a_break_is_planned_busy_time() -> None:
+    """OEE.md: running during a calendar break moves that interval (time and parts) back
+    into PBT; any other state during a break stays PDOT (idle there is no L1)."""
+    tape = through_breaks()
+    for bucket_ms in (None, 60_000, 7 * 60_000):  # one rule, whatever the buckets
+        agg, r = run(plant([BREAKS_SHIFT]), tape.samples, T0, T0 + 2 * H, bucket_ms)
+        assert (r.pot_s, r.pdot_s, r.pbt_s) == (7200, 900, 6300)
+        assert (r.apt_s, r.l1_s, r.l3_s, r.unk_s, r.fe) == (6300, 0, 0, 0, 0)
+        assert (r.pq, r.sq) == pytest.approx((6300, 9))
+        assert (agg.pq_unplanned, agg.sq_unplanned) == (0, 0)
+        assert r.availability == 1 and r.performance == pytest.approx(1)
+        assert r.oee == pytest.approx((6300 - 9) / 6300)
+    # the break run alone: all of it PBT and counted
+    _, r = run(plant([BREAKS_SHIFT]), tape.samples, T0 + 30 * 60_000, T0 + 45 * 60_000)
+    assert (r.pdot_s, r.apt_s, r.pq, r.sq) == (0, 900, 900, 9)
+    # the idle break alone: PDOT, nothing planned is left
+    _, r = run(plant([BREAKS_SHIFT]), tape.samples, T0 + 90 * 60_000, T0 + 105 * 60_000)
+    assert (r.pdot_s, r.pbt_s, r.l1_s, r.oee) == (900, 0, 0, None)
+    assert r.flags == (Flag.NOT_SCHEDULED,)
 
 
 def test_night_shift_across_dst_aggregates_nine_hours() -> None:
@@ -212,12 +249,14 @@ def test_night_shift_across_dst_aggregates_nine_hours() -> None:
     p = plant([night], timezone="Europe/Berlin", poll_s=60.0)
     start = ms(2026, 10, 24, 19)  # an hour before the shift (22:00 CEST = 20:00 UTC)
     tape = Tape(start, step_ms=60_000)
-    tape.run(RUN, 11 * 60, parts_per_step=30)
+    tape.run(RUN, 5 * 60, parts_per_step=30)
+    tape.run(IDLE, 30)  # the break: 02:00-02:30 CEST (the first 02:00) = 00:00 UTC
+    tape.run(RUN, 11 * 60 - 5 * 60 - 30, parts_per_step=30)
     agg, r = run(p, tape.samples, start, start + 11 * H)
     assert r.pot_s == 9 * 3600 and r.pdot_s == 1800
     assert r.apt_s == 9 * 3600 - 1800
     assert r.pq == pytest.approx(30 * (9 * 60 - 30))
-    assert agg.pq_unplanned == pytest.approx(30 * (2 * 60 - 1 + 30))
+    assert agg.pq_unplanned == pytest.approx(30 * (2 * 60 - 1))
 
 
 def test_aggregates_add_every_field() -> None:

@@ -16,14 +16,15 @@ from shopfloor.collector.messages import Kind, ParsedMessage
 from shopfloor.collector.sinks import WrittenBatch
 from shopfloor.kpi.live import LiveKpi
 from shopfloor.kpi.model import Sample
-from shopfloor.kpi.ondemand import compute_oee
+from shopfloor.kpi.ondemand import Engine, compute_oee
 from shopfloor.kpi.store import KpiStore
 from shopfloor.shared import topics
 from shopfloor.shared.loader import parse_plant
 from shopfloor.shared.plant import Plant
 from tests.harness.services import InfluxDB, Mosquitto
 from tests.kpi.conftest import as_telemetry, store_samples
-from tests.kpi.plants import JAM, RUN, SETUP, Tape, ms, plant_data
+from tests.kpi.plants import IDLE, JAM, RUN, SETUP, Tape, ms, plant_data
+from tests.kpi.test_engine import BREAKS_SHIFT, through_breaks
 
 T0 = ms(2026, 11, 25, 6)
 SHIFTS = [{"name": "early", "start": "06:00", "end": "07:00",
@@ -165,3 +166,27 @@ def test_database_outage_loses_no_kpis(own_influxdb: InfluxDB, unique_site: str,
     same(final_record(store), compute_oee(plant, store, "m1", T0, T0 + 3_600_000)
          .result.as_dict())
     store.close()
+
+
+def test_running_through_a_break_live_and_on_demand(
+        make_plant: Callable[..., Plant], open_store: Callable[[Plant], KpiStore]) -> None:
+    """The break rule (tests/kpi/test_engine.py, hand-computed) through the live sink's
+    final shift record and the on-demand engine, both on the real InfluxDB."""
+    plant = make_plant(shifts=[BREAKS_SHIFT])
+    store = open_store(plant)
+    tape = through_breaks()
+    tape.t += 1000
+    tape.run(IDLE, 1500)  # after the shift, so that the live sink finalizes it
+    sink = LiveKpi(plant, store, clock=Clock())
+    feed(sink, store, tape.samples, size=500)
+    sink.tick()
+    series = store.query(f"SELECT * FROM oee WHERE site = '{store.site}' AND "
+                         f"\"window\" = 'shift_final'")
+    (s,) = series
+    (row,) = [dict(zip(s["columns"], v, strict=True)) for v in s["values"]]
+    for result in (row, compute_oee(plant, store, "m1", T0, T0 + 7_200_000).result.as_dict(),
+                   Engine(plant, store, use_rollups=False).oee("m1", T0, T0 + 7_200_000)
+                   .result.as_dict()):
+        assert (result["pdot_s"], result["pbt_s"], result["apt_s"]) == (900, 6300, 6300)
+        assert (result["l1_s"], result["pq"], result["sq"]) == (0, 6300, 9)
+        assert result["oee"] == pytest.approx((6300 - 9) / 6300)

@@ -33,7 +33,7 @@ def page_info(limit: int, offset: int, returned: int, more: bool) -> PageInfo:
 
 ERRORS: Responses = {
     401: {"model": ErrorOut, "description": "missing or unknown API key"},
-    403: {"model": ErrorOut, "description": "the key's role or lines do not allow this"},
+    403: {"model": ErrorOut, "description": "the key's role does not allow this"},
 }
 NOT_FOUND: Responses = {404: {"model": ErrorOut, "description": "unknown machine, line or id"}}
 UNPROCESSABLE: Responses = {422: {"model": ErrorOut,

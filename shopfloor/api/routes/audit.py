@@ -11,13 +11,14 @@ from shopfloor.api import queries
 from shopfloor.api.audit import decode_json
 from shopfloor.api.commands import Outcome
 from shopfloor.api.control import Action
-from shopfloor.api.deps import AuditorDep, InfluxDep, PlantDep
-from shopfloor.api.errors import Forbidden, NotFound
+from shopfloor.api.deps import AuditorDep, InfluxDep, PlantDep, visible_line, visible_machine
 from shopfloor.api.models.common import ERRORS, NOT_FOUND, UNAVAILABLE, UNPROCESSABLE, page_info
 from shopfloor.api.models.history import AuditEntryOut, AuditPage
 from shopfloor.api.queries import AuditFilter, Window
 from shopfloor.api.routes import PREFIX
+from shopfloor.api.security import Principal
 from shopfloor.shared.contract import utc_now
+from shopfloor.shared.plant import Plant
 
 router = APIRouter(
     prefix=PREFIX, tags=["audit"],
@@ -48,7 +49,7 @@ async def get_audit(
 ) -> AuditPage:
     """Who did what, when, with which value and outcome. `sent` entries mark a command
     published to the edge; `refused` an action the API refused before sending."""
-    _check_scope(plant, principal.lines, machine, line)
+    _check_scope(plant, principal, machine, line)
     window = Window.of(start, end, DEFAULT_WINDOW, utc_now())
     filters = AuditFilter(machine=machine, line=line, action=action, outcome=outcome,
                           requested_by=requested_by, command_id=command_id,
@@ -60,19 +61,12 @@ async def get_audit(
                      page=page_info(limit, offset, len(rows), more))
 
 
-def _check_scope(plant: Any, lines: frozenset[str] | None, machine: str | None,
+def _check_scope(plant: Plant, principal: Principal, machine: str | None,
                  line: str | None) -> None:
     if machine is not None:
-        spec = plant.machines.get(machine)
-        if spec is None:
-            raise NotFound(f"unknown machine {machine!r}", "unknown_machine")
-        if lines is not None and spec.line not in lines:
-            raise Forbidden(f"this key is restricted to other lines than {spec.line}")
+        visible_machine(plant, principal, machine)
     if line is not None:
-        if plant.line(line) is None:
-            raise NotFound(f"unknown line {line!r}", "unknown_line")
-        if lines is not None and line not in lines:
-            raise Forbidden(f"this key is restricted to other lines than {line}")
+        visible_line(plant, principal, line)
 
 
 def _entry(row: dict[str, Any]) -> AuditEntryOut:

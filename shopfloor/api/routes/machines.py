@@ -6,8 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from shopfloor.api.deps import LiveDep, MachineDep, PlantDep, ReaderDep
-from shopfloor.api.errors import NotFound
+from shopfloor.api.deps import LiveDep, MachineDep, PlantDep, ReaderDep, visible_line
 from shopfloor.api.models.common import ERRORS, NOT_FOUND, page_info
 from shopfloor.api.models.plant import MachineStateOut, MachineStatePage, state_out
 from shopfloor.api.routes import PREFIX
@@ -24,8 +23,8 @@ async def list_state(
 ) -> MachineStatePage:
     """Every machine the key may see (in plant-file order), with state, reason, product,
     last values and whether its edge agent is online."""
-    if line is not None and plant.line(line) is None:
-        raise NotFound(f"unknown line {line!r}", "unknown_line")
+    if line is not None:
+        visible_line(plant, principal, line)
     ids = [m for m, spec in plant.machines.items()
            if principal.may_see_line(spec.line) and (line is None or spec.line == line)]
     chosen = ids[offset:offset + limit]
