@@ -9,8 +9,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from shopfloor.shared.enums import MachineState
+from shopfloor.shared.enums import ControlAction, MachineState
 from shopfloor.shared.errors import ContractError
+from shopfloor.shared.plant import Role
 
 SCHEMA_VERSION: Literal[1] = 1
 MAX_PAYLOAD_BYTES = 256 * 1024
@@ -67,6 +68,10 @@ class Command(Payload):
     value: PointValue
     expires_at: AwareDatetime
     requested_by: str = ""
+    control_action: ControlAction = ControlAction.SETPOINT
+    """The API action this write is for: the edge applies shared.control_rules to it."""
+    role: Role | None = None
+    """The requester's role; the edge refuses a command without one."""
 
 
 class CommandStatus(StrEnum):

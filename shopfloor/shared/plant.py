@@ -141,6 +141,9 @@ class Point(Model):
     writable: bool = False
     min: float | None = None
     max: float | None = None
+    free_setpoint: bool = False
+    """A point a control action writes (control.run, ...) may also be written through
+    the setpoint route, with that action's permission and interlock."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Point:
@@ -225,6 +228,12 @@ class Connection(Model):
     device_id: Annotated[int, Field(ge=0, le=247)] = 1
     timeout_s: PositiveSeconds = 1.0
     serial: Serial | None = None
+    gateway: bool = False
+    """tcp only: machines with the same host and port (a Modbus gateway, different
+    device_ids) share one TCP connection instead of one each."""
+    max_in_flight: Annotated[int, Field(ge=1, le=32)] = 1
+    """Requests on a gateway connection at once, matched to answers by transaction id.
+    1 (default) suits gateways that serve one request at a time."""
 
     @model_validator(mode="after")
     def _endpoint(self) -> Connection:
@@ -232,6 +241,12 @@ class Connection(Model):
             raise ValueError("transport rtu needs a serial section (port, baudrate, ...)")
         if self.transport is not Transport.RTU and not self.host:
             raise ValueError(f"transport {self.transport} needs host")
+        if self.gateway and self.transport is not Transport.TCP:
+            raise ValueError(
+                f"gateway: true is for transport tcp; {self.transport} already shares its line"
+            )
+        if self.max_in_flight > 1 and not self.gateway:
+            raise ValueError("max_in_flight > 1 needs gateway: true (a shared connection)")
         return self
 
     @property

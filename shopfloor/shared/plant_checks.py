@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections import Counter as Tally
 from collections.abc import Iterator
 
+from shopfloor.shared.control_rules import ACTION_CONTROLS
+from shopfloor.shared.enums import Transport
 from shopfloor.shared.plant import Machine, Plant
 
 Issue = tuple[str, str]
@@ -95,6 +97,21 @@ def _roles(base: str, machine: Machine) -> Iterator[Issue]:
         point = machine.point(name) if name else None
         if point is not None and not point.writable:
             yield f"{base}.control.{field}", f"point {name!r} must be writable: true"
+    yield from _free_setpoints(base, machine)
+
+
+def _free_setpoints(base: str, machine: Machine) -> Iterator[Issue]:
+    """free_setpoint only opens a point that a control action writes, and only a writable one."""
+    owned = {name for field, name in machine.control if field in ACTION_CONTROLS}
+    for i, point in enumerate(machine.points):
+        if point.free_setpoint and point.name not in owned:
+            yield (f"{base}.points[{i}].free_setpoint",
+                   f"point {point.name!r} is written by no control action "
+                   f"({', '.join(sorted(ACTION_CONTROLS))}); it is a setpoint anyway when "
+                   "writable: remove free_setpoint")
+        elif point.free_setpoint and not point.writable:
+            yield (f"{base}.points[{i}].free_setpoint",
+                   f"point {point.name!r} must be writable: true to be a free setpoint")
 
 
 def _products(base: str, machine: Machine) -> Iterator[Issue]:
@@ -104,6 +121,7 @@ def _products(base: str, machine: Machine) -> Iterator[Issue]:
 
 
 def _devices(plant: Plant) -> Iterator[Issue]:
+    yield from _gateways(plant)
     seen: dict[tuple[str, int], str] = {}
     for mid, machine in plant.machines.items():
         key = (machine.connection.bus_key, machine.connection.device_id)
@@ -115,6 +133,32 @@ def _devices(plant: Plant) -> Iterator[Issue]:
             )
         else:
             seen[key] = mid
+
+
+def _gateways(plant: Plant) -> Iterator[Issue]:
+    """Machines on one tcp host:port share one connection only if all of them say
+    gateway: true, with one max_in_flight (it belongs to the connection)."""
+    first: dict[str, tuple[str, bool, int]] = {}
+    for mid, machine in plant.machines.items():
+        conn = machine.connection
+        if conn.transport is not Transport.TCP:
+            continue
+        mine = (mid, conn.gateway, conn.max_in_flight)
+        other = first.setdefault(conn.bus_key, mine)
+        if other is mine or not (conn.gateway or other[1]):
+            continue
+        if conn.gateway != other[1]:
+            yield (
+                f"machines.{mid}.connection.gateway",
+                f"{conn.host}:{conn.port} is a gateway for machine {other[0]!r} "
+                f"(gateway: {str(other[1]).lower()}); set the same on every machine behind it",
+            )
+        elif conn.max_in_flight != other[2]:
+            yield (
+                f"machines.{mid}.connection.max_in_flight",
+                f"{conn.max_in_flight} differs from {other[2]} of machine {other[0]!r} on the "
+                f"same gateway {conn.host}:{conn.port}; it is one connection's setting",
+            )
 
 
 def _agents(plant: Plant) -> Iterator[Issue]:
