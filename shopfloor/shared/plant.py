@@ -25,6 +25,7 @@ from shopfloor.shared.enums import (
     Table,
     Transport,
 )
+from shopfloor.shared.reasons import Downtime
 
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 """An id usable in MQTT topics and InfluxDB tags: letters, digits, _ . - (no / + #)."""
@@ -380,6 +381,7 @@ class Plant(Model):
     collector: Collector = Collector()
     api: Api = Api()
     admission: Admission = Admission()
+    downtime: Downtime = Downtime()
 
     def agent(self, agent_id: str) -> Agent | None:
         return next((a for a in self.agents if a.id == agent_id), None)
