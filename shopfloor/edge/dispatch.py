@@ -10,6 +10,7 @@ import logging
 import time
 
 from shopfloor.edge.commands import check_command, execute, extract_id, result_payload
+from shopfloor.edge.errors import OutboxError
 from shopfloor.edge.metrics import EdgeMetrics
 from shopfloor.edge.modbus import Bus
 from shopfloor.edge.outbox import Outbox
@@ -85,7 +86,11 @@ class CommandDispatcher:
         refusal = check_command(machine, command, utc_now())
         if refusal is not None:
             return refusal[0], refusal[1], None
-        if not self.outbox.claim_command(command.id, machine_id, time.time()):
+        try:
+            claimed = self.outbox.claim_command(command.id, machine_id, time.time())
+        except OutboxError as exc:  # not recorded: executing it could execute it twice
+            return CommandStatus.FAILED, f"not executed: {exc}", None
+        if not claimed:
             return CommandStatus.REJECTED, f"duplicate id {command.id!r}: already executed", None
         log.info(
             "command %s: %s.%s = %r (by %s)",

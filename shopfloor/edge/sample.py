@@ -73,11 +73,14 @@ class DeadbandFilter:
         return False
 
 
-def telemetry_payload(ts: dt.datetime, seq: int, values: dict[str, Value], bad: set[str]) -> bytes:
-    """The JSON telemetry message (contract.Telemetry) for one poll of one machine."""
+def telemetry_payload(
+    ts: dt.datetime, seq: int, values: dict[str, Value], bad: set[str], epoch: int | None = None
+) -> bytes:
+    """The JSON telemetry message (contract.Telemetry) for one poll of one machine;
+    `epoch` names the outbox's stream (docs/mqtt-contract.md)."""
     # Built from values the codec produced (already of the contract's types): skip the
     # re-validation, which would cost about as much as the serialisation, 1,000 times a second.
     message = Telemetry.model_construct(
-        ts=ts, seq=seq, values=values, quality={n: "bad" for n in sorted(bad)}
+        ts=ts, seq=seq, epoch=epoch, values=values, quality={n: "bad" for n in sorted(bad)}
     )
     return message.to_json()

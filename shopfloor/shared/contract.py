@@ -17,6 +17,7 @@ MAX_PAYLOAD_BYTES = 256 * 1024
 
 PointValue = bool | int | float | str
 Seq = Annotated[int, Field(ge=0, le=2**63 - 1)]
+Problem = Annotated[str, Field(max_length=500)]
 
 
 class Payload(BaseModel):
@@ -86,7 +87,8 @@ class CommandResult(Payload):
 
 class AgentStatus(Payload):
     """Birth (online, retained), repeated every status period while connected with the
-    outbox depth (samples not yet acknowledged by the broker); last will (online: false)."""
+    outbox depth (samples not yet acknowledged by the broker) and, while unhealthy, its
+    `problems`; last will (online: false)."""
 
     online: bool
     agent: str
@@ -94,6 +96,9 @@ class AgentStatus(Payload):
     machines: list[str] = Field(default_factory=list)
     version: str | None = None
     queue_depth: Annotated[int, Field(ge=0)] | None = None
+    problems: Annotated[list[Problem], Field(max_length=50)] | None = None
+    """Present while the agent is unhealthy: one line per reason (an outbox it cannot
+    write, a task that crashed recently)."""
 
 
 class DeadLetter(Payload):
