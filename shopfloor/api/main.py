@@ -14,6 +14,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shopfloor.api.config import Settings
+from shopfloor.api.downtime import routes as downtime
 from shopfloor.api.errors import ApiError
 from shopfloor.api.metrics import ApiMetrics, MetricsMiddleware
 from shopfloor.api.models.common import error_body
@@ -50,7 +51,7 @@ def create_app(plant: Plant, settings: Settings) -> FastAPI:
     # package (under /static-offline-docs): they work on a plant network without internet.
     app = FastAPIOffline(title="shopfloor API", version="1", description=DESCRIPTION,
                          lifespan=lifespan)
-    for module in (plant_routes, machines, history, kpi, commands, wip, audit):
+    for module in (plant_routes, machines, history, kpi, commands, wip, audit, downtime):
         app.include_router(module.router)
     app.include_router(health.router)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

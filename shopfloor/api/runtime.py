@@ -21,6 +21,7 @@ from shopfloor.api.commands import (
     Unknown,
 )
 from shopfloor.api.config import Settings, mqtt_client_id_of, state_dir_of
+from shopfloor.api.downtime.service import DowntimeService
 from shopfloor.api.errors import Unavailable
 from shopfloor.api.idempotency import AnswerFile, IdempotencyStore
 from shopfloor.api.inbox import ResultInbox
@@ -29,8 +30,8 @@ from shopfloor.api.kpi import KpiService
 from shopfloor.api.live import LiveView
 from shopfloor.api.metrics import ApiMetrics
 from shopfloor.api.mqtt import MqttLink
-from shopfloor.shared import topics
-from shopfloor.shared.contract import CommandResult, parse
+from shopfloor.shared import schema, topics
+from shopfloor.shared.contract import CommandResult, parse, utc_now
 from shopfloor.shared.errors import ContractError
 from shopfloor.shared.plant import Plant
 
@@ -55,6 +56,7 @@ class Runtime:
     mqtt: MqttLink
     kpi: KpiService
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    downtime: DowntimeService | None = None  # downtime events (api/downtime/)
 
 
 def _listener(runtime_box: dict[str, Runtime]) -> Listener:
@@ -114,6 +116,8 @@ def open_runtime(plant: Plant, settings: Settings, metrics: ApiMetrics) -> Runti
                       audit, bus, mqtt, KpiService(plant))
     box["rt"] = runtime
     audit.start()
+    runtime.downtime = DowntimeService(plant, influx, live, audit)
+    runtime.downtime.start(lambda: schema.to_ms(utc_now()))
     return runtime
 
 
@@ -190,6 +194,8 @@ async def close_runtime(runtime: Runtime) -> None:
     await asyncio.to_thread(runtime.mqtt.stop)
     if runtime.tasks:  # late results being recorded: let them reach the audit queue
         await asyncio.wait(runtime.tasks, timeout=RECALL_TIMEOUT_S)
+    if runtime.downtime is not None:
+        await runtime.downtime.stop()
     await runtime.audit.stop()
     await runtime.influx.aclose()
     await asyncio.to_thread(runtime.kpi.close)

@@ -23,6 +23,7 @@ from shopfloor.shared.plant import Plant, Point
 from shopfloor.shared.schema import to_ms
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+NOT_A_POINT = "not a point of this machine"  # a bad_points reason: an unknown value key
 
 
 class FieldKind(StrEnum):
@@ -211,7 +212,7 @@ class Encoder:
             spec = fields.get(name)
             if spec is None:
                 if not (quality and name in quality):
-                    bad[name] = "not a point of this machine"
+                    bad[name] = NOT_A_POINT
                 continue
             if quality and name in quality:
                 continue  # quality "bad": no trustworthy value in this sample

@@ -37,16 +37,18 @@ class Permission(StrEnum):
     START_IN_MAINTENANCE = "start_in_maintenance"  # start while maintenance mode is on
     STOCKTAKE = "stocktake"  # set a line's WIP anchor count
     AUDIT = "audit"  # read the command audit
+    CLASSIFY = "classify"  # give downtime a reason, split it (own lines; not a person's reason)
+    RECLASSIFY = "reclassify"  # change a reason a person gave
 
 
 P = Permission
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.VIEWER: frozenset({P.READ}),
-    Role.OPERATOR: frozenset({P.READ, P.OPERATE, P.SETPOINT}),
+    Role.OPERATOR: frozenset({P.READ, P.OPERATE, P.SETPOINT, P.CLASSIFY}),
     Role.SUPERVISOR: frozenset({P.READ, P.OPERATE, P.SETPOINT, P.CHANGEOVER, P.STOCKTAKE,
-                                P.AUDIT}),
+                                P.AUDIT, P.CLASSIFY, P.RECLASSIFY}),
     Role.MAINTENANCE: frozenset({P.READ, P.OPERATE, P.SETPOINT, P.MAINTENANCE,
-                                 P.START_IN_MAINTENANCE, P.AUDIT}),
+                                 P.START_IN_MAINTENANCE, P.AUDIT, P.CLASSIFY}),
     Role.ADMIN: frozenset(Permission),
 }
 

@@ -25,6 +25,7 @@ from shopfloor.shared.enums import (
     Table,
     Transport,
 )
+from shopfloor.shared.reasons import Downtime
 
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 """An id usable in MQTT topics and InfluxDB tags: letters, digits, _ . - (no / + #)."""
@@ -325,6 +326,15 @@ class Collector(Model):
     stats_period_s: PositiveSeconds | None = 10.0  # collector_stats points; None: off
 
 
+class Admission(Model):
+    """Which telemetry every component takes in (`shopfloor.shared.admission`): a sample
+    stamped more than `max_ahead_s` ahead of the receiver's clock, or more than
+    `max_age_s` behind it, is refused (dead-lettered by the collector, counted by all)."""
+
+    max_ahead_s: Annotated[float, Field(ge=0)] = 300.0
+    max_age_s: PositiveSeconds = 30 * 86400.0
+
+
 class Role(StrEnum):
     VIEWER = "viewer"
     OPERATOR = "operator"
@@ -370,6 +380,8 @@ class Plant(Model):
     agents: list[Agent] = Field(default_factory=list)
     collector: Collector = Collector()
     api: Api = Api()
+    admission: Admission = Admission()
+    downtime: Downtime = Downtime()
 
     def agent(self, agent_id: str) -> Agent | None:
         return next((a for a in self.agents if a.id == agent_id), None)

@@ -225,7 +225,7 @@ def _sample(second: int, **values: object) -> bytes:
 
 
 def test_live_view_keeps_the_newest_values_and_ignores_the_rest() -> None:
-    live = LiveView(PLANT)
+    live = LiveView(PLANT, clock=lambda: T0.timestamp() + 60)  # the samples' own time
     assert live.apply(_topic("telemetry"), _sample(5, speed_pct=80, maintenance=False))
     assert live.apply(_topic("telemetry"), _sample(3, speed_pct=10))  # older: no effect
     assert live.machine("press1").values["speed_pct"] == 80
