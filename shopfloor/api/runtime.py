@@ -31,6 +31,7 @@ from shopfloor.api.live import LiveView
 from shopfloor.api.metrics import ApiMetrics
 from shopfloor.api.mqtt import MqttLink
 from shopfloor.shared import schema, topics
+from shopfloor.shared.access import client_id_of
 from shopfloor.shared.contract import CommandResult, parse, utc_now
 from shopfloor.shared.errors import ContractError
 from shopfloor.shared.plant import Plant
@@ -106,7 +107,7 @@ def open_runtime(plant: Plant, settings: Settings, metrics: ApiMetrics) -> Runti
             return
         live.apply(topic, payload)
 
-    client_id = mqtt_client_id_of(settings, plant.site.id)
+    client_id = client_id_of(plant.broker, mqtt_client_id_of(settings, plant.site.id))
     mqtt = MqttLink(plant.broker, plant.site.id, on_message, client_id=client_id,
                     session_expiry_s=settings.mqtt_session_expiry_s)
     bus = CommandBus(plant.site.id, mqtt.publish, records, _listener(box),
