@@ -228,7 +228,7 @@ def collector_run(broker: Mosquitto, influx: InfluxDB, plant: dict[str, Any], id
             metric(p, "shopfloor_collector_pending_unacked") for _, p in collectors):
         time.sleep(0.1)
     pending = sum(metric(p, "shopfloor_collector_pending_unacked") for _, p in collectors)
-    lost = sum(metric(p, "shopfloor_collector_lost_samples_total") for _, p in collectors)
+    lost = sum(metric(p, "shopfloor_collector_lost_samples") for _, p in collectors)
     stored = influx.query("SELECT count(\"_seq\") FROM telemetry", database=database)
     stop_collectors(broker, collectors, database)
     return {

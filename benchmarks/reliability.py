@@ -94,12 +94,19 @@ def plant_section(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def unbounded_section(rows: list[dict[str, Any]]) -> list[str]:
+    out = ["| input | what happened |", "| --- | --- |"]
+    out += [f"| {r['input']} | {r['outcome']} |" for r in rows]
+    return out
+
+
 def render(rows: list[dict[str, Any]], summary: str) -> str:
     faults = [r for r in rows if r["kind"] == "fault"]
     hostile = [r for r in rows if r["kind"] == "hostile"]
     mqtt = [r for r in hostile if r.get("target", "").startswith("MQTT")]
     api = [r for r in hostile if r.get("target", "").startswith("API")]
     plant = [r for r in hostile if r.get("target") == "plant file"]
+    unbounded = [r for r in rows if r["kind"] == "unbounded"]
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# Reliability: faults and hostile input, measured",
@@ -147,6 +154,18 @@ def render(rows: list[dict[str, Any]], summary: str) -> str:
         "### Plant files",
         "",
         *plant_section(plant),
+        "",
+        "## Unbounded input",
+        "",
+        "One input must never make a component do unbounded work (issue 11). Telemetry passes",
+        "one admission rule at every consumer (docs/mqtt-contract.md, \"Admission\"); the API",
+        "checks the key before reading a body, caps bodies, bounds raw history windows and",
+        "runs on-demand work under a timeout and a concurrency limit (docs/api.md, \"Limits\").",
+        "Each row is a test on real processes (collector, API, mosquitto, InfluxDB); re-run",
+        "them with `./dev.sh bench reliability -k unbounded` (or `./dev.sh test tests/system",
+        "-k unbounded`).",
+        "",
+        *unbounded_section(unbounded),
         "",
         "## Found by these tests",
         "",

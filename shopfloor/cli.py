@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import importlib
+import sys
 
 import click
+
+from shopfloor.shared.errors import ShopfloorError
 
 # name -> "module:attribute" of a click command. Components register here.
 COMMANDS: dict[str, str] = {
@@ -26,6 +29,16 @@ COMMANDS: dict[str, str] = {
 
 
 class LazyGroup(click.Group):
+    """Subcommands imported on first use; the one place where a domain error raised by
+    any subcommand becomes a one-line message and exit code 1 instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (ShopfloorError, OSError) as exc:  # OSError: a file or port given by the user
+            click.echo(f"shopfloor {ctx.invoked_subcommand}: {exc}", err=True)
+            sys.exit(1)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 

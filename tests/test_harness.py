@@ -12,10 +12,13 @@ from tests.harness.services import InfluxDB, Mosquitto, require_binary
 
 def test_mosquitto_round_trip(mosquitto: Mosquitto, unique_site: str) -> None:
     topic = f"shopfloor/v1/{unique_site}/probe"
-    pub = [require_binary("mosquitto_pub"), "-p", str(mosquitto.port), "-t", topic]
+    # -h 127.0.0.1: on a minimal image without /etc/hosts, the clients' default
+    # "localhost" does not resolve.
+    pub = [require_binary("mosquitto_pub"), "-h", "127.0.0.1", "-p", str(mosquitto.port),
+           "-t", topic]
     sub = subprocess.Popen(
-        [require_binary("mosquitto_sub"), "-p", str(mosquitto.port), "-t", topic, "-C", "1",
-         "-W", "10"],
+        [require_binary("mosquitto_sub"), "-h", "127.0.0.1", "-p", str(mosquitto.port),
+         "-t", topic, "-C", "1", "-W", "10"],
         stdout=subprocess.PIPE,
     )
 

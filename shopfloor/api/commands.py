@@ -22,6 +22,8 @@ from enum import StrEnum
 
 from shopfloor.shared import topics
 from shopfloor.shared.contract import Command, CommandResult, PointValue, utc_now
+from shopfloor.shared.enums import ControlAction
+from shopfloor.shared.plant import Role
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +41,13 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class WriteRequest:
-    """One point write an action needs (already checked against the plant file)."""
+    """One point write an action needs (already checked against the plant file).
+    `action` is what the write really is (shared.control_rules.effective_action), set
+    once the control rules allowed it; None before."""
 
     point: str
     value: PointValue
+    action: ControlAction | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,9 +117,12 @@ class CommandBus:
         self._on_unknown = on_unknown
         self._waiting: dict[str, asyncio.Future[CommandResult]] = {}
 
-    async def send(self, machine: str, line: str, action: str, write: WriteRequest,
-                   requested_by: str, timeout_s: float) -> CommandRecord:
-        """Send one write and wait for its result; the record says what happened."""
+    async def send(self, machine: str, line: str, write: WriteRequest, requested_by: str,
+                   role: Role, timeout_s: float) -> CommandRecord:
+        """Send one write (checked by the control rules: `write.action` set) and wait for
+        its result; the record says what happened."""
+        assert write.action is not None, "a write is sent only once the rules allowed it"
+        action = write.action.value
         now = utc_now()
         record = CommandRecord(
             id=new_command_id(self._prefix), machine=machine, line=line, action=action,
@@ -122,7 +130,8 @@ class CommandBus:
             requested_at=now, expires_at=now + dt.timedelta(seconds=timeout_s),
         )
         command = Command(id=record.id, point=write.point, value=write.value,
-                          expires_at=record.expires_at, requested_by=requested_by)
+                          expires_at=record.expires_at, requested_by=requested_by,
+                          control_action=write.action, role=role)
         future: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
         self._waiting[record.id] = future
         try:

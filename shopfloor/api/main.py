@@ -10,9 +10,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shopfloor.api.config import Settings
+from shopfloor.api.downtime import routes as downtime
 from shopfloor.api.errors import ApiError
 from shopfloor.api.metrics import ApiMetrics, MetricsMiddleware
 from shopfloor.api.models.common import error_body
@@ -45,9 +47,11 @@ def create_app(plant: Plant, settings: Settings) -> FastAPI:
         finally:
             await close_runtime(runtime)
 
-    app = FastAPI(title="shopfloor API", version="1", description=DESCRIPTION,
-                  lifespan=lifespan)
-    for module in (plant_routes, machines, history, kpi, commands, wip, audit):
+    # /docs and /redoc with Swagger UI and ReDoc served from the installed fastapi-offline
+    # package (under /static-offline-docs): they work on a plant network without internet.
+    app = FastAPIOffline(title="shopfloor API", version="1", description=DESCRIPTION,
+                         lifespan=lifespan)
+    for module in (plant_routes, machines, history, kpi, commands, wip, audit, downtime):
         app.include_router(module.router)
     app.include_router(health.router)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

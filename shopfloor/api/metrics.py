@@ -27,6 +27,12 @@ class ApiMetrics:
                                ["action", "code"], registry=self.registry)
         self.audit_pending = Gauge("shopfloor_api_audit_pending", "audit entries not yet written",
                                    registry=self.registry)
+        self.live_refused = Gauge("shopfloor_api_live_refused", "telemetry the live view "
+                                  "refused by the admission rule, since start", ["reason"],
+                                  registry=self.registry)
+        self.live_unknown_values = Gauge("shopfloor_api_live_unknown_values", "telemetry "
+                                         "value keys that are not points (dropped), since "
+                                         "start", registry=self.registry)
         self.broker_connected = Gauge("shopfloor_api_broker_connected", "1 when connected",
                                       registry=self.registry)
 

@@ -19,6 +19,7 @@ from shopfloor.api.commands import (
     Unknown,
 )
 from shopfloor.api.config import Settings, mqtt_client_id_of, state_dir_of
+from shopfloor.api.downtime.service import DowntimeService
 from shopfloor.api.errors import Unavailable
 from shopfloor.api.idempotency import AnswerFile, IdempotencyStore
 from shopfloor.api.influx import InfluxClient
@@ -26,8 +27,9 @@ from shopfloor.api.kpi import KpiService
 from shopfloor.api.live import LiveView
 from shopfloor.api.metrics import ApiMetrics
 from shopfloor.api.mqtt import MqttLink
-from shopfloor.shared import topics
-from shopfloor.shared.contract import CommandResult, parse
+from shopfloor.shared import schema, topics
+from shopfloor.shared.access import client_id_of
+from shopfloor.shared.contract import CommandResult, parse, utc_now
 from shopfloor.shared.errors import ContractError
 from shopfloor.shared.plant import Plant
 
@@ -50,6 +52,7 @@ class Runtime:
     mqtt: MqttLink
     kpi: KpiService
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    downtime: DowntimeService | None = None  # downtime events (api/downtime/)
 
 
 def _listener(runtime_box: dict[str, Runtime]) -> Listener:
@@ -90,7 +93,7 @@ def open_runtime(plant: Plant, settings: Settings, metrics: ApiMetrics) -> Runti
             return
         live.apply(topic, payload)
 
-    client_id = mqtt_client_id_of(settings, plant.site.id)
+    client_id = client_id_of(plant.broker, mqtt_client_id_of(settings, plant.site.id))
     mqtt = MqttLink(plant.broker, plant.site.id, on_message, client_id=client_id,
                     session_expiry_s=settings.mqtt_session_expiry_s)
     bus = CommandBus(plant.site.id, mqtt.publish, records, _listener(box),
@@ -99,6 +102,8 @@ def open_runtime(plant: Plant, settings: Settings, metrics: ApiMetrics) -> Runti
                       audit, bus, mqtt, KpiService(plant))
     box["rt"] = runtime
     audit.start()
+    runtime.downtime = DowntimeService(plant, influx, live, audit)
+    runtime.downtime.start(lambda: schema.to_ms(utc_now()))
     return runtime
 
 
@@ -167,6 +172,8 @@ async def close_runtime(runtime: Runtime) -> None:
     await asyncio.to_thread(runtime.mqtt.stop)
     if runtime.tasks:  # late results being recorded: let them reach the audit queue
         await asyncio.wait(runtime.tasks, timeout=RECALL_TIMEOUT_S)
+    if runtime.downtime is not None:
+        await runtime.downtime.stop()
     await runtime.audit.stop()
     await runtime.influx.aclose()
     await asyncio.to_thread(runtime.kpi.close)

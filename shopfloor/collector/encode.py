@@ -23,6 +23,7 @@ from shopfloor.shared.plant import Plant, Point
 from shopfloor.shared.schema import to_ms
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+NOT_A_POINT = "not a point of this machine"  # a bad_points reason: an unknown value key
 
 
 class FieldKind(StrEnum):
@@ -189,7 +190,7 @@ class Encoder:
             text = template.fields(values.values()) if template is not None else None
             if text is not None:
                 line = (f"{self._tag_prefix(message.line, message.machine)}{text},"
-                        f"{schema.SEQ_FIELD}={payload.seq}i {message.ts_ms}")
+                        f"{_seq_fields(payload)} {message.ts_ms}")
                 return Encoded(line, len(values))
         return self._telemetry_general(message, payload)
 
@@ -211,7 +212,7 @@ class Encoder:
             spec = fields.get(name)
             if spec is None:
                 if not (quality and name in quality):
-                    bad[name] = "not a point of this machine"
+                    bad[name] = NOT_A_POINT
                 continue
             if quality and name in quality:
                 continue  # quality "bad": no trustworthy value in this sample
@@ -239,10 +240,17 @@ class Encoder:
             except ValueError as exc:
                 bad[name] = str(exc)
         stored = len(parts)
-        parts.append(f"{schema.SEQ_FIELD}={payload.seq}i")
+        parts.append(_seq_fields(payload))
         line = (self._tag_prefix(message.line, message.machine) + ",".join(parts)
                 + f" {message.ts_ms}")
         return Encoded(line, stored, bad)
+
+
+def _seq_fields(payload: Telemetry) -> str:
+    """`_seq` and, when the sample names its stream, `_epoch` (docs/influxdb-schema.md)."""
+    if payload.epoch is None:
+        return f"{schema.SEQ_FIELD}={payload.seq}i"
+    return f"{schema.SEQ_FIELD}={payload.seq}i,{schema.EPOCH_FIELD}={payload.epoch}i"
 
 
 def _format(value: bool | int | float | str) -> str:

@@ -30,13 +30,17 @@ class Metrics:
         self.write_failures = Counter(p + "write_failures", "failed write attempts", registry=r)
         self.dead_letters = Counter(p + "dead_letters", "messages dead-lettered", ["reason"],
                                     registry=r)
-        self.lost = Counter(p + "lost_samples", "seqs of a stream never received (gap"
-                            " still open after the grace period)",
-                            ["machine"], registry=r)
+        self.unknown_values = Counter(p + "unknown_values", "telemetry value keys that are"
+                                      " not a point of the machine (dropped)", registry=r)
+        self.lost = Gauge(p + "lost_samples", "seqs of a stream never received (gap"
+                          " still open after the grace period), less those that came"
+                          " later (late_samples)", ["machine"], registry=r)
         self.missing = Gauge(p + "missing_samples", "seqs in open gaps (lost unless they come"
                              " within the grace period)", ["machine"], registry=r)
         self.late = Counter(p + "late_samples", "samples that arrived after a newer one and"
                             " filled a gap", ["machine"], registry=r)
+        self.restarts = Counter(p + "stream_restarts", "new seq streams: a new epoch"
+                                " or a seq jump beyond the bound", ["machine"], registry=r)
         self.duplicates = Counter(p + "duplicate_samples", "samples whose seq was seen before",
                                   ["machine"], registry=r)
         self.broker_lag = BucketHistogram(p + "broker_lag_seconds",
@@ -49,10 +53,10 @@ class Metrics:
                                  " last write succeeded", registry=r)
 
     @staticmethod
-    def total(counter: Counter) -> float:
-        """Sum of a counter over all its labels (for /healthz and tests)."""
-        return sum(s.value for m in counter.collect() for s in m.samples
-                   if s.name.endswith("_total"))
+    def total(metric: Counter | Gauge) -> float:
+        """Sum of a counter or gauge over all its labels (for /healthz and tests)."""
+        return sum(s.value for m in metric.collect() for s in m.samples
+                   if s.name in (m.name, m.name + "_total"))
 
 
 class BucketHistogram(Collector):

@@ -1,5 +1,5 @@
-"""Recovery at start, read back from InfluxDB (InfluxQL): the last stored `_seq` per
-machine, so that a restarted collector continues loss accounting where it stopped, and
+"""Recovery at start, read back from InfluxDB (InfluxQL): the last stored `_seq` (and
+`_epoch`) per machine, so that a restarted collector continues loss accounting where it stopped, and
 the last `machine_state` point per machine, so that the first state change after a
 restart still writes the duration of the state it ends (durations.py)."""
 
@@ -20,11 +20,15 @@ _STATES = {str(state) for state in MachineState}
 
 
 def last_seq_query(site: str) -> str:
+    """The latest telemetry row per machine (its seq and epoch belong together). The
+    latest by time, not max(seq): a stray seq of 2^63-1 or an older epoch's higher seqs
+    must not become the stream's position."""
     return (
-        f"SELECT max({schema.quote_ident(schema.SEQ_FIELD)}) FROM "
+        f"SELECT {schema.quote_ident(schema.SEQ_FIELD)}, "
+        f"{schema.quote_ident(schema.EPOCH_FIELD)} FROM "
         f"{schema.quote_ident(schema.TELEMETRY)} WHERE "
         f"{schema.quote_ident(schema.TAG_SITE)} = {schema.quote_string(site)} "
-        f"GROUP BY {schema.quote_ident(schema.TAG_MACHINE)}"
+        f"GROUP BY {schema.quote_ident(schema.TAG_MACHINE)} ORDER BY time DESC LIMIT 1"
     )
 
 
@@ -38,18 +42,33 @@ def _series(writer: LineWriter, query: str, consequence: str) -> list[dict[str, 
         return []
 
 
-def recover_last_seq(writer: LineWriter, plant: Plant) -> dict[str, int]:
-    """machine -> last seq stored; {} (with a warning) when the server cannot answer."""
+def recover_last_seq(writer: LineWriter, plant: Plant) -> tuple[dict[str, int], dict[str, int]]:
+    """(machine -> last seq stored, machine -> its epoch when it had one); empty (with a
+    warning) when the server cannot answer."""
     series = _series(writer, last_seq_query(plant.site.id),
                      "losses across this restart are not counted; later gaps are")
     last: dict[str, int] = {}
+    epochs: dict[str, int] = {}
+    for machine, row in _latest_rows(series):
+        seq, epoch = row.get(schema.SEQ_FIELD), row.get(schema.EPOCH_FIELD)
+        if seq is not None:
+            last[machine] = int(seq)
+            if epoch is not None:
+                epochs[machine] = int(epoch)
+    log.info("recovered the last seq of %d machine stream(s) from InfluxDB", len(last))
+    return last, epochs
+
+
+def _latest_rows(series: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """(machine, first row as a dict) per series grouped by machine (a column no point
+    has is absent: read with .get)."""
+    rows = []
     for one in series:
         machine = one.get("tags", {}).get(schema.TAG_MACHINE)
         values = one.get("values") or []
-        if machine and values and values[0][1] is not None:
-            last[machine] = int(values[0][1])
-    log.info("recovered the last seq of %d machine stream(s) from InfluxDB", len(last))
-    return last
+        if machine and values:
+            rows.append((machine, dict(zip(one.get("columns", []), values[0], strict=False))))
+    return rows
 
 
 def last_state_query(site: str) -> str:
@@ -70,14 +89,9 @@ def recover_last_states(writer: LineWriter, plant: Plant) -> dict[str, OpenState
     series = _series(writer, last_state_query(plant.site.id),
                      "the states open across this restart get no duration")
     last: dict[str, OpenState] = {}
-    for one in series:
-        machine = one.get("tags", {}).get(schema.TAG_MACHINE)
-        rows = [dict(zip(one.get("columns", []), row, strict=False))
-                for row in one.get("values") or []]
-        if not machine or not rows or rows[0].get("state") not in _STATES:
-            continue
-        row = rows[0]
-        last[machine] = OpenState(int(row["time"]), MachineState(row["state"]),
-                                  row.get("reason"))
+    for machine, row in _latest_rows(series):
+        if row.get("state") in _STATES:
+            last[machine] = OpenState(int(row["time"]), MachineState(row["state"]),
+                                      row.get("reason"))
     log.info("recovered the last state of %d machine(s) from InfluxDB", len(last))
     return last

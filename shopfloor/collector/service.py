@@ -87,7 +87,7 @@ class Collector:
         self._threads.append(thread)
 
     def _recover(self, writer: LineWriter) -> None:
-        self.batcher.tracker.recover(recover_last_seq(writer, self.plant))
+        self.batcher.tracker.recover(*recover_last_seq(writer, self.plant))
         self.batcher.durations.recover(recover_last_states(writer, self.plant))
 
     def _write_loop(self) -> None:
@@ -148,6 +148,7 @@ class Collector:
             "lost_samples": m.total(m.lost),
             "missing_samples": sum(s.value for g in m.missing.collect() for s in g.samples),
             "late_samples": m.total(m.late),
+            "stream_restarts": m.total(m.restarts),
             "duplicate_samples": m.total(m.duplicates),
             "pending_unacked": self.pending,
         }

@@ -12,9 +12,9 @@ from grafana_foundation_sdk.builders.dashboard import Dashboard
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
 from shopfloor.dashboards import audit, health, line_flow, machine, overview
+from shopfloor.dashboards.files import DASHBOARD_DIR, load_committed
 
-DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "dashboards"
-"""The repository's dashboards/ folder (JSON files + provisioning/)."""
+__all__ = ["CATALOG", "DASHBOARD_DIR", "load_committed", "render_all", "stale", "write_all"]
 
 CATALOG: dict[str, Callable[[], Dashboard]] = {
     "plant-overview": overview.dashboard,
@@ -70,11 +70,3 @@ def stale(out_dir: Path = DASHBOARD_DIR) -> list[str]:
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             out.append(name)
     return out
-
-
-def load_committed(out_dir: Path = DASHBOARD_DIR) -> dict[str, dict[str, Any]]:
-    """The JSON files as they are on disk (what Grafana and `push` use)."""
-    return {
-        f"{stem}.json": json.loads((out_dir / f"{stem}.json").read_text(encoding="utf-8"))
-        for stem in CATALOG
-    }

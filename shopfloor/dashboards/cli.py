@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from shopfloor.dashboards.build import DASHBOARD_DIR, stale, write_all
+from shopfloor.dashboards.files import DASHBOARD_DIR, load_committed
 
 
 @click.group()
@@ -20,6 +20,8 @@ def dashboards() -> None:
               show_default=True, help="folder for the JSON files")
 def build(out: str) -> None:
     """Rebuild the dashboard JSON files from the Python definitions."""
+    from shopfloor.dashboards.build import write_all
+
     for path in write_all(Path(out)):
         click.echo(f"wrote {path}")
 
@@ -27,6 +29,8 @@ def build(out: str) -> None:
 @dashboards.command()
 def check() -> None:
     """Exit 1 when a committed JSON file differs from a fresh build."""
+    from shopfloor.dashboards.build import stale
+
     names = stale()
     if names:
         click.echo("stale (run `shopfloor dashboards build`): " + ", ".join(names), err=True)
@@ -48,7 +52,6 @@ def push(url: str, token: str, influx_url: str, database: str, influx_token: str
          influx_user: str | None, influx_password: str | None) -> None:
     """Create or update the datasource, the folder "shopfloor" and the dashboards on a
     running Grafana (its HTTP API); safe to run again."""
-    from shopfloor.dashboards.build import load_committed
     from shopfloor.dashboards.push import GrafanaPushError, InfluxSource, connect
     from shopfloor.dashboards.push import push as run_push
 
@@ -73,7 +76,6 @@ def verify(influx_url: str, database: str, influx_token: str | None, since: str)
     InfluxDB, macros expanded as Grafana does; list panels without drawable data."""
     import time
 
-    from shopfloor.dashboards.build import load_committed
     from shopfloor.dashboards.panels_model import interval_ms
     from shopfloor.dashboards.verify import InfluxQL, verify_dashboard
 

@@ -28,6 +28,7 @@ from shopfloor.edge.publisher import Publisher
 from shopfloor.edge.state import StateTracker, StateView
 from shopfloor.edge.store import Store
 from shopfloor.shared import topics
+from shopfloor.shared.access import client_id_of
 from shopfloor.shared.backoff import Backoff
 from shopfloor.shared.contract import AgentStatus, StatePayload, parse, utc_now
 from shopfloor.shared.errors import ContractError
@@ -92,7 +93,7 @@ class EdgeAgent:
         inflight = min(max(self.agent.publish_inflight, INFLIGHT_RANGE[0]), INFLIGHT_RANGE[1])
         link = MqttLink(
             self.plant.broker,
-            f"shopfloor-edge-{self.site}-{self.agent.id}",
+            client_id_of(self.plant.broker, f"shopfloor-edge-{self.site}-{self.agent.id}"),
             inflight=inflight,
             backoff_max_s=self.agent.backoff_max_s,
         )

@@ -1,13 +1,16 @@
-"""Modbus transports: one `Bus` per client connection, with a lock so that only one
-request is on the wire at a time (one TCP connection per machine; one serial line or
-one serial gateway (RTU over TCP) shared by its devices, with the line's inter-frame
-pause after each request). Reconnects follow a capped, jittered backoff per bus.
+"""Modbus transports: one `Bus` per client connection. TCP: one connection per
+machine, or one per gateway host:port shared by the machines behind it (`gateway:
+true`); polls read through the lean, pipelining `TcpReader`, writes through pymodbus.
+A serial line or a serial gateway (RTU over TCP) is shared by its devices, one request
+at a time under a lock, with the line's inter-frame pause after each request.
+Reconnects follow a capped, jittered backoff per bus.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +20,7 @@ from pymodbus.framer import FramerType
 
 from shopfloor.edge.errors import DeviceError
 from shopfloor.edge.plan import ReadBlock
+from shopfloor.edge.tcpread import TcpReader
 from shopfloor.shared.backoff import Backoff
 from shopfloor.shared.enums import DeviceFailure, Table, Transport
 from shopfloor.shared.plant import Connection
@@ -33,8 +37,9 @@ _READ = {
 
 def bus_key(machine_id: str, connection: Connection) -> str:
     """Machines with the same key share one client: plain TCP gets one per machine (a
-    slow device never delays another); a serial line or a serial gateway is shared."""
-    if connection.transport is Transport.TCP:
+    slow device never delays another) unless it is behind a gateway; a serial line or a
+    serial gateway is shared."""
+    if connection.transport is Transport.TCP and not connection.gateway:
         return f"tcp:{machine_id}"
     return connection.bus_key
 
@@ -60,12 +65,23 @@ def make_client(connection: Connection) -> Any:
 
 
 class Bus:
-    """One Modbus client connection and the lock that serialises its requests."""
+    """One Modbus client connection and the lock that serialises its requests; for TCP
+    also the `TcpReader` that polls read through (pymodbus then only writes)."""
 
     def __init__(self, key: str, connection: Connection, backoff_max_s: float) -> None:
         self.key = key
         self.connection = connection
         self.client = make_client(connection)
+        self.reader: TcpReader | None = None
+        if connection.transport is Transport.TCP:
+            assert connection.host is not None
+            self.reader = TcpReader(
+                connection.host,
+                connection.port,
+                connection.max_in_flight,
+                backoff_max_s,
+                shared=connection.gateway,
+            )
         self.lock = asyncio.Lock()
         serial = connection.serial
         self.pause_s = (
@@ -74,8 +90,35 @@ class Bus:
         self._backoff = Backoff(min(1.0, backoff_max_s), backoff_max_s)
         self._retry_at = 0.0
 
+    async def read_block(
+        self, machine: str, device_id: int, block: ReadBlock, timeout_s: float | None = None
+    ) -> bytes:
+        """One block's answer as Modbus carries it (registers big-endian, bits packed LSB
+        first), for `block.decoder`. Raises DeviceError."""
+        timeout = self.connection.timeout_s if timeout_s is None else timeout_s
+        if self.reader is not None:
+            return await self.reader.read(
+                machine, device_id, block.table, block.address, block.count, timeout
+            )
+        data = await self._read_pymodbus(machine, device_id, block)
+        if block.table.is_bit:
+            word = sum(1 << i for i, bit in enumerate(data) if bit)
+            return word.to_bytes((block.count + 7) // 8, "little")
+        return struct.pack(f">{len(data)}H", *data)
+
     async def read(self, machine: str, device_id: int, block: ReadBlock) -> list[int] | list[bool]:
         """Registers (or bits) of one block. Raises DeviceError."""
+        if self.reader is None:
+            return await self._read_pymodbus(machine, device_id, block)
+        raw = await self.read_block(machine, device_id, block)
+        if block.table.is_bit:
+            word = int.from_bytes(raw, "little")
+            return [bool(word >> i & 1) for i in range(block.count)]
+        return list(struct.unpack(f">{len(raw) // 2}H", raw))
+
+    async def _read_pymodbus(
+        self, machine: str, device_id: int, block: ReadBlock
+    ) -> list[int] | list[bool]:
         method = getattr(self.client, _READ[block.table])
         response = await self._request(
             machine, method, block.address, count=block.count, device_id=device_id
@@ -153,6 +196,8 @@ class Bus:
 
     def close(self) -> None:
         self.client.close()
+        if self.reader is not None:
+            self.reader.close()
 
 
 def _describe(exc: BaseException) -> str:

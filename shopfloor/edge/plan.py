@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from shopfloor.edge.blockcodec import BlockDecoder
 from shopfloor.shared.enums import Table
 from shopfloor.shared.plant import Point
 
@@ -29,12 +30,16 @@ class ReadBlock:
     points: tuple[Point, ...]
     spans: tuple[tuple[Point, int, int], ...] = field(init=False, repr=False, compare=False)
     """(point, start, end) offsets into the response, computed once (polled every second)."""
+    decoder: BlockDecoder = field(init=False, repr=False, compare=False)
+    """Decodes the block's response (wire bytes) in one unpack, compiled once."""
 
     def __post_init__(self) -> None:
         spans = tuple(
             (p, p.address - self.address, p.address - self.address + p.count) for p in self.points
         )
         object.__setattr__(self, "spans", spans)
+        decoder = BlockDecoder(self.address, self.points, self.count, self.table.is_bit)
+        object.__setattr__(self, "decoder", decoder)
 
     def slice(self, point: Point, data: Sequence[int | bool]) -> list[int | bool]:
         """The part of this block's response that holds `point`."""

@@ -105,9 +105,10 @@ class MachinePoller:
     async def _read(self, blocks: list[ReadBlock]) -> PollResult:
         result = PollResult({}, set(), None, False)
         device_id = self.machine.connection.device_id
+        timeout_s = self.machine.connection.timeout_s
         for i, block in enumerate(blocks):
             try:
-                data = await self.bus.read(self.machine_id, device_id, block)
+                data = await self.bus.read_block(self.machine_id, device_id, block, timeout_s)
             except DeviceError as exc:
                 self.metrics.poll_failures.labels(self.machine_id, exc.kind).inc()
                 result.error = result.error or exc

@@ -108,6 +108,14 @@ class ShiftCalendar:
                 return instance(shift, date, self.zone)
         return None
 
+    def latest(self, now_ms: int, name: str | None = None) -> ShiftInstance | None:
+        """The instance (of shift `name`, or of any shift) running at `now_ms`, else the
+        one that started last within the week before; None when there is none."""
+        week_ms = 7 * 24 * 3600 * 1000
+        started = [i for i in self.instances(now_ms - week_ms, now_ms + 1)
+                   if i.start_ms <= now_ms and (name is None or i.name == name)]
+        return max(started, key=lambda i: i.start_ms) if started else None
+
     def at(self, ts_ms: int) -> ShiftInstance | None:
         """The shift instance running at `ts_ms` (the earliest-starting if several)."""
         found = self.instances(ts_ms, ts_ms + 1)

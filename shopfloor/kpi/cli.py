@@ -1,21 +1,24 @@
-"""`shopfloor oee PLANT --machine M --start T1 --end T2` (or `--shift NAME --date D`),
-`--line L` for WIP and work orders; a table, or `--json`."""
+"""`shopfloor oee PLANT --machine M` (the current or last shift), `--shift NAME [--date D]`
+or `--start T1 --end T2`; `--line L` for WIP and work orders; a table, or `--json`."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
 
+from shopfloor.kpi.calendar import ShiftCalendar
 from shopfloor.kpi.errors import KpiError
-from shopfloor.kpi.ondemand import Engine, OeeReport, WipReport, shift_window
+from shopfloor.kpi.ondemand import Engine, OeeReport, WipReport, shift_window, to_ms
 from shopfloor.kpi.store import KpiStore
 from shopfloor.shared.cli import load_or_exit
 from shopfloor.shared.plant import Plant
+
+DEFAULT_WINDOW_MS = 8 * 3600 * 1000
+"""Without a calendar and without --start/--end: the last 8 hours."""
 
 
 def parse_time(text: str, zone: str) -> dt.datetime:
@@ -29,18 +32,31 @@ def parse_time(text: str, zone: str) -> dt.datetime:
 
 def _window(plant: Plant, start: str | None, end: str | None, shift: str | None,
             date: str | None) -> tuple[dt.datetime | int, dt.datetime | int, Any]:
-    if shift is not None:
-        if date is None:
-            raise click.UsageError("--shift needs --date (the production date, YYYY-MM-DD)")
+    """The window asked for: --start/--end, --shift with --date, or else the current
+    (or last) instance of --shift / of any shift; a plant without shifts: the last 8 h."""
+    if start is not None or end is not None:
+        if start is None or end is None or shift is not None or date is not None:
+            raise click.UsageError("give --start and --end together, without --shift/--date")
+        return parse_time(start, plant.timezone), parse_time(end, plant.timezone), None
+    if date is not None:
         try:
             day = dt.date.fromisoformat(date)
         except ValueError as exc:
             raise click.BadParameter(f"{date!r} is not a date (YYYY-MM-DD)") from exc
+        if shift is None:
+            raise click.UsageError("--date needs --shift (the shift's name)")
         inst = shift_window(plant, shift, day)
         return inst.start_ms, inst.end_ms, inst
-    if start is None or end is None:
-        raise click.UsageError("give --start and --end, or --shift and --date")
-    return parse_time(start, plant.timezone), parse_time(end, plant.timezone), None
+    now_ms = to_ms(dt.datetime.now(dt.UTC))
+    if shift is not None and shift not in {s.name for s in plant.calendar.shifts}:
+        names = sorted({s.name for s in plant.calendar.shifts})
+        raise KpiError(f"no shift {shift!r} in the calendar (shifts: {names})")
+    found = ShiftCalendar.of(plant).latest(now_ms, shift)
+    if found is None:
+        if shift is not None:
+            raise KpiError(f"shift {shift!r} did not run in the last 7 days")
+        return now_ms - DEFAULT_WINDOW_MS, now_ms, None
+    return found.start_ms, found.end_ms, found
 
 
 def _fmt(value: object) -> str:
@@ -94,31 +110,29 @@ def wip_table(report: WipReport) -> str:
 @click.option("--line", "line_id", help="WIP and work orders of this line.")
 @click.option("--start", help="Window start, ISO 8601 (no offset: plant time zone).")
 @click.option("--end", help="Window end (exclusive).")
-@click.option("--shift", help="A shift name (with --date) instead of --start/--end.")
+@click.option("--shift", help="A shift name: its instance on --date, else its current or "
+              "last one.")
 @click.option("--date", help="Production date of the shift instance, YYYY-MM-DD.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--raw", is_flag=True, help="Ignore stored rollups: recompute from telemetry.")
 def oee(plant: str, machine: str | None, line_id: str | None, start: str | None,
         end: str | None, shift: str | None, date: str | None, as_json: bool,
         raw: bool) -> None:
-    """OEE of a machine, or WIP of a line, over a window, from what InfluxDB holds."""
+    """OEE of a machine, or WIP of a line, over a window, from what InfluxDB holds.
+    Without a window: the shift running now (or the last one that ran)."""
     model = load_or_exit(plant)
     if (machine is None) == (line_id is None):
         raise click.UsageError("give exactly one of --machine or --line")
     lo, hi, inst = _window(model, start, end, shift, date)
+    store = KpiStore.open(model)  # a KpiError ends the command in one line (shopfloor.cli)
     try:
-        store = KpiStore.open(model)
-        try:
-            engine = Engine(model, store, use_rollups=not raw)
-            if machine is not None:
-                report: OeeReport | WipReport = engine.oee(machine, lo, hi, inst)
-            else:
-                report = engine.wip(line_id or "", lo, hi)
-        finally:
-            store.close()
-    except KpiError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(1)
+        engine = Engine(model, store, use_rollups=not raw)
+        if machine is not None:
+            report: OeeReport | WipReport = engine.oee(machine, lo, hi, inst)
+        else:
+            report = engine.wip(line_id or "", lo, hi)
+    finally:
+        store.close()
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2, default=str))
     elif isinstance(report, OeeReport):

@@ -17,6 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from shopfloor.collector.sinks import WrittenBatch
@@ -32,6 +33,7 @@ from shopfloor.kpi.ondemand import Engine, WipReport, to_ms
 from shopfloor.kpi.store import KpiStore
 from shopfloor.kpi.wip import Anchor, WipResult
 from shopfloor.shared import topics
+from shopfloor.shared.admission import TimeAdmission, known_values, point_names
 from shopfloor.shared.contract import Telemetry
 from shopfloor.shared.errors import ShopfloorError
 from shopfloor.shared.logs import FailureLog
@@ -40,6 +42,7 @@ from shopfloor.shared.plant import Plant
 log = logging.getLogger(__name__)
 Publish = Callable[[str, bytes], None]  # publish retained, QoS 1
 MAX_PENDING_LINES = 200_000
+CLASSIFIED_SPAN_MS = 2 * 86_400_000  # classified downtime read each tick: the last 2 days
 
 
 def to_sample(payload: Telemetry, ts_ms: int | None = None) -> Sample:
@@ -79,6 +82,10 @@ class LiveKpi:
         self._anchor_memo: dict[str, tuple[int, int, list[Anchor]]] = {}
         self._work_warned: dict[str, str] = {}
         self.late_dropped = 0
+        self.admission = TimeAdmission.of(plant)
+        self._points = point_names(plant)
+        self.refused = 0  # samples outside the admission rule (shared.admission)
+        self.unknown_values = 0  # value keys that are not a point of their machine
         self._last_tick: float | None = None
         self._failures = FailureLog(log, "live KPIs")
 
@@ -91,13 +98,34 @@ class LiveKpi:
     # -- input -------------------------------------------------------------------------
 
     def on_batch(self, batch: WrittenBatch) -> None:
-        for message in batch.telemetry():
-            assert isinstance(message.payload, Telemetry)
-            self.add(message.machine, to_sample(message.payload))
+        for machine, sample in self.samples_of(batch):
+            self.add(machine, sample)
         now = self.clock()
         if self._last_tick is None or now - self._last_tick >= self.period_s:
             self._last_tick = now
             self.tick()
+
+    def samples_of(self, batch: WrittenBatch) -> list[tuple[str, Sample]]:
+        """The batch's telemetry as samples, through the admission rule (the engine's
+        edge): a sample stamped beyond it relative to the batch's write time is refused
+        (it would move the watermark, hence shifts and memory, without bound); value keys
+        that are not points of the machine are dropped. Both are counted."""
+        now_ms = to_ms(batch.written_at)
+        out: list[tuple[str, Sample]] = []
+        for message in batch.telemetry():
+            payload = message.payload
+            assert isinstance(payload, Telemetry)
+            points = self._points.get(message.machine)
+            if points is None or self.admission.refuse(message.ts_ms, now_ms) is not None:
+                self.refused += 1
+                continue
+            sample = to_sample(payload, message.ts_ms)
+            values, unknown = known_values(sample.values, points)
+            if unknown:
+                self.unknown_values += unknown
+                sample = replace(sample, values=values)
+            out.append((message.machine, sample))
+        return out
 
     def add(self, machine: str, sample: Sample) -> None:
         live = self.machines.get(machine)
@@ -131,7 +159,9 @@ class LiveKpi:
 
     def _tick(self, wm: int) -> None:
         site = self.plant.site.id
+        classified = self.store.classified(None, wm - CLASSIFIED_SPAN_MS, wm + MINUTE_MS)
         for mid, live in self.machines.items():
+            live.classify(classified.get(mid, []))
             live.start(wm - MINUTE_MS)
             self._touched += live.ranges(wm)
             for minute in live.recompute(wm, self._older(live.spec)):

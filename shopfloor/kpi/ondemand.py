@@ -6,13 +6,14 @@ a final rollup). Used by `shopfloor oee` and by the API.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from shopfloor.kpi.aggregate import Bucket, aggregate, context_ms
 from shopfloor.kpi.buckets import Agg, total
 from shopfloor.kpi.calendar import ShiftCalendar, ShiftInstance
+from shopfloor.kpi.classified import Classified
 from shopfloor.kpi.errors import KpiError, KpiWorkError
 from shopfloor.kpi.model import MachineSpec, Settings
 from shopfloor.kpi.oee import OeeResult, compute
@@ -81,6 +82,24 @@ def _merge(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
+def _touched(spans: Sequence[Classified], a: int, b: int) -> list[tuple[int, int]]:
+    """The minutes of [a, b) that a classified span overlaps, as merged ranges."""
+    return _merge((max(a, span.start_ms // MINUTE_MS * MINUTE_MS),
+                   min(b, -(-span.end_ms // MINUTE_MS) * MINUTE_MS)) for span in spans)
+
+
+def _between(ranges: list[tuple[int, int]], a: int, b: int) -> list[tuple[int, int]]:
+    """[a, b) without the (sorted, disjoint) `ranges`."""
+    out, cursor = [], a
+    for lo, hi in ranges:
+        if lo > cursor:
+            out.append((cursor, lo))
+        cursor = max(cursor, hi)
+    if cursor < b:
+        out.append((cursor, b))
+    return out
+
+
 class Engine:
     """On-demand KPIs of one plant over its store."""
 
@@ -93,30 +112,39 @@ class Engine:
         self.use_rollups = use_rollups  # False: everything from raw telemetry
 
     def raw(self, spec: MachineSpec, lo: int, hi: int, bucket_ms: int | None = None,
-            cuts: Iterable[int] = ()) -> list[Bucket]:
+            cuts: Iterable[int] = (), classified: Sequence[Classified] = ()) -> list[Bucket]:
         """Buckets of [lo, hi) computed from raw telemetry (with context around it)."""
         margin = context_ms(spec, self.settings)
         samples = self.store.samples(spec, lo - margin, hi + margin)
         return aggregate(spec, samples, self.calendar, lo, hi, bucket_ms, self.settings,
-                         cuts=cuts)
+                         cuts=cuts, classified=classified)
 
     def total(self, spec: MachineSpec, lo: int, hi: int) -> tuple[Agg, int]:
         """The aggregate of [lo, hi) and how many whole minutes came from rollups: the
         stored final rollups summed in InfluxDB, raw telemetry for the minutes without
-        one and the edges (at most `Settings.max_raw_s` of it, else `KpiWorkError`)."""
+        one and the edges (at most `Settings.max_raw_s` of it, else `KpiWorkError`).
+        Minutes that downtime classified planned or setup touches are recomputed from raw
+        telemetry: a rollup written before the classification does not know it."""
         a, b = _minutes(lo, hi) if self.use_rollups else (lo, lo)
+        classified = self.store.classified(spec.id, lo, hi).get(spec.id, [])
         used, minutes = Agg(), 0
         holes = [(lo, a), (b, hi)]
         if a < b:
-            used, minutes = self.store.rollup_sum(spec.id, a, b)
-            missing = (b - a) // MINUTE_MS - minutes
-            if missing:
-                self._check_raw(spec, missing * MINUTE_MS, lo, hi)
-                holes += self.store.rollup_holes(spec.id, a, b)
+            dirty = _touched(classified, a, b)
+            holes += dirty
+            for c_lo, c_hi in _between(dirty, a, b):
+                summed, n = self.store.rollup_sum(spec.id, c_lo, c_hi)
+                used.add(summed)
+                minutes += n
+                missing = (c_hi - c_lo) // MINUTE_MS - n
+                if missing:
+                    self._check_raw(spec, missing * MINUTE_MS, lo, hi)
+                    holes += self.store.rollup_holes(spec.id, c_lo, c_hi)
         ranges = _merge(holes)
         self._check_raw(spec, sum(r_hi - r_lo for r_lo, r_hi in ranges), lo, hi)
         for r_lo, r_hi in ranges:
-            used.add(total([x.agg for x in self.raw(spec, r_lo, r_hi)]))
+            used.add(total([x.agg for x in self.raw(spec, r_lo, r_hi,
+                                                    classified=classified)]))
         return used, minutes
 
     def _check_raw(self, spec: MachineSpec, raw_ms: int, lo: int, hi: int) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from shopfloor.local import runner
+from shopfloor.local import grafana, runner
 from shopfloor.local.components import Component, plan
 from shopfloor.shared.cli import load_or_exit
 from shopfloor.shared.plant import Plant
@@ -37,27 +37,34 @@ def _start(run: runner.RunDir, component: Component) -> bool:
     if outcome == "ok":
         click.echo(f"ok   {component.where}")
         return True
-    log = run.logs / f"{component.name}.log"
-    click.echo(f"FAILED ({outcome}); last lines of {log}:")
-    click.echo(runner.tail(log))
+    click.echo(f"FAILED ({outcome}); last lines of its logs:")
+    click.echo(runner.tail_logs(run, component.name))
     return False
 
 
 def _where_to_look(plant: Plant, plant_path: Path, run: runner.RunDir) -> str:
     db = plant.database
+    api = f"http://{plant.api.host}:{plant.api.port}"
     return f"""
-Where to look:
+Where to look (`./dev.sh shopfloor ...` runs the venv's shopfloor command; or
+`. .venv/bin/activate` first and type `shopfloor ...`):
   logs            {run.logs}/
-  live MQTT       mosquitto_sub -p {plant.broker.port} -t 'shopfloor/v1/#' -v
-  InfluxDB        influx -port {db.url.rsplit(':', 1)[-1].rstrip('/')} -database {db.database} \
--execute 'SHOW MEASUREMENTS'
-  API docs        http://{plant.api.host}:{plant.api.port}/docs
-  API             curl -H 'X-API-Key: <key>' http://{plant.api.host}:{plant.api.port}/api/v1/state
+  live MQTT       mosquitto_sub -h 127.0.0.1 -p {plant.broker.port} -t 'shopfloor/v1/#' -v
+  InfluxDB        influx -host 127.0.0.1 -port {db.url.rsplit(':', 1)[-1].rstrip('/')} \
+-database {db.database} -execute 'SHOW MEASUREMENTS'
+  API docs        {api}/docs
+  API             curl -H 'X-API-Key: <key>' {api}/api/v1/state
                   (the example plant's dev keys are dev-viewer, dev-operator, ... dev-admin)
-  OEE             shopfloor oee {plant_path} --machine <id> --start <ISO> --end <ISO>
-  dashboards      shopfloor dashboards push --url http://<grafana>:3000 --token <token>
-                  (or mount dashboards/provisioning into Grafana; see docs/dashboards.md)
+  OEE             ./dev.sh shopfloor oee {plant_path} --machine <id>   (the current shift)
+  dashboards      {_grafana_hint(run)}
+  status          ./dev.sh status
 Stop everything this started:  ./dev.sh down   (shopfloor local down --run-dir {run.root})"""
+
+
+def _grafana_hint(run: runner.RunDir) -> str:
+    if runner.running(run, "grafana") is not None:
+        return f"http://127.0.0.1:{grafana.GRAFANA_PORT}  (folder shopfloor)"
+    return grafana.HOW_TO_GET
 
 
 @local.command()
@@ -77,16 +84,24 @@ def up(plant: str, run_dir: str, speed: float) -> None:
     click.echo(_where_to_look(model, Path(plant), run))
 
 
+FOREIGN = ("mosquitto", "influxdb")
+"""Stopped last: our components flush into them while they stop."""
+
+
 @local.command()
 @RUN_DIR
 def down(run_dir: str) -> None:
-    """Stop exactly the processes `up` started (newest first); leave everything else."""
+    """Stop exactly the processes `up` started: ours together, then broker and database
+    together; leave everything else."""
     run = runner.RunDir(Path(run_dir).resolve())
     if not run.pids.is_dir():
         click.echo(f"nothing to stop in {run.root}")
         return
-    for name in runner.recorded(run):
-        click.echo(f"  {name:<14} {'stopped' if runner.stop(run, name) else 'was not running'}")
+    names = runner.recorded(run)
+    ours = [n for n in names if n not in FOREIGN]
+    for wave in (ours, [n for n in names if n in FOREIGN]):
+        for name, was in runner.stop_all(run, wave).items():
+            click.echo(f"  {name:<14} {'stopped' if was else 'was not running'}")
 
 
 @local.command()

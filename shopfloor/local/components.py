@@ -7,12 +7,14 @@ import os
 import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
+from shopfloor.local import grafana as grafana_files
 from shopfloor.local.configs import influxdb_conf, mosquitto_conf
 from shopfloor.local.runner import RunDir, http_ok, port_open
+from shopfloor.shared.logs import LOG_FILE_ENV
 from shopfloor.shared.plant import Plant
 
 API_STATE_DIR_ENV = "SHOPFLOOR_API_STATE_DIR"
@@ -27,6 +29,11 @@ class Component:
     reuse_if_healthy: bool = False  # a broker/database already there is used, not started
     timeout_s: float = 30.0
     env: dict[str, str] = field(default_factory=dict)  # added to this process's environment
+
+    @property
+    def ours(self) -> bool:
+        """A shopfloor process (logs through shared.logs), not a foreign service."""
+        return self.cmdline[1:3] == ["-m", "shopfloor.cli"]
 
 
 def _binary(name: str) -> str:
@@ -117,13 +124,32 @@ def api(plant: Plant, plant_path: Path, run: RunDir) -> list[Component]:
     )]
 
 
+def grafana(plant: Plant, run: RunDir) -> list[Component]:
+    """Grafana with our provisioning, where grafana-server is installed (else nothing)."""
+    program, home = grafana_files.binary(), grafana_files.homepath()
+    if program is None or home is None:
+        return []
+    ini = grafana_files.write_config(run, plant.database.url, plant.database.database)
+    url = f"http://127.0.0.1:{grafana_files.GRAFANA_PORT}"
+    return [Component(
+        "grafana", [program, "--homepath", home, "--config", str(ini)],
+        lambda: http_ok(f"{url}/api/health"), f"{url}  (dashboards in folder shopfloor)",
+        timeout_s=60.0,
+    )]
+
+
 def plan(plant: Plant, plant_path: Path, run: RunDir, speed: float) -> list[Component]:
-    """Every component of a local run, in start order."""
-    return [
+    """Every component of a local run, in start order. The collector starts before the
+    edge agents: its persistent session must exist before the first telemetry (the
+    backfilled history among it) is published."""
+    parts = [
         broker(plant, run),
         database(plant, run),
         simulator(plant, plant_path, speed),
-        *edges(plant, plant_path),
         *collector(plant, plant_path),
+        *edges(plant, plant_path),
         *api(plant, plant_path, run),
+        *grafana(plant, run),
     ]
+    return [replace(c, env={**c.env, LOG_FILE_ENV: str(run.logs / f"{c.name}.log")})
+            if c.ours else c for c in parts]

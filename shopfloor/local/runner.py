@@ -1,6 +1,7 @@
 """Start, find and stop the background processes of a local run. Each process has a pid
-file (pid + command line, so that a recycled pid is never signalled) and a log file under
-the run folder."""
+file (pid + command line, so that a recycled pid is never signalled) and, under the run
+folder's logs/, NAME.out (what it prints: the foreign services' logs, a crash) and, for our
+own components, NAME.log (their log lines, rotated: shared.logs)."""
 
 from __future__ import annotations
 
@@ -56,9 +57,9 @@ def running(run: RunDir, name: str) -> psutil.Process | None:
 
 def spawn(run: RunDir, name: str, cmdline: list[str],
           env: dict[str, str] | None = None) -> psutil.Process:
-    """Start `cmdline` detached (own session), logging to logs/NAME.log; `env` is added
+    """Start `cmdline` detached (own session), its output to logs/NAME.out; `env` is added
     to this process's environment."""
-    with open(run.logs / f"{name}.log", "ab") as log:
+    with open(run.logs / f"{name}.out", "ab") as log:
         popen = subprocess.Popen(
             cmdline, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, env={**os.environ, **env} if env else None,
@@ -72,17 +73,25 @@ def spawn(run: RunDir, name: str, cmdline: list[str],
 
 def stop(run: RunDir, name: str, timeout_s: float = 15.0) -> bool:
     """SIGTERM the recorded process, SIGKILL after timeout_s. True if one was running."""
-    proc = running(run, name)
-    if proc is None:
-        return False
-    proc.terminate()
-    try:
-        proc.wait(timeout_s)
-    except psutil.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-    (run.pids / f"{name}.json").unlink(missing_ok=True)
-    return True
+    return stop_all(run, [name], timeout_s)[name]
+
+
+def stop_all(run: RunDir, names: list[str], timeout_s: float = 15.0) -> dict[str, bool]:
+    """SIGTERM every recorded process of `names` at once, wait for them together, SIGKILL
+    those still alive after timeout_s. name -> whether it was running."""
+    procs = {name: running(run, name) for name in names}
+    alive = [p for p in procs.values() if p is not None]
+    for proc in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.terminate()
+    _, stubborn = psutil.wait_procs(alive, timeout=timeout_s)
+    for proc in stubborn:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    psutil.wait_procs(stubborn, timeout=5)
+    for name in names:
+        (run.pids / f"{name}.json").unlink(missing_ok=True)
+    return {name: proc is not None for name, proc in procs.items()}
 
 
 def recorded(run: RunDir) -> list[str]:
@@ -122,6 +131,13 @@ def tail(path: Path, lines: int = 8) -> str:
     with contextlib.suppress(OSError):
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     return ""
+
+
+def tail_logs(run: RunDir, name: str, lines: int = 8) -> str:
+    """The last lines of a component's log and of its output (where a crash shows)."""
+    parts = [f"{p}:\n{tail(p, lines)}" for p in (run.logs / f"{name}.log",
+                                                 run.logs / f"{name}.out") if p.exists()]
+    return "\n".join(parts)
 
 
 def env_with_venv() -> dict[str, str]:

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 Value = bool | int | float | str
 
-# struct format (big-endian) per numeric type.
-_STRUCT = {
+STRUCT_FORMAT = {
+    # struct format (big-endian) per numeric type; edge.blockcodec builds on it too.
     DataType.INT16: ">h",
     DataType.UINT16: ">H",
     DataType.INT32: ">i",
@@ -77,7 +77,7 @@ def decode_raw(
     expected = data_type.bits // 16
     if len(registers) != expected:
         raise CodecError(f"{data_type} needs {expected} registers, got {len(registers)}")
-    (value,) = struct.unpack(_STRUCT[data_type], _to_bytes(registers, order))
+    (value,) = struct.unpack(STRUCT_FORMAT[data_type], _to_bytes(registers, order))
     return value  # type: ignore[no-any-return]
 
 
@@ -95,7 +95,7 @@ def encode_raw(
         raw = str(value).encode("latin-1", errors="replace")[: count * 2].ljust(count * 2, b"\x00")
         return _from_bytes(raw, ByteOrder.BADC if order.swap_bytes else ByteOrder.ABCD)
     try:
-        raw = struct.pack(_STRUCT[data_type], value)
+        raw = struct.pack(STRUCT_FORMAT[data_type], value)
     except (struct.error, TypeError, OverflowError) as exc:
         raise CodecError(f"{value!r} does not fit {data_type}") from exc
     return _from_bytes(raw, order)

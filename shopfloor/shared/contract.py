@@ -9,8 +9,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from shopfloor.shared.enums import MachineState
+from shopfloor.shared.enums import ControlAction, MachineState
 from shopfloor.shared.errors import ContractError
+from shopfloor.shared.plant import Role
 
 SCHEMA_VERSION: Literal[1] = 1
 MAX_PAYLOAD_BYTES = 256 * 1024
@@ -30,10 +31,14 @@ class Payload(BaseModel):
 
 class Telemetry(Payload):
     """One poll of one machine. `seq` grows by one per machine stream, across restarts.
-    A point in `quality` ("bad") has no trustworthy value in this sample."""
+    A point in `quality` ("bad") has no trustworthy value in this sample. `epoch`
+    (optional) names the stream: an edge that starts a new outbox (a new or emptied
+    file) starts a new epoch with seq from 0, and the collector begins fresh accounting
+    for it. Compared for equality only."""
 
     ts: AwareDatetime
     seq: Seq
+    epoch: Seq | None = None
     values: dict[str, PointValue] = Field(default_factory=dict)
     quality: dict[str, Literal["bad"]] = Field(default_factory=dict)
 
@@ -63,6 +68,10 @@ class Command(Payload):
     value: PointValue
     expires_at: AwareDatetime
     requested_by: str = ""
+    control_action: ControlAction = ControlAction.SETPOINT
+    """The API action this write is for: the edge applies shared.control_rules to it."""
+    role: Role | None = None
+    """The requester's role; the edge refuses a command without one."""
 
 
 class CommandStatus(StrEnum):

@@ -1,17 +1,39 @@
 """Logging for people on night shift: first failure at ERROR, repeats at DEBUG, recovery
-at INFO (`FailureLog`), and one `setup_logging` for every command."""
+at INFO (`FailureLog`), and one `setup_logging` for every command.
+
+Our own loggers (`shopfloor.*`) log at the chosen level (INFO by default); the libraries
+we use log at WARNING whatever that level is (httpx alone would log every InfluxDB write
+at INFO), unless SHOPFLOOR_LIBRARY_LOG_LEVEL says otherwise. With SHOPFLOOR_LOG_FILE set
+(`shopfloor local up` sets it) lines go to that file, rotated at LOG_FILE_BYTES with
+LOG_FILE_BACKUPS old files kept, instead of stderr."""
 
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import os
+
+LOG_FILE_ENV = "SHOPFLOOR_LOG_FILE"
+LOG_FILE_BYTES = 10 * 1024 * 1024
+LOG_FILE_BACKUPS = 3
+LIBRARY_LOGGERS = ("httpx", "httpcore", "urllib3", "paho", "uvicorn", "asyncio", "influxdb_client",
+                   "multipart", "watchfiles")
+FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
 def setup_logging(level: str | None = None) -> None:
-    logging.basicConfig(
-        level=(level or os.environ.get("SHOPFLOOR_LOG_LEVEL", "INFO")).upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
+    """Configure the root logger once per process (level: DEBUG, INFO, ...; default
+    $SHOPFLOOR_LOG_LEVEL, else INFO)."""
+    chosen = (level or os.environ.get("SHOPFLOOR_LOG_LEVEL", "INFO")).upper()
+    handlers: list[logging.Handler] | None = None
+    path = os.environ.get(LOG_FILE_ENV)
+    if path:
+        handlers = [logging.handlers.RotatingFileHandler(
+            path, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8")]
+    logging.basicConfig(level=chosen, format=FORMAT, handlers=handlers, force=bool(handlers))
+    library_level = os.environ.get("SHOPFLOOR_LIBRARY_LOG_LEVEL", "WARNING").upper()
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(library_level)
     # pymodbus logs every failed request at ERROR; our FailureLog reports them once.
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 

@@ -25,6 +25,7 @@ from shopfloor.shared.enums import (
     Table,
     Transport,
 )
+from shopfloor.shared.reasons import Downtime
 
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 """An id usable in MQTT topics and InfluxDB tags: letters, digits, _ . - (no / + #)."""
@@ -141,6 +142,9 @@ class Point(Model):
     writable: bool = False
     min: float | None = None
     max: float | None = None
+    free_setpoint: bool = False
+    """A point a control action writes (control.run, ...) may also be written through
+    the setpoint route, with that action's permission and interlock."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Point:
@@ -225,6 +229,12 @@ class Connection(Model):
     device_id: Annotated[int, Field(ge=0, le=247)] = 1
     timeout_s: PositiveSeconds = 1.0
     serial: Serial | None = None
+    gateway: bool = False
+    """tcp only: machines with the same host and port (a Modbus gateway, different
+    device_ids) share one TCP connection instead of one each."""
+    max_in_flight: Annotated[int, Field(ge=1, le=32)] = 1
+    """Requests on a gateway connection at once, matched to answers by transaction id.
+    1 (default) suits gateways that serve one request at a time."""
 
     @model_validator(mode="after")
     def _endpoint(self) -> Connection:
@@ -232,6 +242,12 @@ class Connection(Model):
             raise ValueError("transport rtu needs a serial section (port, baudrate, ...)")
         if self.transport is not Transport.RTU and not self.host:
             raise ValueError(f"transport {self.transport} needs host")
+        if self.gateway and self.transport is not Transport.TCP:
+            raise ValueError(
+                f"gateway: true is for transport tcp; {self.transport} already shares its line"
+            )
+        if self.max_in_flight > 1 and not self.gateway:
+            raise ValueError("max_in_flight > 1 needs gateway: true (a shared connection)")
         return self
 
     @property
@@ -314,6 +330,15 @@ class Collector(Model):
     stats_period_s: PositiveSeconds | None = 10.0  # collector_stats points; None: off
 
 
+class Admission(Model):
+    """Which telemetry every component takes in (`shopfloor.shared.admission`): a sample
+    stamped more than `max_ahead_s` ahead of the receiver's clock, or more than
+    `max_age_s` behind it, is refused (dead-lettered by the collector, counted by all)."""
+
+    max_ahead_s: Annotated[float, Field(ge=0)] = 300.0
+    max_age_s: PositiveSeconds = 30 * 86400.0
+
+
 class Role(StrEnum):
     VIEWER = "viewer"
     OPERATOR = "operator"
@@ -363,6 +388,8 @@ class Plant(Model):
     agents: list[Agent] = Field(default_factory=list)
     collector: Collector = Collector()
     api: Api = Api()
+    admission: Admission = Admission()
+    downtime: Downtime = Downtime()
 
     def agent(self, agent_id: str) -> Agent | None:
         return next((a for a in self.agents if a.id == agent_id), None)

@@ -6,7 +6,10 @@ from __future__ import annotations
 from collections import Counter as Tally
 from collections.abc import Iterator
 
+from shopfloor.shared.control_rules import ACTION_CONTROLS
+from shopfloor.shared.enums import Transport
 from shopfloor.shared.plant import Machine, Plant
+from shopfloor.shared.reasons import Category
 
 Issue = tuple[str, str]
 
@@ -14,7 +17,7 @@ Issue = tuple[str, str]
 def check_plant(plant: Plant) -> list[Issue]:
     """Every cross-reference problem of the plant, in file order."""
     issues: list[Issue] = []
-    for check in (_lines, _machines, _devices, _agents, _calendar, _api):
+    for check in (_lines, _machines, _devices, _agents, _calendar, _api, _downtime):
         issues.extend(check(plant))
     return issues
 
@@ -95,6 +98,21 @@ def _roles(base: str, machine: Machine) -> Iterator[Issue]:
         point = machine.point(name) if name else None
         if point is not None and not point.writable:
             yield f"{base}.control.{field}", f"point {name!r} must be writable: true"
+    yield from _free_setpoints(base, machine)
+
+
+def _free_setpoints(base: str, machine: Machine) -> Iterator[Issue]:
+    """free_setpoint only opens a point that a control action writes, and only a writable one."""
+    owned = {name for field, name in machine.control if field in ACTION_CONTROLS}
+    for i, point in enumerate(machine.points):
+        if point.free_setpoint and point.name not in owned:
+            yield (f"{base}.points[{i}].free_setpoint",
+                   f"point {point.name!r} is written by no control action "
+                   f"({', '.join(sorted(ACTION_CONTROLS))}); it is a setpoint anyway when "
+                   "writable: remove free_setpoint")
+        elif point.free_setpoint and not point.writable:
+            yield (f"{base}.points[{i}].free_setpoint",
+                   f"point {point.name!r} must be writable: true to be a free setpoint")
 
 
 def _products(base: str, machine: Machine) -> Iterator[Issue]:
@@ -104,6 +122,7 @@ def _products(base: str, machine: Machine) -> Iterator[Issue]:
 
 
 def _devices(plant: Plant) -> Iterator[Issue]:
+    yield from _gateways(plant)
     seen: dict[tuple[str, int], str] = {}
     for mid, machine in plant.machines.items():
         key = (machine.connection.bus_key, machine.connection.device_id)
@@ -115,6 +134,32 @@ def _devices(plant: Plant) -> Iterator[Issue]:
             )
         else:
             seen[key] = mid
+
+
+def _gateways(plant: Plant) -> Iterator[Issue]:
+    """Machines on one tcp host:port share one connection only if all of them say
+    gateway: true, with one max_in_flight (it belongs to the connection)."""
+    first: dict[str, tuple[str, bool, int]] = {}
+    for mid, machine in plant.machines.items():
+        conn = machine.connection
+        if conn.transport is not Transport.TCP:
+            continue
+        mine = (mid, conn.gateway, conn.max_in_flight)
+        other = first.setdefault(conn.bus_key, mine)
+        if other is mine or not (conn.gateway or other[1]):
+            continue
+        if conn.gateway != other[1]:
+            yield (
+                f"machines.{mid}.connection.gateway",
+                f"{conn.host}:{conn.port} is a gateway for machine {other[0]!r} "
+                f"(gateway: {str(other[1]).lower()}); set the same on every machine behind it",
+            )
+        elif conn.max_in_flight != other[2]:
+            yield (
+                f"machines.{mid}.connection.max_in_flight",
+                f"{conn.max_in_flight} differs from {other[2]} of machine {other[0]!r} on the "
+                f"same gateway {conn.host}:{conn.port}; it is one connection's setting",
+            )
 
 
 def _agents(plant: Plant) -> Iterator[Issue]:
@@ -146,3 +191,44 @@ def _api(plant: Plant) -> Iterator[Issue]:
         for j, line in enumerate(key.lines or []):
             if line not in line_ids:
                 yield f"api.keys[{i}].lines[{j}]", f"unknown line {line!r}"
+
+
+def _downtime(plant: Plant) -> Iterator[Issue]:
+    """The reason tree: known lines, unique category ids and reason codes (plant-wide +
+    each line's additions), PLC codes that some state map gives, each mapped once."""
+    downtime = plant.downtime
+    line_ids = {line.id for line in plant.lines}
+    plc_known = {code.reason for m in plant.machines.values() if m.state is not None
+                 for code in (*m.state.codes.values(), m.state.unmapped) if code.reason}
+    yield from _tree("downtime", downtime.categories, plc_known, {}, {})
+    for line, extra in downtime.lines.items():
+        base = f"downtime.lines.{line}"
+        if line not in line_ids:
+            yield base, f"unknown line {line!r} (known: {sorted(line_ids)})"
+        codes: dict[str, str] = {}
+        plc: dict[str, str] = {}
+        list(_tree("downtime", downtime.categories, plc_known, codes, plc))
+        yield from _tree(base, extra.categories, plc_known, codes, plc)
+
+
+def _tree(base: str, categories: list[Category], plc_known: set[str],
+          codes: dict[str, str], plc: dict[str, str]) -> Iterator[Issue]:
+    """Issues of `categories`, given the codes and PLC codes already taken (updated)."""
+    yield from _duplicates(f"{base}.categories", [c.id for c in categories], "category id")
+    for i, category in enumerate(categories):
+        for j, reason in enumerate(category.reasons):
+            path = f"{base}.categories[{i}].reasons[{j}]"
+            if reason.code in codes:
+                yield f"{path}.code", (f"duplicate reason code {reason.code!r} (also at "
+                                       f"{codes[reason.code]})")
+            else:
+                codes[reason.code] = path
+            for k, code in enumerate(reason.plc):
+                if code in plc:
+                    yield f"{path}.plc[{k}]", (f"PLC reason {code!r} is mapped twice (also "
+                                               f"to reason {plc[code]!r})")
+                else:
+                    plc[code] = reason.code
+                if code not in plc_known:
+                    yield f"{path}.plc[{k}]", (f"unknown PLC reason {code!r}: no machine's "
+                                               f"state map gives it (known: {sorted(plc_known)})")

@@ -16,7 +16,7 @@ from shopfloor.api import control, queries
 from shopfloor.api.config import settings_from_plant
 from shopfloor.api.control import Action
 from shopfloor.api.episodes import Change, downtime
-from shopfloor.api.errors import ConfigError, Conflict, Invalid
+from shopfloor.api.errors import ConfigError, Conflict, Forbidden, Invalid
 from shopfloor.api.idempotency import IdempotencyStore, check_key, fingerprint
 from shopfloor.api.live import LiveView
 from shopfloor.api.security import Principal, authenticate, hash_key, new_key
@@ -65,12 +65,36 @@ def test_control_plans() -> None:
 
 def test_maintenance_interlock() -> None:
     operator = Principal("op", Role.OPERATOR)
+    start = control.WriteRequest("run", True)
     with pytest.raises(Conflict):
-        control.check_interlock(Action.START, True, operator)
-    control.check_interlock(Action.STOP, True, operator)
-    control.check_interlock(Action.START, False, operator)
-    control.check_interlock(Action.START, True, Principal("m", Role.MAINTENANCE))
-    control.check_interlock(Action.START, True, Principal("a", Role.ADMIN))
+        control.check_rules(operator, PRESS, Action.START, start, True)
+    control.check_rules(operator, PRESS, Action.STOP, control.WriteRequest("run", False), True)
+    assert control.check_rules(operator, PRESS, Action.START, start, False).action is Action.START
+    control.check_rules(Principal("m", Role.MAINTENANCE), PRESS, Action.START, start, True)
+    control.check_rules(Principal("a", Role.ADMIN), PRESS, Action.START, start, True)
+
+
+def test_setpoint_of_an_action_point_is_that_action() -> None:
+    admin, operator = Principal("a", Role.ADMIN), Principal("op", Role.OPERATOR)
+    for point, value in [("run", True), ("maintenance", False), ("product", 2),
+                         ("alarm_ack", True), ("work_order", "W")]:
+        with pytest.raises(Invalid) as err:
+            control.check_rules(admin, PRESS, Action.SETPOINT,
+                                control.WriteRequest(point, value), False)
+        assert err.value.code == "action_point"
+    speed = control.WriteRequest("speed_pct", 50)
+    assert control.check_rules(operator, PRESS, Action.SETPOINT, speed, True).action \
+        is Action.SETPOINT
+    points = [p.model_copy(update={"free_setpoint": p.name in ("run", "maintenance")})
+              for p in PRESS.points]
+    lax = PRESS.model_copy(update={"points": points})
+    run = control.WriteRequest("run", True)
+    assert control.check_rules(operator, lax, Action.SETPOINT, run, False).action is Action.START
+    with pytest.raises(Conflict):
+        control.check_rules(operator, lax, Action.SETPOINT, run, True)
+    with pytest.raises(Forbidden):
+        control.check_rules(operator, lax, Action.SETPOINT,
+                            control.WriteRequest("maintenance", False), False)
 
 
 def _at(minutes: int) -> dt.datetime:
@@ -193,7 +217,7 @@ def _sample(second: int, **values: object) -> bytes:
 
 
 def test_live_view_keeps_the_newest_values_and_ignores_the_rest() -> None:
-    live = LiveView(PLANT)
+    live = LiveView(PLANT, clock=lambda: T0.timestamp() + 60)  # the samples' own time
     assert live.apply(_topic("telemetry"), _sample(5, speed_pct=80, maintenance=False))
     assert live.apply(_topic("telemetry"), _sample(3, speed_pct=10))  # older: no effect
     assert live.machine("press1").values["speed_pct"] == 80

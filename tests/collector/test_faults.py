@@ -38,7 +38,7 @@ def test_kill_9_mid_stream_loses_and_doubles_nothing(mosquitto, influxdb, tmp_pa
         time.sleep(1.5)
         last = stream.stop()
         assert_all_stored_once(influxdb, plant.database.database, last)
-        assert metric(port, "shopfloor_collector_lost_samples_total") == 0
+        assert metric(port, "shopfloor_collector_lost_samples") == 0
         assert metric(port, "shopfloor_collector_missing_samples") == 0
         wait_for(lambda: metric(port, "shopfloor_collector_pending_unacked") == 0)
     finally:

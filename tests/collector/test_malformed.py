@@ -70,5 +70,5 @@ def test_malformed_payloads_are_dead_lettered_and_good_data_still_stored(
     assert seqs_stored(influxdb, db, "press1") == list(range(1, last_good + 1))
     ok, detail = collector.health()
     assert ok, detail
-    assert registry.get_sample_value("shopfloor_collector_lost_samples_total",
+    assert registry.get_sample_value("shopfloor_collector_lost_samples",
                                      {"machine": "press1"}) in (None, 0.0)

@@ -52,3 +52,19 @@ def test_no_shifts_means_always_planned() -> None:
     cal = ShiftCalendar.of(plant([]))
     spans = cal.planned(0, 1000)
     assert [(s.start_ms, s.end_ms, s.is_break) for s in spans] == [(0, 1000, False)]
+
+
+def test_latest_is_the_running_instance_else_the_last_one_that_started() -> None:
+    early = {"name": "early", "start": "06:00", "end": "14:00", "days": ["mon"]}
+    cal = ShiftCalendar.of(plant([early, NIGHT]))  # night: every day 22:00-06:00 UTC
+    running = cal.latest(ms(2026, 11, 23, 7))  # Monday 07:00: early runs
+    assert running is not None and running.key == "2026-11-23/early"
+    between = cal.latest(ms(2026, 11, 23, 15))  # after early, before night
+    assert between is not None and between.key == "2026-11-23/early"
+    night = cal.latest(ms(2026, 11, 24, 3))  # Tuesday 03:00: Monday's night runs
+    assert night is not None and night.key == "2026-11-23/night"
+    # by name: Tuesday has no early shift, so Monday's is the last one
+    last_early = cal.latest(ms(2026, 11, 24, 9), "early")
+    assert last_early is not None and last_early.key == "2026-11-23/early"
+    # a plant without shifts has no shift instances at all
+    assert ShiftCalendar.of(plant([])).latest(ms(2026, 11, 23, 7)) is None

@@ -27,7 +27,7 @@ def finish(chain: Chain, scenario: str, injected: str, restored_at: float,
     record("fault", scenario=scenario, injected=injected, produced=audit.produced,
            stored=audit.stored, missing=audit.missing, duplicated=audit.duplicated,
            recovery_s=round(recovery_s, 1),
-           collector_lost=chain.collector_metric("shopfloor_collector_lost_samples_total"),
+           collector_lost=chain.collector_metric("shopfloor_collector_lost_samples"),
            redelivered=chain.collector_metric("shopfloor_collector_duplicate_samples_total"),
            **measured)
     assert audit.exactly_once, audit

@@ -62,7 +62,7 @@ def test_outbox_full_drops_the_oldest_and_reports_it(
         recovery_s = time.monotonic() - restored
         # the collector's view of the gaps: open ones (missing, within its grace period)
         # and confirmed ones (lost)
-        lost = (chain.collector_metric("shopfloor_collector_lost_samples_total")
+        lost = (chain.collector_metric("shopfloor_collector_lost_samples")
                 + chain.collector_metric("shopfloor_collector_missing_samples"))
         record("fault", scenario="edge queue full", injected=f"agent.queue.max_samples ="
                f" {BOUND}, when_full = drop_oldest; mosquitto down until > 40 dropped",

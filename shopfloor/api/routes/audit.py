@@ -24,7 +24,7 @@ router = APIRouter(
     prefix=PREFIX, tags=["audit"],
     responses={**ERRORS, **NOT_FOUND, **UNPROCESSABLE, **UNAVAILABLE})
 IDENT = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-AUDIT_ACTIONS = [a.value for a in Action] + ["stocktake"]
+AUDIT_ACTIONS = [a.value for a in Action] + ["stocktake", "classify", "reclassify", "split"]
 AUDIT_OUTCOMES = [o.value for o in Outcome if o is not Outcome.PENDING] + ["sent", "refused"]
 DEFAULT_WINDOW = dt.timedelta(days=1)
 
