@@ -49,9 +49,9 @@ def test_oee_of_a_shift_and_refusals(api_env: ApiEnv, admin: httpx.Client) -> No
     assert shift.status_code == 200, shift.text
     assert shift.json()["shift"] == "2026-01-05/early"
     assert shift.json()["start"].startswith("2026-01-05T05:00:00")  # 06:00 Berlin
-    sunday = admin.get("/api/v1/machines/press1/oee",
-                       params={"period": "shift", "shift": "early", "date": "2026-01-04"})
-    assert sunday.status_code == 404 and sunday.json()["error"]["code"] == "no_shift"
+    unknown = admin.get("/api/v1/machines/press1/oee",  # (the example runs every day)
+                        params={"period": "shift", "shift": "brunch", "date": "2026-01-04"})
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "no_shift"
     mixed = admin.get("/api/v1/machines/press1/oee", params={"shift": "early"})
     assert mixed.status_code == 422
     rolling = admin.get("/api/v1/machines/press1/oee", params={"period": "rolling",

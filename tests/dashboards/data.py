@@ -50,9 +50,13 @@ class Window:
 def site_plant(site: str, line: str) -> Plant:
     data = example_data()
     data["site"]["id"] = site
+    old = data["lines"][0]["id"]
     data["lines"][0]["id"] = line
     for machine in data["machines"].values():
         machine["line"] = line
+    per_line = data.get("downtime", {}).get("lines", {})
+    if old in per_line:  # the reason tree's per-line part follows the renamed line
+        per_line[line] = per_line.pop(old)
     return parse_plant(data)
 
 
