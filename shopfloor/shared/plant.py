@@ -375,6 +375,12 @@ class Api(Model):
     """A stocktake's `at` may lie at most this far in the past (else 422)."""
     stocktake_max_ahead_s: PositiveSeconds = 300.0
     """... and at most this far in the future (clock skew)."""
+    max_connections: Annotated[int, Field(ge=1)] = 1000
+    """Open HTTP connections at most (lowered to what the fd limit allows)."""
+    request_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    """A connection must deliver a whole request within this time, else it is closed."""
+    keep_alive_s: Annotated[int, Field(ge=1, le=3600)] = 5
+    """An idle keep-alive connection is closed after this many seconds."""
 
 
 class Plant(Model):
