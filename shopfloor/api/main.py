@@ -68,7 +68,8 @@ def _error_handlers(app: FastAPI) -> None:
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
         if exc.status >= 500:
             log.warning("%s", exc)
-        return JSONResponse(error_body(exc.status, exc.code, exc.message), exc.status)
+        return JSONResponse(error_body(exc.status, exc.code, exc.message), exc.status,
+                            headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
