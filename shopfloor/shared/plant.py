@@ -367,6 +367,12 @@ class Api(Model):
     shopfloor-api-{site}-{hostname}-{port}); two API replicas must not share one."""
     mqtt_session_expiry_s: Annotated[int, Field(ge=0, le=2**32 - 1)] = 3600
     """How long the broker keeps the session (and queues results) while the API is away."""
+    max_connections: Annotated[int, Field(ge=1)] = 1000
+    """Open HTTP connections at most (lowered to what the fd limit allows)."""
+    request_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    """A connection must deliver a whole request within this time, else it is closed."""
+    keep_alive_s: Annotated[int, Field(ge=1, le=3600)] = 5
+    """An idle keep-alive connection is closed after this many seconds."""
 
 
 class Plant(Model):

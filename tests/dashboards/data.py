@@ -53,6 +53,9 @@ def site_plant(site: str, line: str) -> Plant:
     data["lines"][0]["id"] = line
     for machine in data["machines"].values():
         machine["line"] = line
+    per_line = data.get("downtime", {}).get("lines", {})
+    if "line1" in per_line:  # the example's per-line reasons follow its line's new id
+        per_line[line] = per_line.pop("line1")
     return parse_plant(data)
 
 
@@ -162,7 +165,7 @@ def stats_snapshots(window: Window) -> list[tuple[int, Snapshot]]:
         n = (ts - (restart_ms if ts >= restart_ms else window.from_ms)) // STATS_PERIOD_MS
         out.append((ts, Snapshot(received=80 * n, written=470 * n,
                                  dead_letters={"payload": n // 3, "unknown_machine": n // 6},
-                                 lost=0, duplicates=n // 10, late=0, pending=3,
+                                 lost=n // 20, duplicates=n // 10, late=n // 30, pending=3,
                                  lag=summarize(STATS_LAGS))))
     return out
 
