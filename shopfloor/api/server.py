@@ -36,7 +36,7 @@ ACCEPT_BACKLOG = 128
 any of them can evict an older one: the file descriptors kept free include it."""
 FD_RESERVE = 64 + ACCEPT_BACKLOG
 """File descriptors kept free for everything else (broker, database, state files, logs)."""
-MIN_CONNECTIONS = 8
+MIN_CONNECTIONS = 4
 BUSY = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n"
         b"retry-after: 1\r\nconnection: close\r\ncontent-length: 25\r\n\r\n"
         b"too many open connections")

@@ -1,7 +1,8 @@
 """Slow and idle clients cannot make the API unreachable: `shopfloor api` as a real process
 with a small file-descriptor limit, flooded with more half-sent requests than it has
 descriptors, still answers a normal request; half-sent, trickling and idle keep-alive
-connections are closed after their timeouts (shopfloor/api/server.py)."""
+connections are closed after their timeouts; when every connection is busy with a request
+a new one gets 503 (shopfloor/api/server.py)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from shopfloor.api.server import FD_RESERVE, connection_limit
-from tests.api.harness import ApiProcess
+from shopfloor.api.server import FD_RESERVE, MIN_CONNECTIONS, connection_limit
+from tests.api.harness import ApiProcess, wait_for
 from tests.harness.services import LOOPBACK
 
 NOFILE = 512  # the API process's descriptor limit: room for 512 - FD_RESERVE connections
@@ -111,3 +112,33 @@ def test_trickling_and_idle_connections_are_closed(api: ApiProcess) -> None:
         idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert idle.recv(4096).startswith(b"HTTP/1.1 ")
         assert closed_by_server(idle, KEEP_ALIVE_S + 3)
+
+
+def test_when_every_connection_is_busy_a_new_one_gets_503(mosquitto: Any, influxdb: Any,
+                                                          tmp_path: Path) -> None:
+    proc = ApiProcess.create(tmp_path, mosquitto.port, influxdb.url, 4.0)
+    proc.api.env = {"SHOPFLOOR_API_MAX_CONNECTIONS": str(MIN_CONNECTIONS)}
+    machines = ["press1", "weld1", "paint1", "pack1"][:MIN_CONNECTIONS]
+    for machine in machines:
+        proc.edge.mode[machine] = "silent"  # the API waits for a result: the request is busy
+    busy: list[socket.socket] = []
+    try:
+        proc.api.start()
+        port = _port(proc)
+        for machine in machines:
+            busy.append(socket.create_connection((LOOPBACK, port), timeout=10))
+            busy[-1].sendall(f"POST /api/v1/machines/{machine}/stop HTTP/1.1\r\nHost: x\r\n"
+                             f"X-API-Key: {proc.keys['admin']}\r\nContent-Length: 0\r\n\r\n"
+                             .encode())
+        wait_for(lambda: len(proc.edge.silent) == len(machines), what="commands sent")
+        with contextlib.closing(socket.create_connection((LOOPBACK, port), timeout=5)) as extra:
+            refused = extra.recv(4096)
+        assert refused.startswith(b"HTTP/1.1 503") and b"retry-after: 1" in refused, refused
+        answers = [sock.recv(4096) for sock in busy]  # the commands time out: 504
+        assert all(a.startswith(b"HTTP/1.1 504") for a in answers), answers
+        with proc.client("viewer") as client:  # idle now: a new connection evicts one
+            assert client.get("/api/v1/plant", timeout=5).status_code == 200
+    finally:
+        for sock in busy:
+            sock.close()
+        proc.close()

@@ -52,7 +52,8 @@ class ComponentProcess:
             self.proc = subprocess.Popen(
                 [*DIE_WITH_PARENT, sys.executable, "-m", "shopfloor.cli", *self.args],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, **self.env}, preexec_fn=self._limits,
+                env={**os.environ, **self.env},
+                preexec_fn=self._limits if self.nofile is not None else None,
             )
         deadline = time.monotonic() + timeout_s
         while not self.healthy():
