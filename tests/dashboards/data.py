@@ -127,14 +127,14 @@ def kpi_lines(plant: Plant, machine: str, window: Window) -> list[str]:
 
 def wip_lines(plant: Plant, window: Window) -> list[str]:
     line = plant.lines[0]
-    buffers = tuple(BufferWip(up, down, 4.0, 1.0, 200, 0.0, 8.0, False)
+    buffers = tuple(BufferWip(up, down, 4, 1, 200, 0, 8, False)
                     for up, down in zip(line.stations, line.stations[1:], strict=False))
     out = []
     for ts in range(window.from_ms, window.to_ms, MINUTE_MS):
         result = WipResult(line.id, ts - 3600000, ts, window.from_ms, True, buffers,
-                           wip=12.0, mean_wip=11.5, throughput_per_h=1140.0,
-                           lead_time_s=36.3, little_holds=True, drift=False, inflow=1200.0,
-                           outflow_good=1140.0)
+                           wip=12, mean_wip=11.5, throughput_per_h=1140.0,
+                           lead_time_s=36.3, little_holds=True, drift=False, inflow=1200,
+                           outflow_good=1140)
         out += records.wip_lines(plant.site.id, "rolling", ts, result)
     return out
 
