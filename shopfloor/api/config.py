@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     mqtt_session_expiry_s: Annotated[int, Field(ge=0, le=2**32 - 1)] = 3600
     """How long the broker keeps the session, queueing QoS 1 results, while the API is away."""
     keys: list[ApiKey] = Field(default_factory=list)
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
+    max_raw_window_s: Annotated[float, Field(gt=0)] = 86400.0
+    request_timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    max_concurrent_reads: Annotated[int, Field(ge=1, le=64)] = 4
     broker_password: SecretStr | None = None
     database_password: SecretStr | None = None
     database_token: SecretStr | None = None
@@ -105,6 +109,10 @@ def settings_from_plant(plant: Plant, **overrides: Any) -> Settings:
         "mqtt_client_id": plant.api.mqtt_client_id,
         "mqtt_session_expiry_s": plant.api.mqtt_session_expiry_s,
         "keys": plant.api.keys,
+        "max_body_bytes": plant.api.max_body_bytes,
+        "max_raw_window_s": plant.api.max_raw_window_s,
+        "request_timeout_s": plant.api.request_timeout_s,
+        "max_concurrent_reads": plant.api.max_concurrent_reads,
         "broker_password": plant.broker.password,
         "database_password": plant.database.password,
         "database_token": plant.database.token,

@@ -13,6 +13,7 @@ class ApiError(ShopfloorError):
     prefix = "api"
     status = 500
     code = "internal"
+    retry_after_s: int | None = None  # sent as Retry-After when set
 
     def __init__(self, message: str, code: str | None = None) -> None:
         super().__init__(message)
@@ -69,6 +70,20 @@ class Unavailable(ApiError):
     prefix = "unavailable"
     status = 503
     code = "unavailable"
+
+
+class Busy(Unavailable):
+    """Every slot for on-demand work is taken (503 with Retry-After)."""
+
+    code = "busy"
+    retry_after_s = 1
+
+
+class TimedOut(Unavailable):
+    """An on-demand read ran longer than `api.request_timeout_s` (503 with Retry-After)."""
+
+    code = "timeout"
+    retry_after_s = 5
 
 
 class ConfigError(ShopfloorError):

@@ -21,6 +21,7 @@ from shopfloor.api.commands import (
 from shopfloor.api.config import Settings, mqtt_client_id_of, state_dir_of
 from shopfloor.api.downtime.service import DowntimeService
 from shopfloor.api.errors import Unavailable
+from shopfloor.api.guard import WorkLimiter
 from shopfloor.api.idempotency import AnswerFile, IdempotencyStore
 from shopfloor.api.influx import InfluxClient
 from shopfloor.api.kpi import KpiService
@@ -76,7 +77,8 @@ def open_runtime(plant: Plant, settings: Settings, metrics: ApiMetrics) -> Runti
     box: dict[str, Runtime] = {}
     live = LiveView(plant)
     records = RecordStore(settings.max_command_records)
-    influx = InfluxClient(plant.database)
+    reads = WorkLimiter(settings.max_concurrent_reads, settings.request_timeout_s)
+    influx = InfluxClient(plant.database, reads)
     audit = AuditLog(influx)
 
     def on_message(topic: str, payload: bytes) -> None:
@@ -98,7 +100,7 @@ def open_runtime(plant: Plant, settings: Settings, metrics: ApiMetrics) -> Runti
     bus = CommandBus(plant.site.id, mqtt.publish, records, _listener(box),
                      instance=client_id, on_unknown=_recover_later(box))
     runtime = Runtime(plant, settings, metrics, live, records, idempotency, influx,
-                      audit, bus, mqtt, KpiService(plant))
+                      audit, bus, mqtt, KpiService(plant, reads))
     box["rt"] = runtime
     audit.start()
     runtime.downtime = DowntimeService(plant, influx, live, audit)
@@ -176,4 +178,5 @@ async def close_runtime(runtime: Runtime) -> None:
     await runtime.audit.stop()
     await runtime.influx.aclose()
     await asyncio.to_thread(runtime.kpi.close)
+    runtime.influx.reads.close()
     runtime.idempotency.close()
