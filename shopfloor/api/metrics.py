@@ -25,6 +25,10 @@ class ApiMetrics:
                                 ["action", "outcome"], registry=self.registry)
         self.refused = Counter("shopfloor_api_refused_total", "actions refused before sending",
                                ["action", "code"], registry=self.registry)
+        self.results_dropped = Counter(
+            "shopfloor_api_results_dropped_total", "command results that did not count "
+            "(wrong topic, no such command, flood overflow, ...)", ["reason"],
+            registry=self.registry)
         self.audit_pending = Gauge("shopfloor_api_audit_pending", "audit entries not yet written",
                                    registry=self.registry)
         self.live_refused = Gauge("shopfloor_api_live_refused", "telemetry the live view "

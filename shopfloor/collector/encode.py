@@ -283,5 +283,9 @@ def status_line(
         fields["version"] = payload.version
     if payload.queue_depth is not None:
         fields["queue_depth"] = payload.queue_depth
+    if payload.overloaded is not None:
+        fields["overloaded"] = payload.overloaded
+    if payload.polls_skipped is not None:
+        fields["polls_skipped"] = payload.polls_skipped
     tags = {schema.TAG_SITE: message.site, schema.TAG_AGENT: message.agent}
     return schema.line(schema.AGENT_STATUS, tags, fields, to_ms(payload.ts or received_at))

@@ -23,11 +23,13 @@ from shopfloor.edge.metrics import EdgeMetrics
 from shopfloor.edge.modbus import Bus, bus_key
 from shopfloor.edge.mqtt import MqttLink
 from shopfloor.edge.outbox import Outbox
+from shopfloor.edge.overload import Governor
 from shopfloor.edge.poller import MachinePoller
 from shopfloor.edge.publisher import Publisher
 from shopfloor.edge.state import StateTracker, StateView
 from shopfloor.edge.store import Store
 from shopfloor.shared import topics
+from shopfloor.shared.access import client_id_of
 from shopfloor.shared.backoff import Backoff
 from shopfloor.shared.contract import AgentStatus, StatePayload, parse, utc_now
 from shopfloor.shared.errors import ContractError
@@ -39,6 +41,10 @@ log = logging.getLogger(__name__)
 DRAIN_S = 2.0
 """On shutdown, how long to wait for in-flight PUBACKs (the rest stays queued)."""
 INFLIGHT_RANGE = (20, 100)
+BACKLOG_S = 2.0
+BACKLOG_MIN = 500
+"""While connected, an outbox past max(BACKLOG_MIN, BACKLOG_S of polling) that keeps
+growing means the publisher is not keeping up: overload (overload.py)."""
 COMMAND_IDS_KEPT_S = 30 * 24 * 3600.0
 """Executed command ids are remembered this long (commands expire long before)."""
 
@@ -63,9 +69,11 @@ class EdgeAgent:
         self.metrics = EdgeMetrics()
         self.status_topic = topics.status_topic(self.site, agent.id)
         self.status_port: int | None = None
+        self.governor: Governor | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     def _status(self, online: bool, queue_depth: int | None = None) -> bytes:
+        governor = self.governor if online else None
         return AgentStatus(
             online=online,
             agent=self.agent.id,
@@ -73,7 +81,28 @@ class EdgeAgent:
             machines=list(self.agent.machines),
             version=__version__,
             queue_depth=queue_depth,
+            overloaded=governor.overloaded if governor else None,
+            polls_skipped=governor.skipped if governor else None,
         ).to_json()
+
+    def _make_governor(self, link: MqttLink, store: Store) -> Governor:
+        """Overload control (overload.py); the status goes out at once when the agent
+        starts or stops shedding polls."""
+        nominal = sum(1 / self.plant.machines[m].poll_interval_s for m in self.agent.machines)
+
+        def changed(overloaded: bool) -> None:
+            if link.connected.is_set():
+                link.publish(self.status_topic, self._status(True, store.samples), retain=True)
+
+        governor = Governor(
+            lambda: store.samples,
+            link.connected.is_set,
+            backlog_limit=max(BACKLOG_MIN, round(nominal * BACKLOG_S)),
+            on_change=changed,
+        )
+        self.metrics.overloaded.set_function(lambda: float(governor.overloaded))
+        self.metrics.poll_admission.set_function(lambda: governor.ratio)
+        return governor
 
     async def _repeat_status(self, link: MqttLink, store: Store) -> None:
         """Re-publish the (retained) online status every status period while connected,
@@ -92,12 +121,13 @@ class EdgeAgent:
         inflight = min(max(self.agent.publish_inflight, INFLIGHT_RANGE[0]), INFLIGHT_RANGE[1])
         link = MqttLink(
             self.plant.broker,
-            f"shopfloor-edge-{self.site}-{self.agent.id}",
+            client_id_of(self.plant.broker, f"shopfloor-edge-{self.site}-{self.agent.id}"),
             inflight=inflight,
             backoff_max_s=self.agent.backoff_max_s,
         )
         link.set_will(self.status_topic, self._status(False))
         publisher = Publisher(outbox, link, inflight, self.metrics)
+        self.governor = self._make_governor(link, store)
         buses, pollers = self._pollers(store, outbox)
         dispatcher = CommandDispatcher(
             self.site, {p.machine_id: (p.machine, p.bus) for p in pollers}, outbox, self.metrics
@@ -128,6 +158,7 @@ class EdgeAgent:
                 spawn("publisher", publisher.run)
                 spawn("commands", dispatcher.run)
                 spawn("status", partial(self._repeat_status, link, store))
+                spawn("overload", self.governor.run)
                 n = len(pollers)
                 polling = [
                     spawn(f"poll:{p.machine_id}", partial(p.run, i / n * p.machine.poll_interval_s))
@@ -157,7 +188,15 @@ class EdgeAgent:
             tracker = _restore_tracker(saved.get(machine_id))
             pollers.append(
                 MachinePoller(
-                    self.site, machine_id, machine, bus, self.agent, outbox, self.metrics, tracker
+                    self.site,
+                    machine_id,
+                    machine,
+                    bus,
+                    self.agent,
+                    outbox,
+                    self.metrics,
+                    tracker,
+                    self.governor,
                 )
             )
         return buses, pollers

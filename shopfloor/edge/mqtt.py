@@ -259,6 +259,8 @@ class MqttLink:
     def _read(self) -> None:
         if self.client.loop_read() != mqtt.MQTT_ERR_SUCCESS:
             self._drop_socket()
+        elif self._flush_scheduled:  # PUBACKs freed slots and the publisher refilled them:
+            self._write()  # send now, not a loop pass later (the scheduled flush finds nothing)
 
     def _flush(self) -> None:
         self._flush_scheduled = False

@@ -12,11 +12,13 @@ import asyncio
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from shopfloor.edge.errors import DeviceError
 from shopfloor.edge.metrics import EdgeMetrics
 from shopfloor.edge.modbus import Bus
 from shopfloor.edge.outbox import Outbox
+from shopfloor.edge.overload import Governor
 from shopfloor.edge.plan import ReadBlock, plan_reads
 from shopfloor.edge.sample import DeadbandFilter, decode_block, telemetry_payload
 from shopfloor.edge.state import StateTracker, derive_state, offline_view
@@ -52,6 +54,7 @@ class MachinePoller:
         outbox: Outbox,
         metrics: EdgeMetrics,
         tracker: StateTracker,
+        governor: Governor | None = None,
     ) -> None:
         self.machine_id = machine_id
         self.machine = machine
@@ -71,6 +74,10 @@ class MachinePoller:
         self.first_failure: dt.datetime | None = None
         self.online: bool | None = None
         self._polls = metrics.polls.labels(machine_id)
+        self.governor = governor or Governor(lambda: 0, lambda: False, 0)
+        self._credit = 0.0
+        self._shed = metrics.polls_skipped.labels(machine_id, "shed")
+        self._late = metrics.polls_skipped.labels(machine_id, "late")
 
     async def run(self, start_offset_s: float = 0.0) -> None:
         loop = asyncio.get_running_loop()
@@ -84,11 +91,23 @@ class MachinePoller:
             horizon = max(now, scheduled)  # the loop may wake a hair early
             ready = [iv for iv, t in due.items() if t <= horizon]  # all groups due go together
             blocks = [block for iv in ready for block in self.plans[iv]]
+            missed = 0
             for interval in ready:
+                missed += _missed_ticks(due[interval], interval, now)
                 due[interval] = _next_tick(due[interval], interval, now)
+            if missed:
+                self._skip(self._late, missed)
+            admitted, self._credit = self.governor.admit(self._credit)
+            if not admitted:
+                self._skip(self._shed, 1)
+                continue
             came_back = await self.poll_once(blocks)
             if came_back:  # read everything now, so the state is known at once
                 due = dict.fromkeys(due, loop.time())
+
+    def _skip(self, counter: Any, n: int) -> None:
+        counter.inc(n)
+        self.governor.count_skipped(n)
 
     async def poll_once(self, blocks: list[ReadBlock]) -> bool:
         """One poll: read, queue telemetry and state. True when the machine came back."""
@@ -189,6 +208,12 @@ def _plans(machine: Machine, agent: Agent) -> dict[float, list[ReadBlock]]:
         interval: plan_reads(points, agent.max_read_registers, agent.max_read_gap)
         for interval, points in groups.items()
     }
+
+
+def _missed_ticks(previous: float, interval: float, now: float) -> int:
+    """Ticks of the grid previous + k * interval (k >= 1) that passed by `now` unpolled,
+    the one being polled now aside."""
+    return int(max(0.0, now - previous) // interval)
 
 
 def _next_tick(previous: float, interval: float, now: float) -> float:

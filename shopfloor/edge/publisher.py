@@ -82,7 +82,27 @@ class Publisher:
             self._metrics.published.inc()
         else:
             self._metrics.dropped.labels("broker_refused").inc()
+        self._refill_slot()
         self._space.set()
+
+    def _refill_slot(self) -> None:
+        """Fill the slot a PUBACK freed right here, in the callback that read it, rather
+        than in the publisher task's next turn: then the in-flight window turns over once
+        per pass of the event loop (MqttLink writes right after reading), not once every
+        few passes, and a loop crowded with pollers cannot starve the publisher
+        (docs/edge.md#overload)."""
+        if self.paused or self._outbox.drops != self._drops_seen:
+            return  # the task handles pausing and refetching after drops
+        if not self._buffer and self._outbox.committed.is_set():
+            self._outbox.committed.clear()
+            rows = self._outbox.fetch(self._cursor, FETCH_ROWS)
+            if rows:
+                self._buffer.extend(rows)
+                self._cursor = rows[-1].id
+            else:
+                return
+        if self._buffer and len(self._inflight) < self._max_inflight:
+            self._send(self._buffer.popleft())
 
     async def drain(self, timeout_s: float) -> bool:
         """Publish what is committed and wait for its PUBACKs, for at most `timeout_s`;

@@ -41,6 +41,7 @@ from shopfloor.shared.plant import Plant
 log = logging.getLogger(__name__)
 Publish = Callable[[str, bytes], None]  # publish retained, QoS 1
 MAX_PENDING_LINES = 200_000
+CLASSIFIED_SPAN_MS = 2 * 86_400_000  # classified downtime read each tick: the last 2 days
 
 
 def to_sample(payload: Telemetry, ts_ms: int | None = None) -> Sample:
@@ -156,7 +157,9 @@ class LiveKpi:
 
     def _tick(self, wm: int) -> None:
         site = self.plant.site.id
+        classified = self.store.classified(None, wm - CLASSIFIED_SPAN_MS, wm + MINUTE_MS)
         for mid, live in self.machines.items():
+            live.classify(classified.get(mid, []))
             live.start(wm - MINUTE_MS)
             self._touched += live.ranges(wm)
             for minute in live.recompute(wm, self._older(live.spec)):

@@ -6,13 +6,14 @@ a final rollup). Used by `shopfloor oee` and by the API.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from shopfloor.kpi.aggregate import Bucket, aggregate, context_ms
 from shopfloor.kpi.buckets import Agg, total
 from shopfloor.kpi.calendar import ShiftCalendar, ShiftInstance
+from shopfloor.kpi.classified import Classified
 from shopfloor.kpi.errors import KpiError
 from shopfloor.kpi.model import MachineSpec, Settings
 from shopfloor.kpi.oee import OeeResult, compute
@@ -77,6 +78,15 @@ def _merge(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
+def _touched(spans: Sequence[Classified], a: int, b: int) -> set[int]:
+    """Minute starts in [a, b) that a classified span overlaps."""
+    out: set[int] = set()
+    for span in spans:
+        first = max(a, span.start_ms // MINUTE_MS * MINUTE_MS)
+        out.update(range(first, min(b, span.end_ms), MINUTE_MS))
+    return out
+
+
 class Engine:
     """On-demand KPIs of one plant over its store."""
 
@@ -89,29 +99,35 @@ class Engine:
         self.use_rollups = use_rollups  # False: everything from raw telemetry
 
     def raw(self, spec: MachineSpec, lo: int, hi: int, bucket_ms: int | None = None,
-            cuts: Iterable[int] = ()) -> list[Bucket]:
+            cuts: Iterable[int] = (), classified: Sequence[Classified] = ()) -> list[Bucket]:
         """Buckets of [lo, hi) computed from raw telemetry (with context around it)."""
         margin = context_ms(spec, self.settings)
         samples = self.store.samples(spec, lo - margin, hi + margin)
         return aggregate(spec, samples, self.calendar, lo, hi, bucket_ms, self.settings,
-                         cuts=cuts)
+                         cuts=cuts, classified=classified)
 
     def total(self, spec: MachineSpec, lo: int, hi: int) -> tuple[Agg, int]:
-        """The aggregate of [lo, hi) and how many whole minutes came from rollups."""
+        """The aggregate of [lo, hi) and how many whole minutes came from rollups. Minutes
+        that downtime classified planned or setup touches are recomputed from raw
+        telemetry: a rollup written before the classification does not know it."""
         a, b = _minutes(lo, hi) if self.use_rollups else (lo, lo)
+        classified = self.store.classified(spec.id, lo, hi).get(spec.id, [])
+        dirty = _touched(classified, a, b)
         used, minutes = Agg(), 0
         holes = [(lo, a), (b, hi)]
         if a < b:
-            summed, n = self.store.rollup_sum(spec.id, a, b)
+            summed, n = self.store.rollup_sum(spec.id, a, b) if not dirty else (Agg(), -1)
             if n == (b - a) // MINUTE_MS:
                 used, minutes = summed, n
             else:
-                have = self.store.rollups(spec.id, a, b)
+                have = {t: x for t, x in self.store.rollups(spec.id, a, b).items()
+                        if t not in dirty}
                 used = total(list(have.values()))
                 minutes = len(have)
                 holes += [(t, t + MINUTE_MS) for t in range(a, b, MINUTE_MS) if t not in have]
         for r_lo, r_hi in _merge(holes):
-            used.add(total([x.agg for x in self.raw(spec, r_lo, r_hi)]))
+            used.add(total([x.agg for x in self.raw(spec, r_lo, r_hi,
+                                                    classified=classified)]))
         return used, minutes
 
     def buckets(self, spec: MachineSpec, lo: int, hi: int, cuts: Iterable[int]) -> list[Bucket]:

@@ -12,11 +12,13 @@ from typing import Any
 from shopfloor.collector.database import LineWriter, open_writer
 from shopfloor.collector.errors import CollectorError
 from shopfloor.kpi.buckets import NUMERIC_FIELDS, Agg
+from shopfloor.kpi.classified import Classified
 from shopfloor.kpi.errors import KpiStoreError
 from shopfloor.kpi.model import MachineSpec, Sample
 from shopfloor.kpi.wip import Anchor
 from shopfloor.shared import schema
 from shopfloor.shared.plant import Plant
+from shopfloor.shared.reasons import Loss
 from shopfloor.shared.schema import quote_ident as qi
 from shopfloor.shared.schema import quote_string as qs
 
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 LINE_TOTAL = "_line"  # wip_anchor buffer tag of a whole-line count (see shopfloor.api)
 MINUTE_MS = 60_000
 LOOKAROUND_MS = (3_600_000, 2 * 86_400_000, 31 * 86_400_000)  # nearest-sample search
+CLASSIFIED_LOOKBACK_MS = 7 * 86_400_000  # a classified part starting this long before counts
 MARGIN_MS = 300_000  # fetched beyond a range, where the nearest sample outside usually is
 
 
@@ -135,6 +138,25 @@ class KpiStore:
             for ts, parts, scrap in series["values"]:
                 if int(ts) in out and order:
                     out[int(ts)].orders[order] = [float(parts or 0), float(scrap or 0)]
+        return out
+
+    # -- downtime classifications (the API's `downtime` measurement) --------------------
+
+    def classified(self, machine: str | None, lo: int, hi: int) -> dict[str, list[Classified]]:
+        """Parts classified planned or setup that overlap [lo, hi), by machine (all
+        machines when None). A part still open (end_ms 0) lasts until `hi`."""
+        where = _where(self.site) if machine is None else _where(self.site, machine=machine)
+        losses = " OR ".join(f"{qi(schema.TAG_LOSS)} = {qs(str(x))}"
+                             for x in (Loss.PLANNED, Loss.SETUP))
+        q = (f"SELECT {qi('end_ms')}, {qi(schema.TAG_MACHINE)}, {qi(schema.TAG_LOSS)} FROM "
+             f"{qi(schema.DOWNTIME)} WHERE {where} AND ({losses}) AND {qi('active')} = true "
+             f"AND {_span(lo - CLASSIFIED_LOOKBACK_MS, hi)}")
+        out: dict[str, list[Classified]] = {}
+        for row in self._rows(q):
+            end = int(row.get("end_ms") or 0) or hi
+            if end > lo:
+                out.setdefault(str(row["machine"]), []).append(
+                    Classified(int(row["time"]), end, Loss(row["loss"])))
         return out
 
     # -- stocktakes and work orders ----------------------------------------------------

@@ -91,7 +91,8 @@ class CommandResult(Payload):
 
 class AgentStatus(Payload):
     """Birth (online, retained), repeated every status period while connected with the
-    outbox depth (samples not yet acknowledged by the broker); last will (online: false)."""
+    outbox depth (samples not yet acknowledged by the broker) and the overload state (also
+    published at once when it changes); last will (online: false)."""
 
     online: bool
     agent: str
@@ -99,6 +100,10 @@ class AgentStatus(Payload):
     machines: list[str] = Field(default_factory=list)
     version: str | None = None
     queue_depth: Annotated[int, Field(ge=0)] | None = None
+    overloaded: bool | None = None
+    """True while the agent sheds polls because it cannot make them all (docs/edge.md)."""
+    polls_skipped: Annotated[int, Field(ge=0)] | None = None
+    """Scheduled polls not made since the agent started (shed or late)."""
 
 
 class DeadLetter(Payload):

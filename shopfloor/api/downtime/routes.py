@@ -10,7 +10,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from shopfloor.api.deps import LineDep, PlantDep, ReaderDep, RuntimeDep, require
+from shopfloor.api.deps import (
+    LineDep,
+    PlantDep,
+    ReaderDep,
+    RuntimeDep,
+    require,
+    require_visible,
+    visible_line,
+    visible_machine,
+)
 from shopfloor.api.downtime import events as ev
 from shopfloor.api.downtime.models import (
     ClassifyIn,
@@ -21,8 +30,8 @@ from shopfloor.api.downtime.models import (
     event_out,
     tree_out,
 )
-from shopfloor.api.downtime.service import DowntimeService
-from shopfloor.api.errors import Forbidden, Invalid, NotFound
+from shopfloor.api.downtime.service import DowntimeService, unknown_event
+from shopfloor.api.errors import Forbidden, Invalid
 from shopfloor.api.models.common import ERRORS, NOT_FOUND, UNAVAILABLE, UNPROCESSABLE, page_info
 from shopfloor.api.queries import Window
 from shopfloor.api.routes import PREFIX
@@ -157,22 +166,13 @@ def _apply(change: Callable[[], ev.Event]) -> ev.Event:
 async def _visible(downtime: DowntimeService, principal: Principal, event_id: str,
                    now_ms: int) -> ev.Event:
     event = await downtime.event(event_id, now_ms)
-    if not principal.may_see_line(event.line):
-        raise Forbidden(f"this key is restricted to other lines than {event.line}")
+    require_visible(principal, event.line, unknown_event(event_id))
     return event
 
 
 def _check_scope(plant: Plant, principal: Principal, line: str | None,
                  machine: str | None) -> None:
     if line is not None:
-        if plant.line(line) is None:
-            raise NotFound(f"unknown line {line!r}", "unknown_line")
-        if not principal.may_see_line(line):
-            raise Forbidden(f"this key is restricted to other lines than {line}")
+        visible_line(plant, principal, line)
     if machine is not None:
-        spec = plant.machines.get(machine)
-        if spec is None:
-            raise NotFound(f"unknown machine {machine!r}", "unknown_machine")
-        if not principal.may_see_line(spec.line):
-            raise Forbidden(f"this key is restricted to other lines than {spec.line}")
-
+        visible_machine(plant, principal, machine)

@@ -36,6 +36,11 @@ SYNC_FULL_EVERY = 120
 DONE = "done"  # audit outcome of a classification
 
 
+def unknown_event(event_id: str) -> NotFound:
+    """The 404 for an event id that does not exist (or that the key may not see)."""
+    return NotFound(f"no downtime event {event_id!r}", "unknown_event")
+
+
 class DowntimeService:
     def __init__(self, plant: Plant, influx: InfluxClient, live: LiveView,
                  audit: AuditLog) -> None:
@@ -73,12 +78,12 @@ class DowntimeService:
         """One event by id (404 when there is no such event)."""
         parsed = ev.parse_id(event_id)
         if parsed is None or parsed[0] not in self._plant.machines:
-            raise NotFound(f"no downtime event {event_id!r}", "unknown_event")
+            raise unknown_event(event_id)
         machine, start = parsed
         found = [e for e in await self.events(None, machine, start, start + 1, now_ms)
                  if e.id == event_id]
         if not found:
-            raise NotFound(f"no downtime event {event_id!r}", "unknown_event")
+            raise unknown_event(event_id)
         return found[0]
 
     def open_events(self, now_ms: int) -> list[Event]:
