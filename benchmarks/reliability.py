@@ -94,6 +94,43 @@ def plant_section(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+EDGE_DISK = [
+    "## Edge disk",
+    "",
+    "What the edge guarantees about its own disk (docs/edge.md, \"The edge's disk\"), on real",
+    "SQLite files and processes; the full disk is real too: `queue.max_bytes` caps the outbox",
+    "with SQLite's max_page_count, so commits fail with SQLITE_FULL as on a full filesystem.",
+    "",
+    "| class | guaranteed | test |",
+    "| --- | --- | --- |",
+    "| disk full | bookkeeping and what fits still commit; a bounded backlog waits in memory;"
+    " beyond it samples are dropped with their seqs used, counted (`dropped_total"
+    "{reason=\"outbox_unwritable\"}`) and counted lost by the collector exactly;"
+    " /healthz 503 and status `problems` name the reason; healthy again when space returns"
+    " | tests/system/test_edge_disk.py, tests/edge/test_outbox_disk.py |",
+    "| a row that cannot be published | quarantined (table `quarantine`, counted, logged),"
+    " publishing goes on | tests/edge/test_outbox_faults.py, tests/edge/test_outbox_disk.py |",
+    "| a file that cannot be opened (damaged page, not a database, a directory) | the start"
+    " stops with one line, exit 2, no traceback | tests/edge/test_outbox_faults.py |",
+    "| an outbox file new, emptied or replaced | a new stream epoch; the collector starts"
+    " fresh accounting (no false duplicates) | tests/edge/test_outbox_disk.py,"
+    " tests/collector/test_streams.py |",
+    "| a crashed task | restarted with backoff, /healthz 503 with the task and error for"
+    " 60 s | tests/edge/test_outbox_disk.py |",
+    "| seq 2^63-1, a jump > 10,000,000 | a new stream, not a loss; the old stream goes on"
+    " | tests/collector/test_sequence.py, tests/collector/test_streams.py |",
+    "| a sample later than its gap's grace period | lost goes back down, late goes up;"
+    " a real repeat stays a duplicate | tests/collector/test_sequence.py,"
+    " tests/collector/test_streams.py |",
+    "",
+    "Re-run: `./dev.sh test tests/edge/test_outbox_disk.py tests/edge/test_outbox_faults.py"
+    " tests/system/test_edge_disk.py tests/collector/test_sequence.py"
+    " tests/collector/test_streams.py` (the disk-full row of the fault matrix:"
+    " `./dev.sh bench reliability -k edge_disk`).",
+    "",
+]
+
+
 def unbounded_section(rows: list[dict[str, Any]]) -> list[str]:
     out = ["| input | what happened |", "| --- | --- |"]
     out += [f"| {r['input']} | {r['outcome']} |" for r in rows]
@@ -167,6 +204,7 @@ def render(rows: list[dict[str, Any]], summary: str) -> str:
         "",
         *unbounded_section(unbounded),
         "",
+        *EDGE_DISK,
         "## Found by these tests",
         "",
         "- The edge crashed its command handler (OverflowError / ValueError, no answer to the",

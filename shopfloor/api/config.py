@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     dev_mode: bool = False
     command_timeout_s: Annotated[float, Field(gt=0)] = 5.0
     idempotency_ttl_s: Annotated[float, Field(gt=0)] = 24 * 3600.0
+    idempotency_keys_per_api_key: Annotated[int, Field(ge=1)] = 10_000
+    """Idempotency-Keys one API key may hold within the TTL; more: 429 with Retry-After."""
     max_command_records: Annotated[int, Field(ge=10)] = 10_000
     state_dir: Path | None = None
     """Folder of the API's durable state (Idempotency-Key answers); see `state_dir_of`."""

@@ -64,6 +64,19 @@ class Conflict(ApiError):
     code = "conflict"
 
 
+class TooManyRequests(ApiError):
+    """A bounded resource of this caller is full; retry after `retry_after_s` (429, with
+    the Retry-After header)."""
+
+    prefix = "too many requests"
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after_s: int, code: str | None = None) -> None:
+        super().__init__(message, code)
+        self.retry_after_s = retry_after_s
+
+
 class Unavailable(ApiError):
     """A backend (broker, database) cannot be reached or answered with an error (503)."""
 

@@ -185,7 +185,8 @@ async def _recall(runtime: Runtime, command_id: str) -> CommandRecord | None:
 def _idempotency(settings: Settings) -> IdempotencyStore:
     """Keys in memory, finished answers in the state folder (ConfigError if unusable)."""
     ttl_s = settings.idempotency_ttl_s
-    return IdempotencyStore(ttl_s, answers=AnswerFile.open(state_dir_of(settings), ttl_s))
+    return IdempotencyStore(ttl_s, settings.idempotency_keys_per_api_key,
+                            answers=AnswerFile.open(state_dir_of(settings), ttl_s))
 
 
 async def start_link(runtime: Runtime) -> None:

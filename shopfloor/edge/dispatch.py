@@ -16,6 +16,7 @@ from shopfloor.edge.commands import (
     extract_id,
     result_payload,
 )
+from shopfloor.edge.errors import OutboxError
 from shopfloor.edge.metrics import EdgeMetrics
 from shopfloor.edge.modbus import Bus
 from shopfloor.edge.outbox import Outbox
@@ -103,7 +104,11 @@ class CommandDispatcher:
             return refusal[0], refusal[1], None
         if command.expires_at <= utc_now():  # waited for the machine's previous writes
             return CommandStatus.EXPIRED, f"expired at {command.expires_at.isoformat()}", None
-        if not self.outbox.claim_command(command.id, machine_id, time.time()):
+        try:
+            claimed = self.outbox.claim_command(command.id, machine_id, time.time())
+        except OutboxError as exc:  # not recorded: executing it could execute it twice
+            return CommandStatus.FAILED, f"not executed: {exc}", None
+        if not claimed:
             return CommandStatus.REJECTED, f"duplicate id {command.id!r}: already executed", None
         log.info(
             "command %s: %s.%s = %r (by %s)",

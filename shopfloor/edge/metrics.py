@@ -76,6 +76,20 @@ class EdgeMetrics:
         self.dropped = Counter(
             "shopfloor_edge_dropped", "Samples dropped, by reason", ["reason"], registry=r
         )
+        self.quarantined = Counter(
+            "shopfloor_edge_quarantined",
+            "Outbox rows that could not be published, moved to the quarantine table",
+            registry=r,
+        )
+        self.outbox_writable = Gauge(
+            "shopfloor_edge_outbox_writable", "1 when the last outbox commit succeeded", registry=r
+        )
+        self.task_crashes = Counter(
+            "shopfloor_edge_task_crashes",
+            "Agent tasks that crashed (and restarted)",
+            ["task"],
+            registry=r,
+        )
         self.commands = Counter(
             "shopfloor_edge_commands", "Commands by outcome", ["outcome"], registry=r
         )

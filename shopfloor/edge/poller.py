@@ -146,7 +146,7 @@ class MachinePoller:
         self.deadband.forget(result.bad)
         values = self.deadband.apply(result.values)
         seq = self.outbox.next_seq(self.machine_id)
-        payload = telemetry_payload(ts, seq, values, result.bad)
+        payload = telemetry_payload(ts, seq, values, result.bad, self.outbox.epoch)
         self.outbox.put(Message(self.telemetry_topic, payload, sample=True))
 
     def _track(self, ts: dt.datetime, result: PollResult) -> bool:

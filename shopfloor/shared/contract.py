@@ -18,6 +18,7 @@ MAX_PAYLOAD_BYTES = 256 * 1024
 
 PointValue = bool | int | float | str
 Seq = Annotated[int, Field(ge=0, le=2**63 - 1)]
+Problem = Annotated[str, Field(max_length=500)]
 
 
 class Payload(BaseModel):
@@ -91,8 +92,9 @@ class CommandResult(Payload):
 
 class AgentStatus(Payload):
     """Birth (online, retained), repeated every status period while connected with the
-    outbox depth (samples not yet acknowledged by the broker) and the overload state (also
-    published at once when it changes); last will (online: false)."""
+    outbox depth (samples not yet acknowledged by the broker), the overload state and,
+    while unhealthy, its `problems` (both also published at once when they change); last
+    will (online: false)."""
 
     online: bool
     agent: str
@@ -104,6 +106,9 @@ class AgentStatus(Payload):
     """True while the agent sheds polls because it cannot make them all (docs/edge.md)."""
     polls_skipped: Annotated[int, Field(ge=0)] | None = None
     """Scheduled polls not made since the agent started (shed or late)."""
+    problems: Annotated[list[Problem], Field(max_length=50)] | None = None
+    """Present while the agent is unhealthy: one line per reason (an outbox it cannot
+    write, a task that crashed recently)."""
 
 
 class DeadLetter(Payload):

@@ -292,6 +292,8 @@ class Queue(Model):
     path: str | None = None
     max_samples: Annotated[int, Field(ge=100)] = 1_000_000
     when_full: QueueFullPolicy = QueueFullPolicy.DROP_OLDEST
+    max_bytes: Annotated[int, Field(ge=65_536)] | None = None
+    """Cap on the outbox file's size; reaching it is handled like a full disk."""
 
 
 class Agent(Model):

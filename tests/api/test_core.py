@@ -16,7 +16,7 @@ from shopfloor.api import control, queries, stocktake
 from shopfloor.api.config import settings_from_plant
 from shopfloor.api.control import Action
 from shopfloor.api.episodes import Change, downtime
-from shopfloor.api.errors import ConfigError, Conflict, Forbidden, Invalid
+from shopfloor.api.errors import ConfigError, Conflict, Forbidden, Invalid, TooManyRequests
 from shopfloor.api.idempotency import IdempotencyStore, check_key, fingerprint
 from shopfloor.api.live import LiveView
 from shopfloor.api.security import Principal, authenticate, hash_key, new_key
@@ -160,6 +160,34 @@ def test_idempotency_store_replays_and_refuses_reuse() -> None:
     asyncio.run(scenario())
     with pytest.raises(Invalid):
         check_key("\n")
+
+
+def test_idempotency_in_flight_keys_are_never_evicted_and_each_api_key_is_bounded() -> None:
+    async def scenario() -> None:
+        clock = [0.0]
+        store = IdempotencyStore(ttl_s=100, capacity=3, clock=lambda: clock[0])
+        first, in_flight = store.begin("victim", "slow", "p")
+        assert first
+        for i in range(3):  # another client's flood: bounded by its own API key
+            clock[0] += 1
+            store.begin("flood", f"k{i}", "p")
+            store.finish("flood", f"k{i}", (200, {}))
+        for i in range(3, 50):
+            with pytest.raises(TooManyRequests) as full:
+                store.begin("flood", f"k{i}", "p")
+            assert full.value.headers["Retry-After"] == str(int(100 - (clock[0] - 1)))
+        retry, same = store.begin("victim", "slow", "p")  # still in flight: no second act
+        assert not retry and same is in_flight
+        store.begin("victim", "b", "p")
+        store.begin("victim", "c", "p")
+        with pytest.raises(TooManyRequests):  # its own bound: refused, never forgetting
+            store.begin("victim", "d", "p")
+        clock[0] = 1000  # every key past its TTL, but "slow" is still in flight
+        assert store.begin("victim", "slow", "p") == (False, in_flight)
+        store.finish("victim", "slow", (200, {"ok": True}))
+        assert store.begin("flood", "k0", "p")[0]  # expired: acts again
+
+    asyncio.run(scenario())
 
 
 def test_keys_hashed_and_compared() -> None:
