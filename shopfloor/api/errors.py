@@ -15,6 +15,11 @@ class ApiError(ShopfloorError):
     code = "internal"
     retry_after_s: int | None = None  # sent as Retry-After when set
 
+    @property
+    def headers(self) -> dict[str, str] | None:
+        """HTTP headers of the answer: Retry-After when `retry_after_s` is set."""
+        return None if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
+
     def __init__(self, message: str, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message

@@ -66,9 +66,8 @@ def _error_handlers(app: FastAPI) -> None:
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
         if exc.status >= 500:
             log.warning("%s", exc)
-        headers = None if exc.retry_after_s is None else {"Retry-After": str(exc.retry_after_s)}
         return JSONResponse(error_body(exc.status, exc.code, exc.message), exc.status,
-                            headers=headers)
+                            headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
