@@ -98,7 +98,7 @@ class Busy(Unavailable):
 
 
 class TimedOut(Unavailable):
-    """An on-demand read ran longer than `api.request_timeout_s` (503 with Retry-After)."""
+    """An on-demand read ran longer than `api.query_timeout_s` (503 with Retry-After)."""
 
     code = "timeout"
     retry_after_s = 5

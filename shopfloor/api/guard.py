@@ -6,7 +6,7 @@
   length before reading and on the bytes as they stream in;
 * `WorkLimiter`: on-demand reads (every InfluxDB query the API makes, every KPI
   computation) run at most `api.max_concurrent_reads` at once and at most
-  `api.request_timeout_s` each; a read that finds no slot within `BUSY_WAIT_S` or runs
+  `api.query_timeout_s` each; a read that finds no slot within `BUSY_WAIT_S` or runs
   too long is answered 503 with Retry-After (`Busy`, `TimedOut`), so a burst of
   expensive requests queues nothing without bound. A KPI computation runs in a thread
   that cannot be interrupted: its slot stays taken until the thread ends, even after
@@ -83,7 +83,7 @@ class WorkLimiter:
 
     def _timed_out(self, what: str) -> TimedOut:
         return TimedOut(f"{what} took longer than {self.timeout_s:g} s "
-                        "(api.request_timeout_s): ask for a shorter window")
+                        "(api.query_timeout_s): ask for a shorter window")
 
     @asynccontextmanager
     async def slot(self, what: str) -> AsyncIterator[None]:

@@ -16,7 +16,7 @@ from typing import TypeVar
 from shopfloor.api.errors import Invalid, NotFound, Unavailable
 from shopfloor.api.guard import WorkLimiter
 from shopfloor.kpi.calendar import ShiftCalendar, ShiftInstance
-from shopfloor.kpi.errors import KpiError, KpiStoreError
+from shopfloor.kpi.errors import KpiError, KpiStoreError, KpiWorkError
 from shopfloor.kpi.ondemand import Engine, OeeReport, WipReport
 from shopfloor.kpi.store import KpiStore
 from shopfloor.shared.plant import Plant
@@ -84,5 +84,7 @@ class KpiService:
             return await self._reads.thread(fn, "KPI computation")
         except KpiStoreError as exc:
             raise Unavailable(f"KPI engine: {exc}", "database_error") from exc
+        except KpiWorkError as exc:
+            raise Invalid(exc.reason, "too_much_work") from exc
         except KpiError as exc:
             raise Invalid(str(exc), "kpi_refused") from exc

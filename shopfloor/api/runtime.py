@@ -83,7 +83,7 @@ def open_runtime(plant: Plant, settings: Settings, metrics: ApiMetrics) -> Runti
     box: dict[str, Runtime] = {}
     live = LiveView(plant)
     records = RecordStore(settings.max_command_records)
-    reads = WorkLimiter(settings.max_concurrent_reads, settings.request_timeout_s)
+    reads = WorkLimiter(settings.max_concurrent_reads, settings.query_timeout_s)
     influx = InfluxClient(plant.database, reads)
     audit = AuditLog(influx)
 

@@ -24,11 +24,12 @@ from shopfloor.collector.sinks import WrittenBatch
 from shopfloor.kpi import records
 from shopfloor.kpi.buckets import Agg
 from shopfloor.kpi.calendar import ShiftCalendar, ShiftInstance, ms_to_utc
+from shopfloor.kpi.errors import KpiWorkError
 from shopfloor.kpi.livestate import MINUTE_MS, MachineLive, floor_minute
 from shopfloor.kpi.livewip import LineWip
 from shopfloor.kpi.model import MachineSpec, Sample, Settings
 from shopfloor.kpi.oee import OeeResult, compute
-from shopfloor.kpi.ondemand import Engine, to_ms
+from shopfloor.kpi.ondemand import Engine, WipReport, to_ms
 from shopfloor.kpi.store import KpiStore
 from shopfloor.kpi.wip import Anchor, WipResult
 from shopfloor.shared import topics
@@ -78,7 +79,8 @@ class LiveKpi:
         self.finalized: set[str] = set()
         self._pending: list[str] = []  # KPI points not yet written (InfluxDB down)
         self._touched: list[tuple[int, int]] = []  # recomputed spans not yet finalized
-        self._anchors: dict[str, tuple[int, Anchor | None]] = {}
+        self._anchor_memo: dict[str, tuple[int, int, list[Anchor]]] = {}
+        self._work_warned: dict[str, str] = {}
         self.late_dropped = 0
         self.admission = TimeAdmission.of(plant)
         self._points = point_names(plant)
@@ -221,29 +223,48 @@ class LiveKpi:
         self._ensure(live, lo, hi)
         return live.total(lo, hi)[0]
 
-    def _anchor(self, line_id: str, wm: int) -> Anchor | None:
-        """The line's latest stocktake, re-read once per minute of event time."""
-        cached = self._anchors.get(line_id)
-        if cached is None or wm - cached[0] >= MINUTE_MS or wm < cached[0]:
-            cached = (wm, self.store.anchor(line_id, wm))
-            self._anchors[line_id] = cached
-        return cached[1]
+    def _anchors(self, line_id: str, start: int, wm: int) -> list[Anchor]:
+        """The line's stocktakes for [start, wm], re-read once per minute of event time
+        (a new one shows within a minute)."""
+        cached = self._anchor_memo.get(line_id)
+        if cached is None or wm - cached[0] >= MINUTE_MS or wm < cached[0] or \
+                cached[1] != start:
+            cached = (wm, start, self.store.anchors(line_id, start, wm))
+            self._anchor_memo[line_id] = cached
+        return [a for a in cached[2] if a.ts_ms <= wm]
 
     def _wip(self, line: LineWip, start: int, wm: int) -> WipResult:
-        anchor = self._anchor(line.line.id, wm)
-        lo = max(start, anchor.ts_ms) if anchor is not None else start
+        anchors = self._anchors(line.line.id, start, wm)
         for station in line.line.stations:
-            self._ensure(self.machines[station], lo, wm)
+            self._ensure(self.machines[station], start, wm)
 
         def totals(station: str, a: int, b: int) -> Agg:
             engine = Engine(self.plant, self.store, self.settings)
             return engine.total(self.machines[station].spec, a, b)[0]
 
-        result = line.result(anchor, start, wm, self.machines, totals)
+        try:
+            result = line.result(anchors, start, wm, self.machines, totals)
+        except KpiWorkError as exc:
+            self._unanchored(line.line.id, exc)
+            result = line.result([], start, wm, self.machines, totals)
         if result is None:  # caches not aligned (e.g. a station just started): ask the store
-            result = Engine(self.plant, self.store, self.settings).wip(line.line.id, start,
-                                                                      wm).wip
+            result = self._wip_report(line.line.id, start, wm).wip
         return result
+
+    def _wip_report(self, line_id: str, lo: int, hi: int) -> WipReport:
+        """WIP on demand; when the stocktake's flow is beyond the work bounds, the change
+        only (unanchored), with a warning: live KPIs never stop for one line."""
+        engine = Engine(self.plant, self.store, self.settings)
+        try:
+            return engine.wip(line_id, lo, hi)
+        except KpiWorkError as exc:
+            self._unanchored(line_id, exc)
+            return engine.wip(line_id, lo, hi, use_anchors=False)
+
+    def _unanchored(self, line_id: str, exc: KpiWorkError) -> None:
+        if self._work_warned.get(line_id) != exc.reason:
+            self._work_warned[line_id] = exc.reason
+            log.warning("WIP of line %s reported unanchored: %s", line_id, exc.reason)
 
     def _snapshots(self, wm: int) -> tuple[list[str], list[tuple[str, dict[str, Any]]]]:
         site = self.plant.site.id
@@ -301,9 +322,8 @@ class LiveKpi:
             out.append(records.oee_line(site, live.spec.line, mid, "shift_final",
                                         inst.start_ms, inst.start_ms, inst.end_ms, result,
                                         inst, final=True))
-        engine = Engine(self.plant, self.store, self.settings)
         for line_model in self.plant.lines:
-            report = engine.wip(line_model.id, inst.start_ms, inst.end_ms)
+            report = self._wip_report(line_model.id, inst.start_ms, inst.end_ms)
             out += records.wip_lines(site, "shift_final", inst.start_ms, report.wip, inst)
         log.info("final KPIs of shift %s written", inst.key)
         return out

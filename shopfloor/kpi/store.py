@@ -25,6 +25,7 @@ from shopfloor.shared.schema import quote_string as qs
 log = logging.getLogger(__name__)
 LINE_TOTAL = "_line"  # wip_anchor buffer tag of a whole-line count (see shopfloor.api)
 MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
 LOOKAROUND_MS = (3_600_000, 2 * 86_400_000, 31 * 86_400_000)  # nearest-sample search
 CLASSIFIED_LOOKBACK_MS = 7 * 86_400_000  # a classified part starting this long before counts
 MARGIN_MS = 300_000  # fetched beyond a range, where the nearest sample outside usually is
@@ -140,6 +141,38 @@ class KpiStore:
                     out[int(ts)].orders[order] = [float(parts or 0), float(scrap or 0)]
         return out
 
+    def rollup_holes(self, machine: str, lo: int, hi: int) -> list[tuple[int, int]]:
+        """The minutes of [lo, hi) (minute-aligned) without a final rollup, as ranges.
+        Work: one row per hour that has rollups, then the minutes of the hours that are
+        only partly covered (never a row per minute of the whole range)."""
+        where = (f"{_where(self.site, machine=machine)} AND {qi('final')} = true "
+                 f"AND {_span(lo, hi)}")
+        rows = self._rows(f"SELECT count({qi('pot_ms')}) AS n FROM {qi(schema.OEE_ROLLUP)} "
+                          f"WHERE {where} GROUP BY time(1h) fill(none)")
+        holes: list[tuple[int, int]] = []
+        partial: list[tuple[int, int]] = []
+        cursor = lo
+        for row in rows:
+            start = max(int(row["time"]), lo)
+            end = min(int(row["time"]) + HOUR_MS, hi)
+            if start > cursor:
+                holes.append((cursor, start))
+            if int(row["n"] or 0) < (end - start) // MINUTE_MS:
+                if partial and partial[-1][1] == start:
+                    partial[-1] = (partial[-1][0], end)
+                else:
+                    partial.append((start, end))
+            cursor = max(cursor, end)
+        if cursor < hi:
+            holes.append((cursor, hi))
+        for a, b in partial:
+            have = {int(r["time"]) for r in self._rows(
+                f"SELECT {qi('pot_ms')} FROM {qi(schema.OEE_ROLLUP)} WHERE "
+                f"{_where(self.site, machine=machine)} AND {qi('final')} = true "
+                f"AND {_span(a, b)}")}
+            holes += [(t, t + MINUTE_MS) for t in range(a, b, MINUTE_MS) if t not in have]
+        return sorted(holes)
+
     # -- downtime classifications (the API's `downtime` measurement) --------------------
 
     def classified(self, machine: str | None, lo: int, hi: int) -> dict[str, list[Classified]]:
@@ -169,13 +202,40 @@ class KpiStore:
         points = []
         for series in self.query(q):
             buffer = (series.get("tags") or {}).get(schema.TAG_BUFFER, "")
-            points += [(int(ts), buffer, float(c)) for ts, c in series["values"]]
+            points += [(int(ts), buffer, int(c)) for ts, c in series["values"]]
         if not points:
             return None
         newest = max(ts for ts, _, _ in points)
-        current = {b: c for ts, b, c in points if ts == newest}
-        total = current.pop(LINE_TOTAL, sum(current.values()))
-        return Anchor(newest, total, current)
+        return _anchor(newest, [(b, c) for ts, b, c in points if ts == newest])
+
+    def anchor_after(self, line: str, after_ms: int) -> Anchor | None:
+        """The first stocktake of `line` after `after_ms` (for levels before it)."""
+        q = (f"SELECT first({qi('count')}) AS {qi('count')} FROM {qi(schema.WIP_ANCHOR)} "
+             f"WHERE {_where(self.site, line=line)} AND time > {int(after_ms)}ms "
+             f"GROUP BY {qi(schema.TAG_BUFFER)}")
+        points = []
+        for series in self.query(q):
+            buffer = (series.get("tags") or {}).get(schema.TAG_BUFFER, "")
+            points += [(int(ts), buffer, int(c)) for ts, c in series["values"]]
+        if not points:
+            return None
+        oldest = min(ts for ts, _, _ in points)
+        return _anchor(oldest, [(b, c) for ts, b, c in points if ts == oldest])
+
+    def anchors(self, line: str, lo: int, hi: int) -> list[Anchor]:
+        """The stocktakes that count for the levels of [lo, hi]: the latest at or before
+        `lo` (however old: only its count is read) and every one after `lo` up to `hi`,
+        sorted by time."""
+        out = [a for a in (self.anchor(line, lo),) if a is not None]
+        q = (f"SELECT {qi('count')} FROM {qi(schema.WIP_ANCHOR)} WHERE "
+             f"{_where(self.site, line=line)} AND time > {int(lo)}ms AND time <= {int(hi)}ms "
+             f"GROUP BY {qi(schema.TAG_BUFFER)}")
+        by_time: dict[int, list[tuple[str, int]]] = {}
+        for series in self.query(q):
+            buffer = (series.get("tags") or {}).get(schema.TAG_BUFFER, "")
+            for ts, c in series["values"]:
+                by_time.setdefault(int(ts), []).append((buffer, int(c)))
+        return out + [_anchor(ts, entries) for ts, entries in sorted(by_time.items())]
 
     def targets(self, line: str) -> dict[str, int]:
         """Work-order targets recorded for a line (work_order, window=order, field target)."""
@@ -189,6 +249,13 @@ class KpiStore:
                 if order and target is not None:
                     out[order] = int(target)
         return out
+
+
+def _anchor(ts_ms: int, entries: list[tuple[str, int]]) -> Anchor:
+    """One stocktake from its points (`_line`: the line count; else one per buffer)."""
+    current = dict(entries)
+    total = current.pop(LINE_TOTAL, sum(current.values()))
+    return Anchor(ts_ms, total, current)
 
 
 def _sample(row: dict[str, Any]) -> Sample:

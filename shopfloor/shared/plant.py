@@ -325,6 +325,10 @@ class Collector(Model):
     lateness_s: PositiveSeconds = 48 * 3600.0
     minor_stop_s: PositiveSeconds = 120.0  # OEE T_minor: shorter stops are minor (L3)
     startup_s: PositiveSeconds = 600.0  # running time after a setup whose scrap is L6
+    kpi_max_raw_s: PositiveSeconds = 2 * 86_400.0
+    """KPI work bound: raw telemetry one request may compute per machine (docs/oee.md)."""
+    kpi_max_wip_window_s: PositiveSeconds = 31 * 86_400.0
+    """KPI work bound: the longest WIP window (WIP is computed per minute)."""
     stats_period_s: PositiveSeconds | None = 10.0  # collector_stats points; None: off
 
 
@@ -367,11 +371,21 @@ class Api(Model):
     shopfloor-api-{site}-{hostname}-{port}); two API replicas must not share one."""
     mqtt_session_expiry_s: Annotated[int, Field(ge=0, le=2**32 - 1)] = 3600
     """How long the broker keeps the session (and queues results) while the API is away."""
+    stocktake_max_age_s: PositiveSeconds = 31 * 86_400.0
+    """A stocktake's `at` may lie at most this far in the past (else 422)."""
+    stocktake_max_ahead_s: PositiveSeconds = 300.0
+    """... and at most this far in the future (clock skew)."""
+    max_connections: Annotated[int, Field(ge=1)] = 1000
+    """Open HTTP connections at most (lowered to what the fd limit allows)."""
+    request_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    """A connection must deliver a whole request within this time, else it is closed."""
+    keep_alive_s: Annotated[int, Field(ge=1, le=3600)] = 5
+    """An idle keep-alive connection is closed after this many seconds."""
     max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
     """A larger request body is refused with 413 (docs/api.md, "Limits")."""
     max_raw_window_s: PositiveSeconds = 86400.0
     """Longest window of raw (not aggregated) history one request may ask for."""
-    request_timeout_s: PositiveSeconds = 30.0
+    query_timeout_s: PositiveSeconds = 30.0
     """Longest an on-demand read (database query, KPI computation) may run: then 503."""
     max_concurrent_reads: Annotated[int, Field(ge=1, le=64)] = 4
     """On-demand reads running at once; more wait up to 1 s for a slot, then 503."""

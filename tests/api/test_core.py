@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shopfloor.api import control, queries, stocktake
+from shopfloor.api import control, queries
 from shopfloor.api.config import settings_from_plant
 from shopfloor.api.control import Action
 from shopfloor.api.episodes import Change, downtime
@@ -227,14 +227,6 @@ def test_settings_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None
     settings = settings_from_plant(_plant(dev_mode=True))
     assert settings.port == 9123
     assert settings_from_plant(_plant(dev_mode=True), port=9000).port == 9000
-
-
-def test_stocktake_parse_latest() -> None:
-    series = [{"tags": {"buffer": "_line"}, "values": [[2000, 30]]},
-              {"tags": {"buffer": "press1"}, "values": [[2000, 10]]},
-              {"tags": {"buffer": "weld1"}, "values": [[1000, 5]]}]
-    assert stocktake.parse_latest(series) == (2000, 30, {"press1": 10})
-    assert stocktake.parse_latest([]) is None
 
 
 def _topic(kind: str, machine: str = "press1", site: str = "demo") -> str:

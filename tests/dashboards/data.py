@@ -53,6 +53,9 @@ def site_plant(site: str, line: str) -> Plant:
     data["lines"][0]["id"] = line
     for machine in data["machines"].values():
         machine["line"] = line
+    per_line = data.get("downtime", {}).get("lines", {})
+    if "line1" in per_line:  # the example's per-line reasons follow its line's new id
+        per_line[line] = per_line.pop("line1")
     return parse_plant(data)
 
 
@@ -124,14 +127,14 @@ def kpi_lines(plant: Plant, machine: str, window: Window) -> list[str]:
 
 def wip_lines(plant: Plant, window: Window) -> list[str]:
     line = plant.lines[0]
-    buffers = tuple(BufferWip(up, down, 4.0, 1.0, 200, 0.0, 8.0, False)
+    buffers = tuple(BufferWip(up, down, 4, 1, 200, 0, 8, False)
                     for up, down in zip(line.stations, line.stations[1:], strict=False))
     out = []
     for ts in range(window.from_ms, window.to_ms, MINUTE_MS):
         result = WipResult(line.id, ts - 3600000, ts, window.from_ms, True, buffers,
-                           wip=12.0, mean_wip=11.5, throughput_per_h=1140.0,
-                           lead_time_s=36.3, little_holds=True, drift=False, inflow=1200.0,
-                           outflow_good=1140.0)
+                           wip=12, mean_wip=11.5, throughput_per_h=1140.0,
+                           lead_time_s=36.3, little_holds=True, drift=False, inflow=1200,
+                           outflow_good=1140)
         out += records.wip_lines(plant.site.id, "rolling", ts, result)
     return out
 
@@ -162,7 +165,7 @@ def stats_snapshots(window: Window) -> list[tuple[int, Snapshot]]:
         n = (ts - (restart_ms if ts >= restart_ms else window.from_ms)) // STATS_PERIOD_MS
         out.append((ts, Snapshot(received=80 * n, written=470 * n,
                                  dead_letters={"payload": n // 3, "unknown_machine": n // 6},
-                                 lost=0, duplicates=n // 10, late=0, pending=3,
+                                 lost=n // 20, duplicates=n // 10, late=n // 30, pending=3,
                                  lag=summarize(STATS_LAGS))))
     return out
 

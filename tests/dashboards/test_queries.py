@@ -141,3 +141,16 @@ def test_downtime_pareto_sums_finished_stops_per_reason_longest_first(filled: Fi
         ("jam", 3 * step), ("starved", 2 * step)]
     stops = next(o for o in outcomes if o.label.endswith("Stops by reason (count)"))
     assert _sorted_rows(model, stops, "Stops by reason (count)") == [("jam", 3), ("starved", 2)]
+
+
+def test_collector_loss_panel_shows_the_latest_lost_and_late_counts(filled: Filled) -> None:
+    outcomes = verify_dashboard(filled.client, DASHBOARDS["system-health.json"],
+                                filled.window.from_ms, filled.window.to_ms)
+    panel = next(o for o in outcomes if o.label.endswith("(collector count)"))
+    last = data.stats_snapshots(filled.window)[-1][1]
+    assert last.lost > 0 and last.late > 0
+    assert {s["tags"]["site"] for s in panel.series} == set(filled.sites)
+    for s in panel.series:
+        rows = [dict(zip(s["columns"], row, strict=True)) for row in s["values"]]
+        final = [r for r in rows if r["lost"] is not None][-1]
+        assert (final["lost"], final["late"]) == (last.lost, last.late)

@@ -3,7 +3,7 @@ process (uvicorn) over real sockets:
 
 * a body is never read before the key is checked, and is capped (413);
 * raw history is bounded by `api.max_raw_window_s` (422, reason named);
-* on-demand reads run under `api.request_timeout_s` and `api.max_concurrent_reads`:
+* on-demand reads run under `api.query_timeout_s` and `api.max_concurrent_reads`:
   a database that hangs gives 503 + Retry-After (timeout, then busy while the abandoned
   KPI computation still holds its slot), and the API keeps answering everything else."""
 
@@ -63,7 +63,7 @@ def api(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[tuple[str, dict[str, s
                       COMMAND_TIMEOUT_S)
     data["database"]["timeout_s"] = HUNG_DB_TIMEOUT_S
     data["api"].update(max_body_bytes=64 * 1024, max_raw_window_s=86400,
-                       request_timeout_s=1.0, max_concurrent_reads=1)
+                       query_timeout_s=1.0, max_concurrent_reads=1)
     plant_file = write_plant(data, tmp_path / "plant.yaml")
     port = load_plant(plant_file).api.port
     proc = ComponentProcess("api", ["api", str(plant_file)], tmp_path,
