@@ -287,5 +287,7 @@ def status_line(
         fields["overloaded"] = payload.overloaded
     if payload.polls_skipped is not None:
         fields["polls_skipped"] = payload.polls_skipped
+    if payload.online:  # always, so that the latest point says whether any are left
+        fields["problems"] = "; ".join(payload.problems or ())
     tags = {schema.TAG_SITE: message.site, schema.TAG_AGENT: message.agent}
     return schema.line(schema.AGENT_STATUS, tags, fields, to_ms(payload.ts or received_at))

@@ -256,7 +256,7 @@ class LiveKpi:
         only (unanchored), with a warning: live KPIs never stop for one line."""
         engine = Engine(self.plant, self.store, self.settings)
         try:
-            return engine.wip(line_id, lo, hi)
+            return engine.wip(line_id, lo, hi, later_anchor=False)
         except KpiWorkError as exc:
             self._unanchored(line_id, exc)
             return engine.wip(line_id, lo, hi, use_anchors=False)

@@ -183,12 +183,14 @@ class Engine:
                          shift.key if shift else None)
 
     def wip(self, line_id: str, start: dt.datetime | int, end: dt.datetime | int,
-            use_anchors: bool = True) -> WipReport:
+            use_anchors: bool = True, later_anchor: bool = True) -> WipReport:
         """WIP of a line at `end`, per minute over [start, end): each level counts from
         the latest stocktake at or before it, or backwards from the first one after it
         (docs/oee.md "WIP"). The flow from an older stocktake to the window comes from
         stored rollups (`total`), so the work is bounded by the window, never by the
-        stocktake's age. `use_anchors=False`: the change only (unanchored)."""
+        stocktake's age. `use_anchors=False`: the change only (unanchored);
+        `later_anchor=False`: never count backwards from a stocktake after the window (the
+        live engine, whose data after its watermark may not be stored yet)."""
         line = self.plant.line(line_id)
         if line is None:
             raise KpiError(f"unknown line {line_id!r} (known: "
@@ -214,7 +216,8 @@ class Engine:
             for station, (parts, scrap) in self._flow(line, anchors[0].ts_ms, lo).items():
                 counts[station].insert(0, (parts, scrap))
             edges.insert(0, anchors[0].ts_ms)
-        later = self.store.anchor_after(line_id, hi) if use_anchors and not anchors else None
+        later = (self.store.anchor_after(line_id, hi)
+                 if use_anchors and later_anchor and not anchors else None)
         if later is not None:  # only a stocktake after the window: count backwards from it
             try:
                 flow = self._flow(line, hi, later.ts_ms)

@@ -81,6 +81,7 @@ def api(plant: Plant) -> list[Grant]:
         Grant(SUBSCRIBE, topics.all_of_kind(site, topics.TELEMETRY)),
         Grant(SUBSCRIBE, topics.all_of_kind(site, topics.CMD_RESULT)),
         Grant(SUBSCRIBE, topics.status_topic(site, "+")),
+        Grant(SUBSCRIBE, topics.all_of_kind(site, topics.KPI)),  # the operator page's tiles
         Grant(PUBLISH, topics.all_of_kind(site, topics.CMD)),
     ]
 

@@ -140,8 +140,12 @@ def test_live_shift_record_equals_on_demand(
     kpi = retained(mosquitto.port, topics.machine_topic(plant.site.id, "l1", "m1", topics.KPI))
     assert kpi["machine"] == "m1" and kpi["shift"]["shift"] == "late"
     assert kpi["rolling"]["availability"] is not None
+    assert type(kpi["rolling"]["pq"]) is int and type(kpi["shift"]["parts_total"]) is int
     line = retained(mosquitto.port, topics.line_kpi_topic(plant.site.id, "l1"))
     assert line["wip"]["line"] == "l1"
+    # never counted: no level on MQTT, the change since the window's start (whole parts)
+    assert line["wip"]["anchored"] is False and line["wip"]["wip"] is None
+    assert type(line["wip"]["change"]) is int and type(line["wip"]["inflow"]) is int
     publisher.loop_stop()
     publisher.disconnect()
 
