@@ -5,7 +5,8 @@ the collector derives it from those state messages (`collector.durations`); oee_
 wip as the KPI engine records them (`kpi.records`, results from `kpi.oee.compute`);
 control_audit as the API does (`api.audit.to_line`); downtime as the API does
 (`api.downtime.rows`: PLC-classified jams, one starvation an operator classified, one
-left unclassified); collector_stats as the collector does (`collector.stats.stats_line`). One sample of press1 on the first site is missing (a
+left unclassified); collector_stats as the collector does
+(`collector.stats.stats_line`). One sample of press1 on the first site is missing (a
 seq gap) for the lost-samples panel."""
 
 from __future__ import annotations
