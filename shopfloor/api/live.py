@@ -7,11 +7,13 @@ routes read snapshots. A lock keeps the paho thread and the event loop consisten
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from shopfloor.shared import topics
 from shopfloor.shared.admission import Refusal, TimeAdmission, known_values, point_names
@@ -35,6 +37,7 @@ class MachineLive:
     quality: dict[str, str] = field(default_factory=dict)
     telemetry_ts: dt.datetime | None = None
     seq: int | None = None
+    kpi: dict[str, Any] | None = None  # the collector's retained KPI message (kpi topic)
 
 
 class LiveView:
@@ -52,6 +55,16 @@ class LiveView:
         self.rejected = 0  # messages that did not parse or did not belong to the plant
         self.refused: dict[Refusal, int] = dict.fromkeys(Refusal, 0)  # admission: time
         self.unknown_values = 0  # value keys that are not points of their machine (dropped)
+        self._listeners: list[Callable[[str], None]] = []
+
+    def listen(self, listener: Callable[[str], None]) -> None:
+        """Call `listener(machine)` (on the MQTT thread) after a machine's state or KPI
+        changed: how the operator page's stream learns of changes without polling."""
+        self._listeners.append(listener)
+
+    def _changed(self, machine: str) -> None:
+        for listener in self._listeners:
+            listener(machine)
 
     def apply(self, topic: str, payload: bytes) -> bool:
         """Take one message; False (and counted) when it is malformed or foreign."""
@@ -70,6 +83,8 @@ class LiveView:
             status: AgentStatus = parse(AgentStatus, payload)
             with self._lock:
                 self._agents[agent] = status
+            for machine_id in [m for m, a in self._agent_of.items() if a == agent]:
+                self._changed(machine_id)
             return True
         where = topics.parse_machine_topic(topic)
         if where is None or where.site != self._plant.site.id:
@@ -79,6 +94,11 @@ class LiveView:
             return False
         if where.kind == topics.STATE:
             self._set_state(where.machine, parse(StatePayload, payload))
+            self._changed(where.machine)
+            return True
+        if where.kind == topics.KPI:
+            self._set_kpi(where.machine, payload)
+            self._changed(where.machine)
             return True
         if where.kind == topics.TELEMETRY:
             self._merge_telemetry(where.machine, parse(Telemetry, payload))
@@ -88,6 +108,16 @@ class LiveView:
     def _set_state(self, machine: str, state: StatePayload) -> None:
         with self._lock:
             self._machines[machine] = replace(self._machines[machine], state=state)
+
+    def _set_kpi(self, machine: str, payload: bytes) -> None:
+        try:
+            kpi = json.loads(payload)
+        except ValueError as exc:
+            raise ContractError(f"KPI message is not JSON: {exc}") from None
+        if not isinstance(kpi, dict) or kpi.get("machine") != machine:
+            raise ContractError("KPI message is not an object for this machine")
+        with self._lock:
+            self._machines[machine] = replace(self._machines[machine], kpi=kpi)
 
     def _merge_telemetry(self, machine: str, sample: Telemetry) -> None:
         """Newest sample wins, within the admission rule (shared.admission): a sample

@@ -18,6 +18,7 @@ from shopfloor.api.downtime import routes as downtime
 from shopfloor.api.errors import ApiError
 from shopfloor.api.metrics import ApiMetrics, MetricsMiddleware
 from shopfloor.api.models.common import error_body
+from shopfloor.api.operator import routes as operator
 from shopfloor.api.routes import audit, commands, health, history, kpi, machines, wip
 from shopfloor.api.routes import plant as plant_routes
 from shopfloor.api.runtime import close_runtime, open_runtime, start_link
@@ -54,6 +55,9 @@ def create_app(plant: Plant, settings: Settings) -> FastAPI:
     for module in (plant_routes, machines, history, kpi, commands, wip, audit, downtime):
         app.include_router(module.router)
     app.include_router(health.router)
+    app.include_router(operator.router)
+    app.include_router(operator.page_router)
+    app.mount("/operator/assets", operator.static_files(), name="operator-assets")
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     _error_handlers(app)
     return app

@@ -30,6 +30,7 @@ from shopfloor.api.kpi import KpiService
 from shopfloor.api.live import LiveView
 from shopfloor.api.metrics import ApiMetrics
 from shopfloor.api.mqtt import MqttLink
+from shopfloor.api.operator.andon import AndonHub
 from shopfloor.shared import schema, topics
 from shopfloor.shared.access import client_id_of
 from shopfloor.shared.contract import CommandResult, parse, utc_now
@@ -58,6 +59,7 @@ class Runtime:
     kpi: KpiService
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     downtime: DowntimeService | None = None  # downtime events (api/downtime/)
+    andon: AndonHub | None = None  # live changes for the operator page (api/operator/)
 
 
 def _listener(runtime_box: dict[str, Runtime]) -> Listener:
@@ -118,6 +120,7 @@ def open_runtime(plant: Plant, settings: Settings, metrics: ApiMetrics) -> Runti
     box["rt"] = runtime
     audit.start()
     runtime.downtime = DowntimeService(plant, influx, live, audit)
+    runtime.andon = AndonHub(live, loop)
     runtime.downtime.start(lambda: schema.to_ms(utc_now()))
     return runtime
 

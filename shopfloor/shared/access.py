@@ -7,7 +7,8 @@ checks that every topic a component publishes arrives.
   its status and the edge dead letters; subscribes to its machines' cmd.
 - collector: publishes machine and line kpi and the collector dead letters; subscribes
   to telemetry, state and status.
-- api: publishes cmd; subscribes to state, telemetry, cmd/result and status.
+- api: publishes cmd; subscribes to state, telemetry, cmd/result, status and machine kpi
+  (the operator page).
 - observer (people, tools): publishes nothing; subscribes to the site's whole tree (dead
   letters included).
 
@@ -81,6 +82,7 @@ def api(plant: Plant) -> list[Grant]:
         Grant(SUBSCRIBE, topics.all_of_kind(site, topics.TELEMETRY)),
         Grant(SUBSCRIBE, topics.all_of_kind(site, topics.CMD_RESULT)),
         Grant(SUBSCRIBE, topics.status_topic(site, "+")),
+        Grant(SUBSCRIBE, topics.all_of_kind(site, topics.KPI)),  # the operator page's tiles
         Grant(PUBLISH, topics.all_of_kind(site, topics.CMD)),
     ]
 

@@ -64,7 +64,8 @@ def _call(client: httpx.Client, method: str, path: str, machine: str = "pack1",
                       event_id=f"{machine}:1")
     last = path.rstrip("/").rsplit("/", 1)[-1]
     body = BODIES.get(last) if method == "POST" else None
-    return client.request(method, url, json=body)
+    params = {"max_s": 0.2} if last == "stream" else None  # a stream ends only when told
+    return client.request(method, url, json=body, params=params)
 
 
 @pytest.mark.parametrize(("method", "path", "permission"), documented_routes())

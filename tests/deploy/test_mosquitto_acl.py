@@ -97,7 +97,7 @@ def test_collector_and_api_get_exactly_their_part(site_plant: Plant, login) -> N
     last = t(site_plant, "press1", topics.TELEMETRY)
     assert accepted(edge1.publish(last))
     assert drain_until(collector.inbox, last) == [sent[0], sent[2], last]
-    assert drain_until(api.inbox, last) == [*sent, last]  # no kpi: the API reads none
+    assert drain_until(api.inbox, last) == [*sent, kpi, last]  # kpi: the operator page
 
 
 def test_wrong_password_and_anonymous_are_refused(login) -> None:

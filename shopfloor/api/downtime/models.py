@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from shopfloor.api.downtime.events import Event
-from shopfloor.api.models.common import PageInfo
+from shopfloor.api.models.common import ApiTime, PageInfo
 from shopfloor.shared.reasons import ReasonTree
 
 ReasonCode = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
@@ -58,7 +58,7 @@ class ClassifyIn(BaseModel):
 
 class SplitIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    at: list[dt.datetime] = Field(min_length=1, max_length=20,
+    at: list[ApiTime] = Field(min_length=1, max_length=20,
                                   description="instants inside the event (ISO 8601)")
     reasons: list[ReasonCode | None] | None = Field(
         None, description="optional: a reason per resulting part (null keeps it)")

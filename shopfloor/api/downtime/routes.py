@@ -32,7 +32,14 @@ from shopfloor.api.downtime.models import (
 )
 from shopfloor.api.downtime.service import DowntimeService, unknown_event
 from shopfloor.api.errors import Forbidden, Invalid
-from shopfloor.api.models.common import ERRORS, NOT_FOUND, UNAVAILABLE, UNPROCESSABLE, page_info
+from shopfloor.api.models.common import (
+    ERRORS,
+    NOT_FOUND,
+    UNAVAILABLE,
+    UNPROCESSABLE,
+    ApiTime,
+    page_info,
+)
 from shopfloor.api.queries import Window
 from shopfloor.api.routes import PREFIX
 from shopfloor.api.security import Permission, Principal
@@ -73,9 +80,9 @@ async def list_events(
     machine: Annotated[str | None, Query(pattern=IDENT)] = None,
     unclassified: Annotated[bool, Query(description="only events with an unclassified "
                                                     "part")] = False,
-    start: Annotated[dt.datetime | None, Query(description="events starting from "
+    start: Annotated[ApiTime | None, Query(description="events starting from "
                                                            "(default: end - 1 day)")] = None,
-    end: Annotated[dt.datetime | None, Query(description="default: now")] = None,
+    end: Annotated[ApiTime | None, Query(description="default: now")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> EventPage:

@@ -12,7 +12,14 @@ from shopfloor.api import queries
 from shopfloor.api.deps import InfluxDep, MachineDep, PlantDep, ReaderDep
 from shopfloor.api.episodes import Change, downtime
 from shopfloor.api.errors import Invalid
-from shopfloor.api.models.common import ERRORS, NOT_FOUND, UNAVAILABLE, UNPROCESSABLE, page_info
+from shopfloor.api.models.common import (
+    ERRORS,
+    NOT_FOUND,
+    UNAVAILABLE,
+    UNPROCESSABLE,
+    ApiTime,
+    page_info,
+)
 from shopfloor.api.models.history import (
     DowntimeOut,
     EpisodeOut,
@@ -32,10 +39,10 @@ router = APIRouter(
 DEFAULT_WINDOW = dt.timedelta(hours=1)
 MAX_STATE_CHANGES = 10_000
 
-Start = Annotated[dt.datetime | None, Query(description="window start, ISO 8601 with offset "
+Start = Annotated[ApiTime | None, Query(description="window start, ISO 8601 with offset "
                                             "(default: end - 1 h)",
                                             examples=["2026-11-25T19:00:00Z"])]
-End = Annotated[dt.datetime | None, Query(description="window end, exclusive (default: now)",
+End = Annotated[ApiTime | None, Query(description="window end, exclusive (default: now)",
                                           examples=["2026-11-25T20:00:00Z"])]
 Limit = Annotated[int, Query(ge=1, le=10_000)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
