@@ -7,7 +7,8 @@ checks that every topic a component publishes arrives.
   its status and the edge dead letters; subscribes to its machines' cmd.
 - collector: publishes machine and line kpi and the collector dead letters; subscribes
   to telemetry, state and status.
-- api: publishes cmd; subscribes to state, telemetry, cmd/result and status.
+- api: publishes cmd; subscribes to state, telemetry, cmd/result, status and machine kpi
+  (the operator page).
 - observer (people, tools): publishes nothing; subscribes to the site's whole tree (dead
   letters included).
 
