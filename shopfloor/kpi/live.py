@@ -79,7 +79,6 @@ class LiveKpi:
         self.finalized: set[str] = set()
         self._pending: list[str] = []  # KPI points not yet written (InfluxDB down)
         self._touched: list[tuple[int, int]] = []  # recomputed spans not yet finalized
-        self._anchor_memo: dict[str, tuple[int, int, list[Anchor]]] = {}
         self._work_warned: dict[str, str] = {}
         self.late_dropped = 0
         self.admission = TimeAdmission.of(plant)
@@ -223,18 +222,7 @@ class LiveKpi:
         self._ensure(live, lo, hi)
         return live.total(lo, hi)[0]
 
-    def _anchors(self, line_id: str, start: int, wm: int) -> list[Anchor]:
-        """The line's stocktakes for [start, wm], re-read once per minute of event time
-        (a new one shows within a minute)."""
-        cached = self._anchor_memo.get(line_id)
-        if cached is None or wm - cached[0] >= MINUTE_MS or wm < cached[0] or \
-                cached[1] != start:
-            cached = (wm, start, self.store.anchors(line_id, start, wm))
-            self._anchor_memo[line_id] = cached
-        return [a for a in cached[2] if a.ts_ms <= wm]
-
-    def _wip(self, line: LineWip, start: int, wm: int) -> WipResult:
-        anchors = self._anchors(line.line.id, start, wm)
+    def _wip(self, line: LineWip, anchors: list[Anchor], start: int, wm: int) -> WipResult:
         for station in line.line.stations:
             self._ensure(self.machines[station], start, wm)
 
@@ -287,8 +275,12 @@ class LiveKpi:
             lines.append(records.oee_line(site, line, mid, "rolling", wm, lo, end, result))
             payload["rolling"] = _kpi(result, lo, end)
             payloads.append((topics.machine_topic(site, line, mid, topics.KPI), payload))
+        start = floor_minute(wm) - self.rolling_ms
+        # the stocktakes of every line, read each tick (two queries): a new one counts at
+        # the next tick once the watermark has passed it
+        anchors = self.store.anchors_by_line(start, wm) if self.lines else {}
         for line_id, line_wip in self.lines.items():
-            wip = self._wip(line_wip, floor_minute(wm) - self.rolling_ms, end)
+            wip = self._wip(line_wip, anchors.get(line_id, []), start, end)
             lines += records.wip_lines(site, "rolling", wm, wip)
             payloads.append((topics.line_kpi_topic(site, line_id),
                              {"v": 1, "ts": _iso(wm), "wip": wip.as_dict()}))

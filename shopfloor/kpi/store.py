@@ -6,7 +6,7 @@ over /query, writes KPI points as line protocol. Built on the collector's databa
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from shopfloor.collector.database import LineWriter, open_writer
@@ -196,46 +196,56 @@ class KpiStore:
 
     def anchor(self, line: str, at_ms: int) -> Anchor | None:
         """The latest stocktake of `line` at or before `at_ms` (see shopfloor.api)."""
-        q = (f"SELECT last({qi('count')}) AS {qi('count')} FROM {qi(schema.WIP_ANCHOR)} "
-             f"WHERE {_where(self.site, line=line)} AND time <= {int(at_ms)}ms "
-             f"GROUP BY {qi(schema.TAG_BUFFER)}")
-        points = []
-        for series in self.query(q):
-            buffer = (series.get("tags") or {}).get(schema.TAG_BUFFER, "")
-            points += [(int(ts), buffer, int(c)) for ts, c in series["values"]]
-        if not points:
-            return None
-        newest = max(ts for ts, _, _ in points)
-        return _anchor(newest, [(b, c) for ts, b, c in points if ts == newest])
+        return self._edge_anchors(line, f"time <= {int(at_ms)}ms", "last", max).get(line)
 
     def anchor_after(self, line: str, after_ms: int) -> Anchor | None:
         """The first stocktake of `line` after `after_ms` (for levels before it)."""
-        q = (f"SELECT first({qi('count')}) AS {qi('count')} FROM {qi(schema.WIP_ANCHOR)} "
-             f"WHERE {_where(self.site, line=line)} AND time > {int(after_ms)}ms "
-             f"GROUP BY {qi(schema.TAG_BUFFER)}")
-        points = []
-        for series in self.query(q):
-            buffer = (series.get("tags") or {}).get(schema.TAG_BUFFER, "")
-            points += [(int(ts), buffer, int(c)) for ts, c in series["values"]]
-        if not points:
-            return None
-        oldest = min(ts for ts, _, _ in points)
-        return _anchor(oldest, [(b, c) for ts, b, c in points if ts == oldest])
+        return self._edge_anchors(line, f"time > {int(after_ms)}ms", "first", min).get(line)
 
     def anchors(self, line: str, lo: int, hi: int) -> list[Anchor]:
         """The stocktakes that count for the levels of [lo, hi]: the latest at or before
         `lo` (however old: only its count is read) and every one after `lo` up to `hi`,
         sorted by time."""
-        out = [a for a in (self.anchor(line, lo),) if a is not None]
-        q = (f"SELECT {qi('count')} FROM {qi(schema.WIP_ANCHOR)} WHERE "
-             f"{_where(self.site, line=line)} AND time > {int(lo)}ms AND time <= {int(hi)}ms "
-             f"GROUP BY {qi(schema.TAG_BUFFER)}")
-        by_time: dict[int, list[tuple[str, int]]] = {}
+        return self.anchors_by_line(lo, hi, line).get(line, [])
+
+    def anchors_by_line(self, lo: int, hi: int, line: str | None = None
+                        ) -> dict[str, list[Anchor]]:
+        """`anchors` of every line (or of `line`) in two queries, by line."""
+        out = {k: [a] for k, a in self._edge_anchors(line, f"time <= {int(lo)}ms", "last",
+                                                      max).items()}
+        where = _where(self.site) if line is None else _where(self.site, line=line)
+        q = (f"SELECT {qi('count')} FROM {qi(schema.WIP_ANCHOR)} WHERE {where} "
+             f"AND time > {int(lo)}ms AND time <= {int(hi)}ms "
+             f"GROUP BY {qi(schema.TAG_LINE)}, {qi(schema.TAG_BUFFER)}")
+        by_time: dict[str, dict[int, list[tuple[str, int]]]] = {}
         for series in self.query(q):
-            buffer = (series.get("tags") or {}).get(schema.TAG_BUFFER, "")
+            tags = series.get("tags") or {}
+            times = by_time.setdefault(tags.get(schema.TAG_LINE, ""), {})
             for ts, c in series["values"]:
-                by_time.setdefault(int(ts), []).append((buffer, int(c)))
-        return out + [_anchor(ts, entries) for ts, entries in sorted(by_time.items())]
+                times.setdefault(int(ts), []).append((tags.get(schema.TAG_BUFFER, ""), int(c)))
+        for key, times in by_time.items():
+            out.setdefault(key, []).extend(_anchor(ts, e) for ts, e in sorted(times.items()))
+        return out
+
+    def _edge_anchors(self, line: str | None, condition: str, selector: str,
+                      pick: Callable[[Iterable[int]], int]) -> dict[str, Anchor]:
+        """Per line, the stocktake nearest a bound: `last` (newest) points at or before
+        it, or `first` (oldest) points after it, per buffer; a stocktake is the points at
+        one instant (`pick`: max or min of their times)."""
+        where = _where(self.site) if line is None else _where(self.site, line=line)
+        q = (f"SELECT {selector}({qi('count')}) AS {qi('count')} FROM "
+             f"{qi(schema.WIP_ANCHOR)} WHERE {where} AND {condition} "
+             f"GROUP BY {qi(schema.TAG_LINE)}, {qi(schema.TAG_BUFFER)}")
+        points: dict[str, list[tuple[int, str, int]]] = {}
+        for series in self.query(q):
+            tags = series.get("tags") or {}
+            points.setdefault(tags.get(schema.TAG_LINE, ""), []).extend(
+                (int(ts), tags.get(schema.TAG_BUFFER, ""), int(c)) for ts, c in series["values"])
+        out = {}
+        for key, found in points.items():
+            when = pick(ts for ts, _, _ in found)
+            out[key] = _anchor(when, [(b, c) for ts, b, c in found if ts == when])
+        return out
 
     def targets(self, line: str) -> dict[str, int]:
         """Work-order targets recorded for a line (work_order, window=order, field target)."""

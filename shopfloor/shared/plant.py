@@ -233,8 +233,9 @@ class Connection(Model):
     """tcp only: machines with the same host and port (a Modbus gateway, different
     device_ids) share one TCP connection instead of one each."""
     max_in_flight: Annotated[int, Field(ge=1, le=32)] = 1
-    """Requests on a gateway connection at once, matched to answers by transaction id.
-    1 (default) suits gateways that serve one request at a time."""
+    """tcp only: requests on the connection at once, matched to answers by transaction
+    id (the reads of one poll go out together; behind a gateway, several machines'
+    reads). 1 (default) suits devices and gateways that serve one request at a time."""
 
     @model_validator(mode="after")
     def _endpoint(self) -> Connection:
@@ -246,8 +247,11 @@ class Connection(Model):
             raise ValueError(
                 f"gateway: true is for transport tcp; {self.transport} already shares its line"
             )
-        if self.max_in_flight > 1 and not self.gateway:
-            raise ValueError("max_in_flight > 1 needs gateway: true (a shared connection)")
+        if self.max_in_flight > 1 and self.transport is not Transport.TCP:
+            raise ValueError(
+                f"max_in_flight > 1 is for transport tcp; {self.transport} carries one "
+                "request at a time"
+            )
         return self
 
     @property

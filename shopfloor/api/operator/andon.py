@@ -28,9 +28,9 @@ class TileOut(BaseModel):
     shift: str | None = Field(None, description="the running shift (collector's KPIs)")
     shift_start: dt.datetime | None = Field(None, description="when that shift began")
     oee: float | None = Field(None, description="shift OEE so far, 0..1")
-    parts: float | None = Field(None, description="parts produced this shift (PQ)")
-    target: float | None = Field(None, description="parts at the ideal cycle time over the "
-                                                    "shift's planned busy time so far")
+    parts: int | None = Field(None, description="parts produced this shift (PQ)")
+    target: int | None = Field(None, description="parts at the ideal cycle time over the "
+                                                  "shift's planned busy time so far")
 
 
 class AndonOut(BaseModel):
@@ -59,7 +59,7 @@ def _shift_kpis(shift: dict[str, Any]) -> dict[str, Any]:
     pq, nrt, pbt = (_number(shift.get(k)) for k in ("pq", "nrt_s", "pbt_obs_s"))
     target = pq * pbt / nrt if pq is not None and pbt is not None and nrt else None
     return {"shift": shift.get("shift"), "shift_start": shift.get("start"),
-            "oee": _number(shift.get("oee")), "parts": pq,
+            "oee": _number(shift.get("oee")), "parts": round(pq) if pq is not None else None,
             "target": round(target) if target is not None else None}
 
 
