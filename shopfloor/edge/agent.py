@@ -31,7 +31,14 @@ from shopfloor.edge.store import Store
 from shopfloor.edge.supervise import TaskHealth, supervise
 from shopfloor.shared import topics
 from shopfloor.shared.access import client_id_of
-from shopfloor.shared.contract import AgentStatus, StatePayload, parse, utc_now
+from shopfloor.shared.contract import (
+    MAX_PROBLEM_CHARS,
+    MAX_PROBLEMS,
+    AgentStatus,
+    StatePayload,
+    parse,
+    utc_now,
+)
 from shopfloor.shared.errors import ContractError
 from shopfloor.shared.http_status import StatusServer
 from shopfloor.shared.plant import Agent, Plant
@@ -95,7 +102,7 @@ class EdgeAgent:
             queue_depth=queue_depth,
             overloaded=governor.overloaded if governor else None,
             polls_skipped=governor.skipped if governor else None,
-            problems=(self.problems() or None) if online else None,
+            problems=_status_problems(self.problems()) if online else None,
         ).to_json()
 
     def _make_governor(self, link: MqttLink, store: Store) -> Governor:
@@ -281,6 +288,18 @@ class EdgeAgent:
         ).start()
         self.status_port = server.port
         return server
+
+
+def _status_problems(problems: list[str]) -> list[str] | None:
+    """The problems as the status contract bounds them (None when there are none)."""
+    if not problems:
+        return None
+    if len(problems) > MAX_PROBLEMS:
+        more = len(problems) - MAX_PROBLEMS + 1
+        problems = [*problems[: MAX_PROBLEMS - 1], f"and {more} more (see /healthz)"]
+    return [
+        p if len(p) <= MAX_PROBLEM_CHARS else p[: MAX_PROBLEM_CHARS - 3] + "..." for p in problems
+    ]
 
 
 def _restore_tracker(saved: bytes | None) -> StateTracker:

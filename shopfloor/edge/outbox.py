@@ -137,6 +137,11 @@ class Outbox:
         self.problem = None
         self._dropping = False
         self._quarantined(batch.quarantine)
+        self._committed(batch, dropped)
+
+    def _committed(self, batch: Batch, dropped: int) -> None:
+        """After a commit of `batch`'s messages: count what the queue-full policy dropped,
+        wake the publisher."""
         if dropped:
             self.drops += 1
             self._metrics.dropped.labels("queue_full").inc(dropped)
@@ -165,12 +170,13 @@ class Outbox:
         self._quarantined(batch.quarantine)
         messages = batch.messages
         while messages:
+            chunk = Batch(messages=messages[:FAILED_CHUNK])
             try:
-                self._store.commit(Batch(messages=messages[:FAILED_CHUNK]), self.sent_upto)
+                dropped = self._store.commit(chunk, self.sent_upto)
             except OutboxError:
                 break
             messages = messages[FAILED_CHUNK:]
-            self.committed.set()
+            self._committed(chunk, dropped)
         self._requeue(Batch(messages=messages))
         self._bound()
 

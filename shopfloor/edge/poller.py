@@ -123,21 +123,19 @@ class MachinePoller:
 
     async def _read(self, blocks: list[ReadBlock]) -> PollResult:
         result = PollResult({}, set(), None, False)
-        device_id = self.machine.connection.device_id
-        timeout_s = self.machine.connection.timeout_s
-        for i, block in enumerate(blocks):
-            try:
-                data = await self.bus.read_block(self.machine_id, device_id, block, timeout_s)
-            except DeviceError as exc:
-                self.metrics.poll_failures.labels(self.machine_id, exc.kind).inc()
-                result.error = result.error or exc
+        connection = self.machine.connection
+        outcomes = await self.bus.read_blocks(
+            self.machine_id, connection.device_id, blocks, connection.timeout_s
+        )
+        for block, outcome in zip(blocks, outcomes, strict=True):
+            if outcome is None or isinstance(outcome, DeviceError):
+                if outcome is not None:  # None: not tried after the device failed
+                    self.metrics.poll_failures.labels(self.machine_id, outcome.kind).inc()
+                    result.error = result.error or outcome
                 result.bad.update(p.name for p in block.points)
-                if exc.kind != "exception":  # silent or unreachable: skip the rest
-                    result.bad.update(p.name for b in blocks[i + 1 :] for p in b.points)
-                    break
                 continue
             result.answered = True
-            values, bad = decode_block(block, data)
+            values, bad = decode_block(block, outcome)
             result.values.update(values)
             result.bad |= bad
         return result

@@ -18,7 +18,8 @@ MAX_PAYLOAD_BYTES = 256 * 1024
 
 PointValue = bool | int | float | str
 Seq = Annotated[int, Field(ge=0, le=2**63 - 1)]
-Problem = Annotated[str, Field(max_length=500)]
+MAX_PROBLEMS, MAX_PROBLEM_CHARS = 50, 500
+Problem = Annotated[str, Field(max_length=MAX_PROBLEM_CHARS)]
 
 
 class Payload(BaseModel):
@@ -106,7 +107,7 @@ class AgentStatus(Payload):
     """True while the agent sheds polls because it cannot make them all (docs/edge.md)."""
     polls_skipped: Annotated[int, Field(ge=0)] | None = None
     """Scheduled polls not made since the agent started (shed or late)."""
-    problems: Annotated[list[Problem], Field(max_length=50)] | None = None
+    problems: Annotated[list[Problem], Field(max_length=MAX_PROBLEMS)] | None = None
     """Present while the agent is unhealthy: one line per reason (an outbox it cannot
     write, a task that crashed recently)."""
 

@@ -233,8 +233,9 @@ class Connection(Model):
     """tcp only: machines with the same host and port (a Modbus gateway, different
     device_ids) share one TCP connection instead of one each."""
     max_in_flight: Annotated[int, Field(ge=1, le=32)] = 1
-    """Requests on a gateway connection at once, matched to answers by transaction id.
-    1 (default) suits gateways that serve one request at a time."""
+    """tcp only: requests on the connection at once, matched to answers by transaction
+    id (the reads of one poll go out together; behind a gateway, several machines'
+    reads). 1 (default) suits devices and gateways that serve one request at a time."""
 
     @model_validator(mode="after")
     def _endpoint(self) -> Connection:
@@ -246,8 +247,11 @@ class Connection(Model):
             raise ValueError(
                 f"gateway: true is for transport tcp; {self.transport} already shares its line"
             )
-        if self.max_in_flight > 1 and not self.gateway:
-            raise ValueError("max_in_flight > 1 needs gateway: true (a shared connection)")
+        if self.max_in_flight > 1 and self.transport is not Transport.TCP:
+            raise ValueError(
+                f"max_in_flight > 1 is for transport tcp; {self.transport} carries one "
+                "request at a time"
+            )
         return self
 
     @property
@@ -381,6 +385,14 @@ class Api(Model):
     """A connection must deliver a whole request within this time, else it is closed."""
     keep_alive_s: Annotated[int, Field(ge=1, le=3600)] = 5
     """An idle keep-alive connection is closed after this many seconds."""
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
+    """A larger request body is refused with 413 (docs/api.md, "Limits")."""
+    max_raw_window_s: PositiveSeconds = 86400.0
+    """Longest window of raw (not aggregated) history one request may ask for."""
+    query_timeout_s: PositiveSeconds = 30.0
+    """Longest an on-demand read (database query, KPI computation) may run: then 503."""
+    max_concurrent_reads: Annotated[int, Field(ge=1, le=64)] = 4
+    """On-demand reads running at once; more wait up to 1 s for a slot, then 503."""
 
 
 class Plant(Model):

@@ -72,8 +72,14 @@ def test_merge_open_prefers_finished_newest_first() -> None:
     assert ev.merge_open([a, b_done], [b]) == [b_done, a]
 
 
-def _apply(store: dict[tuple[int, str, str, str], rows.Stored], written: list[rows.Stored]
-           ) -> None:
+Key = tuple[int, str, str, str, str]
+
+
+def _shift(ms: int) -> str:
+    return "early" if ms < 1_300_000 else "late"
+
+
+def _apply(store: dict[Key, rows.Stored], written: list[rows.Stored]) -> None:
     for s in written:  # InfluxDB: same series (tags) + time overwrites
         store[s.key] = s
 
@@ -87,17 +93,17 @@ def test_changes_bring_the_store_to_the_event(cuts: list[int],
     """Any sequence of splits and classifications, each stored with `changes`: the active
     points are exactly the event's parts, the sums per reason add up to its duration
     (tombstones count 0), and storing the same event again writes nothing."""
-    store: dict[tuple[int, str, str, str], rows.Stored] = {}
+    store: dict[Key, rows.Stored] = {}
     event = _event(end=1_600_000 if ended else None)
-    _apply(store, rows.changes(event, TREE, store.values()))
+    _apply(store, rows.changes(event, TREE, store.values(), _shift))
     for cut in cuts:
         event = ev.split(event, [cut], 1_600_000)
-        _apply(store, rows.changes(event, TREE, store.values()))
+        _apply(store, rows.changes(event, TREE, store.values(), _shift))
     for index, reason in picks:
         if index < len(event.parts):
             event = ev.classify(event, index, reason, "op", "", TREE)
-            _apply(store, rows.changes(event, TREE, store.values()))
-    assert rows.changes(event, TREE, store.values()) == []
+            _apply(store, rows.changes(event, TREE, store.values(), _shift))
+    assert rows.changes(event, TREE, store.values(), _shift) == []
     parts = rows.parts_by_event(store.values())[event.id]
     assert ev.with_parts(event, parts) == event
     total = sum(s.duration_s for s in store.values())
@@ -111,13 +117,13 @@ def _row(s: rows.Stored) -> dict[str, object]:
     return {"line": s.line, "machine": s.machine, "reason": s.reason, "category": s.category,
             "loss": s.loss, "event": s.event, "end_ms": s.end_ms, "duration_s": s.duration_s,
             "active": s.active, "by": s.by, "comment": s.comment, "state": s.state,
-            "plc_reason": s.plc_reason}
+            "plc_reason": s.plc_reason, "shift": s.shift}
 
 
 def test_line_protocol_of_a_part() -> None:
     event = ev.classify(_event(), 0, "meeting", "op 1", "coffee, later", TREE)
-    (point,) = rows.changes(event, TREE, [])
+    (point,) = rows.changes(event, TREE, [], _shift)
     text = rows.to_line("s1", point)
     assert text.startswith("downtime,category=mech,line=line1,loss=planned,machine=m1,"
-                           "reason=meeting,site=s1 ")
+                           "reason=meeting,shift=early,site=s1 ")
     assert 'by="op 1"' in text and "duration_s=600.0" in text and text.endswith(" 1000000")

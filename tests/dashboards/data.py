@@ -3,8 +3,10 @@ own code: telemetry, machine_state and agent_status as the collector encodes con
 payloads (`collector.messages.classify`, `collector.encode.Encoder`), state_duration as
 the collector derives it from those state messages (`collector.durations`); oee_rollup, oee and
 wip as the KPI engine records them (`kpi.records`, results from `kpi.oee.compute`);
-control_audit as the API does (`api.audit.to_line`); collector_stats as the collector
-does (`collector.stats.stats_line`). One sample of press1 on the first site is missing (a
+control_audit as the API does (`api.audit.to_line`); downtime as the API does
+(`api.downtime.rows`: PLC-classified jams, one starvation an operator classified, one
+left unclassified); collector_stats as the collector does
+(`collector.stats.stats_line`). One sample of press1 on the first site is missing (a
 seq gap) for the lost-samples panel."""
 
 from __future__ import annotations
@@ -15,19 +17,23 @@ from dataclasses import dataclass
 import httpx
 
 from shopfloor.api.audit import AuditEntry, to_line
-from shopfloor.collector.durations import StateDurations, known_reasons
+from shopfloor.api.downtime import events as downtime_events
+from shopfloor.api.downtime import rows as downtime_rows
+from shopfloor.collector.durations import OpenState, StateDurations, known_reasons
 from shopfloor.collector.encode import Encoder
 from shopfloor.collector.messages import ParsedMessage, classify
 from shopfloor.collector.stats import Snapshot, stats_line, summarize
 from shopfloor.kpi import records
 from shopfloor.kpi.buckets import Agg, total
-from shopfloor.kpi.calendar import ShiftInstance
+from shopfloor.kpi.calendar import ShiftCalendar, ShiftInstance
 from shopfloor.kpi.oee import compute
 from shopfloor.kpi.wip import BufferWip, WipResult
 from shopfloor.shared import topics
 from shopfloor.shared.contract import AgentStatus, StatePayload, Telemetry
+from shopfloor.shared.enums import MachineState
 from shopfloor.shared.loader import parse_plant
 from shopfloor.shared.plant import Plant
+from shopfloor.shared.reasons import tree_of
 from tests.harness.plants import example_data
 
 MINUTE_MS = 60_000
@@ -102,6 +108,37 @@ def _duration_lines(plant: Plant, durations: StateDurations, topic: str,
     assert isinstance(message, ParsedMessage), message
     found = durations.observe(message)
     return [found] if found is not None else []
+
+
+def downtime_parts(plant: Plant, machine: str, window: Window
+                   ) -> list[downtime_rows.Stored]:
+    """The API's downtime points for the finished stops of STATE_CYCLE: jams classified
+    by their PLC code, the first starvation by an operator, the second left unclassified
+    (the third is still open: no point)."""
+    line = plant.machines[machine].line
+    tree = tree_of(plant.downtime, line, plant.collector.minor_stop_s)
+    calendar = ShiftCalendar.of(plant)
+
+    def shift_of(ms: int) -> str:
+        found = calendar.at(ms)
+        return found.name if found else ""
+
+    durations = StateDurations(known_reasons(plant))
+    starvations, out = 0, []
+    for i, ts in enumerate(range(window.from_ms, window.to_ms, 10 * MINUTE_MS)):
+        _, state, reason = STATE_CYCLE[i % len(STATE_CYCLE)]
+        ended = durations.end(machine, OpenState(ts, MachineState(state), reason))
+        if ended is None or not downtime_events.qualifies(ended.state, ended.duration_s, tree):
+            continue
+        event = downtime_events.new_event(line, machine, ended.since_ms,
+                                          ended.since_ms + round(ended.duration_s * 1000),
+                                          ended.state, ended.reason, tree)
+        if ended.reason == "starved":
+            starvations += 1
+            if starvations == 1:
+                event = downtime_events.classify(event, 0, "starved", "op1", "no coils", tree)
+        out += downtime_rows.changes(event, tree, [], shift_of)
+    return out
 
 
 def minute_agg(i: int) -> Agg:
@@ -199,6 +236,8 @@ def plant_lines(plant: Plant, window: Window, with_gap: bool) -> list[str]:
         gap = GAP[1] if with_gap and machine == GAP[0] else None
         out += machine_lines(plant, encoder, machine, window, gap)
         out += kpi_lines(plant, machine, window)
+        out += [downtime_rows.to_line(plant.site.id, s)
+                for s in downtime_parts(plant, machine, window)]
     return out + wip_lines(plant, window) + collector_stats_lines(plant, window)
 
 

@@ -195,3 +195,19 @@ def test_bad_row_reason_is_bounded():
 
     row = _row(1, "t" * 10_000 + "#", b"{}", 0, 1)
     assert isinstance(row, BadRow) and len(row.reason) < 120
+
+
+def test_problems_fit_the_status_contract_however_long_or_many():
+    """A long outbox path makes a long reason: the status must still validate (a status
+    that does not would crash the task that publishes it)."""
+    from shopfloor.edge.agent import _status_problems
+    from shopfloor.shared.contract import MAX_PROBLEM_CHARS, MAX_PROBLEMS, AgentStatus
+
+    many = [f"outbox: commit to /{'d' * 900}/{i} failed: database or disk is full"
+            for i in range(MAX_PROBLEMS + 7)]
+    problems = _status_problems(many)
+    status = AgentStatus(online=True, agent="edge1", problems=problems)
+    assert len(status.problems) == MAX_PROBLEMS
+    assert all(len(p) <= MAX_PROBLEM_CHARS for p in status.problems)
+    assert status.problems[-1] == "and 8 more (see /healthz)"
+    assert _status_problems([]) is None

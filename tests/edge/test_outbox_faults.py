@@ -74,6 +74,7 @@ def test_bad_rows_are_quarantined_and_publishing_goes_on(
     db = sqlite3.connect(outbox)
     db.execute("UPDATE outbox SET payload = 'not a blob' WHERE id = 2")
     db.execute("UPDATE outbox SET topic = X'00ff' WHERE id = 4")
+    db.execute("UPDATE outbox SET topic = ? WHERE id = 5", ("t/" * 40_000,))  # paho refuses it
     db.commit()
     db.close()
     seeded = Store(outbox, 1_000_000, QueueFullPolicy.DROP_OLDEST)
@@ -88,7 +89,7 @@ def test_bad_rows_are_quarantined_and_publishing_goes_on(
     agent = run_agent(data)
     rec.wait_for(lambda: len(rec.payloads("telemetry")) >= 10)
     registry = agent.agent.metrics.registry
-    assert registry.get_sample_value("shopfloor_edge_quarantined_total") == 2
+    assert registry.get_sample_value("shopfloor_edge_quarantined_total") == 3
     health = httpx.get(f"http://127.0.0.1:{metrics_port}/healthz", timeout=5)
     assert health.status_code == 200, health.text
     assert health.json()["problems"] == []
@@ -98,5 +99,7 @@ def test_bad_rows_are_quarantined_and_publishing_goes_on(
     assert {p["epoch"] for p in polled} == {seeded_epoch}
     agent.stop()
     db = sqlite3.connect(outbox)
-    assert [r[0] for r in db.execute("SELECT id FROM quarantine ORDER BY id")] == [2, 4]
+    kept = db.execute("SELECT id, reason FROM quarantine ORDER BY id").fetchall()
+    assert [k[0] for k in kept] == [2, 4, 5]
+    assert "refused by the MQTT client" in kept[2][1]
     db.close()

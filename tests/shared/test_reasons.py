@@ -52,7 +52,7 @@ def test_check_refuses_a_wrong_tree() -> None:
     tree["categories"][0]["reasons"].append({"code": "jam", "plc": ["jam", "bogus"]})
     tree["categories"].append({"id": "material", "reasons": [{"code": "x"}]})
     tree["lines"]["nope"] = {"categories": [{"id": "c", "reasons": [
-        {"code": "motor", "plc": ["starved"]}]}]}
+        {"code": "motor", "plc": ["blocked"]}]}]}
     messages = _messages(data)
     reasons = "downtime.categories[0].reasons[3]"
     assert f"{reasons}.code: duplicate reason code 'jam' (also at " \
@@ -65,7 +65,7 @@ def test_check_refuses_a_wrong_tree() -> None:
     assert any(m.startswith("downtime.lines.nope: unknown line 'nope'") for m in messages)
     line = "downtime.lines.nope.categories[0].reasons[0]"
     assert any(m.startswith(f"{line}.code: duplicate reason code 'motor'") for m in messages)
-    assert any(m.startswith(f"{line}.plc[0]: PLC reason 'starved' is mapped twice")
+    assert any(m.startswith(f"{line}.plc[0]: PLC reason 'blocked' is mapped twice")
                for m in messages)
 
 

@@ -18,9 +18,10 @@ from shopfloor.api.downtime import events as ev
 from shopfloor.api.downtime import queries
 from shopfloor.api.downtime import rows as store_rows
 from shopfloor.api.downtime.events import Event
-from shopfloor.api.errors import NotFound, Unavailable
+from shopfloor.api.errors import ApiError, NotFound
 from shopfloor.api.influx import InfluxClient
 from shopfloor.api.live import LiveView
+from shopfloor.kpi.calendar import ShiftCalendar
 from shopfloor.shared.enums import MachineState
 from shopfloor.shared.logs import FailureLog
 from shopfloor.shared.plant import Plant
@@ -51,6 +52,8 @@ class DowntimeService:
         self._trees = {line.id: tree_of(plant.downtime, line.id, plant.collector.minor_stop_s)
                        for line in plant.lines}
         self._lock = asyncio.Lock()
+        calendar = ShiftCalendar.of(plant)
+        self._shift_of = lambda ms: (found.name if (found := calendar.at(ms)) else "")
         self._task: asyncio.Task[None] | None = None
         self._failures = FailureLog(log, "downtime sync")
         self._open: dict[str, int] = {}  # id -> start of events seen open, until finished
@@ -133,7 +136,7 @@ class DowntimeService:
             stored = await self._stored(queries.stored(
                 site, None, before.machine, before.start_ms,
                 (before.end_ms or before.start_ms) + 86_400_000 * 400, before.id))
-            changed = store_rows.changes(after, self.tree(after.line), stored)
+            changed = store_rows.changes(after, self.tree(after.line), stored, self._shift_of)
             await self._influx.write([store_rows.to_line(site, s) for s in changed])
         self._audit.add(AuditEntry(
             site=site, line=after.line, machine=after.machine, action=action, outcome=DONE,
@@ -157,7 +160,8 @@ class DowntimeService:
             lines = []
             for event in found:
                 current = ev.with_parts(event, parts.get(event.id, ()))
-                for s in store_rows.changes(current, self.tree(event.line), stored):
+                for s in store_rows.changes(current, self.tree(event.line), stored,
+                                            self._shift_of):
                     lines.append(store_rows.to_line(site, s))
             await self._influx.write(lines)
         for event in found:
@@ -180,8 +184,10 @@ class DowntimeService:
                 if written:
                     log.debug("downtime sync: %d points written", written)
                 self._failures.success()
-            except Unavailable as exc:
+            except ApiError as exc:  # database down, busy or slow: again next period
                 self._failures.failure("%s", exc)
+            except Exception:  # a bug must not end the sync for the process's lifetime
+                log.exception("downtime sync failed; trying again in %.0f s", SYNC_PERIOD_S)
             await asyncio.sleep(SYNC_PERIOD_S)
 
 
