@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     keep_alive_s: Annotated[int, Field(ge=1, le=3600)] = 5
     """An idle keep-alive connection is closed after this many seconds."""
     keys: list[ApiKey] = Field(default_factory=list)
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
+    max_raw_window_s: Annotated[float, Field(gt=0)] = 86400.0
+    query_timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    max_concurrent_reads: Annotated[int, Field(ge=1, le=64)] = 4
     broker_password: SecretStr | None = None
     database_password: SecretStr | None = None
     database_token: SecretStr | None = None
@@ -117,6 +121,10 @@ def settings_from_plant(plant: Plant, **overrides: Any) -> Settings:
         "request_timeout_s": plant.api.request_timeout_s,
         "keep_alive_s": plant.api.keep_alive_s,
         "keys": plant.api.keys,
+        "max_body_bytes": plant.api.max_body_bytes,
+        "max_raw_window_s": plant.api.max_raw_window_s,
+        "query_timeout_s": plant.api.query_timeout_s,
+        "max_concurrent_reads": plant.api.max_concurrent_reads,
         "broker_password": plant.broker.password,
         "database_password": plant.database.password,
         "database_token": plant.database.token,

@@ -13,6 +13,12 @@ class ApiError(ShopfloorError):
     prefix = "api"
     status = 500
     code = "internal"
+    retry_after_s: int | None = None  # sent as Retry-After when set
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        """HTTP headers of the answer: Retry-After when `retry_after_s` is set."""
+        return None if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
 
     def __init__(self, message: str, code: str | None = None) -> None:
         super().__init__(message)
@@ -73,7 +79,7 @@ class TooManyRequests(ApiError):
 
     def __init__(self, message: str, retry_after_s: int, code: str | None = None) -> None:
         super().__init__(message, code)
-        self.headers = {"Retry-After": str(retry_after_s)}
+        self.retry_after_s = retry_after_s
 
 
 class Unavailable(ApiError):
@@ -82,6 +88,20 @@ class Unavailable(ApiError):
     prefix = "unavailable"
     status = 503
     code = "unavailable"
+
+
+class Busy(Unavailable):
+    """Every slot for on-demand work is taken (503 with Retry-After)."""
+
+    code = "busy"
+    retry_after_s = 1
+
+
+class TimedOut(Unavailable):
+    """An on-demand read ran longer than `api.query_timeout_s` (503 with Retry-After)."""
+
+    code = "timeout"
+    retry_after_s = 5
 
 
 class ConfigError(ShopfloorError):

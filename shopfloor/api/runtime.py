@@ -23,6 +23,7 @@ from shopfloor.api.commands import (
 from shopfloor.api.config import Settings, mqtt_client_id_of, state_dir_of
 from shopfloor.api.downtime.service import DowntimeService
 from shopfloor.api.errors import Unavailable
+from shopfloor.api.guard import WorkLimiter
 from shopfloor.api.idempotency import AnswerFile, IdempotencyStore
 from shopfloor.api.inbox import ResultInbox
 from shopfloor.api.influx import InfluxClient
@@ -84,7 +85,8 @@ def open_runtime(plant: Plant, settings: Settings, metrics: ApiMetrics) -> Runti
     box: dict[str, Runtime] = {}
     live = LiveView(plant)
     records = RecordStore(settings.max_command_records)
-    influx = InfluxClient(plant.database)
+    reads = WorkLimiter(settings.max_concurrent_reads, settings.query_timeout_s)
+    influx = InfluxClient(plant.database, reads)
     audit = AuditLog(influx)
 
     def dropped(reason: str) -> None:
@@ -116,7 +118,7 @@ def open_runtime(plant: Plant, settings: Settings, metrics: ApiMetrics) -> Runti
                      instance=client_id, on_unknown=_recover_later(box, dropped),
                      on_drop=dropped)
     runtime = Runtime(plant, settings, metrics, live, records, idempotency, influx,
-                      audit, bus, mqtt, KpiService(plant))
+                      audit, bus, mqtt, KpiService(plant, reads))
     box["rt"] = runtime
     audit.start()
     runtime.downtime = DowntimeService(plant, influx, live, audit)
@@ -204,4 +206,5 @@ async def close_runtime(runtime: Runtime) -> None:
     await runtime.audit.stop()
     await runtime.influx.aclose()
     await asyncio.to_thread(runtime.kpi.close)
+    runtime.influx.reads.close()
     runtime.idempotency.close()

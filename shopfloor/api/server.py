@@ -49,6 +49,21 @@ class Limits:
     request_timeout_s: float
 
 
+def raise_fd_limit(needed: int) -> int:
+    """Raise the soft RLIMIT_NOFILE to `needed` where the hard limit allows (the soft
+    default of 1024 is often far below the hard one); the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return soft
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            return soft
+    return target
+
+
 def connection_limit(wanted: int, nofile: int | None = None) -> int:
     """`wanted`, lowered to what the process's soft RLIMIT_NOFILE (or `nofile`) leaves after
     FD_RESERVE, never below MIN_CONNECTIONS."""
@@ -140,11 +155,11 @@ def protocol_for(limits: Limits) -> type[GuardedH11Protocol]:
 
 def serve(app: Any, settings: Settings) -> None:
     """Run `app` under uvicorn with the settings' limits until SIGTERM/SIGINT."""
-    limit = connection_limit(settings.max_connections)
+    nofile = raise_fd_limit(settings.max_connections + FD_RESERVE)
+    limit = connection_limit(settings.max_connections, nofile)
     if limit < settings.max_connections:
         log.warning("max_connections lowered from %d to %d: the file-descriptor limit is %d "
-                    "(raise LimitNOFILE)", settings.max_connections, limit,
-                    resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+                    "(raise LimitNOFILE)", settings.max_connections, limit, nofile)
     protocol = protocol_for(Limits(limit, settings.request_timeout_s))
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
                 access_log=False, http=protocol, timeout_keep_alive=settings.keep_alive_s,

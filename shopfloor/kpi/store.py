@@ -10,10 +10,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from shopfloor.collector.database import LineWriter, open_writer
-from shopfloor.collector.errors import CollectorError
+from shopfloor.collector.errors import CollectorError, LinesRejected
 from shopfloor.kpi.buckets import NUMERIC_FIELDS, Agg
 from shopfloor.kpi.classified import Classified
-from shopfloor.kpi.errors import KpiStoreError
+from shopfloor.kpi.errors import KpiStoreError, KpiStoreRejected
 from shopfloor.kpi.model import MachineSpec, Sample
 from shopfloor.kpi.wip import Anchor
 from shopfloor.shared import schema
@@ -75,6 +75,8 @@ class KpiStore:
             return
         try:
             self.writer.write(list(lines))
+        except LinesRejected as exc:
+            raise KpiStoreRejected(str(exc)) from exc
         except CollectorError as exc:
             raise KpiStoreError(str(exc)) from exc
 

@@ -385,6 +385,14 @@ class Api(Model):
     """A connection must deliver a whole request within this time, else it is closed."""
     keep_alive_s: Annotated[int, Field(ge=1, le=3600)] = 5
     """An idle keep-alive connection is closed after this many seconds."""
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
+    """A larger request body is refused with 413 (docs/api.md, "Limits")."""
+    max_raw_window_s: PositiveSeconds = 86400.0
+    """Longest window of raw (not aggregated) history one request may ask for."""
+    query_timeout_s: PositiveSeconds = 30.0
+    """Longest an on-demand read (database query, KPI computation) may run: then 503."""
+    max_concurrent_reads: Annotated[int, Field(ge=1, le=64)] = 4
+    """On-demand reads running at once; more wait up to 1 s for a slot, then 503."""
 
 
 class Plant(Model):

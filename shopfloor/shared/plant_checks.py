@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter as Tally
 from collections.abc import Iterator
 
-from shopfloor.shared.control_rules import ACTION_CONTROLS
+from shopfloor.shared.control_rules import ACTION_CONTROLS, MAX_COMMAND_LIFETIME
 from shopfloor.shared.enums import Transport
 from shopfloor.shared.plant import Machine, Plant
 from shopfloor.shared.reasons import Category
@@ -185,6 +185,9 @@ def _calendar(plant: Plant) -> Iterator[Issue]:
 
 
 def _api(plant: Plant) -> Iterator[Issue]:
+    if plant.api.command_timeout_s > MAX_COMMAND_LIFETIME.total_seconds():
+        yield ("api.command_timeout_s", f"at most {MAX_COMMAND_LIFETIME.total_seconds():g} s: "
+               "the edge refuses commands that expire further ahead")
     yield from _duplicates("api.keys", [k.name for k in plant.api.keys], "key name")
     line_ids = {line.id for line in plant.lines}
     for i, key in enumerate(plant.api.keys):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import resource
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -142,3 +144,15 @@ def test_when_every_connection_is_busy_a_new_one_gets_503(mosquitto: Any, influx
         for sock in busy:
             sock.close()
         proc.close()
+
+
+def test_the_soft_fd_limit_is_raised_as_far_as_the_hard_limit_allows() -> None:
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    wanted = 1000 + FD_RESERVE
+    expected = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    code = ("import resource; from shopfloor.api.server import raise_fd_limit; "
+            f"print(raise_fd_limit({wanted}), resource.getrlimit(resource.RLIMIT_NOFILE)[0])")
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)))
+    assert done.stdout.split() == [str(expected), str(expected)]

@@ -131,6 +131,11 @@ def test_free_setpoint_only_on_a_writable_action_point(example: dict[str, Any],
     assert f"machines.press1.points[{speed_at}].free_setpoint" in result.stderr
 
 
+def test_command_timeout_within_what_the_edge_accepts(example: dict[str, Any]) -> None:
+    example.setdefault("api", {})["command_timeout_s"] = 7200
+    assert "the edge refuses" in dict(errors_of(example))["api.command_timeout_s"]
+
+
 def test_unreadable_and_non_yaml(tmp_path: Path) -> None:
     with pytest.raises(PlantFileError, match="cannot read"):
         load_plant(tmp_path / "missing.yaml")

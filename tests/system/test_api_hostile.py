@@ -20,7 +20,7 @@ from schemathesis.generation import GenerationMode
 
 from shopfloor.shared.plant import Role
 from tests.api.conftest import ApiEnv, api_env  # noqa: F401 - the module's API fixture
-from tests.api.test_auth import BODIES, documented_roles, documented_routes
+from tests.api.test_auth import BODIES, documented_roles, documented_routes, stream_query
 from tests.system.report import record
 
 EXAMPLES = 5
@@ -44,9 +44,11 @@ def cases(operation: Any, path: str) -> Any:
     that break the schema (schemathesis' negative mode), where the operation has any."""
     real = {k: v for k, v in (("machine", "pack1"), ("line", "line1"), ("command_id", "x"))
             if "{" + k + "}" in path}
-    options = [operation.as_strategy(GenerationMode.POSITIVE)]
+    query = stream_query(path)  # a stream of server-sent events: one that ends at once
+    options = [operation.as_strategy(GenerationMode.POSITIVE, query=query)]
     if real:
-        options.append(operation.as_strategy(GenerationMode.POSITIVE, path_parameters=real))
+        options.append(operation.as_strategy(GenerationMode.POSITIVE, path_parameters=real,
+                                             query=query))
     with contextlib.suppress(Exception):  # an operation without inputs has no negative
         options.append(operation.as_strategy(GenerationMode.NEGATIVE))
     return st.one_of(options)
@@ -64,8 +66,9 @@ def property_run(schema: Any, env: ApiEnv, key: str | None, method: str, path: s
         statuses[response.status_code] += 1
         assert response.status_code < 500, (key, method, case.formatted_path,
                                              response.text[:300])
-        if not allowed:  # refused; a body that is not even JSON is refused before the
-            # key is checked (FastAPI parses it first): 422, never executed either
+        if not allowed:  # refused; without a valid key a body is never read (401); with
+            # a key of another role a body that is not even JSON is refused before the
+            # role is checked (FastAPI parses it first): 422, never executed either
             assert response.status_code in (401, 403, 422), (
                 key, method, case.formatted_path, response.status_code)
 
@@ -97,7 +100,7 @@ def test_every_operation_with_every_key(schema: Any, api_env: ApiEnv,  # noqa: F
 
 
 def _valid_request(env: ApiEnv, key: str | None, path: str, statuses: Counter[int]) -> None:
-    url = path.format(machine="pack1", line="line1", command_id="x")
+    url = path.format(machine="pack1", line="line1", command_id="x", event_id="pack1:1")
     body = BODIES.get(path.rsplit("/", 1)[-1])
     with env.client(key) as client:
         status = client.post(url, json=body).status_code
