@@ -31,9 +31,7 @@ log = logging.getLogger(__name__)
 Refusal = tuple[CommandStatus, str]
 
 
-MAX_LIFETIME = dt.timedelta(hours=1)
-"""A command expiring further ahead than this is refused (the API's commands live
-seconds): a command cannot lie in wait for days."""
+MAX_LIFETIME = control_rules.MAX_COMMAND_LIFETIME
 
 
 def check_command(machine: Machine, command: Command, now: dt.datetime) -> Refusal | None:

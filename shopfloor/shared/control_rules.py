@@ -20,6 +20,7 @@ depth). Pure functions, no I/O.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import dataclass
 from enum import StrEnum
@@ -59,6 +60,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 }
 
 A = ControlAction
+MAX_COMMAND_LIFETIME = dt.timedelta(hours=1)
+"""The edge refuses a command expiring further ahead than this (the API's commands live
+`api.command_timeout_s`, seconds): a command cannot lie in wait for days."""
 
 
 @dataclass(frozen=True, slots=True)
