@@ -100,7 +100,11 @@ class EdgeAgent:
         publisher = Publisher(outbox, link, inflight, self.metrics)
         buses, pollers = self._pollers(store, outbox)
         dispatcher = CommandDispatcher(
-            self.site, {p.machine_id: (p.machine, p.bus) for p in pollers}, outbox, self.metrics
+            self.site,
+            {p.machine_id: (p.machine, buses[bus_key(p.machine_id, p.machine.connection)])
+             for p in pollers},
+            outbox,
+            self.metrics,
         )
         link.on_message = dispatcher.on_message
         link.on_connected = lambda: self._on_connected(link, dispatcher, store)
@@ -154,7 +158,7 @@ class EdgeAgent:
             machine = self.plant.machines[machine_id]
             key = bus_key(machine_id, machine.connection)
             bus = buses.setdefault(key, Bus(key, machine.connection, self.agent.backoff_max_s))
-            tracker = _restore_tracker(saved.get(machine_id))
+            tracker = restore_tracker(saved.get(machine_id))
             pollers.append(
                 MachinePoller(
                     self.site, machine_id, machine, bus, self.agent, outbox, self.metrics, tracker
@@ -216,7 +220,7 @@ class EdgeAgent:
         return server
 
 
-def _restore_tracker(saved: bytes | None) -> StateTracker:
+def restore_tracker(saved: bytes | None) -> StateTracker:
     """The last published state, so a restart neither repeats it nor moves `since`."""
     if saved is None:
         return StateTracker()

@@ -12,6 +12,7 @@ import asyncio
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 
 from shopfloor.edge.errors import DeviceError
 from shopfloor.edge.metrics import EdgeMetrics
@@ -31,6 +32,14 @@ from shopfloor.shared.plant import Agent, Machine
 log = logging.getLogger(__name__)
 
 
+class Reader(Protocol):
+    """Where a poller reads: a Modbus bus (edge.modbus.Bus), or a simulated plant's past
+    (sim.history.History) when history is brought into the outbox."""
+
+    async def read_block(self, machine: str, device_id: int, block: ReadBlock,
+                         timeout_s: float | None = None) -> bytes: ...
+
+
 @dataclass(slots=True)
 class PollResult:
     values: dict[str, Value]
@@ -47,7 +56,7 @@ class MachinePoller:
         site: str,
         machine_id: str,
         machine: Machine,
-        bus: Bus,
+        bus: Bus | Reader,
         agent: Agent,
         outbox: Outbox,
         metrics: EdgeMetrics,
@@ -90,9 +99,10 @@ class MachinePoller:
             if came_back:  # read everything now, so the state is known at once
                 due = dict.fromkeys(due, loop.time())
 
-    async def poll_once(self, blocks: list[ReadBlock]) -> bool:
-        """One poll: read, queue telemetry and state. True when the machine came back."""
-        ts = utc_now()
+    async def poll_once(self, blocks: list[ReadBlock], ts: dt.datetime | None = None) -> bool:
+        """One poll: read, queue telemetry and state. True when the machine came back.
+        `ts`: the poll's time (default now; a past poll brought in as history)."""
+        ts = ts or utc_now()
         started = asyncio.get_running_loop().time()
         result = await self._read(blocks)
         self.metrics.poll_duration.observe(asyncio.get_running_loop().time() - started)
