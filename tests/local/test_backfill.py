@@ -47,7 +47,8 @@ def test_backfill_is_wanted_on_an_empty_database_then_skipped(tmp_path: Path,
 
     ts_ms = int((NOW - 3600) * 1000)
     line = f"telemetry,site={plant.site.id},line=line1,machine=press1 _seq=0i {ts_ms}"
-    httpx.post(f"{influxdb.url}/query", params={"q": f'CREATE DATABASE "{plant.database.database}"'})
+    database = plant.database.database
+    httpx.post(f"{influxdb.url}/query", params={"q": f'CREATE DATABASE "{database}"'})
     reply = httpx.post(f"{influxdb.url}/write", params={"db": plant.database.database,
                                                         "precision": "ms"}, content=line)
     assert reply.status_code == 204, reply.text
