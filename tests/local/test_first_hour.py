@@ -33,7 +33,7 @@ PATIENCE_S = 300.0  # fail after this; the figure that matters is printed
 
 def readme_examples(readme: str) -> list[str]:
     """The commands of the README's "Try:" block, continuation lines joined."""
-    block = readme.split("Try:\n", 1)[1].split("\n\n", 2)[1]
+    block = readme.split("Try:\n", 1)[1].strip("\n").split("\n\n", 1)[0]
     joined = block.replace("\\\n", " ")
     return [re.sub(r"\s+#[^'\"]*$", "", line).strip() for line in joined.splitlines()]
 
