@@ -97,6 +97,7 @@ def wait_for(check: Callable[[], list[str]], deadline: float) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_readme_first_command_in_a_clean_clone(tmp_path: Path, browser) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     clone = tmp_path / "shopfloor"
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True, timeout=120)
