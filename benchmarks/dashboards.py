@@ -63,13 +63,13 @@ def machine_lines(line: str, machine: str, start_ms: int, hours: float) -> list[
 
 def line_lines(line: str, stations: list[str], start_ms: int, hours: float) -> list[str]:
     """Per-minute WIP of the line and its buffers, and the line's edge agent online."""
-    buffers = tuple(BufferWip(up, down, 4.0, 1.0, 200, 0.0, 8.0, False)
+    buffers = tuple(BufferWip(up, down, 4, 1, 200, 0, 8, False)
                     for up, down in zip(stations, stations[1:], strict=False))
     out: list[str | None] = []
     for ts in range(start_ms, start_ms + int(hours * 3600_000), 60_000):
-        result = WipResult(line, ts - 3600_000, ts, start_ms, True, buffers, wip=12.0,
+        result = WipResult(line, ts - 3600_000, ts, start_ms, True, buffers, wip=12,
                            mean_wip=11.5, throughput_per_h=1140.0, lead_time_s=36.3,
-                           little_holds=True, drift=False, inflow=1200.0, outflow_good=1140.0)
+                           little_holds=True, drift=False, inflow=1200, outflow_good=1140)
         out += records.wip_lines(SITE, "rolling", ts, result)
     tags = {schema.TAG_SITE: SITE, schema.TAG_AGENT: f"edge-{line}"}
     out.append(schema.line(schema.AGENT_STATUS, tags, {"online": True}, start_ms + 60_000))

@@ -1,13 +1,20 @@
 """Edge agent load: N simulated devices x 20 registers polled at 1 Hz by one agent.
 
-    ./dev.sh bench edge --devices 1000 [--seconds 30] [--warmup 10]
+    ./dev.sh bench edge --devices 1000 [--gateway | --port-per-device] [--max-in-flight 1]
+                        [--seconds 30] [--warmup 10]
 
 Starts a real mosquitto, the simulator (`shopfloor sim`, its own process) serving a
-generated plant (`shopfloor generate-plant`: 200 unit ids per port), and one agent
-(`shopfloor edge`, its own process). A subscriber in this process records every
-telemetry message. Prints polls/s achieved, poll jitter p50/p99 (actual poll start vs
-schedule, from the samples' own timestamps and the agent's histogram), the agent's CPU
-and RSS (psutil), outbox depth and drops.
+generated plant (`shopfloor generate-plant`), and one agent (`shopfloor edge`, its own
+process). `--gateway` (default): 200 unit ids per port, the machines of a port behind
+one shared connection (`connection.gateway`, `--max-in-flight` requests pipelined);
+`--port-per-device`: one port, and one connection, per device. A subscriber in this
+process records every telemetry message. Prints CPU per poll, polls/s, acknowledged/s,
+polls skipped (overload shedding) and how fairly, the outbox depth over the window,
+poll jitter p50/p99 (actual poll start vs schedule, from the samples' own timestamps
+and the agent's histogram), the agent's CPU and RSS (psutil) and the load average (the
+machine is shared: read every figure with it). Run at twice the capacity it is the
+overload run: the acknowledged rate should equal the poll rate, polls shed fairly,
+the outbox flat.
 """
 
 from __future__ import annotations
@@ -116,6 +123,15 @@ def free_base_port(count: int) -> int:
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="./dev.sh bench edge")
     parser.add_argument("--devices", type=int, default=1000)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--gateway", dest="per_port", action="store_const", const=200,
+                      help="200 unit ids per port, one shared connection each (default)")
+    mode.add_argument("--port-per-device", dest="per_port", action="store_const", const=1,
+                      help="one port and one connection per device")
+    parser.add_argument("--max-in-flight", type=int, default=1,
+                        help="requests pipelined per gateway connection (default 1)")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="run the agent under cProfile, stats to FILE (pstats)")
     parser.add_argument("--seconds", type=float, default=30.0, help="measured window")
     parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument(
@@ -126,16 +142,41 @@ def main(argv: list[str]) -> None:
         "on a shared machine, measure them ahead of other work",
     )
     args = parser.parse_args(argv)
+    per_port = args.per_port or 200
     with tempfile.TemporaryDirectory(prefix="bench-edge-") as tmp:
-        run(Path(tmp), args.devices, args.seconds, args.warmup, args.nice)
+        run(
+            Path(tmp), args.devices, args.seconds, args.warmup, args.nice,
+            per_port=per_port, max_in_flight=args.max_in_flight, profile=args.profile,
+        )
 
 
-def run(tmp: Path, devices: int, seconds: float, warmup: float, nice: int = 0) -> None:
+def run(
+    tmp: Path,
+    devices: int,
+    seconds: float,
+    warmup: float,
+    nice: int = 0,
+    per_port: int = 200,
+    max_in_flight: int = 1,
+    profile: str | None = None,
+) -> None:
     broker = Mosquitto(tmp / "mosquitto")
     broker.start()
     metrics_port = free_port()
+    ports = -(-devices // per_port)
     data = plant_data(
-        machines=devices, points=20, base_port=free_port(), per_port=200, site="bench"
+        machines=devices, points=20, base_port=free_base_port(ports), per_port=per_port,
+        site="bench",
+    )
+    gateway = per_port > 1
+    for machine in data["machines"].values():
+        if gateway:
+            machine["connection"].update(gateway=True, max_in_flight=max_in_flight)
+    mode = (
+        f"gateway mode: {per_port} unit ids per port, {ports} shared connection(s), "
+        f"max_in_flight {max_in_flight}"
+        if gateway
+        else f"port per device: {ports} ports and connections"
     )
     data["broker"] = {"host": "127.0.0.1", "port": broker.port}
     data["agents"][0].update(state_dir=str(tmp / "edge"), metrics_port=metrics_port)
@@ -149,9 +190,10 @@ def run(tmp: Path, devices: int, seconds: float, warmup: float, nice: int = 0) -
         last_port = data["machines"][list(data["machines"])[-1]]["connection"]["port"]
         wait_for_port(last_port, 180)
         rec = Recorder(broker.port, "bench")
-        agent = subprocess.Popen(
-            [BIN, "edge", str(plant), "--agent", "edge1"], stdout=logs, stderr=logs, env=env
-        )
+        command = [str(BIN), "edge", str(plant), "--agent", "edge1"]
+        if profile:  # cProfile's own overhead inflates the CPU figures of this run
+            command = [sys.executable, "-m", "cProfile", "-o", profile, *command]
+        agent = subprocess.Popen(command, stdout=logs, stderr=logs, env=env)
         wait_for_port(metrics_port, 180)
         if nice:
             for pid in (agent.pid, sim.pid, broker.proc.pid if broker.proc else None):
@@ -159,6 +201,7 @@ def run(tmp: Path, devices: int, seconds: float, warmup: float, nice: int = 0) -
                     psutil.Process(pid).nice(nice)
             print(f"niceness:           {nice} (broker, simulator, agent)")
         time.sleep(warmup)
+        print(f"mode:               {mode}")
         report(
             rec, psutil.Process(agent.pid), psutil.Process(sim.pid), metrics_port, devices, seconds
         )
@@ -187,18 +230,33 @@ def report(
     scraped_before = time.monotonic()
     rec.take()
     cpu0, sim0, t0 = agent.cpu_times(), sim.cpu_times(), time.monotonic()
-    time.sleep(seconds)
+    depths = sample_depth(url, seconds)
     cpu1, sim1, elapsed = agent.cpu_times(), sim.cpu_times(), time.monotonic() - t0
+    load = os.getloadavg()
     sim_cpu = (sim1.user + sim1.system - sim0.user - sim0.system) / elapsed * 100
     samples = rec.take()
     after = httpx.get(url, timeout=10).text
     between_scrapes = time.monotonic() - scraped_before
-    cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / elapsed * 100
-    polls = _sum(after, "shopfloor_edge_polls_total") - _sum(before, "shopfloor_edge_polls_total")
-    jit = sorted(jitters(samples, 1.0))
+    cpu_s = cpu1.user + cpu1.system - cpu0.user - cpu0.system
+    cpu = cpu_s / elapsed * 100
+
+    def delta(name: str) -> float:
+        return _sum(after, name) - _sum(before, name)
+
+    polls = delta("shopfloor_edge_polls_total")
     print(f"devices:            {devices} x 20 registers, 1 Hz, window {elapsed:.1f} s")
     print(f"polls/s (agent):    {polls / between_scrapes:.1f}  (target {devices})")
+    print(f"acknowledged/s:     {delta('shopfloor_edge_published_total') / between_scrapes:.1f}")
     print(f"telemetry/s (MQTT): {len(samples) / elapsed:.1f}")
+    shed = _sum_label(after, "reason", "shed") - _sum_label(before, "reason", "shed")
+    late = _sum_label(after, "reason", "late") - _sum_label(before, "reason", "late")
+    print(
+        f"polls skipped/s:    shed {shed / between_scrapes:.1f}, late {late / between_scrapes:.1f}"
+        f"; overloaded now: {metric(after, 'shopfloor_edge_overloaded'):.0f}, admission "
+        f"{metric(after, 'shopfloor_edge_poll_admission_ratio'):.2f}"
+    )
+    print(f"fairness:           {fairness(samples, devices)}")
+    jit = sorted(jitters(samples, 1.0))
     if jit:
         p50 = statistics.median(jit) * 1000
         p99 = jit[int(0.99 * (len(jit) - 1))] * 1000
@@ -212,16 +270,49 @@ def report(
         f"poll jitter (hist): p50 <= {_ms(hp50)}, p99 <= {_ms(hp99)} "
         "(agent's own clock vs schedule, this window)"
     )
-    print(f"agent CPU:          {cpu:.0f} % of one core")
+    per_poll = cpu_s / polls * 1e6 if polls else float("nan")
+    print(f"agent CPU:          {cpu:.1f} % of one core = {per_poll:.0f} us per poll")
     print(f"simulator CPU:      {sim_cpu:.0f} % of one core")
     print(
-        f"load average:       {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
+        f"load average:       {' '.join(f'{x:.1f}' for x in load)} "
         f"({psutil.cpu_count()} cores; other processes share them)"
     )
     print(f"agent RSS:          {agent.memory_info().rss / 2**20:.0f} MiB")
-    print(f"outbox depth:       {metric(after, 'shopfloor_edge_queue_depth'):.0f} samples")
-    print(f"poll failures:      {_sum(after, 'shopfloor_edge_poll_failures_total'):.0f}")
-    print(f"dropped:            {_sum(after, 'shopfloor_edge_dropped_total'):.0f}")
+    print(f"outbox depth:       {' '.join(f'{d:.0f}' for d in depths)} (every 5 s)")
+    print(f"poll failures:      {delta('shopfloor_edge_poll_failures_total'):.0f}")
+    print(f"dropped:            {delta('shopfloor_edge_dropped_total'):.0f}")
+
+
+def sample_depth(url: str, seconds: float, every_s: float = 5.0) -> list[float]:
+    """The agent's outbox depth every `every_s` over `seconds` (waits that long)."""
+    depths = []
+    end = time.monotonic() + seconds
+    while True:
+        depths.append(metric(httpx.get(url, timeout=10).text, "shopfloor_edge_queue_depth"))
+        left = end - time.monotonic()
+        if left <= 0:
+            return depths
+        time.sleep(min(every_s, left))
+
+
+def fairness(samples: list[tuple[str, bytes]], devices: int) -> str:
+    """Samples per machine in the window: min / median / max, and machines with none."""
+    per: dict[str, int] = defaultdict(int)
+    for topic, _ in samples:
+        per[topic.split("/")[4]] += 1
+    counts = sorted(per.values())
+    silent = devices - len(per)
+    if not counts:
+        return "no samples"
+    return (
+        f"samples per machine min {counts[0]}, median {statistics.median(counts):g}, "
+        f"max {counts[-1]}; machines without any: {silent}"
+    )
+
+
+def _sum_label(metrics: str, label: str, value: str) -> float:
+    pattern = rf'^shopfloor_edge_polls_skipped_total{{[^}}]*{label}="{value}"[^}}]*}} (\S+)$'
+    return sum(float(v) for v in re.findall(pattern, metrics, re.M))
 
 
 def _sum(metrics: str, name: str) -> float:

@@ -94,12 +94,56 @@ def plant_section(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+EDGE_DISK = [
+    "## Edge disk",
+    "",
+    "What the edge guarantees about its own disk (docs/edge.md, \"The edge's disk\"), on real",
+    "SQLite files and processes; the full disk is real too: `queue.max_bytes` caps the outbox",
+    "with SQLite's max_page_count, so commits fail with SQLITE_FULL as on a full filesystem.",
+    "",
+    "| class | guaranteed | test |",
+    "| --- | --- | --- |",
+    "| disk full | bookkeeping and what fits still commit; a bounded backlog waits in memory;"
+    " beyond it samples are dropped with their seqs used, counted (`dropped_total"
+    "{reason=\"outbox_unwritable\"}`) and counted lost by the collector exactly;"
+    " /healthz 503 and status `problems` name the reason; healthy again when space returns"
+    " | tests/system/test_edge_disk.py, tests/edge/test_outbox_disk.py |",
+    "| a row that cannot be published | quarantined (table `quarantine`, counted, logged),"
+    " publishing goes on | tests/edge/test_outbox_faults.py, tests/edge/test_outbox_disk.py |",
+    "| a file that cannot be opened (damaged page, not a database, a directory) | the start"
+    " stops with one line, exit 2, no traceback | tests/edge/test_outbox_faults.py |",
+    "| an outbox file new, emptied or replaced | a new stream epoch; the collector starts"
+    " fresh accounting (no false duplicates) | tests/edge/test_outbox_disk.py,"
+    " tests/collector/test_streams.py |",
+    "| a crashed task | restarted with backoff, /healthz 503 with the task and error for"
+    " 60 s | tests/edge/test_outbox_disk.py |",
+    "| seq 2^63-1, a jump > 10,000,000 | a new stream, not a loss; the old stream goes on"
+    " | tests/collector/test_sequence.py, tests/collector/test_streams.py |",
+    "| a sample later than its gap's grace period | lost goes back down, late goes up;"
+    " a real repeat stays a duplicate | tests/collector/test_sequence.py,"
+    " tests/collector/test_streams.py |",
+    "",
+    "Re-run: `./dev.sh test tests/edge/test_outbox_disk.py tests/edge/test_outbox_faults.py"
+    " tests/system/test_edge_disk.py tests/collector/test_sequence.py"
+    " tests/collector/test_streams.py` (the disk-full row of the fault matrix:"
+    " `./dev.sh bench reliability -k edge_disk`).",
+    "",
+]
+
+
+def unbounded_section(rows: list[dict[str, Any]]) -> list[str]:
+    out = ["| input | what happened |", "| --- | --- |"]
+    out += [f"| {r['input']} | {r['outcome']} |" for r in rows]
+    return out
+
+
 def render(rows: list[dict[str, Any]], summary: str) -> str:
     faults = [r for r in rows if r["kind"] == "fault"]
     hostile = [r for r in rows if r["kind"] == "hostile"]
     mqtt = [r for r in hostile if r.get("target", "").startswith("MQTT")]
     api = [r for r in hostile if r.get("target", "").startswith("API")]
     plant = [r for r in hostile if r.get("target") == "plant file"]
+    unbounded = [r for r in rows if r["kind"] == "unbounded"]
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# Reliability: faults and hostile input, measured",
@@ -139,8 +183,8 @@ def render(rows: list[dict[str, Any]], summary: str) -> str:
         "schemathesis (positive and negative generation, the real machine/line ids too) on",
         "every documented operation, with no key, an invalid key and a key of each role.",
         "No answer was a 5xx; a forbidden operation was refused (401/403; 422 when the body",
-        "is not even valid, which FastAPI checks before the key) and no command reached the",
-        "edge.",
+        "is not even valid, which FastAPI checks before the role; without a valid key no",
+        "body is read: 401) and no command reached the edge.",
         "",
         *api_section(api),
         "",
@@ -148,6 +192,19 @@ def render(rows: list[dict[str, Any]], summary: str) -> str:
         "",
         *plant_section(plant),
         "",
+        "## Unbounded input",
+        "",
+        "One input must never make a component do unbounded work (issue 11). Telemetry passes",
+        "one admission rule at every consumer (docs/mqtt-contract.md, \"Admission\"); the API",
+        "checks the key before reading a body, caps bodies, bounds raw history windows and",
+        "runs on-demand work under a timeout and a concurrency limit (docs/api.md, \"Limits\").",
+        "Each row is a test on real processes (collector, API, mosquitto, InfluxDB); re-run",
+        "them with `./dev.sh test tests/system -k unbounded` (`./dev.sh bench reliability`",
+        "regenerates this page).",
+        "",
+        *unbounded_section(unbounded),
+        "",
+        *EDGE_DISK,
         "## Found by these tests",
         "",
         "- The edge crashed its command handler (OverflowError / ValueError, no answer to the",

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from shopfloor.api import audit as audit_log
 from shopfloor.api.commands import CommandRecord, Outcome, WriteRequest
-from shopfloor.api.control import Action, check_interlock
+from shopfloor.api.control import Action, check_rules
 from shopfloor.api.deps import MachineRef
 from shopfloor.api.errors import ApiError, Unavailable
 from shopfloor.api.idempotency import Answer, check_key, fingerprint
@@ -74,25 +74,31 @@ async def _answer(runtime: Runtime, principal: Principal, machine: MachineRef, a
 
 def _checked(runtime: Runtime, principal: Principal, machine: MachineRef, action: Action,
              planner: Planner) -> list[WriteRequest]:
+    """The writes, each allowed by the control rules; a refusal is audited with the
+    point and value it concerned."""
+    write: WriteRequest | None = None
     try:
-        writes = planner()
-        check_interlock(action, runtime.live.in_maintenance(machine.id), principal)
+        in_maintenance = runtime.live.in_maintenance(machine.id)
+        checked = []
+        for write in planner():
+            checked.append(check_rules(principal, machine.spec, action, write, in_maintenance))
     except ApiError as exc:
         runtime.metrics.refused.labels(action.value, exc.code).inc()
         runtime.audit.add(audit_log.AuditEntry(
             site=runtime.plant.site.id, line=machine.spec.line, machine=machine.id,
             action=action.value, outcome=audit_log.REFUSED, requested_by=principal.name,
+            point=write.point if write else "", value=write.value if write else None,
             detail=f"{exc.code}: {exc.message}"))
         raise
-    return writes
+    return checked
 
 
 async def _send_all(runtime: Runtime, principal: Principal, machine: MachineRef, action: Action,
                     writes: list[WriteRequest]) -> list[CommandRecord]:
     records: list[CommandRecord] = []
     for write in writes:
-        record = await runtime.bus.send(machine.id, machine.spec.line, action.value, write,
-                                        principal.name, runtime.settings.command_timeout_s)
+        record = await runtime.bus.send(machine.id, machine.spec.line, write, principal.name,
+                                        principal.role, runtime.settings.command_timeout_s)
         records.append(record)
         if record.outcome is not Outcome.DONE:
             break

@@ -20,11 +20,10 @@ from shopfloor.shared.plant import Role
 @click.option("--log-level", default=None, help="DEBUG, INFO, WARNING ...")
 def api(plant: str, host: str | None, port: int | None, log_level: str | None) -> None:
     """Serve the control API for PLANT (docs/api.md)."""
-    import uvicorn
-
     from shopfloor.api.config import settings_from_plant, state_dir_of
     from shopfloor.api.idempotency import AnswerFile
     from shopfloor.api.main import create_app
+    from shopfloor.api.server import serve
 
     setup_logging(log_level)
     model = load_or_exit(plant)
@@ -37,8 +36,7 @@ def api(plant: str, host: str | None, port: int | None, log_level: str | None) -
         click.echo(f"{plant}: {exc}", err=True)
         sys.exit(2)
     app = create_app(model, settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
-                access_log=False)
+    serve(app, settings)
 
 
 @click.command("api-key")

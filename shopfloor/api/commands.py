@@ -6,7 +6,13 @@ bounded record of every command so that one that timed out can be looked up late
 Command ids start with 8 hex digits derived from the API's MQTT client id (then 24
 random ones): every API instance of a site receives every result, and a result for an id
 not in memory is this instance's (sent before a restart, or forgotten) only when the
-prefix is its own; results of other instances are theirs to record."""
+prefix is its own; results of other instances are theirs to record.
+
+A result counts only when it arrives on the command's own machine topic: the broker's ACL
+lets only the agent that owns a machine publish on that machine's `cmd/result` topic, so
+the topic names the agent that answered. A result for a pending or timed-out command on
+another machine's topic, or for an id of ours that no command has, is dropped and counted
+(`Dropped`): it never marks a command done."""
 
 from __future__ import annotations
 
@@ -22,6 +28,8 @@ from enum import StrEnum
 
 from shopfloor.shared import topics
 from shopfloor.shared.contract import Command, CommandResult, PointValue, utc_now
+from shopfloor.shared.enums import ControlAction
+from shopfloor.shared.plant import Role
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +47,13 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class WriteRequest:
-    """One point write an action needs (already checked against the plant file)."""
+    """One point write an action needs (already checked against the plant file).
+    `action` is what the write really is (shared.control_rules.effective_action), set
+    once the control rules allowed it; None before."""
 
     point: str
     value: PointValue
+    action: ControlAction | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +105,20 @@ Publish = Callable[[str, bytes], None]
 Listener = Callable[[CommandRecord], None]
 Unknown = Callable[[CommandResult, str, str], None]
 """Called with a result for one of our ids not in memory, its line and its machine."""
+Drop = Callable[[str], None]
+"""Called with the reason (a `Dropped` value) of each result that does not count."""
+
+
+class Dropped(StrEnum):
+    """Why a command result was dropped (the label of shopfloor_api_results_dropped_total)."""
+
+    MALFORMED = "malformed"  # not a CommandResult, or not on a machine topic of the plant
+    OVERFLOW = "overflow"  # more results waiting than the API handles (a flood)
+    WRONG_TOPIC = "wrong_topic"  # not on the command's own machine topic
+    NOT_PENDING = "not_pending"  # an id of ours that no known command has
+    FINISHED = "finished"  # the command already has its result
+    LOOKUP_BUSY = "lookup_busy"  # too many audit lookups of unknown ids running
+    UNVERIFIABLE = "unverifiable"  # the audit could not be read to match it
 
 
 class CommandBus:
@@ -103,18 +128,23 @@ class CommandBus:
     `on_unknown` a result for one of this instance's ids that is not in memory."""
 
     def __init__(self, site: str, publish: Publish, store: RecordStore,
-                 listener: Listener, *, instance: str, on_unknown: Unknown) -> None:
+                 listener: Listener, *, instance: str, on_unknown: Unknown,
+                 on_drop: Drop) -> None:
         self._site = site
+        self._on_drop = on_drop
         self._publish = publish
         self._store = store
         self._listener = listener
         self._prefix = id_prefix(instance)
         self._on_unknown = on_unknown
-        self._waiting: dict[str, asyncio.Future[CommandResult]] = {}
+        self._waiting: dict[str, tuple[asyncio.Future[CommandResult], str, str]] = {}
 
-    async def send(self, machine: str, line: str, action: str, write: WriteRequest,
-                   requested_by: str, timeout_s: float) -> CommandRecord:
-        """Send one write and wait for its result; the record says what happened."""
+    async def send(self, machine: str, line: str, write: WriteRequest, requested_by: str,
+                   role: Role, timeout_s: float) -> CommandRecord:
+        """Send one write (checked by the control rules: `write.action` set) and wait for
+        its result; the record says what happened."""
+        assert write.action is not None, "a write is sent only once the rules allowed it"
+        action = write.action.value
         now = utc_now()
         record = CommandRecord(
             id=new_command_id(self._prefix), machine=machine, line=line, action=action,
@@ -122,9 +152,10 @@ class CommandBus:
             requested_at=now, expires_at=now + dt.timedelta(seconds=timeout_s),
         )
         command = Command(id=record.id, point=write.point, value=write.value,
-                          expires_at=record.expires_at, requested_by=requested_by)
+                          expires_at=record.expires_at, requested_by=requested_by,
+                          control_action=write.action, role=role)
         future: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
-        self._waiting[record.id] = future
+        self._waiting[record.id] = (future, line, machine)
         try:
             self._publish(topics.machine_topic(self._site, line, machine, topics.CMD),
                           command.to_json())
@@ -146,16 +177,24 @@ class CommandBus:
         self._finish(record)
         return record
 
+    def is_pending(self, command_id: str) -> bool:
+        """Whether a request waits for this command's result (safe from any thread: one
+        dict lookup)."""
+        return command_id in self._waiting
+
     def owns(self, command_id: str) -> bool:
         """Whether `command_id` was made by this instance (see the module docstring)."""
         return command_id.startswith(self._prefix)
 
-    def deliver(self, result: CommandResult, line: str = "", machine: str = "") -> None:
-        """A result from the edge (on `line`/`machine`, from its topic): wake its waiter,
-        record it as late, or hand one of ours not in memory to `on_unknown`."""
-        future = self._waiting.get(result.id)
-        if future is not None:
-            if not future.done():
+    def deliver(self, result: CommandResult, line: str, machine: str) -> None:
+        """A result from the edge, from the topic of `line`/`machine`: wake its waiter,
+        record it as late, hand one of ours not in memory to `on_unknown`, or drop it."""
+        waiting = self._waiting.get(result.id)
+        if waiting is not None:
+            future, its_line, its_machine = waiting
+            if (line, machine) != (its_line, its_machine):
+                self._drop(Dropped.WRONG_TOPIC, result, line, machine)
+            elif not future.done():
                 future.set_result(result)
             return
         record = self._store.get(result.id)
@@ -163,20 +202,29 @@ class CommandBus:
             if not self.owns(result.id):
                 log.debug("result for command %s of another instance ignored", result.id)
                 return
-            log.info("result for command %s not in memory (sent before a restart?)",
-                     result.id)
             self._on_unknown(result, line, machine)
             return
-        self.record_late(record, result)
+        self.record_late(record, result, line, machine)
 
-    def record_late(self, record: CommandRecord, result: CommandResult) -> None:
-        """Record `result` as late on `record`, unless the command already finished
+    def record_late(self, record: CommandRecord, result: CommandResult, line: str,
+                    machine: str) -> None:
+        """Record `result` (from the topic of `line`/`machine`) as late on `record`,
+        unless it comes from another machine's topic or the command already finished
         (a redelivered or repeated result)."""
+        if (line, machine) != (record.line, record.machine):
+            self._drop(Dropped.WRONG_TOPIC, result, line, machine)
+            return
         if record.outcome not in (Outcome.TIMEOUT, Outcome.PENDING):
+            self._on_drop(Dropped.FINISHED)
             log.debug("result for finished command %s ignored", result.id)
             return
         log.info("late result for command %s: %s", result.id, result.status)
         self._finish(_apply_result(record, result, late=True))
+
+    def _drop(self, reason: Dropped, result: CommandResult, line: str, machine: str) -> None:
+        self._on_drop(reason)
+        log.debug("result for command %s on %s/%s dropped: %s", result.id, line, machine,
+                    reason.value)
 
     def _finish(self, record: CommandRecord) -> None:
         self._store.put(record)

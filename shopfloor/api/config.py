@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     dev_mode: bool = False
     command_timeout_s: Annotated[float, Field(gt=0)] = 5.0
     idempotency_ttl_s: Annotated[float, Field(gt=0)] = 24 * 3600.0
+    idempotency_keys_per_api_key: Annotated[int, Field(ge=1)] = 10_000
+    """Idempotency-Keys one API key may hold within the TTL; more: 429 with Retry-After."""
     max_command_records: Annotated[int, Field(ge=10)] = 10_000
     state_dir: Path | None = None
     """Folder of the API's durable state (Idempotency-Key answers); see `state_dir_of`."""
@@ -45,7 +47,18 @@ class Settings(BaseSettings):
     """Key of the API's persistent MQTT session; see `mqtt_client_id_of`."""
     mqtt_session_expiry_s: Annotated[int, Field(ge=0, le=2**32 - 1)] = 3600
     """How long the broker keeps the session, queueing QoS 1 results, while the API is away."""
+    max_connections: Annotated[int, Field(ge=1)] = 1000
+    """Open HTTP connections at most (lowered to what the fd limit allows; api/server.py)."""
+    request_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    """A connection must deliver a whole request within this time of opening (or of its
+    previous answer), else it is closed."""
+    keep_alive_s: Annotated[int, Field(ge=1, le=3600)] = 5
+    """An idle keep-alive connection is closed after this many seconds."""
     keys: list[ApiKey] = Field(default_factory=list)
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
+    max_raw_window_s: Annotated[float, Field(gt=0)] = 86400.0
+    query_timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    max_concurrent_reads: Annotated[int, Field(ge=1, le=64)] = 4
     broker_password: SecretStr | None = None
     database_password: SecretStr | None = None
     database_token: SecretStr | None = None
@@ -104,7 +117,14 @@ def settings_from_plant(plant: Plant, **overrides: Any) -> Settings:
         "state_dir": plant.api.state_dir,
         "mqtt_client_id": plant.api.mqtt_client_id,
         "mqtt_session_expiry_s": plant.api.mqtt_session_expiry_s,
+        "max_connections": plant.api.max_connections,
+        "request_timeout_s": plant.api.request_timeout_s,
+        "keep_alive_s": plant.api.keep_alive_s,
         "keys": plant.api.keys,
+        "max_body_bytes": plant.api.max_body_bytes,
+        "max_raw_window_s": plant.api.max_raw_window_s,
+        "query_timeout_s": plant.api.query_timeout_s,
+        "max_concurrent_reads": plant.api.max_concurrent_reads,
         "broker_password": plant.broker.password,
         "database_password": plant.database.password,
         "database_token": plant.database.token,

@@ -1,30 +1,23 @@
 """Control actions checked against the plant file, before anything is sent: which point
 each action writes, whether the point exists and is writable, whether the value has the
-point's type and lies within its min/max, and the maintenance interlock. Pure functions."""
+point's type and lies within its min/max; then the control rules (shared.control_rules:
+permission, points owned by an action, the maintenance interlock). Pure functions."""
 
 from __future__ import annotations
 
 import math
-from enum import StrEnum
 
 from shopfloor.api.commands import WriteRequest
-from shopfloor.api.errors import Conflict, Invalid
-from shopfloor.api.security import Permission, Principal
+from shopfloor.api.errors import ApiError, Conflict, Forbidden, Invalid
+from shopfloor.api.security import Principal
+from shopfloor.shared import control_rules as rules
 from shopfloor.shared.codec import encode
 from shopfloor.shared.contract import PointValue
-from shopfloor.shared.enums import DataType
+from shopfloor.shared.enums import ControlAction, DataType
 from shopfloor.shared.errors import CodecError
 from shopfloor.shared.plant import Machine, Point
 
-
-class Action(StrEnum):
-    START = "start"
-    STOP = "stop"
-    SETPOINT = "setpoint"
-    ALARM_ACK = "alarm_ack"
-    CHANGEOVER = "changeover"
-    MAINTENANCE_ON = "maintenance_on"
-    MAINTENANCE_OFF = "maintenance_off"
+Action = ControlAction
 
 
 def check_value(point: Point, value: PointValue) -> PointValue:
@@ -95,15 +88,9 @@ def control_write(machine: Machine, role: str, value: PointValue) -> WriteReques
 
 def plan(machine: Machine, action: Action) -> list[WriteRequest]:
     """The writes of the fixed-value actions (start, stop, alarm ack, maintenance)."""
-    table: dict[Action, tuple[str, PointValue]] = {
-        Action.START: ("run", True),
-        Action.STOP: ("run", False),
-        Action.ALARM_ACK: ("alarm_ack", True),
-        Action.MAINTENANCE_ON: ("maintenance", True),
-        Action.MAINTENANCE_OFF: ("maintenance", False),
-    }
-    role, value = table[action]
-    return [control_write(machine, role, value)]
+    rule = rules.RULES[action]
+    assert rule.value is not None, f"{action} has no fixed value"
+    return [control_write(machine, rule.controls[0], rule.value)]
 
 
 def plan_changeover(machine: Machine, product: str | int,
@@ -125,10 +112,20 @@ def plan_changeover(machine: Machine, product: str | int,
     return writes
 
 
-def check_interlock(action: Action, in_maintenance: bool, principal: Principal) -> None:
-    """While maintenance mode is on, start is refused unless the caller may start in
-    maintenance (the maintenance role, or admin)."""
-    if (action is Action.START and in_maintenance
-            and not principal.can(Permission.START_IN_MAINTENANCE)):
-        raise Conflict("machine is in maintenance mode: only the maintenance role may start it",
-                       "maintenance_interlock")
+REFUSAL_ERRORS: dict[rules.RefusalKind, type[ApiError]] = {
+    rules.RefusalKind.FORBIDDEN: Forbidden,
+    rules.RefusalKind.CONFLICT: Conflict,
+    rules.RefusalKind.INVALID: Invalid,
+}
+
+
+def check_rules(principal: Principal, machine: Machine, action: Action, write: WriteRequest,
+                in_maintenance: bool) -> WriteRequest:
+    """The write with the action it really is (a setpoint of run = true is a start), or
+    the ApiError of the control rules (403 permission, 409 interlock, 422 not this point)."""
+    refusal = rules.check_write(principal.role, machine, action, write.point, write.value,
+                                in_maintenance)
+    if refusal is not None:
+        raise REFUSAL_ERRORS[refusal.kind](refusal.message, refusal.code)
+    real = rules.effective_action(machine, action, write.point, write.value)
+    return WriteRequest(write.point, write.value, real)

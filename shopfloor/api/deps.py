@@ -90,22 +90,33 @@ class MachineRef:
     spec: Machine
 
 
+def require_visible(principal: Principal, line: str, unknown: NotFound) -> None:
+    """Raise `unknown` (the 404 the route gives for an id that does not exist) when the
+    key may not see `line`: things on other lines do not exist for it."""
+    if not principal.may_see_line(line):
+        raise unknown
+
+
 def visible_machine(plant: Plant, principal: Principal, machine_id: str) -> Machine:
     """The machine `machine_id` as the caller may see it. A machine on a line the key is
     restricted away from is answered exactly like an unknown one (404, same message): a
     403 would confirm that it exists. Every route that takes a machine goes through here."""
+    unknown = NotFound(f"unknown machine {machine_id!r}", "unknown_machine")
     spec = plant.machines.get(machine_id)
-    if spec is None or not principal.may_see_line(spec.line):
-        raise NotFound(f"unknown machine {machine_id!r}", "unknown_machine")
+    if spec is None:
+        raise unknown
+    require_visible(principal, spec.line, unknown)
     return spec
 
 
 def visible_line(plant: Plant, principal: Principal, line_id: str) -> Line:
     """The line `line_id` as the caller may see it: 404 when unknown or outside the key's
     lines (see `visible_machine`)."""
+    unknown = NotFound(f"unknown line {line_id!r}", "unknown_line")
     found = plant.line(line_id)
-    if found is None or not principal.may_see_line(found.id):
-        raise NotFound(f"unknown line {line_id!r}", "unknown_line")
+    if found is None:
+        raise unknown
+    require_visible(principal, found.id, unknown)
     return found
 
 

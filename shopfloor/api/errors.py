@@ -13,6 +13,12 @@ class ApiError(ShopfloorError):
     prefix = "api"
     status = 500
     code = "internal"
+    retry_after_s: int | None = None  # sent as Retry-After when set
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        """HTTP headers of the answer: Retry-After when `retry_after_s` is set."""
+        return None if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
 
     def __init__(self, message: str, code: str | None = None) -> None:
         super().__init__(message)
@@ -63,12 +69,39 @@ class Conflict(ApiError):
     code = "conflict"
 
 
+class TooManyRequests(ApiError):
+    """A bounded resource of this caller is full; retry after `retry_after_s` (429, with
+    the Retry-After header)."""
+
+    prefix = "too many requests"
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after_s: int, code: str | None = None) -> None:
+        super().__init__(message, code)
+        self.retry_after_s = retry_after_s
+
+
 class Unavailable(ApiError):
     """A backend (broker, database) cannot be reached or answered with an error (503)."""
 
     prefix = "unavailable"
     status = 503
     code = "unavailable"
+
+
+class Busy(Unavailable):
+    """Every slot for on-demand work is taken (503 with Retry-After)."""
+
+    code = "busy"
+    retry_after_s = 1
+
+
+class TimedOut(Unavailable):
+    """An on-demand read ran longer than `api.query_timeout_s` (503 with Retry-After)."""
+
+    code = "timeout"
+    retry_after_s = 5
 
 
 class ConfigError(ShopfloorError):

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from shopfloor.api.errors import Unavailable
+from shopfloor.api.guard import WorkLimiter
 from shopfloor.shared.enums import DatabaseApi
 from shopfloor.shared.plant import Database
 
@@ -21,8 +22,10 @@ Row = dict[str, Any]
 class InfluxClient:
     """One pooled HTTP client to the plant's database."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, reads: WorkLimiter | None = None) -> None:
         self._db = database
+        self.reads = reads or WorkLimiter(4, database.timeout_s)
+        """Every query runs in one of its slots, under its time limit (api/guard.py)."""
         headers = {}
         if database.token is not None:
             headers["Authorization"] = f"Token {database.token.get_secret_value()}"
@@ -53,7 +56,8 @@ class InfluxClient:
         if self._db.retention_policy:
             params["rp"] = self._db.retention_policy
         try:
-            response = await self._http.get("/query", params=params)
+            async with self.reads.slot("database query"):
+                response = await self._http.get("/query", params=params)
         except httpx.HTTPError as exc:
             raise Unavailable(f"database query failed: {exc.__class__.__name__}") from exc
         try:

@@ -1,11 +1,12 @@
 """The KPI engine's on-demand functions (`shopfloor.kpi.ondemand`) for the API: OEE of a
 machine over a window, a shift instance or a rolling period, and WIP of a line. The
-engine reads InfluxDB synchronously, so calls run in a worker thread; its store is opened
-on first use (the API starts without a database) and closed with the app."""
+engine reads InfluxDB synchronously, so calls run in a worker thread of the API's
+`WorkLimiter` (api/guard.py: a bounded number at once, each under a time limit); its
+store is opened on first use (the API starts without a database) and closed with the
+app."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import threading
 from collections.abc import Callable
@@ -13,8 +14,9 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from shopfloor.api.errors import Invalid, NotFound, Unavailable
+from shopfloor.api.guard import WorkLimiter
 from shopfloor.kpi.calendar import ShiftCalendar, ShiftInstance
-from shopfloor.kpi.errors import KpiError, KpiStoreError
+from shopfloor.kpi.errors import KpiError, KpiStoreError, KpiWorkError
 from shopfloor.kpi.ondemand import Engine, OeeReport, WipReport
 from shopfloor.kpi.store import KpiStore
 from shopfloor.shared.plant import Plant
@@ -36,8 +38,9 @@ def _utc(ms: int) -> dt.datetime:
 
 
 class KpiService:
-    def __init__(self, plant: Plant) -> None:
+    def __init__(self, plant: Plant, reads: WorkLimiter | None = None) -> None:
         self._plant = plant
+        self._reads = reads or WorkLimiter(4, 30.0)
         self._engine: Engine | None = None
         self._lock = threading.Lock()
         self._calendar = ShiftCalendar.of(plant)
@@ -78,8 +81,10 @@ class KpiService:
 
     async def _call(self, fn: Callable[[], T]) -> T:
         try:
-            return await asyncio.to_thread(fn)
+            return await self._reads.thread(fn, "KPI computation")
         except KpiStoreError as exc:
             raise Unavailable(f"KPI engine: {exc}", "database_error") from exc
+        except KpiWorkError as exc:
+            raise Invalid(exc.reason, "too_much_work") from exc
         except KpiError as exc:
             raise Invalid(str(exc), "kpi_refused") from exc

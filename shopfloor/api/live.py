@@ -7,15 +7,21 @@ routes read snapshots. A lock keeps the paho thread and the event loop consisten
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from shopfloor.shared import topics
+from shopfloor.shared.admission import Refusal, TimeAdmission, known_values, point_names
 from shopfloor.shared.contract import AgentStatus, PointValue, StatePayload, Telemetry, parse
 from shopfloor.shared.enums import MachineState
 from shopfloor.shared.errors import ContractError
 from shopfloor.shared.plant import Plant
+from shopfloor.shared.schema import to_ms
 
 log = logging.getLogger(__name__)
 MAINTENANCE_REASON = "maintenance"
@@ -31,18 +37,34 @@ class MachineLive:
     quality: dict[str, str] = field(default_factory=dict)
     telemetry_ts: dt.datetime | None = None
     seq: int | None = None
+    kpi: dict[str, Any] | None = None  # the collector's retained KPI message (kpi topic)
 
 
 class LiveView:
     """Current view of every machine of the plant, fed message by message."""
 
-    def __init__(self, plant: Plant) -> None:
+    def __init__(self, plant: Plant, clock: Callable[[], float] = time.time) -> None:
         self._plant = plant
+        self._clock = clock  # wall clock (s since the epoch) for the admission rule
+        self._admission = TimeAdmission.of(plant)
+        self._points = point_names(plant)
         self._lock = threading.Lock()
         self._machines: dict[str, MachineLive] = {m: MachineLive() for m in plant.machines}
         self._agents: dict[str, AgentStatus] = {}
         self._agent_of = {m: a.id for a in plant.agents for m in a.machines}
         self.rejected = 0  # messages that did not parse or did not belong to the plant
+        self.refused: dict[Refusal, int] = dict.fromkeys(Refusal, 0)  # admission: time
+        self.unknown_values = 0  # value keys that are not points of their machine (dropped)
+        self._listeners: list[Callable[[str], None]] = []
+
+    def listen(self, listener: Callable[[str], None]) -> None:
+        """Call `listener(machine)` (on the MQTT thread) after a machine's state or KPI
+        changed: how the operator page's stream learns of changes without polling."""
+        self._listeners.append(listener)
+
+    def _changed(self, machine: str) -> None:
+        for listener in self._listeners:
+            listener(machine)
 
     def apply(self, topic: str, payload: bytes) -> bool:
         """Take one message; False (and counted) when it is malformed or foreign."""
@@ -61,6 +83,8 @@ class LiveView:
             status: AgentStatus = parse(AgentStatus, payload)
             with self._lock:
                 self._agents[agent] = status
+            for machine_id in [m for m, a in self._agent_of.items() if a == agent]:
+                self._changed(machine_id)
             return True
         where = topics.parse_machine_topic(topic)
         if where is None or where.site != self._plant.site.id:
@@ -70,6 +94,11 @@ class LiveView:
             return False
         if where.kind == topics.STATE:
             self._set_state(where.machine, parse(StatePayload, payload))
+            self._changed(where.machine)
+            return True
+        if where.kind == topics.KPI:
+            self._set_kpi(where.machine, payload)
+            self._changed(where.machine)
             return True
         if where.kind == topics.TELEMETRY:
             self._merge_telemetry(where.machine, parse(Telemetry, payload))
@@ -80,16 +109,39 @@ class LiveView:
         with self._lock:
             self._machines[machine] = replace(self._machines[machine], state=state)
 
+    def _set_kpi(self, machine: str, payload: bytes) -> None:
+        try:
+            kpi = json.loads(payload)
+        except ValueError as exc:
+            raise ContractError(f"KPI message is not JSON: {exc}") from None
+        if not isinstance(kpi, dict) or kpi.get("machine") != machine:
+            raise ContractError("KPI message is not an object for this machine")
+        with self._lock:
+            self._machines[machine] = replace(self._machines[machine], kpi=kpi)
+
     def _merge_telemetry(self, machine: str, sample: Telemetry) -> None:
+        """Newest sample wins, within the admission rule (shared.admission): a sample
+        stamped far ahead would otherwise hide every later one; unknown keys would grow
+        the view without bound."""
+        refused = self._admission.refuse(to_ms(sample.ts), int(self._clock() * 1000))
+        if refused is not None:
+            self.refused[refused.reason] += 1
+            log.debug("live view: %s telemetry refused: %s", machine, refused.detail)
+            return
+        points = self._points[machine]
+        values, unknown = known_values(sample.values, points)
+        quality, unknown_quality = known_values(sample.quality, points)
+        if unknown or unknown_quality:
+            self.unknown_values += unknown + unknown_quality
         with self._lock:
             current = self._machines[machine]
             if current.telemetry_ts is not None and sample.ts < current.telemetry_ts:
                 return  # an older sample (redelivery) must not overwrite newer values
-            values = {**current.values, **sample.values}
-            quality = {k: v for k, v in current.quality.items() if k not in sample.values}
-            quality.update(sample.quality)
+            merged = {**current.values, **values}
+            bad = {k: v for k, v in current.quality.items() if k not in values}
+            bad.update(quality)
             self._machines[machine] = replace(
-                current, values=values, quality=quality, telemetry_ts=sample.ts, seq=sample.seq
+                current, values=merged, quality=bad, telemetry_ts=sample.ts, seq=sample.seq
             )
 
     def note_write(self, machine: str, point: str, value: PointValue) -> None:

@@ -14,9 +14,12 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shopfloor.api.config import Settings
+from shopfloor.api.downtime import routes as downtime
 from shopfloor.api.errors import ApiError
+from shopfloor.api.guard import KeyFirst
 from shopfloor.api.metrics import ApiMetrics, MetricsMiddleware
 from shopfloor.api.models.common import error_body
+from shopfloor.api.operator import routes as operator
 from shopfloor.api.routes import audit, commands, health, history, kpi, machines, wip
 from shopfloor.api.routes import plant as plant_routes
 from shopfloor.api.runtime import close_runtime, open_runtime, start_link
@@ -49,10 +52,14 @@ def create_app(plant: Plant, settings: Settings) -> FastAPI:
     # /docs and /redoc with Swagger UI and ReDoc served from the installed fastapi-offline
     # package (under /static-offline-docs): they work on a plant network without internet.
     app = FastAPIOffline(title="shopfloor API", version="1", description=DESCRIPTION,
-                         lifespan=lifespan)
-    for module in (plant_routes, machines, history, kpi, commands, wip, audit):
+                         lifespan=lifespan, max_body_size=settings.max_body_bytes)
+    for module in (plant_routes, machines, history, kpi, commands, wip, audit, downtime):
         app.include_router(module.router)
     app.include_router(health.router)
+    app.include_router(operator.router)
+    app.include_router(operator.page_router)
+    app.mount("/operator/assets", operator.static_files(), name="operator-assets")
+    app.add_middleware(KeyFirst, keys=settings.keys)  # no body read before the key
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     _error_handlers(app)
     return app
@@ -63,7 +70,8 @@ def _error_handlers(app: FastAPI) -> None:
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
         if exc.status >= 500:
             log.warning("%s", exc)
-        return JSONResponse(error_body(exc.status, exc.code, exc.message), exc.status)
+        return JSONResponse(error_body(exc.status, exc.code, exc.message), exc.status,
+                            headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -75,7 +83,8 @@ def _error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {404: "not_found", 405: "method_not_allowed",
+                413: "body_too_large"}.get(exc.status_code, "http_error")
         return JSONResponse(error_body(exc.status_code, code, str(exc.detail)), exc.status_code,
                             headers=getattr(exc, "headers", None))
 

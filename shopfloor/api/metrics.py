@@ -25,8 +25,18 @@ class ApiMetrics:
                                 ["action", "outcome"], registry=self.registry)
         self.refused = Counter("shopfloor_api_refused_total", "actions refused before sending",
                                ["action", "code"], registry=self.registry)
+        self.results_dropped = Counter(
+            "shopfloor_api_results_dropped_total", "command results that did not count "
+            "(wrong topic, no such command, flood overflow, ...)", ["reason"],
+            registry=self.registry)
         self.audit_pending = Gauge("shopfloor_api_audit_pending", "audit entries not yet written",
                                    registry=self.registry)
+        self.live_refused = Gauge("shopfloor_api_live_refused", "telemetry the live view "
+                                  "refused by the admission rule, since start", ["reason"],
+                                  registry=self.registry)
+        self.live_unknown_values = Gauge("shopfloor_api_live_unknown_values", "telemetry "
+                                         "value keys that are not points (dropped), since "
+                                         "start", registry=self.registry)
         self.broker_connected = Gauge("shopfloor_api_broker_connected", "1 when connected",
                                       registry=self.registry)
 

@@ -110,6 +110,7 @@ class MqttLink:
             (topics.all_of_kind(site, topics.TELEMETRY), SubscribeOptions(qos=0)),
             (topics.all_of_kind(site, topics.CMD_RESULT), SubscribeOptions(qos=1)),
             (topics.status_topic(site, "+"), SubscribeOptions(qos=1)),
+            (topics.all_of_kind(site, topics.KPI), SubscribeOptions(qos=0)),  # retained
         ]
 
     def _handle_connect(self, client: mqtt.Client, _u: Any, flags: mqtt.ConnectFlags,

@@ -56,6 +56,16 @@ class Window:
             raise Invalid(f"window longer than {MAX_WINDOW.days} days", "bad_window")
         return cls(start, end)
 
+    def raw(self, max_raw_s: float) -> Window:
+        """This window, when raw samples over it are allowed (`api.max_raw_window_s`):
+        a raw read scans every sample of the window, however small the page."""
+        span_s = (self.end - self.start).total_seconds()
+        if span_s > max_raw_s:
+            raise Invalid(f"raw window of {span_s:g} s is longer than {max_raw_s:g} s "
+                          "(api.max_raw_window_s): give interval_s or a shorter window",
+                          "window_too_large")
+        return self
+
     def where(self) -> str:
         return f"time >= {_ms(self.start)}ms AND time < {_ms(self.end)}ms"
 

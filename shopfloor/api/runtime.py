@@ -13,27 +13,36 @@ from shopfloor.api.audit import AuditLog, recall
 from shopfloor.api.commands import (
     CommandBus,
     CommandRecord,
+    Drop,
+    Dropped,
     Listener,
     Outcome,
     RecordStore,
     Unknown,
 )
 from shopfloor.api.config import Settings, mqtt_client_id_of, state_dir_of
+from shopfloor.api.downtime.service import DowntimeService
 from shopfloor.api.errors import Unavailable
+from shopfloor.api.guard import WorkLimiter
 from shopfloor.api.idempotency import AnswerFile, IdempotencyStore
+from shopfloor.api.inbox import ResultInbox
 from shopfloor.api.influx import InfluxClient
 from shopfloor.api.kpi import KpiService
 from shopfloor.api.live import LiveView
 from shopfloor.api.metrics import ApiMetrics
 from shopfloor.api.mqtt import MqttLink
-from shopfloor.shared import topics
-from shopfloor.shared.contract import CommandResult, parse
+from shopfloor.api.operator.andon import AndonHub
+from shopfloor.shared import schema, topics
+from shopfloor.shared.access import client_id_of
+from shopfloor.shared.contract import CommandResult, parse, utc_now
 from shopfloor.shared.errors import ContractError
 from shopfloor.shared.plant import Plant
 
 log = logging.getLogger(__name__)
 
 RECALL_TIMEOUT_S = 10.0
+MAX_LOOKUPS = 16
+"""Audit lookups of result ids not in memory running at once."""
 
 
 @dataclass
@@ -50,6 +59,8 @@ class Runtime:
     mqtt: MqttLink
     kpi: KpiService
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    downtime: DowntimeService | None = None  # downtime events (api/downtime/)
+    andon: AndonHub | None = None  # live changes for the operator page (api/operator/)
 
 
 def _listener(runtime_box: dict[str, Runtime]) -> Listener:
@@ -74,41 +85,60 @@ def open_runtime(plant: Plant, settings: Settings, metrics: ApiMetrics) -> Runti
     box: dict[str, Runtime] = {}
     live = LiveView(plant)
     records = RecordStore(settings.max_command_records)
-    influx = InfluxClient(plant.database)
+    reads = WorkLimiter(settings.max_concurrent_reads, settings.query_timeout_s)
+    influx = InfluxClient(plant.database, reads)
     audit = AuditLog(influx)
+
+    def dropped(reason: str) -> None:
+        metrics.results_dropped.labels(reason).inc()
+
+    inbox = ResultInbox(loop, lambda *item: box["rt"].bus.deliver(*item), dropped,
+                        lambda command_id: box["rt"].bus.is_pending(command_id))
 
     def on_message(topic: str, payload: bytes) -> None:
         if topic.endswith("/" + topics.CMD_RESULT):
+            where = topics.parse_machine_topic(topic)
+            spec = plant.machines.get(where.machine) if where else None
             try:
+                if where is None or spec is None or spec.line != where.line:
+                    raise ContractError(f"{topic} is no machine topic of the plant")
                 result = parse(CommandResult, payload)
             except ContractError as exc:
                 log.debug("bad command result on %s: %s", topic, exc)
+                dropped(Dropped.MALFORMED)
                 return
-            where = topics.parse_machine_topic(topic)
-            line, machine = (where.line, where.machine) if where else ("", "")
-            loop.call_soon_threadsafe(box["rt"].bus.deliver, result, line, machine)
+            inbox.put(result, where.line, where.machine)
             return
         live.apply(topic, payload)
 
-    client_id = mqtt_client_id_of(settings, plant.site.id)
+    client_id = client_id_of(plant.broker, mqtt_client_id_of(settings, plant.site.id))
     mqtt = MqttLink(plant.broker, plant.site.id, on_message, client_id=client_id,
                     session_expiry_s=settings.mqtt_session_expiry_s)
     bus = CommandBus(plant.site.id, mqtt.publish, records, _listener(box),
-                     instance=client_id, on_unknown=_recover_later(box))
+                     instance=client_id, on_unknown=_recover_later(box, dropped),
+                     on_drop=dropped)
     runtime = Runtime(plant, settings, metrics, live, records, idempotency, influx,
-                      audit, bus, mqtt, KpiService(plant))
+                      audit, bus, mqtt, KpiService(plant, reads))
     box["rt"] = runtime
     audit.start()
+    runtime.downtime = DowntimeService(plant, influx, live, audit)
+    runtime.andon = AndonHub(live, loop)
+    runtime.downtime.start(lambda: schema.to_ms(utc_now()))
     return runtime
 
 
-def _recover_later(box: dict[str, Runtime]) -> Unknown:
+def _recover_later(box: dict[str, Runtime], dropped: Drop) -> Unknown:
     """Results of ours not in memory (sent before a restart): look the command up in the
-    audit in a task (the bus runs on the loop and must not wait), one lookup per id."""
+    audit in a task (the bus runs on the loop and must not wait), one lookup per id and
+    at most MAX_LOOKUPS at once (a flood of made-up ids must not flood the database);
+    the others are dropped and counted."""
     looking: set[str] = set()
 
     def on_unknown(result: CommandResult, line: str, machine: str) -> None:
         if result.id in looking:  # the same result again while its lookup runs
+            return
+        if len(looking) >= MAX_LOOKUPS:
+            dropped(Dropped.LOOKUP_BUSY)
             return
         runtime = box["rt"]
         looking.add(result.id)
@@ -129,33 +159,37 @@ def _recover_later(box: dict[str, Runtime]) -> Unknown:
 
 
 async def _recover(runtime: Runtime, result: CommandResult, line: str, machine: str) -> None:
-    """Record a result for a command not in memory as late: on the command rebuilt from
-    its audit entries, else on what the result and its topic say (no action, point,
-    value or requester). A command the audit shows finished is left alone."""
-    record = await _recall(runtime, result.id)
+    """Record a result for a command not in memory as late, on the command rebuilt from
+    its audit entries, when it came on that command's machine topic. A result that
+    matches no command the audit knows (or that cannot be matched: audit unreadable) is
+    dropped and counted; a command the audit shows finished is left alone."""
+    try:
+        record = await _recall(runtime, result.id)
+    except (Unavailable, TimeoutError) as exc:
+        log.warning("command %s: audit not readable (%s); its result is dropped",
+                    result.id, exc or "timeout")
+        runtime.metrics.results_dropped.labels(Dropped.UNVERIFIABLE).inc()
+        return
+    record = runtime.records.get(result.id) or record
     if record is None:
-        record = CommandRecord(id=result.id, machine=machine, line=line, action="",
-                               point="", value="", requested_by="",
-                               requested_at=result.ts, expires_at=result.ts)
-    runtime.bus.record_late(runtime.records.get(result.id) or record, result)
+        runtime.metrics.results_dropped.labels(Dropped.NOT_PENDING).inc()
+        log.debug("result for %s, a command never sent, dropped", result.id)
+        return
+    runtime.bus.record_late(record, result, line, machine)
 
 
 async def _recall(runtime: Runtime, command_id: str) -> CommandRecord | None:
     query = queries.audit(runtime.plant.site.id, queries.AuditFilter(command_id=command_id),
                           None, 20, 0)
-    try:
-        async with asyncio.timeout(RECALL_TIMEOUT_S):
-            return recall(await runtime.influx.rows(query))
-    except (Unavailable, TimeoutError) as exc:
-        log.warning("command %s: audit not readable (%s); its late result is recorded "
-                    "with what the result says", command_id, exc or "timeout")
-        return None
+    async with asyncio.timeout(RECALL_TIMEOUT_S):
+        return recall(await runtime.influx.rows(query))
 
 
 def _idempotency(settings: Settings) -> IdempotencyStore:
     """Keys in memory, finished answers in the state folder (ConfigError if unusable)."""
     ttl_s = settings.idempotency_ttl_s
-    return IdempotencyStore(ttl_s, answers=AnswerFile.open(state_dir_of(settings), ttl_s))
+    return IdempotencyStore(ttl_s, settings.idempotency_keys_per_api_key,
+                            answers=AnswerFile.open(state_dir_of(settings), ttl_s))
 
 
 async def start_link(runtime: Runtime) -> None:
@@ -167,7 +201,10 @@ async def close_runtime(runtime: Runtime) -> None:
     await asyncio.to_thread(runtime.mqtt.stop)
     if runtime.tasks:  # late results being recorded: let them reach the audit queue
         await asyncio.wait(runtime.tasks, timeout=RECALL_TIMEOUT_S)
+    if runtime.downtime is not None:
+        await runtime.downtime.stop()
     await runtime.audit.stop()
     await runtime.influx.aclose()
     await asyncio.to_thread(runtime.kpi.close)
+    runtime.influx.reads.close()
     runtime.idempotency.close()

@@ -8,37 +8,14 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from enum import StrEnum
 
+from shopfloor.shared.control_rules import ROLE_PERMISSIONS, Permission
 from shopfloor.shared.plant import ApiKey, Role
 
+__all__ = ["ROLE_PERMISSIONS", "KEY_BYTES", "Permission", "Principal", "authenticate",
+           "hash_key", "new_key"]
+
 KEY_BYTES = 32  # random bytes in a generated key (43 url-safe characters)
-
-
-class Permission(StrEnum):
-    """What a request may do. The role table below is the single source; docs/api.md
-    renders it and the auth-matrix test checks the two agree."""
-
-    READ = "read"  # plant, live state, history, KPIs, WIP
-    OPERATE = "operate"  # start, stop, alarm acknowledge, command lookup
-    SETPOINT = "setpoint"  # write any writable point
-    CHANGEOVER = "changeover"  # product / work order
-    MAINTENANCE = "maintenance"  # maintenance mode on/off
-    START_IN_MAINTENANCE = "start_in_maintenance"  # start while maintenance mode is on
-    STOCKTAKE = "stocktake"  # set a line's WIP anchor count
-    AUDIT = "audit"  # read the command audit
-
-
-P = Permission
-ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.VIEWER: frozenset({P.READ}),
-    Role.OPERATOR: frozenset({P.READ, P.OPERATE, P.SETPOINT}),
-    Role.SUPERVISOR: frozenset({P.READ, P.OPERATE, P.SETPOINT, P.CHANGEOVER, P.STOCKTAKE,
-                                P.AUDIT}),
-    Role.MAINTENANCE: frozenset({P.READ, P.OPERATE, P.SETPOINT, P.MAINTENANCE,
-                                 P.START_IN_MAINTENANCE, P.AUDIT}),
-    Role.ADMIN: frozenset(Permission),
-}
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,11 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shopfloor.collector.durations import StateDurations, known_reasons
-from shopfloor.collector.encode import Encoder
+from shopfloor.collector.encode import NOT_A_POINT, Encoder
 from shopfloor.collector.messages import Kind, ParsedMessage, Reason, Rejected, Router
 from shopfloor.collector.metrics import LAG_BUCKETS_S, Metrics
 from shopfloor.collector.mqtt import Ack
 from shopfloor.collector.sequence import IN_ORDER, SequenceTracker
+from shopfloor.shared.admission import TimeAdmission
 from shopfloor.shared.contract import Telemetry
 from shopfloor.shared.plant import Plant
 
@@ -62,6 +63,7 @@ class Batcher:
         self.durations = StateDurations(known_reasons(plant))
         self._encoder = Encoder(plant)
         self._router = Router(plant)
+        self._admission = TimeAdmission.of(plant)
         self._max_values = plant.collector.batch_max_values
         self._max_s = plant.collector.batch_max_s
         self._batch: Batch | None = None
@@ -122,11 +124,21 @@ class Batcher:
         if isinstance(result, Rejected):
             self._reject(topic, result.reason, result.detail, raw)
             return
+        if result.kind is Kind.TELEMETRY:
+            # Before any accounting: a refused sample never moves seq state, durations
+            # or the live KPI watermark (it never reaches batch.messages).
+            refused = self._admission.refuse(result.ts_ms, int(received_at * 1000))
+            if refused is not None:
+                self._reject(topic, Reason(refused.reason.value), refused.detail, raw)
+                return
         batch.received[result.kind] = batch.received.get(result.kind, 0) + 1
         message = self._account(batch, result, received_at)
         encoded = self._encoder.encode(message, received_at)
         if encoded.bad_points:
-            detail = "; ".join(f"{k}: {v}" for k, v in sorted(encoded.bad_points.items()))
+            unknown = sum(1 for why in encoded.bad_points.values() if why is NOT_A_POINT)
+            if unknown:
+                self._metrics.unknown_values.inc(unknown)
+            detail = _bad_points_detail(encoded.bad_points)
             self._reject(topic, Reason.POINT, detail, raw)
         if encoded.line is not None:
             batch.lines.append(encoded.line)
@@ -177,6 +189,18 @@ class Batcher:
     def _reject(self, topic: str, reason: Reason, detail: str, raw: bytes) -> None:
         self._metrics.dead_letters.labels(reason.value).inc()
         self._dead_letter(topic, reason, detail, raw)
+
+
+MAX_DETAILED_POINTS = 20  # a dead letter names this many bad points, then counts the rest
+
+
+def _bad_points_detail(bad: dict[str, str]) -> str:
+    """Why points were left out, bounded: a message may carry any number of keys."""
+    names = sorted(bad)
+    detail = "; ".join(f"{k}: {bad[k]}" for k in names[:MAX_DETAILED_POINTS])
+    if len(names) > MAX_DETAILED_POINTS:
+        detail += f"; and {len(names) - MAX_DETAILED_POINTS} more"
+    return detail
 
 
 class Intake:

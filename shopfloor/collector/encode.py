@@ -23,6 +23,7 @@ from shopfloor.shared.plant import Plant, Point
 from shopfloor.shared.schema import to_ms
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+NOT_A_POINT = "not a point of this machine"  # a bad_points reason: an unknown value key
 
 
 class FieldKind(StrEnum):
@@ -211,7 +212,7 @@ class Encoder:
             spec = fields.get(name)
             if spec is None:
                 if not (quality and name in quality):
-                    bad[name] = "not a point of this machine"
+                    bad[name] = NOT_A_POINT
                 continue
             if quality and name in quality:
                 continue  # quality "bad": no trustworthy value in this sample
@@ -282,5 +283,11 @@ def status_line(
         fields["version"] = payload.version
     if payload.queue_depth is not None:
         fields["queue_depth"] = payload.queue_depth
+    if payload.overloaded is not None:
+        fields["overloaded"] = payload.overloaded
+    if payload.polls_skipped is not None:
+        fields["polls_skipped"] = payload.polls_skipped
+    if payload.online:  # always, so that the latest point says whether any are left
+        fields["problems"] = "; ".join(payload.problems or ())
     tags = {schema.TAG_SITE: message.site, schema.TAG_AGENT: message.agent}
     return schema.line(schema.AGENT_STATUS, tags, fields, to_ms(payload.ts or received_at))

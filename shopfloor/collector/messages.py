@@ -30,6 +30,8 @@ class Reason(StrEnum):
     WRONG_LINE = "wrong_line"  # machine exists, but on another line
     UNKNOWN_AGENT = "unknown_agent"
     POINT = "point"  # some point values do not fit the plant's point (rest stored)
+    FUTURE_TS = "future_ts"  # telemetry ts beyond admission.max_ahead_s (shared.admission)
+    OLD_TS = "old_ts"  # telemetry ts older than admission.max_age_s
     REJECTED_BY_DATABASE = "rejected_by_database"
 
 

@@ -30,6 +30,8 @@ class Metrics:
         self.write_failures = Counter(p + "write_failures", "failed write attempts", registry=r)
         self.dead_letters = Counter(p + "dead_letters", "messages dead-lettered", ["reason"],
                                     registry=r)
+        self.unknown_values = Counter(p + "unknown_values", "telemetry value keys that are"
+                                      " not a point of the machine (dropped)", registry=r)
         self.lost = Gauge(p + "lost_samples", "seqs of a stream never received (gap"
                           " still open after the grace period), less those that came"
                           " later (late_samples)", ["machine"], registry=r)

@@ -35,6 +35,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from shopfloor.collector.fastclient import BufferedSocket, FastClient
 from shopfloor.shared import topics
+from shopfloor.shared.access import client_id_of
 from shopfloor.shared.backoff import Backoff
 from shopfloor.shared.logs import FailureLog
 from shopfloor.shared.plant import Plant
@@ -99,7 +100,8 @@ class Subscriber:
     def _make_client(self) -> Client:
         broker = self._plant.broker
         client = FastClient(
-            CallbackAPIVersion.VERSION2, client_id=self._plant.collector.client_id,
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id_of(broker, self._plant.collector.client_id),
             protocol=MQTTProtocolVersion.MQTTv5, manual_ack=True,
         )
         if broker.username:

@@ -28,6 +28,7 @@ from shopfloor.collector.recovery import recover_last_seq, recover_last_states
 from shopfloor.collector.sinks import BatchSink, SinkRunner, WrittenBatch
 from shopfloor.collector.stats import LagWindow, StatsReporter, read_snapshot
 from shopfloor.collector.writer import DurableWriter
+from shopfloor.shared.access import client_id_of
 from shopfloor.shared.http_status import StatusServer
 from shopfloor.shared.plant import Plant
 
@@ -59,7 +60,8 @@ class Collector:
         self.metrics.database_up.set_function(lambda: int(self.db.up))
         self.lags = LagWindow()  # write time - sample ts of the telemetry written
         self.stats = StatsReporter(
-            plant.site.id, plant.collector.client_id, plant.collector.stats_period_s or 0.0,
+            plant.site.id, client_id_of(plant.broker, plant.collector.client_id),
+            plant.collector.stats_period_s or 0.0,
             lambda: read_snapshot(self.metrics, self.subscriber.received, self.pending,
                                   self.lags.take()),
             lambda: self.db.writer.write if self.db.writer is not None else None,

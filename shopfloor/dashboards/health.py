@@ -1,6 +1,7 @@
 """Dashboard 5, system health, from what InfluxDB holds: samples stored per second,
 samples missing from the stored sequence numbers (lost between edge and database), the
-collector's end-to-end lag and dead letters (its `collector_stats` points), edge agents
+collector's end-to-end lag, dead letters and its own lost / late counts (its
+`collector_stats` points), edge agents
 online over time, each edge agent's outbox depth (from the status it repeats every
 status period), time of each machine's latest stored sample."""
 
@@ -54,6 +55,18 @@ def end_to_end_lag() -> InfluxQL:
     and the worst of its p99s."""
     return InfluxQL(
         f'SELECT mean("lag_p50_s") AS "p50", max("lag_p99_s") AS "p99" '
+        f'FROM "{schema.COLLECTOR_STATS}" {where(schema.TAG_SITE)} '
+        f"{group_by(*STATS_TAGS, time=True)}"
+    ).alias(f"{STATS_SERIES} $col")
+
+
+def lost_and_late() -> InfluxQL:
+    """Per collector, its own loss accounting (cumulative since it started): `lost` is net
+    of the samples that came after their gap's grace period (those count as `late`), and a
+    new stream (a new edge epoch, a seq jump beyond 10,000,000) is never a loss — where the
+    stored-sequence panel cannot tell a new stream from a gap."""
+    return InfluxQL(
+        f'SELECT last("lost") AS "lost", last("late") AS "late" '
         f'FROM "{schema.COLLECTOR_STATS}" {where(schema.TAG_SITE)} '
         f"{group_by(*STATS_TAGS, time=True)}"
     ).alias(f"{STATS_SERIES} $col")
@@ -114,6 +127,8 @@ def dashboard() -> Dashboard:
                                      unit="s"))
         .with_panel(timeseries_panel("Dead letters", [dead_letters()], w=12, h=8,
                                      unit="none"))
+        .with_panel(timeseries_panel("Samples lost and late (collector count)",
+                                     [lost_and_late()], w=24, h=8, unit="none"))
         .with_row(Row("Edge"))
         .with_panel(agents)
         .with_panel(timeseries_panel("Edge queue depth", [edge_queue_depth()], w=12, h=8,

@@ -6,10 +6,11 @@ from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
 
 from shopfloor.dashboards import formulas as f
 from shopfloor.dashboards.common import new_dashboard
-from shopfloor.dashboards.panels import timeseries_panel
+from shopfloor.dashboards.panels import bar_chart_panel, timeseries_panel
 from shopfloor.dashboards.query import InfluxQL
 from shopfloor.dashboards.variables import group_by, series_name, where
 from shopfloor.shared import schema
+from shopfloor.shared.reasons import UNCLASSIFIED
 
 UID = "shopfloor-line-flow"
 LINE_TAGS = (schema.TAG_SITE, schema.TAG_LINE)
@@ -43,6 +44,19 @@ def line_figure(field: str) -> InfluxQL:
     ).alias(series_name(*LINE_TAGS))
 
 
+UNCLASSIFIED_COLUMN = "unclassified_min"
+
+
+def unclassified_per_shift() -> InfluxQL:
+    """Minutes of downtime nobody classified yet, per shift (the shift a part starts in;
+    summed over the time range): where the downtime Pareto is still blind."""
+    return InfluxQL(
+        f'SELECT sum("{schema.DURATION_FIELD}") / 60 AS "{UNCLASSIFIED_COLUMN}" '
+        f'FROM "{schema.DOWNTIME}" {where(*LINE_TAGS)} '
+        f"AND \"{schema.TAG_REASON}\" = '{UNCLASSIFIED}' GROUP BY \"{schema.TAG_SHIFT}\""
+    ).table()
+
+
 def dashboard() -> Dashboard:
     flow = timeseries_panel("Station throughput (good parts per hour)", [throughput()], w=24, h=8,
                             unit="none")
@@ -63,4 +77,8 @@ def dashboard() -> Dashboard:
                                      unit="s"))
         .with_row(Row("Stations"))
         .with_panel(flow)
+        .with_row(Row("Downtime"))
+        .with_panel(bar_chart_panel("Unclassified downtime per shift (min)",
+                                    unclassified_per_shift(), w=24, h=8,
+                                    x_field=schema.TAG_SHIFT, unit="m"))
     )

@@ -23,14 +23,27 @@ def _emit(text: str, output: str | None) -> None:
 
 @click.command("mosquitto-acl")
 @click.argument("plant", type=click.Path(dir_okay=False))
-@click.option("--collector-user", default="collector", show_default=True)
-@click.option("--api-user", default="api", show_default=True)
+@click.option("--collector-user", "collector_users", multiple=True, default=["collector"],
+              show_default=True, help="one per collector shard (repeat)")
+@click.option("--api-user", "api_users", multiple=True, default=["api"], show_default=True,
+              help="one per API replica (repeat)")
+@click.option("--observer-user", "observer_users", multiple=True, default=["observer"],
+              show_default=True, help="read-only users of the whole site (repeat)")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="file (default stdout)")
-def mosquitto_acl(plant: str, collector_user: str, api_user: str, output: str | None) -> None:
+def mosquitto_acl(plant: str, collector_users: tuple[str, ...], api_users: tuple[str, ...],
+                  observer_users: tuple[str, ...], output: str | None) -> None:
     """Print the mosquitto ACL file for PLANT: each edge agent (user = agent id) may
-    publish only its machines' topics and read only their cmd topics."""
+    publish only its machines' topics and read only their cmd topics (the table is in
+    shopfloor/shared/access.py). Every process needs a user of its own: client ids are
+    bound to user names."""
     model = load_or_exit(plant)
-    _emit(acl_file(model, Users(collector=collector_user, api=api_user)), output)
+    users = Users(tuple(collector_users), tuple(api_users), tuple(observer_users))
+    try:
+        text = acl_file(model, users)
+    except ValueError as exc:
+        click.echo(f"{plant}: {exc}", err=True)
+        sys.exit(2)
+    _emit(text, output)
 
 
 @click.command("mosquitto-bridge")

@@ -1,11 +1,10 @@
 """mosquitto access control and bridging, generated from the plant file (pure text).
 
-ACL (mosquitto `acl_file` format): each edge agent connects with its agent id as user
-name and may publish only its own machines' telemetry, state and cmd/result and its own
-status topic, and read only its own machines' cmd topics. The collector reads telemetry,
-state and status and writes kpi and dead letters; the API reads state, telemetry, status,
-kpi and cmd/result and writes cmd. Nothing else is granted: mosquitto denies by default
-once an ACL file is loaded.
+ACL (mosquitto `acl_file` format): exactly the grants of the access table
+(shared/access.py) — each edge agent (user = agent id) its own machines, the collector,
+the API and read-only observers their parts. Nothing else is granted: mosquitto denies by
+default once an ACL file is loaded. `access_conf` is the matching part of mosquitto.conf:
+no anonymous clients, the password and ACL files, and client ids bound to user names.
 
 Bridge: a site broker forwards the site's whole topic tree to a central broker (`out`),
 with a persistent session so that messages queue on the site while the link is down.
@@ -15,78 +14,56 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shopfloor.shared import topics
+from shopfloor.shared import access, topics
+from shopfloor.shared.access import Grant
 from shopfloor.shared.plant import Plant
-
-READ, WRITE = "read", "write"
-
-EDGE_PUBLISHES = (topics.TELEMETRY, topics.STATE, topics.CMD_RESULT)
 
 
 @dataclass(frozen=True)
 class Users:
-    """MQTT user names of the central components (agents use their agent id)."""
+    """MQTT user names of the central components and observers (agents use their agent
+    id). Each API replica and each collector shard needs a user of its own: the broker
+    binds client ids to user names, so two processes sharing a user would evict each
+    other's connection."""
 
-    collector: str = "collector"
-    api: str = "api"
-
-
-def _machine(plant: Plant, machine_id: str, kind: str) -> str:
-    line = plant.machines[machine_id].line
-    return topics.machine_topic(plant.site.id, line, machine_id, kind)
-
-
-def agent_rules(plant: Plant, agent_id: str) -> list[tuple[str, str]]:
-    """(access, topic) for one edge agent: exactly its machines and its status topic."""
-    agent = plant.agent(agent_id)
-    if agent is None:
-        raise KeyError(agent_id)
-    rules: list[tuple[str, str]] = []
-    for machine_id in agent.machines:
-        rules += [(WRITE, _machine(plant, machine_id, kind)) for kind in EDGE_PUBLISHES]
-        rules.append((READ, _machine(plant, machine_id, topics.CMD)))
-    rules.append((WRITE, topics.status_topic(plant.site.id, agent_id)))
-    return rules
+    collectors: tuple[str, ...] = ("collector",)
+    apis: tuple[str, ...] = ("api",)
+    observers: tuple[str, ...] = ("observer",)
 
 
-def collector_rules(plant: Plant) -> list[tuple[str, str]]:
-    site = plant.site.id
-    return [
-        (READ, topics.all_of_kind(site, topics.TELEMETRY)),
-        (READ, topics.all_of_kind(site, topics.STATE)),
-        (READ, topics.status_topic(site, "+")),
-        (WRITE, topics.all_of_kind(site, topics.KPI)),
-        (WRITE, topics.line_kpi_topic(site, "+")),
-        (WRITE, topics.dead_letter_topic(site, "#")),
-    ]
+def access_conf(password_file: str, acl_file: str) -> str:
+    """The access part of a site's mosquitto.conf (deploy/mosquitto/mosquitto.conf holds
+    it): every client logs in, may touch only its topics, and its client id is its user
+    name, so that one client's credentials cannot take over another's persistent session
+    (mosquitto 1.4+; other brokers: docs/deploy.md)."""
+    return (
+        "allow_anonymous false\n"
+        f"password_file {password_file}\n"
+        f"acl_file {acl_file}\n"
+        "use_username_as_clientid true\n"
+    )
 
 
-def api_rules(plant: Plant) -> list[tuple[str, str]]:
-    site = plant.site.id
-    return [
-        (READ, topics.all_of_kind(site, topics.STATE)),
-        (READ, topics.all_of_kind(site, topics.TELEMETRY)),
-        (READ, topics.status_topic(site, "+")),
-        (READ, topics.all_of_kind(site, topics.KPI)),
-        (READ, topics.line_kpi_topic(site, "+")),
-        (READ, topics.all_of_kind(site, topics.CMD_RESULT)),
-        (WRITE, topics.all_of_kind(site, topics.CMD)),
-    ]
-
-
-def _block(user: str, rules: list[tuple[str, str]]) -> str:
-    return f"user {user}\n" + "".join(f"topic {access} {topic}\n" for access, topic in rules)
+def _block(user: str, grants: list[Grant]) -> str:
+    return f"user {user}\n" + "".join(f"topic {g.access} {g.topic}\n" for g in grants)
 
 
 def acl_file(plant: Plant, users: Users = Users()) -> str:
-    """The whole ACL file for the plant's broker."""
+    """The whole ACL file for the plant's broker. ValueError when one user name would
+    have two roles (e.g. an API user named like an agent)."""
+    named = [*users.collectors, *users.apis, *users.observers, *(a.id for a in plant.agents)]
+    twice = sorted({user for user in named if named.count(user) > 1})
+    if twice:
+        raise ValueError(f"MQTT user names used for two roles: {', '.join(twice)}")
     header = (
         f"# mosquitto ACL for site {plant.site.id}, generated by `shopfloor mosquitto-acl`.\n"
         "# Regenerate after changing agents or machines in the plant file; do not edit.\n"
         "# Each edge agent connects with its agent id as MQTT user name.\n\n"
     )
-    blocks = [_block(users.collector, collector_rules(plant)), _block(users.api, api_rules(plant))]
-    blocks += [_block(agent.id, agent_rules(plant, agent.id)) for agent in plant.agents]
+    blocks = [_block(user, access.collector(plant)) for user in users.collectors]
+    blocks += [_block(user, access.api(plant)) for user in users.apis]
+    blocks += [_block(user, access.observer(plant)) for user in users.observers]
+    blocks += [_block(agent.id, access.edge_agent(plant, agent.id)) for agent in plant.agents]
     return header + "\n".join(blocks)
 
 

@@ -22,14 +22,23 @@ from shopfloor.edge.errors import EdgeError
 from shopfloor.edge.metrics import EdgeMetrics
 from shopfloor.edge.modbus import Bus, bus_key
 from shopfloor.edge.mqtt import MqttLink
-from shopfloor.edge.outbox import Outbox
+from shopfloor.edge.outbox import PENDING_POLLS, Outbox
+from shopfloor.edge.overload import Governor
 from shopfloor.edge.poller import MachinePoller
 from shopfloor.edge.publisher import Publisher
 from shopfloor.edge.state import StateTracker, StateView
 from shopfloor.edge.store import Store
+from shopfloor.edge.supervise import TaskHealth, supervise
 from shopfloor.shared import topics
-from shopfloor.shared.backoff import Backoff
-from shopfloor.shared.contract import AgentStatus, StatePayload, parse, utc_now
+from shopfloor.shared.access import client_id_of
+from shopfloor.shared.contract import (
+    MAX_PROBLEM_CHARS,
+    MAX_PROBLEMS,
+    AgentStatus,
+    StatePayload,
+    parse,
+    utc_now,
+)
 from shopfloor.shared.errors import ContractError
 from shopfloor.shared.http_status import StatusServer
 from shopfloor.shared.plant import Agent, Plant
@@ -39,6 +48,12 @@ log = logging.getLogger(__name__)
 DRAIN_S = 2.0
 """On shutdown, how long to wait for in-flight PUBACKs (the rest stays queued)."""
 INFLIGHT_RANGE = (20, 100)
+STATUS_CHECK_S = 1.0
+"""How often the status loop looks for a change of the agent's problems."""
+BACKLOG_S = 2.0
+BACKLOG_MIN = 500
+"""While connected, an outbox past max(BACKLOG_MIN, BACKLOG_S of polling) that keeps
+growing means the publisher is not keeping up: overload (overload.py)."""
 COMMAND_IDS_KEPT_S = 30 * 24 * 3600.0
 """Executed command ids are remembered this long (commands expire long before)."""
 
@@ -63,9 +78,21 @@ class EdgeAgent:
         self.metrics = EdgeMetrics()
         self.status_topic = topics.status_topic(self.site, agent.id)
         self.status_port: int | None = None
+        self.governor: Governor | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.task_health = TaskHealth(self.metrics)
+        self._outbox: Outbox | None = None
+
+    def problems(self) -> list[str]:
+        """Why the agent is unhealthy, apart from the broker: an outbox that cannot be
+        written, tasks that crashed recently. Empty when all is well."""
+        problems = self.task_health.problems()
+        if self._outbox is not None and self._outbox.problem is not None:
+            problems.insert(0, f"outbox: {self._outbox.problem}")
+        return problems
 
     def _status(self, online: bool, queue_depth: int | None = None) -> bytes:
+        governor = self.governor if online else None
         return AgentStatus(
             online=online,
             agent=self.agent.id,
@@ -73,31 +100,65 @@ class EdgeAgent:
             machines=list(self.agent.machines),
             version=__version__,
             queue_depth=queue_depth,
+            overloaded=governor.overloaded if governor else None,
+            polls_skipped=governor.skipped if governor else None,
+            problems=_status_problems(self.problems()) if online else None,
         ).to_json()
 
-    async def _repeat_status(self, link: MqttLink, store: Store) -> None:
-        """Re-publish the (retained) online status every status period while connected,
-        with the outbox depth, so that dashboards see a backlog drain."""
-        while True:
-            await asyncio.sleep(self.agent.status_period_s)
+    def _make_governor(self, link: MqttLink, store: Store) -> Governor:
+        """Overload control (overload.py); the status goes out at once when the agent
+        starts or stops shedding polls."""
+        nominal = sum(1 / self.plant.machines[m].poll_interval_s for m in self.agent.machines)
+
+        def changed(overloaded: bool) -> None:
             if link.connected.is_set():
                 link.publish(self.status_topic, self._status(True, store.samples), retain=True)
 
+        governor = Governor(
+            lambda: store.samples,
+            link.connected.is_set,
+            backlog_limit=max(BACKLOG_MIN, round(nominal * BACKLOG_S)),
+            on_change=changed,
+        )
+        self.metrics.overloaded.set_function(lambda: float(governor.overloaded))
+        self.metrics.poll_admission.set_function(lambda: governor.ratio)
+        return governor
+
+    async def _repeat_status(self, link: MqttLink, store: Store) -> None:
+        """Re-publish the (retained) online status every status period while connected,
+        with the outbox depth, so that dashboards see a backlog drain; at once (within
+        a second) when the agent's problems change."""
+        period = self.agent.status_period_s
+        loop = asyncio.get_running_loop()
+        due, reported = loop.time() + period, self.problems()
+        while True:
+            await asyncio.sleep(min(period, STATUS_CHECK_S))
+            problems = self.problems()
+            if loop.time() < due and problems == reported:
+                continue
+            if link.connected.is_set():
+                link.publish(self.status_topic, self._status(True, store.samples), retain=True)
+                due, reported = loop.time() + period, problems
+
     async def run(self, stop: asyncio.Event) -> None:
+        queue = self.agent.queue
         store = Store(
-            outbox_path_of(self.agent), self.agent.queue.max_samples, self.agent.queue.when_full
+            outbox_path_of(self.agent), queue.max_samples, queue.when_full, queue.max_bytes
         )
         store.forget_commands(time.time() - COMMAND_IDS_KEPT_S)
-        outbox = Outbox(store, self.metrics)
+        outbox = self._outbox = Outbox(
+            store, self.metrics, pending_max=PENDING_POLLS * len(self.agent.machines)
+        )
         inflight = min(max(self.agent.publish_inflight, INFLIGHT_RANGE[0]), INFLIGHT_RANGE[1])
         link = MqttLink(
             self.plant.broker,
-            f"shopfloor-edge-{self.site}-{self.agent.id}",
+            client_id_of(self.plant.broker, f"shopfloor-edge-{self.site}-{self.agent.id}"),
             inflight=inflight,
             backoff_max_s=self.agent.backoff_max_s,
         )
         link.set_will(self.status_topic, self._status(False))
         publisher = Publisher(outbox, link, inflight, self.metrics)
+        self.governor = self._make_governor(link, store)
         buses, pollers = self._pollers(store, outbox)
         dispatcher = CommandDispatcher(
             self.site,
@@ -110,6 +171,7 @@ class EdgeAgent:
         link.on_connected = lambda: self._on_connected(link, dispatcher, store)
         self.metrics.broker_connected.set_function(lambda: float(link.connected.is_set()))
         self.metrics.queue_depth.set_function(lambda: float(store.samples))
+        self.metrics.outbox_writable.set_function(lambda: float(outbox.problem is None))
         server = self._start_status_server(link, outbox, pollers)
         # The plant model, clients and tasks live as long as the agent: keep them out of
         # the cyclic GC's full collections, which otherwise stall every poller for tens of
@@ -117,11 +179,12 @@ class EdgeAgent:
         gc.collect()
         gc.freeze()
         log.info(
-            "edge agent %s: %d machine(s), outbox %s (%d queued)",
+            "edge agent %s: %d machine(s), outbox %s (%d queued, stream epoch %d)",
             self.agent.id,
             len(pollers),
             store.path,
             store.samples,
+            store.epoch,
         )
         try:
             async with asyncio.TaskGroup() as group:
@@ -132,6 +195,7 @@ class EdgeAgent:
                 spawn("publisher", publisher.run)
                 spawn("commands", dispatcher.run)
                 spawn("status", partial(self._repeat_status, link, store))
+                spawn("overload", self.governor.run)
                 n = len(pollers)
                 polling = [
                     spawn(f"poll:{p.machine_id}", partial(p.run, i / n * p.machine.poll_interval_s))
@@ -153,7 +217,7 @@ class EdgeAgent:
     def _pollers(self, store: Store, outbox: Outbox) -> tuple[dict[str, Bus], list[MachinePoller]]:
         buses: dict[str, Bus] = {}
         pollers = []
-        saved = store.states()
+        saved = store.last_states
         for machine_id in self.agent.machines:
             machine = self.plant.machines[machine_id]
             key = bus_key(machine_id, machine.connection)
@@ -161,7 +225,15 @@ class EdgeAgent:
             tracker = restore_tracker(saved.get(machine_id))
             pollers.append(
                 MachinePoller(
-                    self.site, machine_id, machine, bus, self.agent, outbox, self.metrics, tracker
+                    self.site,
+                    machine_id,
+                    machine,
+                    bus,
+                    self.agent,
+                    outbox,
+                    self.metrics,
+                    tracker,
+                    self.governor,
                 )
             )
         return buses, pollers
@@ -170,7 +242,7 @@ class EdgeAgent:
         self, group: asyncio.TaskGroup
     ) -> Callable[[str, Callable[[], Awaitable[Any]]], asyncio.Task[None]]:
         def spawn(name: str, factory: Callable[[], Awaitable[Any]]) -> asyncio.Task[None]:
-            task = group.create_task(_supervise(name, factory), name=name)
+            task = group.create_task(supervise(name, factory, self.task_health), name=name)
             self._tasks.append(task)
             return task
 
@@ -206,11 +278,13 @@ class EdgeAgent:
         def health() -> tuple[bool, dict[str, Any]]:
             connected = link.connected.is_set()
             online = sum(1 for p in pollers if p.online)
-            return connected, {
+            problems = self.problems()
+            return connected and not problems, {
                 "broker_connected": connected,
                 "queue_depth": outbox.depth,
                 "devices_online": online,
                 "devices": len(pollers),
+                "problems": problems,
             }
 
         server = StatusServer(
@@ -218,6 +292,18 @@ class EdgeAgent:
         ).start()
         self.status_port = server.port
         return server
+
+
+def _status_problems(problems: list[str]) -> list[str] | None:
+    """The problems as the status contract bounds them (None when there are none)."""
+    if not problems:
+        return None
+    if len(problems) > MAX_PROBLEMS:
+        more = len(problems) - MAX_PROBLEMS + 1
+        problems = [*problems[: MAX_PROBLEMS - 1], f"and {more} more (see /healthz)"]
+    return [
+        p if len(p) <= MAX_PROBLEM_CHARS else p[: MAX_PROBLEM_CHARS - 3] + "..." for p in problems
+    ]
 
 
 def restore_tracker(saved: bytes | None) -> StateTracker:
@@ -244,18 +330,3 @@ async def _cancel_all(tasks: list[asyncio.Task[None]], attempts: int = 50) -> No
             task.cancel()
         _, pending = await asyncio.wait(pending, timeout=0.2)
     log.error("%d task(s) ignored cancellation: %s", len(pending), [t.get_name() for t in pending])
-
-
-async def _supervise(name: str, factory: Callable[[], Awaitable[Any]]) -> None:
-    """Run a task; if it crashes, log it and start it again after a backoff."""
-    backoff = Backoff(0.5, 10.0)
-    while True:
-        try:
-            await factory()
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # noqa: BLE001 - a supervisor restarts whatever crashed
-            delay = backoff.next_delay()
-            log.exception("task %s crashed; restarting in %.1f s", name, delay)
-            await asyncio.sleep(delay)

@@ -3,8 +3,12 @@ write over Modbus, read back, and answer on `.../cmd/result`.
 
 Refused (status `rejected`, `detail` says why): an unknown point, a point that is not
 writable, a value of the wrong type or outside min/max (or that does not fit the
-point's type), an id already executed (ids are kept in SQLite: at most once, across
-restarts). An expired command gets status `expired`. A Modbus error gets `failed`.
+point's type), a write the control rules refuse (shared.control_rules: the requester's
+role, points owned by an action, the maintenance interlock — the same rules as the
+API's), an id already executed (ids are kept in SQLite: at most once, across restarts).
+An expired command gets status `expired`, one that expires further ahead than
+`MAX_LIFETIME` is refused. A Modbus error gets `failed`, and so does a read-back that
+differs from the value written: `done` always means the device holds the value asked.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import math
 from shopfloor.edge.errors import DeviceError
 from shopfloor.edge.modbus import Bus
 from shopfloor.edge.plan import ReadBlock
+from shopfloor.shared import control_rules
 from shopfloor.shared.codec import Value, decode, encode
 from shopfloor.shared.contract import Command, CommandResult, CommandStatus
 from shopfloor.shared.enums import DataType
@@ -28,10 +33,50 @@ log = logging.getLogger(__name__)
 Refusal = tuple[CommandStatus, str]
 
 
+MAX_LIFETIME = dt.timedelta(hours=1)
+"""A command expiring further ahead than this is refused (the API's commands live
+seconds): a command cannot lie in wait for days."""
+
+
 def check_command(machine: Machine, command: Command, now: dt.datetime) -> Refusal | None:
-    """Why the command must not run, or None when it may."""
+    """Why the command must not run (its expiry, its value, the control rules apart from
+    the interlock, which needs the device: see `check_interlock`), or None when it may."""
     if command.expires_at <= now:
         return CommandStatus.EXPIRED, f"expired at {command.expires_at.isoformat()}"
+    if command.expires_at > now + MAX_LIFETIME:
+        return CommandStatus.REJECTED, (f"expires_at {command.expires_at.isoformat()} is more "
+                                        f"than {MAX_LIFETIME} ahead")
+    return _check_point(machine, command) or _check_rules(machine, command, False)
+
+
+def _check_rules(machine: Machine, command: Command, in_maintenance: bool) -> Refusal | None:
+    if command.role is None:
+        return CommandStatus.REJECTED, "command names no role: the control rules cannot apply"
+    refusal = control_rules.check_write(command.role, machine, command.control_action,
+                                        command.point, command.value, in_maintenance)
+    if refusal is None:
+        return None
+    return CommandStatus.REJECTED, f"{refusal.code}: {refusal.message}"
+
+
+async def check_interlock(machine_id: str, machine: Machine, bus: Bus,
+                          command: Command) -> Refusal | None:
+    """The maintenance interlock, on the maintenance point read from the device now."""
+    assert command.role is not None
+    real = control_rules.effective_action(machine, command.control_action, command.point,
+                                          command.value)
+    name = machine.control.maintenance
+    point = machine.point(name) if name else None
+    if point is None or not control_rules.interlocked(command.role, real):
+        return None
+    try:
+        in_maintenance = await read_point(machine_id, machine, bus, point) is True
+    except (DeviceError, CodecError) as exc:
+        return CommandStatus.FAILED, f"maintenance point unreadable: {exc}"
+    return _check_rules(machine, command, in_maintenance)
+
+
+def _check_point(machine: Machine, command: Command) -> Refusal | None:
     point = machine.point(command.point)
     if point is None:
         return CommandStatus.REJECTED, f"unknown point {command.point!r}"
@@ -76,22 +121,30 @@ def _range_problem(point: Point, value: Value) -> str | None:
 async def execute(
     machine_id: str, machine: Machine, bus: Bus, command: Command
 ) -> tuple[CommandStatus, str, Value | None]:
-    """Write the value, read it back. (status, detail, readback)."""
+    """Write the value, read it back. (status, detail, readback). The caller serialises
+    the writes of a machine, so the read-back is this write's."""
     point = machine.point(command.point)
     assert point is not None
     device_id = machine.connection.device_id
+    registers = encode(point, command.value)
     try:
-        await bus.write(
-            machine_id, device_id, point.table, point.address, encode(point, command.value)
-        )
-        block = ReadBlock(point.table, point.address, point.count, (point,))
-        data = await bus.read(machine_id, device_id, block)
-        readback = decode(point, [int(v) for v in data])
+        await bus.write(machine_id, device_id, point.table, point.address, registers)
+        readback = await read_point(machine_id, machine, bus, point)
     except DeviceError as exc:
         return CommandStatus.FAILED, f"modbus: {exc.kind}: {exc.detail}", None
     except CodecError as exc:
         return CommandStatus.FAILED, f"read-back does not decode: {exc}", None
+    expected = decode(point, registers)
+    if readback != expected:
+        return CommandStatus.FAILED, f"read back {readback!r}, not {expected!r}", readback
     return CommandStatus.DONE, "written and read back", readback
+
+
+async def read_point(machine_id: str, machine: Machine, bus: Bus, point: Point) -> Value:
+    """The point's value read from the device now. DeviceError, CodecError."""
+    block = ReadBlock(point.table, point.address, point.count, (point,))
+    data = await bus.read(machine_id, machine.connection.device_id, block)
+    return decode(point, [int(v) for v in data])
 
 
 def result_payload(

@@ -9,7 +9,14 @@ import asyncio
 import logging
 import time
 
-from shopfloor.edge.commands import check_command, execute, extract_id, result_payload
+from shopfloor.edge.commands import (
+    check_command,
+    check_interlock,
+    execute,
+    extract_id,
+    result_payload,
+)
+from shopfloor.edge.errors import OutboxError
 from shopfloor.edge.metrics import EdgeMetrics
 from shopfloor.edge.modbus import Bus
 from shopfloor.edge.outbox import Outbox
@@ -41,6 +48,9 @@ class CommandDispatcher:
             for mid, (m, _) in machines.items()
         }
         self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(MAX_PENDING)
+        # One write at a time per machine (interlock read, write, read-back): two
+        # concurrent writes of one point each read back their own value.
+        self._writing = {mid: asyncio.Lock() for mid in machines}
 
     @property
     def topics(self) -> list[str]:
@@ -85,7 +95,20 @@ class CommandDispatcher:
         refusal = check_command(machine, command, utc_now())
         if refusal is not None:
             return refusal[0], refusal[1], None
-        if not self.outbox.claim_command(command.id, machine_id, time.time()):
+        async with self._writing[machine_id]:
+            return await self._write(machine_id, machine, bus, command)
+
+    async def _write(self, machine_id: str, machine: Machine, bus: Bus, command: Command):  # type: ignore[no-untyped-def]
+        refusal = await check_interlock(machine_id, machine, bus, command)
+        if refusal is not None:
+            return refusal[0], refusal[1], None
+        if command.expires_at <= utc_now():  # waited for the machine's previous writes
+            return CommandStatus.EXPIRED, f"expired at {command.expires_at.isoformat()}", None
+        try:
+            claimed = self.outbox.claim_command(command.id, machine_id, time.time())
+        except OutboxError as exc:  # not recorded: executing it could execute it twice
+            return CommandStatus.FAILED, f"not executed: {exc}", None
+        if not claimed:
             return CommandStatus.REJECTED, f"duplicate id {command.id!r}: already executed", None
         log.info(
             "command %s: %s.%s = %r (by %s)",

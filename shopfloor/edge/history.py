@@ -10,10 +10,11 @@ Run it only while the agent is stopped: the outbox has one owner.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from shopfloor.edge.agent import outbox_path_of, restore_tracker
+from shopfloor.edge.errors import DeviceError
 from shopfloor.edge.metrics import EdgeMetrics
 from shopfloor.edge.modbus import to_wire
 from shopfloor.edge.outbox import Outbox
@@ -41,9 +42,10 @@ class SourceReader:
     def __init__(self, source: Source) -> None:
         self.source = source
 
-    async def read_block(self, machine: str, device_id: int, block: ReadBlock,
-                         timeout_s: float | None = None) -> bytes:
-        return to_wire(block, await self.source.read(machine, device_id, block))
+    async def read_blocks(self, machine: str, device_id: int, blocks: Sequence[ReadBlock],
+                          timeout_s: float) -> list[bytes | DeviceError | None]:
+        return [to_wire(block, await self.source.read(machine, device_id, block))
+                for block in blocks]
 
 
 async def fill(plant: Plant, agent: Agent, source: Source, start_s: float, end_s: float,

@@ -34,6 +34,21 @@ class EdgeMetrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.polls = Counter("shopfloor_edge_polls", "Polls made", ["machine"], registry=r)
+        self.polls_skipped = Counter(
+            "shopfloor_edge_polls_skipped",
+            "Scheduled polls not made: shed under overload, or late (the poller woke after "
+            "its next tick)",
+            ["machine", "reason"],
+            registry=r,
+        )
+        self.overloaded = Gauge(
+            "shopfloor_edge_overloaded", "1 while the agent sheds polls (overload)", registry=r
+        )
+        self.poll_admission = Gauge(
+            "shopfloor_edge_poll_admission_ratio",
+            "Share of scheduled polls made (1: all; lower while overloaded)",
+            registry=r,
+        )
         self.poll_failures = Counter(
             "shopfloor_edge_poll_failures",
             "Failed reads by kind (connect/timeout/exception)",
@@ -60,6 +75,20 @@ class EdgeMetrics:
         )
         self.dropped = Counter(
             "shopfloor_edge_dropped", "Samples dropped, by reason", ["reason"], registry=r
+        )
+        self.quarantined = Counter(
+            "shopfloor_edge_quarantined",
+            "Outbox rows that could not be published, moved to the quarantine table",
+            registry=r,
+        )
+        self.outbox_writable = Gauge(
+            "shopfloor_edge_outbox_writable", "1 when the last outbox commit succeeded", registry=r
+        )
+        self.task_crashes = Counter(
+            "shopfloor_edge_task_crashes",
+            "Agent tasks that crashed (and restarted)",
+            ["task"],
+            registry=r,
         )
         self.commands = Counter(
             "shopfloor_edge_commands", "Commands by outcome", ["outcome"], registry=r

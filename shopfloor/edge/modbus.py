@@ -111,6 +111,26 @@ class Bus:
             )
         return to_wire(block, await self._read_pymodbus(machine, device_id, block))
 
+    async def read_blocks(
+        self, machine: str, device_id: int, blocks: Sequence[ReadBlock], timeout_s: float
+    ) -> list[bytes | DeviceError | None]:
+        """Every block of one poll: its answer's bytes (see `read_block`) or its
+        DeviceError. On TCP up to `max_in_flight` requests go out in one send. After a
+        connect failure or a timeout the blocks not yet tried stay None (the device is
+        not there); after an exception answer the others are still read."""
+        if self.reader is not None:
+            requests = [(b.table, b.address, b.count) for b in blocks]
+            return await self.reader.read_many(machine, device_id, requests, timeout_s)
+        outcomes: list[bytes | DeviceError | None] = [None] * len(blocks)
+        for i, block in enumerate(blocks):
+            try:
+                outcomes[i] = await self.read_block(machine, device_id, block, timeout_s)
+            except DeviceError as exc:
+                outcomes[i] = exc
+                if exc.kind is not DeviceFailure.EXCEPTION:
+                    break
+        return outcomes
+
     async def read(self, machine: str, device_id: int, block: ReadBlock) -> list[int] | list[bool]:
         """Registers (or bits) of one block. Raises DeviceError."""
         if self.reader is None:

@@ -30,21 +30,41 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 10.0
 SESSION_EXPIRY_S = 3600
 MISC_PERIOD_S = 1.0
+RECV_BYTES = 256 * 1024
 
 OnPublish = Callable[[int, bool], None]
 
 
 class _Client(mqtt.Client):
     """paho's client, handed a socket we connected asynchronously (paho's own connect
-    blocks for up to its connect timeout)."""
+    blocks for up to its connect timeout), reading the socket in large chunks: paho
+    asks for every packet's first byte, its length bytes and its body separately, three
+    system calls per PUBACK; here one recv serves a whole batch of PUBACKs."""
 
     prepared: socket.socket | None = None
+    _inbox = b""
+    _at = 0
 
     def _create_socket_connection(self) -> socket.socket:
         sock, self.prepared = self.prepared, None
         if sock is None:
             raise OSError("no connected socket prepared")
+        self._inbox, self._at = b"", 0
         return sock
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet handed to paho."""
+        return len(self._inbox) - self._at
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if self._at >= len(self._inbox):
+            self._inbox, self._at = super()._sock_recv(RECV_BYTES), 0
+            if not self._inbox:
+                return b""  # closed by the broker
+        start = self._at
+        self._at = min(start + bufsize, len(self._inbox))
+        return self._inbox[start : self._at]
 
 
 OnMessage = Callable[[str, bytes], None]
@@ -257,8 +277,14 @@ class MqttLink:
         self._loop.remove_writer(sock)
 
     def _read(self) -> None:
-        if self.client.loop_read() != mqtt.MQTT_ERR_SUCCESS:
-            self._drop_socket()
+        for _ in range(1000):  # paho reads a bounded number of packets per call: empty
+            if self.client.loop_read() != mqtt.MQTT_ERR_SUCCESS:  # our buffer (bounded)
+                self._drop_socket()
+                return
+            if not self.client.buffered or self.client.socket() is None:
+                break
+        if self._flush_scheduled:  # PUBACKs freed slots and the publisher refilled them:
+            self._write()  # send now, not a loop pass later (the scheduled flush finds nothing)
 
     def _flush(self) -> None:
         self._flush_scheduled = False

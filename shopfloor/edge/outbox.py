@@ -9,6 +9,15 @@ commit does not fsync and takes well under a millisecond for a batch, while a da
 thread would fight the loop for the GIL at every row (sqlite3 releases it per step) and
 crawl when the loop is busy. The fsyncs happen in WAL checkpoints, which run on a worker
 thread every `CHECKPOINT_INTERVAL_S`.
+
+When a commit fails (a full disk, a quota: `queue.max_bytes`), nothing is lost
+silently. The bookkeeping (PUBACKed deletions, the streams' seqs, states) is committed
+on its own, which needs no new space and frees some; the new messages stay in memory,
+at most `pending_max` of them, and are committed as soon as the disk takes them. Beyond
+that bound the oldest waiting samples are dropped and counted
+(`shopfloor_edge_dropped_total{reason="outbox_unwritable"}`); their seqs were already
+used, so the collector sees exactly these samples as a gap and counts them lost. While
+commits fail, `problem` says why (the agent's /healthz and status report it).
 """
 
 from __future__ import annotations
@@ -17,33 +26,57 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+from dataclasses import dataclass
 
 from shopfloor.edge.errors import OutboxError
 from shopfloor.edge.metrics import EdgeMetrics
-from shopfloor.edge.store import Batch, Message, Row, Store
+from shopfloor.edge.store import BadRow, Batch, Message, Row, Store
 from shopfloor.shared.logs import FailureLog
 
 log = logging.getLogger(__name__)
 
 COMMIT_INTERVAL_S = 0.05
 CHECKPOINT_INTERVAL_S = 1.0
+PENDING_POLLS = 50
+"""While commits fail, samples of this many polls per machine wait in memory."""
+FAILED_CHUNK = 20
+"""After a failed commit, waiting messages are committed this many at a time (a batch
+too large for the space left must not block the ones that fit)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """Publishable rows, and the highest row id read (bad rows included)."""
+
+    rows: list[Row]
+    upto: int
 
 
 class Outbox:
     """Owned by the event loop thread."""
 
-    def __init__(self, store: Store, metrics: EdgeMetrics) -> None:
+    def __init__(self, store: Store, metrics: EdgeMetrics, pending_max: int = 1000) -> None:
         self._store = store
         self._metrics = metrics
         self._batch = Batch()
-        self._next_seq = {m: s + 1 for m, s in store.seqs().items()}
+        self._next_seq = {m: s + 1 for m, s in store.last_seqs.items()}
         self._failures = FailureLog(log, f"outbox {store.path}")
+        self._quarantining: set[int] = set()
+        self.pending_max = pending_max
         self.committed = asyncio.Event()
         self._urgent = asyncio.Event()
         self.sent_upto = 0
         """Highest row id the publisher handed to the broker (never dropped)."""
         self.drops = 0
         """Counts commits that dropped rows: the publisher refetches after one."""
+        self.problem: str | None = None
+        """Why the last commit failed; None when it succeeded."""
+        self._dropping = False
+
+    @property
+    def epoch(self) -> int:
+        """The stream epoch of this outbox file (sent with every telemetry message)."""
+        return self._store.epoch
 
     def next_seq(self, machine: str) -> int:
         """The next sequence number of a machine's telemetry stream (persisted with the
@@ -98,10 +131,17 @@ class Outbox:
         try:
             dropped = self._store.commit(batch, self.sent_upto)
         except OutboxError as exc:
-            self._failures.failure("%s (kept in memory, retrying)", exc)
-            self._requeue(batch)
+            self._failed(batch, exc)
             return
         self._failures.success()
+        self.problem = None
+        self._dropping = False
+        self._quarantined(batch.quarantine)
+        self._committed(batch, dropped)
+
+    def _committed(self, batch: Batch, dropped: int) -> None:
+        """After a commit of `batch`'s messages: count what the queue-full policy dropped,
+        wake the publisher."""
         if dropped:
             self.drops += 1
             self._metrics.dropped.labels("queue_full").inc(dropped)
@@ -114,6 +154,62 @@ class Outbox:
         if batch.messages:
             self.committed.set()
 
+    def _failed(self, batch: Batch, exc: OutboxError) -> None:
+        """Commit what needs no new space, then as many of the messages as fit, oldest
+        first; keep the rest (bounded) for the next try."""
+        self.problem = str(exc)
+        self._failures.failure(
+            "%s (new messages wait in memory, at most %d)", exc, self.pending_max
+        )
+        try:
+            self._store.commit(batch.bookkeeping(), self.sent_upto)
+        except OutboxError:
+            self._requeue(batch)
+            self._bound()
+            return
+        self._quarantined(batch.quarantine)
+        messages = batch.messages
+        while messages:
+            chunk = Batch(messages=messages[:FAILED_CHUNK])
+            try:
+                dropped = self._store.commit(chunk, self.sent_upto)
+            except OutboxError:
+                break
+            messages = messages[FAILED_CHUNK:]
+            self._committed(chunk, dropped)
+        self._requeue(Batch(messages=messages))
+        self._bound()
+
+    def _bound(self) -> None:
+        """Drop the oldest waiting messages beyond `pending_max` (samples first); their
+        seqs are used, so the collector counts them lost."""
+        messages = self._batch.messages
+        excess = len(messages) - self.pending_max
+        if excess <= 0:
+            return
+        samples = [i for i, m in enumerate(messages) if m.sample][:excess]
+        gone = set(samples) if len(samples) == excess else set(range(excess))
+        self._batch.messages = [m for i, m in enumerate(messages) if i not in gone]
+        lost = sum(1 for i in gone if messages[i].sample)
+        self._metrics.dropped.labels("outbox_unwritable").inc(lost)
+        level = logging.DEBUG if self._dropping else logging.WARNING
+        self._dropping = True
+        log.log(
+            level,
+            "outbox unwritable: more than %d messages waiting, dropped the oldest"
+            " %d (their seqs show as a gap: counted lost downstream)",
+            self.pending_max,
+            len(gone),
+        )
+
+    def _quarantined(self, bad: list[BadRow]) -> None:
+        for row in bad:
+            self._quarantining.discard(row.id)
+            self._metrics.quarantined.inc()
+            log.error(
+                "outbox row %d quarantined (kept in table quarantine): %s", row.id, row.reason
+            )
+
     def _requeue(self, batch: Batch) -> None:
         newer = self._batch
         batch.messages.extend(newer.messages)
@@ -121,10 +217,26 @@ class Outbox:
         batch.states.update(newer.states)
         batch.acked_samples.extend(newer.acked_samples)
         batch.acked_other.extend(newer.acked_other)
+        batch.quarantine.extend(newer.quarantine)
         self._batch = batch
 
-    def fetch(self, after_id: int, limit: int) -> list[Row]:
-        return self._store.fetch(after_id, limit)
+    def fetch(self, after_id: int, limit: int) -> Fetched:
+        """Committed rows after `after_id`; rows that cannot be published are moved to
+        the quarantine at the next commit (counted, logged), never published."""
+        found = self._store.fetch(after_id, limit)
+        rows: list[Row] = []
+        for row in found:
+            if isinstance(row, BadRow):
+                self.quarantine(row)
+            else:
+                rows.append(row)
+        return Fetched(rows, found[-1].id if found else after_id)
+
+    def quarantine(self, row: BadRow) -> None:
+        """Move a row aside at the next commit (once, however often it is read)."""
+        if row.id not in self._quarantining:
+            self._quarantining.add(row.id)
+            self._batch.quarantine.append(row)
 
     def claim_command(self, command_id: str, machine: str, now_s: float) -> bool:
         return self._store.claim_command(command_id, machine, now_s)

@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from shopfloor.edge.errors import DeviceError
 from shopfloor.edge.metrics import EdgeMetrics
 from shopfloor.edge.modbus import Bus
 from shopfloor.edge.outbox import Outbox
+from shopfloor.edge.overload import Governor
 from shopfloor.edge.plan import ReadBlock, plan_reads
 from shopfloor.edge.sample import DeadbandFilter, decode_block, telemetry_payload
 from shopfloor.edge.state import StateTracker, derive_state, offline_view
@@ -36,8 +38,8 @@ class Reader(Protocol):
     """Where a poller reads: a Modbus bus (edge.modbus.Bus), or a simulated plant's past
     (sim.history.History) when history is brought into the outbox."""
 
-    async def read_block(self, machine: str, device_id: int, block: ReadBlock,
-                         timeout_s: float | None = None) -> bytes: ...
+    async def read_blocks(self, machine: str, device_id: int, blocks: Sequence[ReadBlock],
+                          timeout_s: float) -> list[bytes | DeviceError | None]: ...
 
 
 @dataclass(slots=True)
@@ -61,6 +63,7 @@ class MachinePoller:
         outbox: Outbox,
         metrics: EdgeMetrics,
         tracker: StateTracker,
+        governor: Governor | None = None,
     ) -> None:
         self.machine_id = machine_id
         self.machine = machine
@@ -80,6 +83,10 @@ class MachinePoller:
         self.first_failure: dt.datetime | None = None
         self.online: bool | None = None
         self._polls = metrics.polls.labels(machine_id)
+        self.governor = governor or Governor(lambda: 0, lambda: False, 0)
+        self._credit = 0.0
+        self._shed = metrics.polls_skipped.labels(machine_id, "shed")
+        self._late = metrics.polls_skipped.labels(machine_id, "late")
 
     async def run(self, start_offset_s: float = 0.0) -> None:
         loop = asyncio.get_running_loop()
@@ -93,11 +100,23 @@ class MachinePoller:
             horizon = max(now, scheduled)  # the loop may wake a hair early
             ready = [iv for iv, t in due.items() if t <= horizon]  # all groups due go together
             blocks = [block for iv in ready for block in self.plans[iv]]
+            missed = 0
             for interval in ready:
+                missed += _missed_ticks(due[interval], interval, now)
                 due[interval] = _next_tick(due[interval], interval, now)
+            if missed:
+                self._skip(self._late, missed)
+            admitted, self._credit = self.governor.admit(self._credit)
+            if not admitted:
+                self._skip(self._shed, 1)
+                continue
             came_back = await self.poll_once(blocks)
             if came_back:  # read everything now, so the state is known at once
                 due = dict.fromkeys(due, loop.time())
+
+    def _skip(self, counter: Any, n: int) -> None:
+        counter.inc(n)
+        self.governor.count_skipped(n)
 
     async def poll_once(self, blocks: list[ReadBlock], ts: dt.datetime | None = None) -> bool:
         """One poll: read, queue telemetry and state. True when the machine came back.
@@ -114,21 +133,19 @@ class MachinePoller:
 
     async def _read(self, blocks: list[ReadBlock]) -> PollResult:
         result = PollResult({}, set(), None, False)
-        device_id = self.machine.connection.device_id
-        timeout_s = self.machine.connection.timeout_s
-        for i, block in enumerate(blocks):
-            try:
-                data = await self.bus.read_block(self.machine_id, device_id, block, timeout_s)
-            except DeviceError as exc:
-                self.metrics.poll_failures.labels(self.machine_id, exc.kind).inc()
-                result.error = result.error or exc
+        connection = self.machine.connection
+        outcomes = await self.bus.read_blocks(
+            self.machine_id, connection.device_id, blocks, connection.timeout_s
+        )
+        for block, outcome in zip(blocks, outcomes, strict=True):
+            if outcome is None or isinstance(outcome, DeviceError):
+                if outcome is not None:  # None: not tried after the device failed
+                    self.metrics.poll_failures.labels(self.machine_id, outcome.kind).inc()
+                    result.error = result.error or outcome
                 result.bad.update(p.name for p in block.points)
-                if exc.kind != "exception":  # silent or unreachable: skip the rest
-                    result.bad.update(p.name for b in blocks[i + 1 :] for p in b.points)
-                    break
                 continue
             result.answered = True
-            values, bad = decode_block(block, data)
+            values, bad = decode_block(block, outcome)
             result.values.update(values)
             result.bad |= bad
         return result
@@ -137,7 +154,7 @@ class MachinePoller:
         self.deadband.forget(result.bad)
         values = self.deadband.apply(result.values)
         seq = self.outbox.next_seq(self.machine_id)
-        payload = telemetry_payload(ts, seq, values, result.bad)
+        payload = telemetry_payload(ts, seq, values, result.bad, self.outbox.epoch)
         self.outbox.put(Message(self.telemetry_topic, payload, sample=True))
 
     def _track(self, ts: dt.datetime, result: PollResult) -> bool:
@@ -199,6 +216,12 @@ def _plans(machine: Machine, agent: Agent) -> dict[float, list[ReadBlock]]:
         interval: plan_reads(points, agent.max_read_registers, agent.max_read_gap)
         for interval, points in groups.items()
     }
+
+
+def _missed_ticks(previous: float, interval: float, now: float) -> int:
+    """Ticks of the grid previous + k * interval (k >= 1) that passed by `now` unpolled,
+    the one being polled now aside."""
+    return int(max(0.0, now - previous) // interval)
 
 
 def _next_tick(previous: float, interval: float, now: float) -> float:

@@ -2,7 +2,8 @@
 waiting for their PUBACK (paho's own queue is unbounded; we never hand it more). A
 PUBACK removes the row (at the next group commit). After a reconnect paho resends what
 was in flight; after a restart everything still in the outbox is sent again — the
-collector recognises repeats by their `seq`."""
+collector recognises repeats by their `seq`. A row that cannot be published (read back
+with wrong types, or refused by paho) is quarantined, never retried in a loop."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from collections import deque
 from shopfloor.edge.metrics import EdgeMetrics
 from shopfloor.edge.mqtt import MqttLink
 from shopfloor.edge.outbox import Outbox
-from shopfloor.edge.store import Row
+from shopfloor.edge.store import BadRow, Row
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +55,18 @@ class Publisher:
 
     async def _refill(self) -> None:
         self._outbox.committed.clear()
-        rows = self._outbox.fetch(self._cursor, FETCH_ROWS)
-        if rows:
-            self._buffer.extend(rows)
-            self._cursor = rows[-1].id
-        else:
+        if not self._fetch():
             await self._outbox.committed.wait()
+
+    def _fetch(self) -> bool:
+        """Read the next committed rows into the buffer; False when there were none (rows
+        that cannot be published are skipped: the outbox quarantines them)."""
+        fetched = self._outbox.fetch(self._cursor, FETCH_ROWS)
+        if fetched.upto <= self._cursor:
+            return False
+        self._buffer.extend(fetched.rows)
+        self._cursor = fetched.upto
+        return True
 
     def _forget_buffer(self) -> None:
         """Rows were dropped from the outbox: read again from what was last sent."""
@@ -69,7 +76,11 @@ class Publisher:
 
     def _send(self, row: Row) -> None:
         message = row.message
-        mid = self._link.publish(message.topic, message.payload, retain=message.retain)
+        try:
+            mid = self._link.publish(message.topic, message.payload, retain=message.retain)
+        except (ValueError, TypeError) as exc:  # paho refuses it: it will never go out
+            self._outbox.quarantine(BadRow(row.id, f"refused by the MQTT client: {exc}"))
+            return
         self._inflight[mid] = (row.id, message.sample)
         self._outbox.sent_upto = row.id
 
@@ -82,14 +93,30 @@ class Publisher:
             self._metrics.published.inc()
         else:
             self._metrics.dropped.labels("broker_refused").inc()
+        self._refill_slot()
         self._space.set()
+
+    def _refill_slot(self) -> None:
+        """Fill the slot a PUBACK freed right here, in the callback that read it, rather
+        than in the publisher task's next turn: then the in-flight window turns over once
+        per pass of the event loop (MqttLink writes right after reading), not once every
+        few passes, and a loop crowded with pollers cannot starve the publisher
+        (docs/edge.md#overload)."""
+        if self.paused or self._outbox.drops != self._drops_seen:
+            return  # the task handles pausing and refetching after drops
+        if not self._buffer and self._outbox.committed.is_set():
+            self._outbox.committed.clear()
+            if not self._fetch():
+                return
+        if self._buffer and len(self._inflight) < self._max_inflight:
+            self._send(self._buffer.popleft())
 
     async def drain(self, timeout_s: float) -> bool:
         """Publish what is committed and wait for its PUBACKs, for at most `timeout_s`;
         then stop sending. What is left stays in the outbox for the next start."""
         try:
             async with asyncio.timeout(timeout_s):
-                while self._inflight or self._buffer or self._outbox.fetch(self._cursor, 1):
+                while self._inflight or self._buffer or self._outbox.fetch(self._cursor, 1).rows:
                     await asyncio.sleep(0.02)
         except TimeoutError:
             log.warning(

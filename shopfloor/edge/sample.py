@@ -39,13 +39,15 @@ class DeadbandFilter:
         self._skipped: dict[str, int] = {}
 
     def apply(self, values: dict[str, Value]) -> dict[str, Value]:
-        """The values to publish; updates what was last published."""
-        out: dict[str, Value] = {}
-        for name, value in values.items():
-            band = self._deadband.get(name)
-            numeric = isinstance(value, int | float) and not isinstance(value, bool)
-            if band is None or not numeric or self._keep(name, float(value), band):
-                out[name] = value
+        """The values to publish (a new dict, in the same order); updates what was last
+        published. Only the deadbanded points are looked at (most points have none)."""
+        out = dict(values)
+        for name, band in self._deadband.items():
+            value = out.get(name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                continue  # not polled this time, or not numeric: published as it is
+            if not self._keep(name, float(value), band):
+                del out[name]
         return out
 
     def forget(self, names: set[str]) -> None:

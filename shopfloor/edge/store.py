@@ -1,15 +1,24 @@
 """The agent's SQLite database (WAL): the outbox of messages waiting for a PUBACK, the
-sequence number of every machine stream, the last state per machine, and the ids of
-commands already executed. Synchronous; the `Outbox` runs it on one worker thread.
+sequence number of every machine stream and the stream epoch, the last state per
+machine, the ids of commands already executed, and the quarantine of rows that cannot
+be published. Synchronous, used from the event loop thread (see `Outbox`).
 
 One `commit()` is one transaction: new messages, the streams' sequence numbers and the
 PUBACKed deletions together (group commit), so a sample and its sequence number are
 durable together or not at all.
+
+Opening checks the file (`PRAGMA quick_check`) and reads everything the agent needs at
+start, so that a damaged or foreign file stops the start with one `OutboxError` line
+instead of failing later. A file without an epoch (new, emptied, replaced) gets a new
+one: the collector then starts fresh seq accounting (docs/mqtt-contract.md).
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import sqlite3
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +38,16 @@ CREATE TABLE IF NOT EXISTS states (machine TEXT PRIMARY KEY, payload BLOB NOT NU
 CREATE TABLE IF NOT EXISTS commands (
     id TEXT PRIMARY KEY, machine TEXT NOT NULL, received_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value NOT NULL);
+CREATE TABLE IF NOT EXISTS quarantine (      -- outbox rows that cannot be published
+    id INTEGER PRIMARY KEY,                  -- the row's id in the outbox
+    sample, topic, payload, retain,          -- as found (any type: that is the problem)
+    reason TEXT NOT NULL,
+    quarantined_at REAL NOT NULL
+);
 """
+EPOCH_KEY = "epoch"
+_WILDCARDS = ("+", "#", "\0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +66,14 @@ class Row:
     message: Message
 
 
+@dataclass(frozen=True, slots=True)
+class BadRow:
+    """An outbox row that cannot be published (wrong types, an invalid topic)."""
+
+    id: int
+    reason: str
+
+
 @dataclass(slots=True)
 class Batch:
     """What one group commit writes."""
@@ -57,17 +83,43 @@ class Batch:
     states: dict[str, bytes] = field(default_factory=dict)
     acked_samples: list[int] = field(default_factory=list)
     acked_other: list[int] = field(default_factory=list)
+    quarantine: list[BadRow] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(
-            self.messages or self.seqs or self.states or self.acked_samples or self.acked_other
+            self.messages
+            or self.seqs
+            or self.states
+            or self.acked_samples
+            or self.acked_other
+            or self.quarantine
+        )
+
+    def bookkeeping(self) -> Batch:
+        """Everything but the new messages: what a commit can still write when the new
+        messages do not fit (deletions free space; seqs and states update rows)."""
+        return Batch(
+            seqs=self.seqs,
+            states=self.states,
+            acked_samples=self.acked_samples,
+            acked_other=self.acked_other,
+            quarantine=self.quarantine,
         )
 
 
 class Store:
-    """The SQLite file. `samples` is the number of telemetry rows held."""
+    """The SQLite file. `samples` is the number of telemetry rows held; `epoch` names
+    the file's streams; `last_seqs` and `last_states` are what it held at open.
+    `max_bytes` caps the file (SQLite's max_page_count: beyond it a commit fails like
+    on a full disk)."""
 
-    def __init__(self, path: Path, max_samples: int, when_full: QueueFullPolicy) -> None:
+    def __init__(
+        self,
+        path: Path,
+        max_samples: int,
+        when_full: QueueFullPolicy,
+        max_bytes: int | None = None,
+    ) -> None:
         self.path = path
         self.max_samples = max_samples
         self.when_full = when_full
@@ -82,10 +134,38 @@ class Store:
             # commit on the event loop never waits for the disk.
             self._db.execute("PRAGMA wal_autocheckpoint=0")
             self._db.execute("PRAGMA busy_timeout=200")
+            self._check()
             self._db.executescript(SCHEMA)
+            if max_bytes is not None:
+                self._limit(max_bytes)
+            self.epoch = self._epoch()
             self.samples = self._count_samples()
+            self.last_seqs = self.seqs()
+            self.last_states = self.states()
         except (sqlite3.Error, OSError) as exc:
-            raise OutboxError(f"cannot open {path}: {exc}") from exc
+            raise OutboxError(
+                f"cannot open {path}: {exc} (move the file aside to start a new outbox:"
+                " its unsent samples are then lost, and a new stream epoch begins)"
+            ) from exc
+
+    def _check(self) -> None:
+        """Refuse a damaged file at open (not at the first read of a damaged page)."""
+        problems = [row[0] for row in self._db.execute("PRAGMA quick_check(3)")]
+        if problems != ["ok"]:
+            raise sqlite3.DatabaseError("damaged: " + "; ".join(problems))
+
+    def _limit(self, max_bytes: int) -> None:
+        page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
+        self._db.execute(f"PRAGMA max_page_count = {max(1, math.floor(max_bytes / page_size))}")
+
+    def _epoch(self) -> int:
+        """The file's stream epoch; a new one (ms since 1970, an opaque id) if it has none."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (EPOCH_KEY,)).fetchone()
+        if row is not None:
+            return int(row[0])
+        epoch = time.time_ns() // 1_000_000
+        self._db.execute("INSERT INTO meta(key, value) VALUES (?, ?)", (EPOCH_KEY, epoch))
+        return epoch
 
     def _count_samples(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM outbox WHERE sample = 1").fetchone()[0])
@@ -95,10 +175,12 @@ class Store:
         because the queue was full. Rows up to `sent_upto` were handed to the broker
         already: drop_oldest never drops those (they would arrive anyway)."""
         db = self._db
+        samples_before = self.samples
         try:
             db.execute("BEGIN IMMEDIATE")
             self.samples -= self._delete(batch.acked_samples)
             self._delete(batch.acked_other)
+            self._quarantine(batch.quarantine)
             dropped = self._insert(batch.messages, sent_upto)
             db.executemany(
                 "INSERT INTO streams(machine, seq) VALUES (?, ?) "
@@ -111,11 +193,29 @@ class Store:
             )
             db.execute("COMMIT")
         except sqlite3.Error as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            self.samples = self._count_samples()
+            self.samples = samples_before  # the rollback undoes the transaction's changes
+            with contextlib.suppress(sqlite3.Error):
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
             raise OutboxError(f"commit to {self.path} failed: {exc}") from exc
         return dropped
+
+    def _quarantine(self, bad: list[BadRow]) -> None:
+        """Move rows that cannot be published aside, as they are, with the reason."""
+        if not bad:
+            return
+        now = time.time()
+        self._db.executemany(
+            "INSERT OR REPLACE INTO quarantine(id, sample, topic, payload, retain, reason,"
+            " quarantined_at) SELECT id, sample, topic, payload, retain, ?, ? FROM outbox"
+            " WHERE id = ?",
+            ((b.reason, now, b.id) for b in bad),
+        )
+        self._delete([b.id for b in bad])
+        self.samples = self._count_samples()
+
+    def quarantined(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0])
 
     def _delete(self, ids: list[int]) -> int:
         if not ids:
@@ -156,14 +256,15 @@ class Store:
         self.samples -= removed
         return removed
 
-    def fetch(self, after_id: int, limit: int) -> list[Row]:
-        """Messages in queue order with id > after_id."""
+    def fetch(self, after_id: int, limit: int) -> list[Row | BadRow]:
+        """Rows in queue order with id > after_id; a row that cannot be published comes
+        back as a `BadRow` (to be quarantined), never as an exception."""
         cur = self._db.execute(
             "SELECT id, topic, payload, retain, sample FROM outbox"
             " WHERE id > ? ORDER BY id LIMIT ?",
             (after_id, limit),
         )
-        return [Row(i, Message(t, bytes(p), bool(r), bool(s))) for i, t, p, r, s in cur]
+        return [_row(*values) for values in cur]
 
     def seqs(self) -> dict[str, int]:
         """Last sequence number used per machine stream."""
@@ -173,11 +274,15 @@ class Store:
         return {m: bytes(p) for m, p in self._db.execute("SELECT machine, payload FROM states")}
 
     def claim_command(self, command_id: str, machine: str, now_s: float) -> bool:
-        """Record a command id; False when it was seen before (execute at most once)."""
-        cur = self._db.execute(
-            "INSERT OR IGNORE INTO commands(id, machine, received_at) VALUES (?, ?, ?)",
-            (command_id, machine, now_s),
-        )
+        """Record a command id; False when it was seen before (execute at most once).
+        OutboxError when it cannot be recorded (then it must not be executed)."""
+        try:
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO commands(id, machine, received_at) VALUES (?, ?, ?)",
+                (command_id, machine, now_s),
+            )
+        except sqlite3.Error as exc:
+            raise OutboxError(f"cannot record command {command_id!r}: {exc}") from exc
         return cur.rowcount == 1
 
     def forget_commands(self, before_s: float) -> None:
@@ -193,5 +298,24 @@ class Store:
             db.close()
 
     def close(self) -> None:
-        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        with contextlib.suppress(sqlite3.Error):  # a full disk: the WAL stays for the next open
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._db.close()
+
+
+def _row(
+    row_id: int, topic: object, payload: object, retain: object, sample: object
+) -> Row | BadRow:
+    """A row as a `Row`, or a `BadRow` saying why it cannot be published."""
+    if type(topic) is not str or not topic or any(c in topic for c in _WILDCARDS):
+        return BadRow(row_id, f"topic {_show(topic)} is not a topic to publish to")
+    if type(payload) is not bytes:
+        return BadRow(row_id, f"payload is {type(payload).__name__}, not a blob")
+    if type(retain) is not int or type(sample) is not int or {retain, sample} - {0, 1}:
+        return BadRow(row_id, f"retain {_show(retain)} / sample {_show(sample)} are not 0 or 1")
+    return Row(row_id, Message(topic, payload, bool(retain), bool(sample)))
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

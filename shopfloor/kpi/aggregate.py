@@ -10,16 +10,20 @@ buckets of adjacent windows add up to the aggregate of their union.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from shopfloor.kpi import classified as downtime_classes
 from shopfloor.kpi import counters, timeline
 from shopfloor.kpi.buckets import Agg
 from shopfloor.kpi.calendar import ShiftCalendar
+from shopfloor.kpi.classified import Classified
 from shopfloor.kpi.model import MachineSpec, Sample, Settings
 from shopfloor.kpi.timeline import Segment
 from shopfloor.shared.enums import MachineState
+from shopfloor.shared.reasons import Loss
 
+PLANNED_LOSS, SETUP_LOSS = str(Loss.PLANNED), str(Loss.SETUP)
 OFF, BREAK, POT = 0, 1, 2  # calendar status of a piece of time
 ATTRIBUTED, UNATTRIBUTED, UNPLANNED = 0, 1, 2  # where a counted part goes
 
@@ -67,10 +71,12 @@ def aggregate(
     settings: Settings | None = None,
     data_end_ms: int | None = None,
     cuts: Iterable[int] = (),
+    classified: Sequence[Classified] = (),
 ) -> list[Bucket]:
     """Aggregates of [lo, hi) per bucket (multiples of `bucket_ms` and `cuts` split it).
     `data_end_ms`: the data is known complete up to there (a last sample older than the
-    gap limit then ends in UNK, not in its state)."""
+    gap limit then ends in UNK, not in its state). `classified`: downtime an operator
+    classified as planned or setup (kpi/classified.py)."""
     settings = settings or Settings()
     clean = timeline.clean(samples)
     obs = timeline.observations(spec, clean, settings.gap_factor)
@@ -79,6 +85,7 @@ def aggregate(
     ext_hi = max([hi] + ([int(clean[-1].ts_ms + limit) + 1] if clean else []))
     segs = timeline.segments(obs, limit, ext_lo, ext_hi, data_end_ms)
     timeline.mark_episodes(segs, settings)
+    segs = downtime_classes.apply(segs, classified)
     edges = bounds(lo, hi, bucket_ms, cuts)
     aggs = [Agg() for _ in edges[:-1]]
     pieces = _cut(segs, edges, calendar, timeline.startup_spans(segs, settings), settings)
@@ -104,6 +111,8 @@ def _inside(spans: list[tuple[int, int]], starts: list[int], t: int) -> int:
 
 
 def _planned_flag(seg: Segment, settings: Settings) -> bool:
+    if seg.loss == PLANNED_LOSS:  # an operator classified this stop as planned
+        return True
     if seg.state is not MachineState.PLANNED_STOP:
         return False
     return settings.planned_reasons is None or seg.reason in settings.planned_reasons
@@ -174,6 +183,9 @@ def _time(pieces: _Pieces, aggs: list[Agg], settings: Settings) -> None:
         agg.pot_ms += ms
         if status == BREAK or _planned_flag(seg, settings):
             agg.pdot_ms += ms
+            continue
+        if seg.loss == SETUP_LOSS:  # an operator classified this stop as setup (L2)
+            agg.aust_ms += ms
             continue
         state = seg.state
         if state is None or state is MachineState.OFFLINE:

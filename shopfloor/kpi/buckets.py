@@ -129,6 +129,13 @@ class Agg:
 INT_FIELDS = frozenset(_MS_FIELDS + _EVENT_FIELDS)
 
 
+def parts(x: float) -> int:
+    """A count of parts as reported (results, records, API, MQTT, CLI): whole parts. Inside,
+    sums are fractions (a counter pair cut by a boundary is split in proportion) and stay
+    unrounded in rollups so that they add up; they are rounded only on the way out."""
+    return int(round(x))
+
+
 def total(aggs: list[Agg]) -> Agg:
     out = Agg()
     for a in aggs:

@@ -92,8 +92,9 @@ def oee_table(report: OeeReport) -> str:
 def wip_table(report: WipReport) -> str:
     w = report.wip
     rows = [("line", w.line), ("window", f"{_iso(w.start_ms)} .. {_iso(w.end_ms)}"),
-            ("anchor", f"{_iso(w.anchor_ms)}{'' if w.anchored else ' (none: empty line)'}"),
-            ("wip", w.wip), ("mean wip", w.mean_wip), ("throughput/h", w.throughput_per_h),
+            ("anchor", _iso(w.anchor_ms) if w.anchored else "none (no stocktake)"),
+            ("wip", w.wip if w.anchored else "unanchored"), ("change", w.change),
+            ("mean wip", w.mean_wip), ("throughput/h", w.throughput_per_h),
             ("lead time s", w.lead_time_s), ("little holds", w.little_holds),
             ("drift", w.drift)]
     out = [f"{k:<18} {_fmt(v)}" for k, v in rows]

@@ -15,3 +15,15 @@ class KpiStoreError(KpiError):
     """InfluxDB could not be read or written for a KPI."""
 
     prefix = "kpi store"
+
+
+class KpiWorkError(KpiError):
+    """A request would need more work than the engine's bounds allow (raw telemetry
+    beyond `collector.kpi_max_raw_s`, a WIP window beyond `collector.kpi_max_wip_window_s`).
+    `reason` says which bound and how to ask instead."""
+
+    prefix = "too much work"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

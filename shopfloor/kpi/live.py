@@ -17,20 +17,23 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from shopfloor.collector.sinks import WrittenBatch
 from shopfloor.kpi import records
 from shopfloor.kpi.buckets import Agg
 from shopfloor.kpi.calendar import ShiftCalendar, ShiftInstance, ms_to_utc
+from shopfloor.kpi.errors import KpiWorkError
 from shopfloor.kpi.livestate import MINUTE_MS, MachineLive, floor_minute
 from shopfloor.kpi.livewip import LineWip
 from shopfloor.kpi.model import MachineSpec, Sample, Settings
 from shopfloor.kpi.oee import OeeResult, compute
-from shopfloor.kpi.ondemand import Engine, to_ms
+from shopfloor.kpi.ondemand import Engine, WipReport, to_ms
 from shopfloor.kpi.store import KpiStore
 from shopfloor.kpi.wip import Anchor, WipResult
 from shopfloor.shared import topics
+from shopfloor.shared.admission import TimeAdmission, known_values, point_names
 from shopfloor.shared.contract import Telemetry
 from shopfloor.shared.errors import ShopfloorError
 from shopfloor.shared.logs import FailureLog
@@ -39,6 +42,7 @@ from shopfloor.shared.plant import Plant
 log = logging.getLogger(__name__)
 Publish = Callable[[str, bytes], None]  # publish retained, QoS 1
 MAX_PENDING_LINES = 200_000
+CLASSIFIED_SPAN_MS = 2 * 86_400_000  # classified downtime read each tick: the last 2 days
 
 
 def to_sample(payload: Telemetry, ts_ms: int | None = None) -> Sample:
@@ -75,8 +79,12 @@ class LiveKpi:
         self.finalized: set[str] = set()
         self._pending: list[str] = []  # KPI points not yet written (InfluxDB down)
         self._touched: list[tuple[int, int]] = []  # recomputed spans not yet finalized
-        self._anchors: dict[str, tuple[int, Anchor | None]] = {}
+        self._work_warned: dict[str, str] = {}
         self.late_dropped = 0
+        self.admission = TimeAdmission.of(plant)
+        self._points = point_names(plant)
+        self.refused = 0  # samples outside the admission rule (shared.admission)
+        self.unknown_values = 0  # value keys that are not a point of their machine
         self._last_tick: float | None = None
         self._failures = FailureLog(log, "live KPIs")
 
@@ -89,13 +97,34 @@ class LiveKpi:
     # -- input -------------------------------------------------------------------------
 
     def on_batch(self, batch: WrittenBatch) -> None:
-        for message in batch.telemetry():
-            assert isinstance(message.payload, Telemetry)
-            self.add(message.machine, to_sample(message.payload))
+        for machine, sample in self.samples_of(batch):
+            self.add(machine, sample)
         now = self.clock()
         if self._last_tick is None or now - self._last_tick >= self.period_s:
             self._last_tick = now
             self.tick()
+
+    def samples_of(self, batch: WrittenBatch) -> list[tuple[str, Sample]]:
+        """The batch's telemetry as samples, through the admission rule (the engine's
+        edge): a sample stamped beyond it relative to the batch's write time is refused
+        (it would move the watermark, hence shifts and memory, without bound); value keys
+        that are not points of the machine are dropped. Both are counted."""
+        now_ms = to_ms(batch.written_at)
+        out: list[tuple[str, Sample]] = []
+        for message in batch.telemetry():
+            payload = message.payload
+            assert isinstance(payload, Telemetry)
+            points = self._points.get(message.machine)
+            if points is None or self.admission.refuse(message.ts_ms, now_ms) is not None:
+                self.refused += 1
+                continue
+            sample = to_sample(payload, message.ts_ms)
+            values, unknown = known_values(sample.values, points)
+            if unknown:
+                self.unknown_values += unknown
+                sample = replace(sample, values=values)
+            out.append((message.machine, sample))
+        return out
 
     def add(self, machine: str, sample: Sample) -> None:
         live = self.machines.get(machine)
@@ -129,7 +158,9 @@ class LiveKpi:
 
     def _tick(self, wm: int) -> None:
         site = self.plant.site.id
+        classified = self.store.classified(None, wm - CLASSIFIED_SPAN_MS, wm + MINUTE_MS)
         for mid, live in self.machines.items():
+            live.classify(classified.get(mid, []))
             live.start(wm - MINUTE_MS)
             self._touched += live.ranges(wm)
             for minute in live.recompute(wm, self._older(live.spec)):
@@ -191,29 +222,37 @@ class LiveKpi:
         self._ensure(live, lo, hi)
         return live.total(lo, hi)[0]
 
-    def _anchor(self, line_id: str, wm: int) -> Anchor | None:
-        """The line's latest stocktake, re-read once per minute of event time."""
-        cached = self._anchors.get(line_id)
-        if cached is None or wm - cached[0] >= MINUTE_MS or wm < cached[0]:
-            cached = (wm, self.store.anchor(line_id, wm))
-            self._anchors[line_id] = cached
-        return cached[1]
-
-    def _wip(self, line: LineWip, start: int, wm: int) -> WipResult:
-        anchor = self._anchor(line.line.id, wm)
-        lo = max(start, anchor.ts_ms) if anchor is not None else start
+    def _wip(self, line: LineWip, anchors: list[Anchor], start: int, wm: int) -> WipResult:
         for station in line.line.stations:
-            self._ensure(self.machines[station], lo, wm)
+            self._ensure(self.machines[station], start, wm)
 
         def totals(station: str, a: int, b: int) -> Agg:
             engine = Engine(self.plant, self.store, self.settings)
             return engine.total(self.machines[station].spec, a, b)[0]
 
-        result = line.result(anchor, start, wm, self.machines, totals)
+        try:
+            result = line.result(anchors, start, wm, self.machines, totals)
+        except KpiWorkError as exc:
+            self._unanchored(line.line.id, exc)
+            result = line.result([], start, wm, self.machines, totals)
         if result is None:  # caches not aligned (e.g. a station just started): ask the store
-            result = Engine(self.plant, self.store, self.settings).wip(line.line.id, start,
-                                                                      wm).wip
+            result = self._wip_report(line.line.id, start, wm).wip
         return result
+
+    def _wip_report(self, line_id: str, lo: int, hi: int) -> WipReport:
+        """WIP on demand; when the stocktake's flow is beyond the work bounds, the change
+        only (unanchored), with a warning: live KPIs never stop for one line."""
+        engine = Engine(self.plant, self.store, self.settings)
+        try:
+            return engine.wip(line_id, lo, hi, later_anchor=False)
+        except KpiWorkError as exc:
+            self._unanchored(line_id, exc)
+            return engine.wip(line_id, lo, hi, use_anchors=False)
+
+    def _unanchored(self, line_id: str, exc: KpiWorkError) -> None:
+        if self._work_warned.get(line_id) != exc.reason:
+            self._work_warned[line_id] = exc.reason
+            log.warning("WIP of line %s reported unanchored: %s", line_id, exc.reason)
 
     def _snapshots(self, wm: int) -> tuple[list[str], list[tuple[str, dict[str, Any]]]]:
         site = self.plant.site.id
@@ -236,8 +275,12 @@ class LiveKpi:
             lines.append(records.oee_line(site, line, mid, "rolling", wm, lo, end, result))
             payload["rolling"] = _kpi(result, lo, end)
             payloads.append((topics.machine_topic(site, line, mid, topics.KPI), payload))
+        start = floor_minute(wm) - self.rolling_ms
+        # the stocktakes of every line, read each tick (two queries): a new one counts at
+        # the next tick once the watermark has passed it
+        anchors = self.store.anchors_by_line(start, wm) if self.lines else {}
         for line_id, line_wip in self.lines.items():
-            wip = self._wip(line_wip, floor_minute(wm) - self.rolling_ms, end)
+            wip = self._wip(line_wip, anchors.get(line_id, []), start, end)
             lines += records.wip_lines(site, "rolling", wm, wip)
             payloads.append((topics.line_kpi_topic(site, line_id),
                              {"v": 1, "ts": _iso(wm), "wip": wip.as_dict()}))
@@ -271,9 +314,8 @@ class LiveKpi:
             out.append(records.oee_line(site, live.spec.line, mid, "shift_final",
                                         inst.start_ms, inst.start_ms, inst.end_ms, result,
                                         inst, final=True))
-        engine = Engine(self.plant, self.store, self.settings)
         for line_model in self.plant.lines:
-            report = engine.wip(line_model.id, inst.start_ms, inst.end_ms)
+            report = self._wip_report(line_model.id, inst.start_ms, inst.end_ms)
             out += records.wip_lines(site, "shift_final", inst.start_ms, report.wip, inst)
         log.info("final KPIs of shift %s written", inst.key)
         return out

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from shopfloor.kpi.aggregate import aggregate, context_ms
 from shopfloor.kpi.buckets import Agg
 from shopfloor.kpi.calendar import ShiftCalendar
+from shopfloor.kpi.classified import Classified
 from shopfloor.kpi.model import MachineSpec, Sample, Settings
 
 MINUTE_MS = 60_000
@@ -62,6 +63,7 @@ class MachineLive:
         self.partial: list[Piece] | None = None  # the incomplete last minute
         self.unfinal: set[int] = set()  # minutes stored with final=false
         self._prefix: dict[int, tuple[int, Agg]] = {}  # lo -> (upto, sum of [lo, upto))
+        self.classified: list[Classified] = []  # planned/setup downtime (kpi/classified.py)
 
     def add(self, sample: Sample) -> None:
         """Take one sample (any order; duplicates are harmless)."""
@@ -147,6 +149,16 @@ class MachineLive:
                 merged.append((lo, hi))
         return merged
 
+    def classify(self, spans: list[Classified]) -> None:
+        """Take the machine's current classified downtime; what changed is recomputed
+        (both the spans that went and the ones that came)."""
+        spans = sorted(spans, key=lambda x: (x.start_ms, x.end_ms))
+        if spans == self.classified:
+            return
+        for span in set(spans).symmetric_difference(self.classified):
+            self.dirty.append((span.start_ms, span.end_ms))
+        self.classified = spans
+
     def cuts(self, lo: int, hi: int) -> list[int]:
         """Shift boundaries in [lo, hi): buckets are cut there so that a shift's total is
         a sum of whole buckets even when a shift does not start on a minute."""
@@ -166,7 +178,8 @@ class MachineLive:
             samples = self._samples(lo - self.context, hi + self.context, older)
             pieces: dict[int, list[Piece]] = {}
             for b in aggregate(self.spec, samples, self.calendar, lo, hi, MINUTE_MS,
-                               self.settings, cuts=self.cuts(lo, hi)):
+                               self.settings, cuts=self.cuts(lo, hi),
+                               classified=self.classified):
                 pieces.setdefault(floor_minute(b.start_ms), []).append(
                     (b.start_ms, b.end_ms, b.agg))
             for t, parts in pieces.items():

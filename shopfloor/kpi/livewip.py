@@ -1,13 +1,15 @@
 """Live WIP of one line from the stations' cached minute buckets (`MachineLive`).
 
-The level at the watermark is the stocktake (anchor) plus the counts since: the counts
-from the anchor to the window start come from the store once per window start (summed
-rollups), the counts inside the window from the minute cache. Little's law is computed
-over the window (the rolling window, minute-aligned at its start)."""
+The levels count from the stocktakes (docs/oee.md "WIP"): the counts from an older
+stocktake to the window start come from the store once per window start (summed
+rollups), the counts inside the window from the minute cache; a stocktake inside the
+window splits its minute at its instant (the part after it read from the store). Little's
+law is computed over the window (the rolling window, minute-aligned at its start)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from bisect import bisect_right
+from collections.abc import Callable, Mapping, Sequence
 
 from shopfloor.kpi.buckets import Agg
 from shopfloor.kpi.livestate import MachineLive
@@ -28,13 +30,10 @@ class LineWip:
         if self._base_key is not None and lo < self._base_key[1] and self._base_key[0] < hi:
             self._base_key = None
 
-    def result(self, anchor: Anchor | None, start: int, wm: int,
+    def result(self, anchors: Sequence[Anchor], start: int, wm: int,
                machines: Mapping[str, MachineLive], totals: Totals) -> WipResult | None:
         """WIP at `wm`, Little's law over [start, wm); None when a station's cache lacks a
         minute of the window (the caller fills it and asks again)."""
-        anchored = anchor is not None
-        anchor = anchor or Anchor(start)
-        start = max(start, anchor.ts_ms)
         per_station = {}
         for station in self.line.stations:
             pieces = machines[station].pieces(start, wm)
@@ -44,15 +43,26 @@ class LineWip:
         edges = [p[0] for p in per_station[self.line.stations[0]]] + [wm]
         if any([p[0] for p in pieces] + [wm] != edges for pieces in per_station.values()):
             return None  # stations not recomputed to the same instant yet
-        counts = {s: [(p[2].parts_total, p[2].scrap_total) for p in pieces]
-                  for s, pieces in per_station.items()}
-        if anchor.ts_ms < start:
-            base = self._counts_before(anchor.ts_ms, start, totals)
-            edges = [anchor.ts_ms, *edges]
-            counts = {s: [base[s], *c] for s, c in counts.items()}
         if len(edges) < 2:
             return None
-        return compute_wip(self.line, edges, counts, anchor, start, anchored)
+        counts = {s: [(p[2].parts_total, p[2].scrap_total) for p in pieces]
+                  for s, pieces in per_station.items()}
+        for anchor in anchors:  # a stocktake inside a bucket: split it at its instant
+            t = anchor.ts_ms
+            k = bisect_right(edges, t) - 1
+            if start < t < wm and edges[k] != t:
+                for station in self.line.stations:
+                    after = totals(station, t, edges[k + 1])
+                    parts, scrap = counts[station][k]
+                    counts[station][k:k + 1] = [
+                        (parts - after.parts_total, scrap - after.scrap_total),
+                        (after.parts_total, after.scrap_total)]
+                edges.insert(k + 1, t)
+        if anchors and anchors[0].ts_ms < start:
+            base = self._counts_before(anchors[0].ts_ms, start, totals)
+            edges = [anchors[0].ts_ms, *edges]
+            counts = {s: [base[s], *c] for s, c in counts.items()}
+        return compute_wip(self.line, edges, counts, anchors, start)
 
     def _counts_before(self, lo: int, hi: int, totals: Totals) -> dict[str, tuple[float, float]]:
         if self._base_key != (lo, hi):

@@ -30,7 +30,9 @@ class Settings:
     `startup_s`: running time after a setup whose scrap is startup loss (L6).
     `gap_factor`: a gap between samples longer than gap_factor x poll period is UNK.
     `planned_reasons`: reasons of `planned_stop` that count as planned downtime (None:
-    every reason the plant file maps to planned_stop)."""
+    every reason the plant file maps to planned_stop). Work bounds of one request, per
+    machine: `max_raw_s` of raw telemetry (time without a final stored rollup),
+    `max_wip_window_s` of WIP window (it is computed per minute)."""
 
     t_minor_s: float = 120.0
     startup_s: float = 600.0
@@ -40,12 +42,16 @@ class Settings:
     coverage_null: float = 0.80
     coverage_degraded: float = 0.95
     planned_reasons: frozenset[str | None] | None = None
+    max_raw_s: float = 2 * 86_400.0
+    max_wip_window_s: float = 31 * 86_400.0
 
     @staticmethod
     def of(plant: Plant) -> Settings:
-        """The plant file's thresholds (collector.minor_stop_s, collector.startup_s)."""
-        return Settings(t_minor_s=plant.collector.minor_stop_s,
-                        startup_s=plant.collector.startup_s)
+        """The plant file's thresholds (collector.minor_stop_s, collector.startup_s) and
+        work bounds (collector.kpi_max_raw_s, collector.kpi_max_wip_window_s)."""
+        c = plant.collector
+        return Settings(t_minor_s=c.minor_stop_s, startup_s=c.startup_s,
+                        max_raw_s=c.kpi_max_raw_s, max_wip_window_s=c.kpi_max_wip_window_s)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from shopfloor.kpi.buckets import Agg
+from shopfloor.kpi.buckets import Agg, parts
 from shopfloor.kpi.model import Settings
 
 
@@ -27,8 +27,9 @@ class Flag(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class OeeResult:
-    """KPIs of one machine over one window. Times in seconds; ratios unrounded, None when
-    undefined. Names after ISO 22400-2 (see docs/oee.md)."""
+    """KPIs of one machine over one window. Times in seconds; ratios unrounded (computed
+    from the unrounded sums), None when undefined; counts of parts in whole parts. Names
+    after ISO 22400-2 (see docs/oee.md)."""
 
     pot_s: float
     pdot_s: float
@@ -39,9 +40,9 @@ class OeeResult:
     apt_s: float
     aust_s: float
     rt_s: float
-    pq: float
-    sq: float
-    gq: float
+    pq: int
+    sq: int
+    gq: int
     nrt_s: float
     fpt_s: float
     availability: float | None
@@ -59,12 +60,12 @@ class OeeResult:
     minor_stops: int
     mtbf_s: float | None
     mttr_s: float | None
-    pq_unattributed: float
-    sq_unattributed: float
-    pq_unplanned: float
-    sq_unplanned: float
-    parts_total: float
-    scrap_total: float
+    pq_unattributed: int
+    sq_unattributed: int
+    pq_unplanned: int
+    sq_unplanned: int
+    parts_total: int
+    scrap_total: int
     flags: tuple[Flag, ...] = field(default_factory=tuple)
 
     def as_dict(self) -> dict[str, Any]:
@@ -125,14 +126,15 @@ def compute(agg: Agg, settings: Settings | None = None) -> OeeResult:
         a = p = q = q_count = oee = None
     return OeeResult(
         pot_s=pot, pdot_s=pdot, pbt_s=pbt, unk_s=unk, pbt_obs_s=pbt_obs, coverage=coverage,
-        apt_s=apt, aust_s=aust, rt_s=rt, pq=agg.pq, sq=agg.sq, gq=agg.pq - agg.sq,
+        apt_s=apt, aust_s=aust, rt_s=rt, pq=parts(agg.pq), sq=parts(agg.sq),
+        gq=parts(agg.pq) - parts(agg.sq),
         nrt_s=agg.nrt_s, fpt_s=agg.fpt_s,
         availability=a, performance=p, quality=q, quality_count=q_count, oee=oee,
         l1_s=l1, l2_s=aust, l3_s=l3, l4_s=apt - agg.nrt_s, l5_s=agg.l5_s, l6_s=agg.l6_s,
         fe=agg.fe, minor_stops=agg.minor_stops,
         mtbf_s=_div(apt + aust, agg.fe), mttr_s=_div(agg.l1_stopped_ms / 1000, agg.fe),
-        pq_unattributed=agg.pq_unattributed, sq_unattributed=agg.sq_unattributed,
-        pq_unplanned=agg.pq_unplanned, sq_unplanned=agg.sq_unplanned,
-        parts_total=agg.parts_total, scrap_total=agg.scrap_total,
+        pq_unattributed=parts(agg.pq_unattributed), sq_unattributed=parts(agg.sq_unattributed),
+        pq_unplanned=parts(agg.pq_unplanned), sq_unplanned=parts(agg.sq_unplanned),
+        parts_total=parts(agg.parts_total), scrap_total=parts(agg.scrap_total),
         flags=tuple(flags),
     )

@@ -6,22 +6,23 @@ a final rollup). Used by `shopfloor oee` and by the API.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from shopfloor.kpi.aggregate import Bucket, aggregate, context_ms
 from shopfloor.kpi.buckets import Agg, total
 from shopfloor.kpi.calendar import ShiftCalendar, ShiftInstance
-from shopfloor.kpi.errors import KpiError
+from shopfloor.kpi.classified import Classified
+from shopfloor.kpi.errors import KpiError, KpiWorkError
 from shopfloor.kpi.model import MachineSpec, Settings
 from shopfloor.kpi.oee import OeeResult, compute
 from shopfloor.kpi.store import MINUTE_MS, KpiStore
-from shopfloor.kpi.wip import Anchor, WipResult
+from shopfloor.kpi.wip import WipResult
 from shopfloor.kpi.wip import compute_wip as wip_from_counts
 from shopfloor.kpi.workorders import OrderProgress, progress
 from shopfloor.shared import schema
-from shopfloor.shared.plant import Plant
+from shopfloor.shared.plant import Line, Plant
 
 
 def to_ms(when: dt.datetime | int) -> int:
@@ -61,6 +62,10 @@ class WipReport:
         return {"wip": self.wip.as_dict(), "orders": [o.as_dict() for o in self.orders]}
 
 
+def _iso(ms: int) -> str:
+    return (schema.EPOCH + dt.timedelta(milliseconds=ms)).isoformat().replace("+00:00", "Z")
+
+
 def _minutes(lo: int, hi: int) -> tuple[int, int]:
     a = -(-lo // MINUTE_MS) * MINUTE_MS
     b = hi // MINUTE_MS * MINUTE_MS
@@ -77,6 +82,24 @@ def _merge(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
+def _touched(spans: Sequence[Classified], a: int, b: int) -> list[tuple[int, int]]:
+    """The minutes of [a, b) that a classified span overlaps, as merged ranges."""
+    return _merge((max(a, span.start_ms // MINUTE_MS * MINUTE_MS),
+                   min(b, -(-span.end_ms // MINUTE_MS) * MINUTE_MS)) for span in spans)
+
+
+def _between(ranges: list[tuple[int, int]], a: int, b: int) -> list[tuple[int, int]]:
+    """[a, b) without the (sorted, disjoint) `ranges`."""
+    out, cursor = [], a
+    for lo, hi in ranges:
+        if lo > cursor:
+            out.append((cursor, lo))
+        cursor = max(cursor, hi)
+    if cursor < b:
+        out.append((cursor, b))
+    return out
+
+
 class Engine:
     """On-demand KPIs of one plant over its store."""
 
@@ -89,30 +112,50 @@ class Engine:
         self.use_rollups = use_rollups  # False: everything from raw telemetry
 
     def raw(self, spec: MachineSpec, lo: int, hi: int, bucket_ms: int | None = None,
-            cuts: Iterable[int] = ()) -> list[Bucket]:
+            cuts: Iterable[int] = (), classified: Sequence[Classified] = ()) -> list[Bucket]:
         """Buckets of [lo, hi) computed from raw telemetry (with context around it)."""
         margin = context_ms(spec, self.settings)
         samples = self.store.samples(spec, lo - margin, hi + margin)
         return aggregate(spec, samples, self.calendar, lo, hi, bucket_ms, self.settings,
-                         cuts=cuts)
+                         cuts=cuts, classified=classified)
 
     def total(self, spec: MachineSpec, lo: int, hi: int) -> tuple[Agg, int]:
-        """The aggregate of [lo, hi) and how many whole minutes came from rollups."""
+        """The aggregate of [lo, hi) and how many whole minutes came from rollups: the
+        stored final rollups summed in InfluxDB, raw telemetry for the minutes without
+        one and the edges (at most `Settings.max_raw_s` of it, else `KpiWorkError`).
+        Minutes that downtime classified planned or setup touches are recomputed from raw
+        telemetry: a rollup written before the classification does not know it."""
         a, b = _minutes(lo, hi) if self.use_rollups else (lo, lo)
+        classified = self.store.classified(spec.id, lo, hi).get(spec.id, [])
         used, minutes = Agg(), 0
         holes = [(lo, a), (b, hi)]
         if a < b:
-            summed, n = self.store.rollup_sum(spec.id, a, b)
-            if n == (b - a) // MINUTE_MS:
-                used, minutes = summed, n
-            else:
-                have = self.store.rollups(spec.id, a, b)
-                used = total(list(have.values()))
-                minutes = len(have)
-                holes += [(t, t + MINUTE_MS) for t in range(a, b, MINUTE_MS) if t not in have]
-        for r_lo, r_hi in _merge(holes):
-            used.add(total([x.agg for x in self.raw(spec, r_lo, r_hi)]))
+            dirty = _touched(classified, a, b)
+            holes += dirty
+            for c_lo, c_hi in _between(dirty, a, b):
+                summed, n = self.store.rollup_sum(spec.id, c_lo, c_hi)
+                used.add(summed)
+                minutes += n
+                missing = (c_hi - c_lo) // MINUTE_MS - n
+                if missing:
+                    self._check_raw(spec, missing * MINUTE_MS, lo, hi)
+                    holes += self.store.rollup_holes(spec.id, c_lo, c_hi)
+        ranges = _merge(holes)
+        self._check_raw(spec, sum(r_hi - r_lo for r_lo, r_hi in ranges), lo, hi)
+        for r_lo, r_hi in ranges:
+            used.add(total([x.agg for x in self.raw(spec, r_lo, r_hi,
+                                                    classified=classified)]))
         return used, minutes
+
+    def _check_raw(self, spec: MachineSpec, raw_ms: int, lo: int, hi: int) -> None:
+        """The work bound: raw telemetry beyond `max_raw_s` is refused, not computed."""
+        limit = self.settings.max_raw_s
+        if raw_ms > limit * 1000:
+            raise KpiWorkError(
+                f"{spec.id}: {_iso(lo)} to {_iso(hi)} needs {raw_ms / 3_600_000:.1f} h of raw "
+                f"telemetry (time without a stored final rollup), more than the "
+                f"{limit / 3600:g} h one request may compute (collector.kpi_max_raw_s); ask "
+                f"for a shorter window, or one the collector has written rollups for")
 
     def buckets(self, spec: MachineSpec, lo: int, hi: int, cuts: Iterable[int]) -> list[Bucket]:
         """Per-minute buckets of [lo, hi), also cut at `cuts`; rollups where final."""
@@ -122,9 +165,10 @@ class Engine:
         whole = {t: agg for t, agg in have.items()
                  if not any(t < c < t + MINUTE_MS for c in inner)}
         out = [Bucket(t, t + MINUTE_MS, agg) for t, agg in whole.items()]
-        holes = [(lo, a), (b, hi)] + [(t, t + MINUTE_MS) for t in range(a, b, MINUTE_MS)
-                                      if t not in whole]
-        for r_lo, r_hi in _merge(holes):
+        holes = _merge([(lo, a), (b, hi)] + [(t, t + MINUTE_MS) for t in range(a, b, MINUTE_MS)
+                                             if t not in whole])
+        self._check_raw(spec, sum(r_hi - r_lo for r_lo, r_hi in holes), lo, hi)
+        for r_lo, r_hi in holes:
             out += self.raw(spec, r_lo, r_hi, MINUTE_MS, inner)
         return sorted(out, key=lambda x: x.start_ms)
 
@@ -138,7 +182,15 @@ class Engine:
         return OeeReport(machine, spec.line, lo, hi, compute(agg, self.settings), minutes,
                          shift.key if shift else None)
 
-    def wip(self, line_id: str, start: dt.datetime | int, end: dt.datetime | int) -> WipReport:
+    def wip(self, line_id: str, start: dt.datetime | int, end: dt.datetime | int,
+            use_anchors: bool = True, later_anchor: bool = True) -> WipReport:
+        """WIP of a line at `end`, per minute over [start, end): each level counts from
+        the latest stocktake at or before it, or backwards from the first one after it
+        (docs/oee.md "WIP"). The flow from an older stocktake to the window comes from
+        stored rollups (`total`), so the work is bounded by the window, never by the
+        stocktake's age. `use_anchors=False`: the change only (unanchored);
+        `later_anchor=False`: never count backwards from a stocktake after the window (the
+        live engine, whose data after its watermark may not be stored yet)."""
         line = self.plant.line(line_id)
         if line is None:
             raise KpiError(f"unknown line {line_id!r} (known: "
@@ -146,24 +198,48 @@ class Engine:
         lo, hi = to_ms(start), to_ms(end)
         if hi <= lo:
             raise KpiError(f"empty window: end {hi} ms is not after start {lo} ms")
-        anchor = self.store.anchor(line_id, lo) or self.store.anchor(line_id, hi - 1)
-        anchored = anchor is not None
-        if anchor is None:
-            anchor = Anchor(lo)
-        first = min(anchor.ts_ms, lo)
-        window_start = max(lo, anchor.ts_ms)
-        per_station = {}
-        for station in line.stations:
-            spec = MachineSpec.from_plant(self.plant, station)
-            per_station[station] = self.buckets(spec, first, hi, [anchor.ts_ms, window_start])
+        limit = self.settings.max_wip_window_s
+        if hi - lo > limit * 1000:
+            raise KpiWorkError(
+                f"WIP of {line_id} over {(hi - lo) / 86_400_000:.1f} days: more than the "
+                f"{limit / 86400:g} days one request may compute per minute "
+                f"(collector.kpi_max_wip_window_s); ask for a shorter window")
+        anchors = self.store.anchors(line_id, lo, hi) if use_anchors else []
+        cuts = [a.ts_ms for a in anchors if lo < a.ts_ms < hi]
+        per_station = {
+            station: self.buckets(MachineSpec.from_plant(self.plant, station), lo, hi, cuts)
+            for station in line.stations}
         edges = [b.start_ms for b in per_station[line.stations[0]]] + [hi]
         counts = {s: [(b.agg.parts_total, b.agg.scrap_total) for b in bs]
                   for s, bs in per_station.items()}
-        result = wip_from_counts(line, edges, counts, anchor, window_start, anchored)
-        window = {s: [b for b in bs if b.start_ms >= window_start]
-                  for s, bs in per_station.items()}
-        orders = progress(line, window, self.store.targets(line_id))
+        if anchors and anchors[0].ts_ms < lo:  # the flow from an older stocktake
+            for station, (parts, scrap) in self._flow(line, anchors[0].ts_ms, lo).items():
+                counts[station].insert(0, (parts, scrap))
+            edges.insert(0, anchors[0].ts_ms)
+        later = (self.store.anchor_after(line_id, hi)
+                 if use_anchors and later_anchor and not anchors else None)
+        if later is not None:  # only a stocktake after the window: count backwards from it
+            try:
+                flow = self._flow(line, hi, later.ts_ms)
+            except KpiWorkError:  # too far after the window: unanchored (change only)
+                flow = {}
+            if flow:
+                for station, (parts, scrap) in flow.items():
+                    counts[station].append((parts, scrap))
+                edges.append(later.ts_ms)
+                anchors = [later]
+        result = wip_from_counts(line, edges, counts, anchors, lo, end_ms=hi)
+        orders = progress(line, per_station, self.store.targets(line_id))
         return WipReport(result, tuple(orders))
+
+
+    def _flow(self, line: Line, lo: int, hi: int) -> dict[str, tuple[float, float]]:
+        """Per station (parts, scrap) over [lo, hi), from stored rollups (`total`)."""
+        out = {}
+        for station in line.stations:
+            agg = self.total(MachineSpec.from_plant(self.plant, station), lo, hi)[0]
+            out[station] = (agg.parts_total, agg.scrap_total)
+        return out
 
 
 def compute_oee(plant: Plant, store: KpiStore, machine: str, start: dt.datetime | int,

@@ -21,7 +21,9 @@ from shopfloor.kpi.oee import OeeResult
 from shopfloor.kpi.wip import WipResult
 from shopfloor.shared import schema
 
-_INT_RESULT = frozenset({"fe", "minor_stops"})
+_INT_RESULT = frozenset({"fe", "minor_stops", "pq", "sq", "gq", "pq_unattributed",
+                         "sq_unattributed", "pq_unplanned", "sq_unplanned", "parts_total",
+                         "scrap_total"})  # events and counts of parts: integers
 
 
 def _tags(site: str, line: str, **extra: str) -> dict[str, str]:
@@ -71,13 +73,19 @@ def oee_line(site: str, line: str, machine: str, window: str, ts_ms: int,
 
 def wip_lines(site: str, window: str, ts_ms: int, wip: WipResult,
               shift: ShiftInstance | None = None) -> list[str]:
+    """Counts of parts as integers; a level that is not known (no stocktake) is left out,
+    `anchored` false and `change` say what is known."""
     extra = {schema.TAG_SHIFT: shift.name} if shift is not None else {}
     fields: dict[str, Any] = {
-        "wip": float(wip.wip), "inflow": float(wip.inflow),
-        "outflow_good": float(wip.outflow_good), "little_holds": wip.little_holds,
-        "drift": wip.drift, "anchored": wip.anchored, "anchor_ms": int(wip.anchor_ms),
+        "inflow": int(wip.inflow), "outflow_good": int(wip.outflow_good),
+        "change": int(wip.change), "little_holds": wip.little_holds,
+        "drift": wip.drift, "anchored": wip.anchored,
         "start_ms": int(wip.start_ms), "end_ms": int(wip.end_ms),
     }
+    if wip.wip is not None:
+        fields["wip"] = int(wip.wip)
+    if wip.anchor_ms is not None:
+        fields["anchor_ms"] = int(wip.anchor_ms)
     for key in ("mean_wip", "throughput_per_h", "lead_time_s"):
         value = getattr(wip, key)
         if value is not None:
@@ -85,9 +93,9 @@ def wip_lines(site: str, window: str, ts_ms: int, wip: WipResult,
     out = [schema.line(schema.WIP, _tags(site, wip.line, window=window, **extra), fields,
                        ts_ms)]
     for b in wip.buffers:
-        bf: dict[str, Any] = {"change": float(b.change), "drift": b.drift}
+        bf: dict[str, Any] = {"change": int(b.change), "drift": b.drift}
         if b.wip is not None:
-            bf["wip"] = float(b.wip)
+            bf["wip"] = int(b.wip)
         if b.capacity is not None:
             bf["capacity"] = int(b.capacity)
         tags = _tags(site, wip.line, window=window, **extra,

@@ -14,9 +14,8 @@ import time
 from typing import Any
 
 from shopfloor.collector.sinks import WrittenBatch
-from shopfloor.kpi.live import LiveKpi, to_sample
+from shopfloor.kpi.live import LiveKpi
 from shopfloor.kpi.model import Sample
-from shopfloor.shared.contract import Telemetry
 from shopfloor.shared.logs import FailureLog
 
 log = logging.getLogger(__name__)
@@ -43,7 +42,7 @@ class LiveKpiWorker:
             except queue.Empty:
                 batch = None
             try:
-                for machine, sample in samples(batch):
+                for machine, sample in samples(self.live, batch):
                     self.live.add(machine, sample)
                 if time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + period
@@ -54,11 +53,9 @@ class LiveKpiWorker:
                 self._failures.success()
 
 
-def samples(batch: WrittenBatch | None) -> list[tuple[str, Sample]]:
-    if batch is None:
-        return []
-    return [(m.machine, to_sample(m.payload, m.ts_ms)) for m in batch.telemetry()
-            if isinstance(m.payload, Telemetry)]
+def samples(live: LiveKpi, batch: WrittenBatch | None) -> list[tuple[str, Sample]]:
+    """The batch's admitted samples (`LiveKpi.samples_of`)."""
+    return [] if batch is None else live.samples_of(batch)
 
 
 def attach(collector: Any) -> LiveKpiWorker:

@@ -6,24 +6,28 @@ over /query, writes KPI points as line protocol. Built on the collector's databa
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from shopfloor.collector.database import LineWriter, open_writer
 from shopfloor.collector.errors import CollectorError
 from shopfloor.kpi.buckets import NUMERIC_FIELDS, Agg
+from shopfloor.kpi.classified import Classified
 from shopfloor.kpi.errors import KpiStoreError
 from shopfloor.kpi.model import MachineSpec, Sample
 from shopfloor.kpi.wip import Anchor
 from shopfloor.shared import schema
 from shopfloor.shared.plant import Plant
+from shopfloor.shared.reasons import Loss
 from shopfloor.shared.schema import quote_ident as qi
 from shopfloor.shared.schema import quote_string as qs
 
 log = logging.getLogger(__name__)
 LINE_TOTAL = "_line"  # wip_anchor buffer tag of a whole-line count (see shopfloor.api)
 MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
 LOOKAROUND_MS = (3_600_000, 2 * 86_400_000, 31 * 86_400_000)  # nearest-sample search
+CLASSIFIED_LOOKBACK_MS = 7 * 86_400_000  # a classified part starting this long before counts
 MARGIN_MS = 300_000  # fetched beyond a range, where the nearest sample outside usually is
 
 
@@ -137,23 +141,111 @@ class KpiStore:
                     out[int(ts)].orders[order] = [float(parts or 0), float(scrap or 0)]
         return out
 
+    def rollup_holes(self, machine: str, lo: int, hi: int) -> list[tuple[int, int]]:
+        """The minutes of [lo, hi) (minute-aligned) without a final rollup, as ranges.
+        Work: one row per hour that has rollups, then the minutes of the hours that are
+        only partly covered (never a row per minute of the whole range)."""
+        where = (f"{_where(self.site, machine=machine)} AND {qi('final')} = true "
+                 f"AND {_span(lo, hi)}")
+        rows = self._rows(f"SELECT count({qi('pot_ms')}) AS n FROM {qi(schema.OEE_ROLLUP)} "
+                          f"WHERE {where} GROUP BY time(1h) fill(none)")
+        holes: list[tuple[int, int]] = []
+        partial: list[tuple[int, int]] = []
+        cursor = lo
+        for row in rows:
+            start = max(int(row["time"]), lo)
+            end = min(int(row["time"]) + HOUR_MS, hi)
+            if start > cursor:
+                holes.append((cursor, start))
+            if int(row["n"] or 0) < (end - start) // MINUTE_MS:
+                if partial and partial[-1][1] == start:
+                    partial[-1] = (partial[-1][0], end)
+                else:
+                    partial.append((start, end))
+            cursor = max(cursor, end)
+        if cursor < hi:
+            holes.append((cursor, hi))
+        for a, b in partial:
+            have = {int(r["time"]) for r in self._rows(
+                f"SELECT {qi('pot_ms')} FROM {qi(schema.OEE_ROLLUP)} WHERE "
+                f"{_where(self.site, machine=machine)} AND {qi('final')} = true "
+                f"AND {_span(a, b)}")}
+            holes += [(t, t + MINUTE_MS) for t in range(a, b, MINUTE_MS) if t not in have]
+        return sorted(holes)
+
+    # -- downtime classifications (the API's `downtime` measurement) --------------------
+
+    def classified(self, machine: str | None, lo: int, hi: int) -> dict[str, list[Classified]]:
+        """Parts classified planned or setup that overlap [lo, hi), by machine (all
+        machines when None). A part still open (end_ms 0) lasts until `hi`."""
+        where = _where(self.site) if machine is None else _where(self.site, machine=machine)
+        losses = " OR ".join(f"{qi(schema.TAG_LOSS)} = {qs(str(x))}"
+                             for x in (Loss.PLANNED, Loss.SETUP))
+        q = (f"SELECT {qi('end_ms')}, {qi(schema.TAG_MACHINE)}, {qi(schema.TAG_LOSS)} FROM "
+             f"{qi(schema.DOWNTIME)} WHERE {where} AND ({losses}) AND {qi('active')} = true "
+             f"AND {_span(lo - CLASSIFIED_LOOKBACK_MS, hi)}")
+        out: dict[str, list[Classified]] = {}
+        for row in self._rows(q):
+            end = int(row.get("end_ms") or 0) or hi
+            if end > lo:
+                out.setdefault(str(row["machine"]), []).append(
+                    Classified(int(row["time"]), end, Loss(row["loss"])))
+        return out
+
     # -- stocktakes and work orders ----------------------------------------------------
 
     def anchor(self, line: str, at_ms: int) -> Anchor | None:
         """The latest stocktake of `line` at or before `at_ms` (see shopfloor.api)."""
-        q = (f"SELECT last({qi('count')}) AS {qi('count')} FROM {qi(schema.WIP_ANCHOR)} "
-             f"WHERE {_where(self.site, line=line)} AND time <= {int(at_ms)}ms "
-             f"GROUP BY {qi(schema.TAG_BUFFER)}")
-        points = []
+        return self._edge_anchors(line, f"time <= {int(at_ms)}ms", "last", max).get(line)
+
+    def anchor_after(self, line: str, after_ms: int) -> Anchor | None:
+        """The first stocktake of `line` after `after_ms` (for levels before it)."""
+        return self._edge_anchors(line, f"time > {int(after_ms)}ms", "first", min).get(line)
+
+    def anchors(self, line: str, lo: int, hi: int) -> list[Anchor]:
+        """The stocktakes that count for the levels of [lo, hi]: the latest at or before
+        `lo` (however old: only its count is read) and every one after `lo` up to `hi`,
+        sorted by time."""
+        return self.anchors_by_line(lo, hi, line).get(line, [])
+
+    def anchors_by_line(self, lo: int, hi: int, line: str | None = None
+                        ) -> dict[str, list[Anchor]]:
+        """`anchors` of every line (or of `line`) in two queries, by line."""
+        out = {k: [a] for k, a in self._edge_anchors(line, f"time <= {int(lo)}ms", "last",
+                                                      max).items()}
+        where = _where(self.site) if line is None else _where(self.site, line=line)
+        q = (f"SELECT {qi('count')} FROM {qi(schema.WIP_ANCHOR)} WHERE {where} "
+             f"AND time > {int(lo)}ms AND time <= {int(hi)}ms "
+             f"GROUP BY {qi(schema.TAG_LINE)}, {qi(schema.TAG_BUFFER)}")
+        by_time: dict[str, dict[int, list[tuple[str, int]]]] = {}
         for series in self.query(q):
-            buffer = (series.get("tags") or {}).get(schema.TAG_BUFFER, "")
-            points += [(int(ts), buffer, float(c)) for ts, c in series["values"]]
-        if not points:
-            return None
-        newest = max(ts for ts, _, _ in points)
-        current = {b: c for ts, b, c in points if ts == newest}
-        total = current.pop(LINE_TOTAL, sum(current.values()))
-        return Anchor(newest, total, current)
+            tags = series.get("tags") or {}
+            times = by_time.setdefault(tags.get(schema.TAG_LINE, ""), {})
+            for ts, c in series["values"]:
+                times.setdefault(int(ts), []).append((tags.get(schema.TAG_BUFFER, ""), int(c)))
+        for key, times in by_time.items():
+            out.setdefault(key, []).extend(_anchor(ts, e) for ts, e in sorted(times.items()))
+        return out
+
+    def _edge_anchors(self, line: str | None, condition: str, selector: str,
+                      pick: Callable[[Iterable[int]], int]) -> dict[str, Anchor]:
+        """Per line, the stocktake nearest a bound: `last` (newest) points at or before
+        it, or `first` (oldest) points after it, per buffer; a stocktake is the points at
+        one instant (`pick`: max or min of their times)."""
+        where = _where(self.site) if line is None else _where(self.site, line=line)
+        q = (f"SELECT {selector}({qi('count')}) AS {qi('count')} FROM "
+             f"{qi(schema.WIP_ANCHOR)} WHERE {where} AND {condition} "
+             f"GROUP BY {qi(schema.TAG_LINE)}, {qi(schema.TAG_BUFFER)}")
+        points: dict[str, list[tuple[int, str, int]]] = {}
+        for series in self.query(q):
+            tags = series.get("tags") or {}
+            points.setdefault(tags.get(schema.TAG_LINE, ""), []).extend(
+                (int(ts), tags.get(schema.TAG_BUFFER, ""), int(c)) for ts, c in series["values"])
+        out = {}
+        for key, found in points.items():
+            when = pick(ts for ts, _, _ in found)
+            out[key] = _anchor(when, [(b, c) for ts, b, c in found if ts == when])
+        return out
 
     def targets(self, line: str) -> dict[str, int]:
         """Work-order targets recorded for a line (work_order, window=order, field target)."""
@@ -167,6 +259,13 @@ class KpiStore:
                 if order and target is not None:
                     out[order] = int(target)
         return out
+
+
+def _anchor(ts_ms: int, entries: list[tuple[str, int]]) -> Anchor:
+    """One stocktake from its points (`_line`: the line count; else one per buffer)."""
+    current = dict(entries)
+    total = current.pop(LINE_TOTAL, sum(current.values()))
+    return Anchor(ts_ms, total, current)
 
 
 def _sample(row: dict[str, Any]) -> Sample:

@@ -42,6 +42,7 @@ class Segment:
     minor: bool = False  # part of a stopped/idle episode shorter than T_minor (L3)
     episode_start: bool = False  # first segment of its episode
     episode_ms: int = 0  # duration of the whole episode
+    loss: str | None = None  # a downtime classification's loss, planned | setup (classified.py)
 
 
 def _rank(sample: Sample) -> tuple[int, str, str]:

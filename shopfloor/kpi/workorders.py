@@ -11,15 +11,16 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from shopfloor.kpi.aggregate import Bucket
+from shopfloor.kpi.buckets import parts
 from shopfloor.shared.plant import Line
 
 
 @dataclass(frozen=True, slots=True)
 class StationProgress:
     station: str
-    parts: float  # parts of the order the station completed (rejects included)
-    scrap: float
-    good: float  # parts of the order past this station
+    parts: int  # parts of the order the station completed (rejects included)
+    scrap: int
+    good: int  # parts of the order past this station
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +31,10 @@ class OrderProgress:
 
     id: str
     target: int | None
-    produced: float
-    good: float
-    scrap: float
-    remaining: float | None
+    produced: int
+    good: int
+    scrap: int
+    remaining: int | None
     started_ms: int | None
     finished_ms: int | None
     phase: str | None
@@ -78,15 +79,16 @@ def _order(
     starts, phase = [], None
     last_end = None
     for station in line.stations:
-        parts, scrap, first, last = _station(buckets.get(station, ()), order)
-        stations.append(StationProgress(station, parts, scrap, parts - scrap))
+        made, scrapped, first, last = _station(buckets.get(station, ()), order)
+        whole, lost = parts(made), parts(scrapped)  # counts reported in whole parts
+        stations.append(StationProgress(station, whole, lost, whole - lost))
         if first is not None:
             starts.append(first)
             phase = station
         if station == line.stations[-1]:
             last_end = last
     out = stations[-1]
-    remaining = max(0.0, target - out.good) if target is not None else None
+    remaining = max(0, target - out.good) if target is not None else None
     done = target is not None and out.good >= target
     return OrderProgress(
         id=order, target=target, produced=out.parts, good=out.good,

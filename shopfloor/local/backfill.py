@@ -49,20 +49,10 @@ def origin_for(plant: Plant, now_s: float, hours: float) -> float:
     running = ShiftCalendar.of(plant).at(int(now_s * 1000))
     if running is not None:
         origin = min(origin, running.start_ms / 1000)
-    max_age_s = _max_event_age_s(plant)
-    if max_age_s is not None:
-        origin = max(origin, now_s - max_age_s + 60)
+    # the plant's admission bound (plant.admission.max_age_s), with a minute to spare:
+    # a sample older than that would be refused by the collector
+    origin = max(origin, now_s - plant.admission.max_age_s + 60)
     return float(int(origin))
-
-
-def _max_event_age_s(plant: Plant) -> float | None:
-    """The plant's bound on how old a telemetry timestamp may be, if it has one."""
-    for owner in (plant.collector, plant):
-        for name in ("max_event_age_s", "event_time_max_age_s", "max_sample_age_s"):
-            value = getattr(owner, name, None)
-            if isinstance(value, int | float) and value > 0:
-                return float(value)
-    return None
 
 
 def stored_samples(store: KpiStore, origin_s: float, now_s: float) -> int:

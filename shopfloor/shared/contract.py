@@ -9,14 +9,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from shopfloor.shared.enums import MachineState
+from shopfloor.shared.enums import ControlAction, MachineState
 from shopfloor.shared.errors import ContractError
+from shopfloor.shared.plant import Role
 
 SCHEMA_VERSION: Literal[1] = 1
 MAX_PAYLOAD_BYTES = 256 * 1024
 
 PointValue = bool | int | float | str
 Seq = Annotated[int, Field(ge=0, le=2**63 - 1)]
+MAX_PROBLEMS, MAX_PROBLEM_CHARS = 50, 500
+Problem = Annotated[str, Field(max_length=MAX_PROBLEM_CHARS)]
 
 
 class Payload(BaseModel):
@@ -67,6 +70,10 @@ class Command(Payload):
     value: PointValue
     expires_at: AwareDatetime
     requested_by: str = ""
+    control_action: ControlAction = ControlAction.SETPOINT
+    """The API action this write is for: the edge applies shared.control_rules to it."""
+    role: Role | None = None
+    """The requester's role; the edge refuses a command without one."""
 
 
 class CommandStatus(StrEnum):
@@ -86,7 +93,9 @@ class CommandResult(Payload):
 
 class AgentStatus(Payload):
     """Birth (online, retained), repeated every status period while connected with the
-    outbox depth (samples not yet acknowledged by the broker); last will (online: false)."""
+    outbox depth (samples not yet acknowledged by the broker), the overload state and,
+    while unhealthy, its `problems` (both also published at once when they change); last
+    will (online: false)."""
 
     online: bool
     agent: str
@@ -94,6 +103,13 @@ class AgentStatus(Payload):
     machines: list[str] = Field(default_factory=list)
     version: str | None = None
     queue_depth: Annotated[int, Field(ge=0)] | None = None
+    overloaded: bool | None = None
+    """True while the agent sheds polls because it cannot make them all (docs/edge.md)."""
+    polls_skipped: Annotated[int, Field(ge=0)] | None = None
+    """Scheduled polls not made since the agent started (shed or late)."""
+    problems: Annotated[list[Problem], Field(max_length=MAX_PROBLEMS)] | None = None
+    """Present while the agent is unhealthy: one line per reason (an outbox it cannot
+    write, a task that crashed recently)."""
 
 
 class DeadLetter(Payload):

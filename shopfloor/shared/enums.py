@@ -147,3 +147,16 @@ class DatabaseApi(StrEnum):
     AUTO = "auto"
     V1 = "v1"
     V2 = "v2"
+
+
+class ControlAction(StrEnum):
+    """What a write of a point is for: the API's control actions. Every write carries
+    one, from the API route to the edge, and the rules of shared.control_rules apply to it."""
+
+    START = "start"
+    STOP = "stop"
+    SETPOINT = "setpoint"
+    ALARM_ACK = "alarm_ack"
+    CHANGEOVER = "changeover"
+    MAINTENANCE_ON = "maintenance_on"
+    MAINTENANCE_OFF = "maintenance_off"

@@ -25,6 +25,7 @@ from shopfloor.shared.enums import (
     Table,
     Transport,
 )
+from shopfloor.shared.reasons import Downtime
 
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 """An id usable in MQTT topics and InfluxDB tags: letters, digits, _ . - (no / + #)."""
@@ -141,6 +142,9 @@ class Point(Model):
     writable: bool = False
     min: float | None = None
     max: float | None = None
+    free_setpoint: bool = False
+    """A point a control action writes (control.run, ...) may also be written through
+    the setpoint route, with that action's permission and interlock."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Point:
@@ -229,8 +233,9 @@ class Connection(Model):
     """tcp only: machines with the same host and port (a Modbus gateway, different
     device_ids) share one TCP connection instead of one each."""
     max_in_flight: Annotated[int, Field(ge=1, le=32)] = 1
-    """Requests on a gateway connection at once, matched to answers by transaction id.
-    1 (default) suits gateways that serve one request at a time."""
+    """tcp only: requests on the connection at once, matched to answers by transaction
+    id (the reads of one poll go out together; behind a gateway, several machines'
+    reads). 1 (default) suits devices and gateways that serve one request at a time."""
 
     @model_validator(mode="after")
     def _endpoint(self) -> Connection:
@@ -242,8 +247,11 @@ class Connection(Model):
             raise ValueError(
                 f"gateway: true is for transport tcp; {self.transport} already shares its line"
             )
-        if self.max_in_flight > 1 and not self.gateway:
-            raise ValueError("max_in_flight > 1 needs gateway: true (a shared connection)")
+        if self.max_in_flight > 1 and self.transport is not Transport.TCP:
+            raise ValueError(
+                f"max_in_flight > 1 is for transport tcp; {self.transport} carries one "
+                "request at a time"
+            )
         return self
 
     @property
@@ -288,6 +296,8 @@ class Queue(Model):
     path: str | None = None
     max_samples: Annotated[int, Field(ge=100)] = 1_000_000
     when_full: QueueFullPolicy = QueueFullPolicy.DROP_OLDEST
+    max_bytes: Annotated[int, Field(ge=65_536)] | None = None
+    """Cap on the outbox file's size; reaching it is handled like a full disk."""
 
 
 class Agent(Model):
@@ -319,7 +329,20 @@ class Collector(Model):
     lateness_s: PositiveSeconds = 48 * 3600.0
     minor_stop_s: PositiveSeconds = 120.0  # OEE T_minor: shorter stops are minor (L3)
     startup_s: PositiveSeconds = 600.0  # running time after a setup whose scrap is L6
+    kpi_max_raw_s: PositiveSeconds = 2 * 86_400.0
+    """KPI work bound: raw telemetry one request may compute per machine (docs/oee.md)."""
+    kpi_max_wip_window_s: PositiveSeconds = 31 * 86_400.0
+    """KPI work bound: the longest WIP window (WIP is computed per minute)."""
     stats_period_s: PositiveSeconds | None = 10.0  # collector_stats points; None: off
+
+
+class Admission(Model):
+    """Which telemetry every component takes in (`shopfloor.shared.admission`): a sample
+    stamped more than `max_ahead_s` ahead of the receiver's clock, or more than
+    `max_age_s` behind it, is refused (dead-lettered by the collector, counted by all)."""
+
+    max_ahead_s: Annotated[float, Field(ge=0)] = 300.0
+    max_age_s: PositiveSeconds = 30 * 86400.0
 
 
 class Role(StrEnum):
@@ -352,6 +375,24 @@ class Api(Model):
     shopfloor-api-{site}-{hostname}-{port}); two API replicas must not share one."""
     mqtt_session_expiry_s: Annotated[int, Field(ge=0, le=2**32 - 1)] = 3600
     """How long the broker keeps the session (and queues results) while the API is away."""
+    stocktake_max_age_s: PositiveSeconds = 31 * 86_400.0
+    """A stocktake's `at` may lie at most this far in the past (else 422)."""
+    stocktake_max_ahead_s: PositiveSeconds = 300.0
+    """... and at most this far in the future (clock skew)."""
+    max_connections: Annotated[int, Field(ge=1)] = 1000
+    """Open HTTP connections at most (lowered to what the fd limit allows)."""
+    request_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    """A connection must deliver a whole request within this time, else it is closed."""
+    keep_alive_s: Annotated[int, Field(ge=1, le=3600)] = 5
+    """An idle keep-alive connection is closed after this many seconds."""
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
+    """A larger request body is refused with 413 (docs/api.md, "Limits")."""
+    max_raw_window_s: PositiveSeconds = 86400.0
+    """Longest window of raw (not aggregated) history one request may ask for."""
+    query_timeout_s: PositiveSeconds = 30.0
+    """Longest an on-demand read (database query, KPI computation) may run: then 503."""
+    max_concurrent_reads: Annotated[int, Field(ge=1, le=64)] = 4
+    """On-demand reads running at once; more wait up to 1 s for a slot, then 503."""
 
 
 class Plant(Model):
@@ -367,6 +408,8 @@ class Plant(Model):
     agents: list[Agent] = Field(default_factory=list)
     collector: Collector = Collector()
     api: Api = Api()
+    admission: Admission = Admission()
+    downtime: Downtime = Downtime()
 
     def agent(self, agent_id: str) -> Agent | None:
         return next((a for a in self.agents if a.id == agent_id), None)

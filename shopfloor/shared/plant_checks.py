@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections import Counter as Tally
 from collections.abc import Iterator
 
+from shopfloor.shared.control_rules import ACTION_CONTROLS
 from shopfloor.shared.enums import Transport
 from shopfloor.shared.plant import Machine, Plant
+from shopfloor.shared.reasons import Category
 
 Issue = tuple[str, str]
 
@@ -15,7 +17,7 @@ Issue = tuple[str, str]
 def check_plant(plant: Plant) -> list[Issue]:
     """Every cross-reference problem of the plant, in file order."""
     issues: list[Issue] = []
-    for check in (_lines, _machines, _devices, _agents, _calendar, _api):
+    for check in (_lines, _machines, _devices, _agents, _calendar, _api, _downtime):
         issues.extend(check(plant))
     return issues
 
@@ -96,6 +98,21 @@ def _roles(base: str, machine: Machine) -> Iterator[Issue]:
         point = machine.point(name) if name else None
         if point is not None and not point.writable:
             yield f"{base}.control.{field}", f"point {name!r} must be writable: true"
+    yield from _free_setpoints(base, machine)
+
+
+def _free_setpoints(base: str, machine: Machine) -> Iterator[Issue]:
+    """free_setpoint only opens a point that a control action writes, and only a writable one."""
+    owned = {name for field, name in machine.control if field in ACTION_CONTROLS}
+    for i, point in enumerate(machine.points):
+        if point.free_setpoint and point.name not in owned:
+            yield (f"{base}.points[{i}].free_setpoint",
+                   f"point {point.name!r} is written by no control action "
+                   f"({', '.join(sorted(ACTION_CONTROLS))}); it is a setpoint anyway when "
+                   "writable: remove free_setpoint")
+        elif point.free_setpoint and not point.writable:
+            yield (f"{base}.points[{i}].free_setpoint",
+                   f"point {point.name!r} must be writable: true to be a free setpoint")
 
 
 def _products(base: str, machine: Machine) -> Iterator[Issue]:
@@ -174,3 +191,44 @@ def _api(plant: Plant) -> Iterator[Issue]:
         for j, line in enumerate(key.lines or []):
             if line not in line_ids:
                 yield f"api.keys[{i}].lines[{j}]", f"unknown line {line!r}"
+
+
+def _downtime(plant: Plant) -> Iterator[Issue]:
+    """The reason tree: known lines, unique category ids and reason codes (plant-wide +
+    each line's additions), PLC codes that some state map gives, each mapped once."""
+    downtime = plant.downtime
+    line_ids = {line.id for line in plant.lines}
+    plc_known = {code.reason for m in plant.machines.values() if m.state is not None
+                 for code in (*m.state.codes.values(), m.state.unmapped) if code.reason}
+    yield from _tree("downtime", downtime.categories, plc_known, {}, {})
+    for line, extra in downtime.lines.items():
+        base = f"downtime.lines.{line}"
+        if line not in line_ids:
+            yield base, f"unknown line {line!r} (known: {sorted(line_ids)})"
+        codes: dict[str, str] = {}
+        plc: dict[str, str] = {}
+        list(_tree("downtime", downtime.categories, plc_known, codes, plc))
+        yield from _tree(base, extra.categories, plc_known, codes, plc)
+
+
+def _tree(base: str, categories: list[Category], plc_known: set[str],
+          codes: dict[str, str], plc: dict[str, str]) -> Iterator[Issue]:
+    """Issues of `categories`, given the codes and PLC codes already taken (updated)."""
+    yield from _duplicates(f"{base}.categories", [c.id for c in categories], "category id")
+    for i, category in enumerate(categories):
+        for j, reason in enumerate(category.reasons):
+            path = f"{base}.categories[{i}].reasons[{j}]"
+            if reason.code in codes:
+                yield f"{path}.code", (f"duplicate reason code {reason.code!r} (also at "
+                                       f"{codes[reason.code]})")
+            else:
+                codes[reason.code] = path
+            for k, code in enumerate(reason.plc):
+                if code in plc:
+                    yield f"{path}.plc[{k}]", (f"PLC reason {code!r} is mapped twice (also "
+                                               f"to reason {plc[code]!r})")
+                else:
+                    plc[code] = reason.code
+                if code not in plc_known:
+                    yield f"{path}.plc[{k}]", (f"unknown PLC reason {code!r}: no machine's "
+                                               f"state map gives it (known: {sorted(plc_known)})")

@@ -24,6 +24,7 @@ WIP_ANCHOR = "wip_anchor"  # stocktakes (API): tags site, line, buffer; field co
 WORK_ORDER = "work_order"  # per-order progress
 CONTROL_AUDIT = "control_audit"  # every command and its result
 COLLECTOR_STATS = "collector_stats"  # the collector's own counters (lost, dead letters)
+DOWNTIME = "downtime"  # downtime events and their classification, one point per part (API)
 
 # Tag keys
 TAG_SITE = "site"
@@ -43,6 +44,10 @@ TAG_REASON = "reason"
 REASON_OTHER = "other"
 REASON_NONE = "none"
 DURATION_FIELD = "duration_s"  # state_duration: seconds from the state's since to the next
+# downtime tags (with site, line, machine): the part's reason code (or `unclassified`),
+# its category and its loss (unplanned | setup | planned | unclassified)
+TAG_CATEGORY = "category"
+TAG_LOSS = "loss"
 
 SEQ_FIELD = "_seq"  # sequence number of a telemetry sample (a field, never a tag)
 EPOCH_FIELD = "_epoch"  # the sample's stream epoch, when the edge sends one (a field)

@@ -20,6 +20,8 @@ BODIES: dict[str, Any] = {
     "changeover": {"product": "A"},
     "maintenance": {"on": False},
     "stocktake": {"count": 0},
+    "classify": {"reason": "jam"},
+    "split": {"at": ["2026-01-01T00:00:00Z"]},
 }
 
 
@@ -58,10 +60,12 @@ def test_route_table_covers_every_route(admin: httpx.Client) -> None:
 
 def _call(client: httpx.Client, method: str, path: str, machine: str = "pack1",
           line: str = "line1") -> httpx.Response:
-    url = path.format(machine=machine, line=line, command_id="unknown-id")
+    url = path.format(machine=machine, line=line, command_id="unknown-id",
+                      event_id=f"{machine}:1")
     last = path.rstrip("/").rsplit("/", 1)[-1]
     body = BODIES.get(last) if method == "POST" else None
-    return client.request(method, url, json=body)
+    params = {"max_s": 0.2} if last == "stream" else None  # a stream ends only when told
+    return client.request(method, url, json=body, params=params)
 
 
 @pytest.mark.parametrize(("method", "path", "permission"), documented_routes())

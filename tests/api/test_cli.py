@@ -29,12 +29,13 @@ def test_api_key_prints_a_key_and_its_hash_line() -> None:
 def test_api_refuses_placeholder_keys_outside_dev_mode(tmp_path: Path, mosquitto: Any,
                                                        influxdb: Any) -> None:
     data = plant_data(tmp_path, mosquitto.port, influxdb.url, make_keys(), 1.0)
+    index = len(data["api"]["keys"])
     data["api"]["keys"].append({"name": "demo", "role": "admin", "hash": hash_key("changeme")})
     plant = tmp_path / "plant.yaml"
     plant.write_text(yaml.safe_dump(data))
     done = subprocess.run([*CLI, "api", str(plant)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert "api.keys[6] (demo) is a placeholder secret" in done.stderr
+    assert f"api.keys[{index}] (demo) is a placeholder secret" in done.stderr
 
 
 def test_api_serves_and_stops_on_sigterm(tmp_path: Path, mosquitto: Any, influxdb: Any) -> None:

@@ -3,12 +3,15 @@ stand-in: every outcome, every refusal before sending, idempotency, the interloc
 
 from __future__ import annotations
 
+import copy
 import uuid
+from typing import Any
 
 import httpx
+import pytest
 
 from tests.api.conftest import ApiEnv
-from tests.api.harness import wait_for
+from tests.api.harness import ApiServer, free_port, load, plant_data, wait_for
 
 
 def test_setpoint_done_with_readback(api_env: ApiEnv, admin: httpx.Client) -> None:
@@ -43,8 +46,8 @@ def test_refusals_before_sending(api_env: ApiEnv, admin: httpx.Client) -> None:
     _refused(admin, sp, {"point": "speed_pct", "value": True}, 422, "wrong_type", api_env)
     _refused(admin, sp, {"point": "temperature", "value": 20}, 422, "not_writable", api_env)
     _refused(admin, sp, {"point": "nope", "value": 1}, 422, "unknown_point", api_env)
-    _refused(admin, sp, {"point": "work_order", "value": "x" * 25}, 422, "out_of_range",
-             api_env)
+    _refused(admin, "/api/v1/machines/press1/changeover", {"product": "A", "work_order": "x" * 25},
+             422, "out_of_range", api_env)
     _refused(admin, "/api/v1/machines/press1/changeover", {"product": "Z"}, 422,
              "unknown_product", api_env)
     r = admin.post("/api/v1/machines/nope/setpoint", json={"point": "speed_pct", "value": 50})
@@ -124,3 +127,81 @@ def test_changeover_writes_product_code_then_work_order(api_env: ApiEnv,
         ("product", 2), ("work_order", "WO-4711")]
     r = admin.post("/api/v1/machines/press1/changeover", json={"product": 3})
     assert r.status_code == 200 and api_env.edge.values[("press1", "product")] == 3
+
+
+ACTION_POINTS = [("run", True), ("run", False), ("maintenance", False), ("maintenance", True),
+                 ("alarm_ack", True), ("product", 2), ("work_order", "WO-1")]
+
+
+@pytest.mark.parametrize("role", ["operator", "supervisor", "maintenance", "admin"])
+def test_action_points_are_not_free_setpoints(api_env: ApiEnv, role: str) -> None:
+    """Every role, every point a dedicated action writes: refused by the setpoint route
+    before anything is sent, and the refusal audited with the point and the value."""
+    with api_env.client(role) as client:
+        for point, value in ACTION_POINTS:
+            _refused(client, "/api/v1/machines/press1/setpoint",
+                     {"point": point, "value": value}, 422, "action_point", api_env)
+    with api_env.client("admin") as admin:
+        def refused() -> list[dict[str, Any]]:
+            items = admin.get("/api/v1/audit", params={
+                "requested_by": role, "outcome": "refused", "machine": "press1",
+                "action": "setpoint", "limit": 1000}).json()["items"]
+            return [i for i in items if i["detail"].startswith("action_point")]
+        found = wait_for(lambda: len(refused()) >= len(ACTION_POINTS) and refused(),
+                         what="refusals in the audit")
+    assert {(i["point"], i["value"]) for i in found} >= set(ACTION_POINTS)
+
+
+@pytest.fixture(scope="module")
+def lax_api(api_env: ApiEnv) -> Any:
+    """A second API on the same plant, except that run and maintenance are free setpoints."""
+    data = plant_data(api_env.workdir / "lax", api_env.plant.broker.port,
+                      api_env.influx.url, api_env.keys, timeout_s=2.5)
+    data["site"] = {**data["site"], "id": api_env.site}
+    data["database"] = {**data["database"], "database": api_env.plant.database.database}
+    data["api"]["mqtt_client_id"] = f"lax-{uuid.uuid4().hex[:8]}"
+    data["api"]["port"] = free_port()
+    for point in data["machines"]["weld1"]["points"]:
+        if point["name"] in ("run", "maintenance"):
+            point["free_setpoint"] = True
+    server = ApiServer(load(copy.deepcopy(data)), data["api"]["port"]).start()
+    yield server
+    server.stop()
+
+
+def test_free_setpoint_takes_the_rules_of_its_action(api_env: ApiEnv, lax_api: Any) -> None:
+    """A setpoint of an action's point (allowed by free_setpoint) is that action: its
+    permission (maintenance needs the maintenance role), its interlock (no start in
+    maintenance mode), and the audit and the command name the action."""
+    def client(role: str) -> httpx.Client:
+        return httpx.Client(base_url=lax_api.url, timeout=30,
+                            headers={"X-API-Key": api_env.keys[role]})
+
+    sp = "/api/v1/machines/weld1/setpoint"
+    with client("operator") as op, client("maintenance") as maint:
+        before = len(api_env.edge.received)
+        r = op.post(sp, json={"point": "maintenance", "value": True})
+        assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden", r.text
+        assert len(api_env.edge.received) == before
+        r = maint.post(sp, json={"point": "maintenance", "value": True})
+        assert r.status_code == 200, r.text
+        assert r.json()["commands"][0]["action"] == "maintenance_on"
+        sent = next(c for c in api_env.edge.received if c.id == r.json()["commands"][0]["id"])
+        assert sent.control_action == "maintenance_on" and sent.role == "maintenance"
+        wait_for(lambda: op.get("/api/v1/machines/weld1/state").json()["maintenance"],
+                 what="maintenance on in the live view")
+        before = len(api_env.edge.received)
+        r = op.post(sp, json={"point": "run", "value": True})
+        assert r.status_code == 409 and r.json()["error"]["code"] == "maintenance_interlock"
+        assert len(api_env.edge.received) == before
+        r = maint.post(sp, json={"point": "run", "value": True})
+        assert r.status_code == 200 and r.json()["commands"][0]["action"] == "start"
+        assert maint.post(sp, json={"point": "maintenance", "value": False}).status_code == 200
+        r = op.post(sp, json={"point": "run", "value": False})
+        assert r.status_code == 200 and r.json()["commands"][0]["action"] == "stop"
+        command_id = r.json()["commands"][0]["id"]
+    with api_env.client("admin") as admin:
+        entries = wait_for(lambda: admin.get("/api/v1/audit", params={
+            "command_id": command_id}).json()["items"], what="the stop in the audit")
+    assert {e["action"] for e in entries} == {"stop"}
+    assert all(e["point"] == "run" and e["value"] is False for e in entries)

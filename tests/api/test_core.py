@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shopfloor.api import control, queries, stocktake
+from shopfloor.api import control, queries
 from shopfloor.api.config import settings_from_plant
 from shopfloor.api.control import Action
 from shopfloor.api.episodes import Change, downtime
-from shopfloor.api.errors import ConfigError, Conflict, Invalid
+from shopfloor.api.errors import ConfigError, Conflict, Forbidden, Invalid, TooManyRequests
 from shopfloor.api.idempotency import IdempotencyStore, check_key, fingerprint
 from shopfloor.api.live import LiveView
 from shopfloor.api.security import Principal, authenticate, hash_key, new_key
@@ -65,12 +65,36 @@ def test_control_plans() -> None:
 
 def test_maintenance_interlock() -> None:
     operator = Principal("op", Role.OPERATOR)
+    start = control.WriteRequest("run", True)
     with pytest.raises(Conflict):
-        control.check_interlock(Action.START, True, operator)
-    control.check_interlock(Action.STOP, True, operator)
-    control.check_interlock(Action.START, False, operator)
-    control.check_interlock(Action.START, True, Principal("m", Role.MAINTENANCE))
-    control.check_interlock(Action.START, True, Principal("a", Role.ADMIN))
+        control.check_rules(operator, PRESS, Action.START, start, True)
+    control.check_rules(operator, PRESS, Action.STOP, control.WriteRequest("run", False), True)
+    assert control.check_rules(operator, PRESS, Action.START, start, False).action is Action.START
+    control.check_rules(Principal("m", Role.MAINTENANCE), PRESS, Action.START, start, True)
+    control.check_rules(Principal("a", Role.ADMIN), PRESS, Action.START, start, True)
+
+
+def test_setpoint_of_an_action_point_is_that_action() -> None:
+    admin, operator = Principal("a", Role.ADMIN), Principal("op", Role.OPERATOR)
+    for point, value in [("run", True), ("maintenance", False), ("product", 2),
+                         ("alarm_ack", True), ("work_order", "W")]:
+        with pytest.raises(Invalid) as err:
+            control.check_rules(admin, PRESS, Action.SETPOINT,
+                                control.WriteRequest(point, value), False)
+        assert err.value.code == "action_point"
+    speed = control.WriteRequest("speed_pct", 50)
+    assert control.check_rules(operator, PRESS, Action.SETPOINT, speed, True).action \
+        is Action.SETPOINT
+    points = [p.model_copy(update={"free_setpoint": p.name in ("run", "maintenance")})
+              for p in PRESS.points]
+    lax = PRESS.model_copy(update={"points": points})
+    run = control.WriteRequest("run", True)
+    assert control.check_rules(operator, lax, Action.SETPOINT, run, False).action is Action.START
+    with pytest.raises(Conflict):
+        control.check_rules(operator, lax, Action.SETPOINT, run, True)
+    with pytest.raises(Forbidden):
+        control.check_rules(operator, lax, Action.SETPOINT,
+                            control.WriteRequest("maintenance", False), False)
 
 
 def _at(minutes: int) -> dt.datetime:
@@ -138,6 +162,34 @@ def test_idempotency_store_replays_and_refuses_reuse() -> None:
         check_key("\n")
 
 
+def test_idempotency_in_flight_keys_are_never_evicted_and_each_api_key_is_bounded() -> None:
+    async def scenario() -> None:
+        clock = [0.0]
+        store = IdempotencyStore(ttl_s=100, capacity=3, clock=lambda: clock[0])
+        first, in_flight = store.begin("victim", "slow", "p")
+        assert first
+        for i in range(3):  # another client's flood: bounded by its own API key
+            clock[0] += 1
+            store.begin("flood", f"k{i}", "p")
+            store.finish("flood", f"k{i}", (200, {}))
+        for i in range(3, 50):
+            with pytest.raises(TooManyRequests) as full:
+                store.begin("flood", f"k{i}", "p")
+            assert full.value.headers["Retry-After"] == str(int(100 - (clock[0] - 1)))
+        retry, same = store.begin("victim", "slow", "p")  # still in flight: no second act
+        assert not retry and same is in_flight
+        store.begin("victim", "b", "p")
+        store.begin("victim", "c", "p")
+        with pytest.raises(TooManyRequests):  # its own bound: refused, never forgetting
+            store.begin("victim", "d", "p")
+        clock[0] = 1000  # every key past its TTL, but "slow" is still in flight
+        assert store.begin("victim", "slow", "p") == (False, in_flight)
+        store.finish("victim", "slow", (200, {"ok": True}))
+        assert store.begin("flood", "k0", "p")[0]  # expired: acts again
+
+    asyncio.run(scenario())
+
+
 def test_keys_hashed_and_compared() -> None:
     secret = new_key()
     assert len(secret) >= 40 and secret != new_key()
@@ -177,14 +229,6 @@ def test_settings_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None
     assert settings_from_plant(_plant(dev_mode=True), port=9000).port == 9000
 
 
-def test_stocktake_parse_latest() -> None:
-    series = [{"tags": {"buffer": "_line"}, "values": [[2000, 30]]},
-              {"tags": {"buffer": "press1"}, "values": [[2000, 10]]},
-              {"tags": {"buffer": "weld1"}, "values": [[1000, 5]]}]
-    assert stocktake.parse_latest(series) == (2000, 30, {"press1": 10})
-    assert stocktake.parse_latest([]) is None
-
-
 def _topic(kind: str, machine: str = "press1", site: str = "demo") -> str:
     return f"shopfloor/v1/{site}/line1/{machine}/{kind}"
 
@@ -201,7 +245,7 @@ def _sample(second: int, **values: object) -> bytes:
 
 
 def test_live_view_keeps_the_newest_values_and_ignores_the_rest() -> None:
-    live = LiveView(PLANT)
+    live = LiveView(PLANT, clock=lambda: T0.timestamp() + 60)  # the samples' own time
     assert live.apply(_topic("telemetry"), _sample(5, speed_pct=80, maintenance=False))
     assert live.apply(_topic("telemetry"), _sample(3, speed_pct=10))  # older: no effect
     assert live.machine("press1").values["speed_pct"] == 80

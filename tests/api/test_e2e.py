@@ -222,3 +222,26 @@ def test_device_failure_answers_502(rig: Rig) -> None:
         rig.sim.fault("pack1", "normal")
     assert r.status_code == 502 and r.json()["status"] == "failed"
     assert "modbus" in r.json()["detail"]
+
+
+def test_concurrent_conflicting_setpoints_each_read_back_their_own_value(rig: Rig) -> None:
+    """50 and 110 asked at once, many times: every `done` reads back the value its own
+    call asked (the edge writes a machine's points one at a time), and the device holds
+    the value of the call that finished last."""
+    async def race() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=rig.api.url, timeout=30,
+                                     headers={"X-API-Key": rig.keys["operator"]}) as client:
+            return list(await asyncio.gather(*(
+                client.post("/api/v1/machines/press1/setpoint",
+                            json={"point": "speed_pct", "value": value})
+                for _ in range(4) for value in (50, 110))))
+
+    answers = [a for _ in range(3) for a in asyncio.run(race())]
+    assert len(answers) == 24
+    for answer in answers:
+        assert answer.status_code == 200, answer.text
+        [command] = answer.json()["commands"]
+        assert command["readback"] == command["value"], command
+    with rig.modbus() as modbus:
+        speed = modbus.read_holding_registers(6, count=1, device_id=rig.device_id("press1"))
+    assert speed.registers[0] in (50, 110)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from shopfloor.api.config import DEFAULT_STATE_DIR, settings_from_plant, state_dir_of
-from shopfloor.api.errors import ConfigError, Conflict
+from shopfloor.api.errors import ConfigError, Conflict, TooManyRequests
 from shopfloor.api.idempotency import FILE_NAME, AnswerFile, IdempotencyStore
 from shopfloor.local.components import API_STATE_DIR_ENV
 from shopfloor.local.components import api as api_component
@@ -95,16 +95,26 @@ def test_forget_leaves_no_row_and_lets_a_retry_act(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-def test_answer_reaches_the_file_when_memory_dropped_the_entry(tmp_path: Path) -> None:
+def test_keys_answered_before_a_restart_count_and_replay(tmp_path: Path) -> None:
+    """The file's keys are loaded back at start: they count toward the API key's bound
+    (a restart does not reset it) and are replayed, never acted on again."""
     async def scenario() -> None:
-        store = IdempotencyStore(TTL_S, capacity=1,
+        store = IdempotencyStore(TTL_S, capacity=2,
                                  answers=AnswerFile.open(tmp_path, TTL_S, Clock()))
-        store.begin("mes", "k1", "print-1")
-        store.begin("mes", "k2", "print-2")  # capacity 1: k1 leaves memory
-        store.finish("mes", "k1", ANSWER, "print-1")
-        again, replay = store.begin("mes", "k1", "print-1")
-        assert not again and await replay == ANSWER
+        for key in ("k1", "k2"):
+            assert store.begin("mes", key, f"print-{key}")[0]
+            store.finish("mes", key, ANSWER)
         store.close()
+        again = IdempotencyStore(TTL_S, capacity=2,
+                                 answers=AnswerFile.open(tmp_path, TTL_S, Clock()))
+        assert again.held("mes") == 2
+        with pytest.raises(TooManyRequests) as full:
+            again.begin("mes", "k3", "print-k3")
+        assert int(full.value.headers["Retry-After"]) > 0
+        first, replay = again.begin("mes", "k1", "print-k1")
+        assert not first and await replay == ANSWER
+        assert again.begin("other", "k1", "print-k1")[0]  # another API key: its own bound
+        again.close()
 
     asyncio.run(scenario())
 

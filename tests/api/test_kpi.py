@@ -49,9 +49,9 @@ def test_oee_of_a_shift_and_refusals(api_env: ApiEnv, admin: httpx.Client) -> No
     assert shift.status_code == 200, shift.text
     assert shift.json()["shift"] == "2026-01-05/early"
     assert shift.json()["start"].startswith("2026-01-05T05:00:00")  # 06:00 Berlin
-    sunday = admin.get("/api/v1/machines/press1/oee",
-                       params={"period": "shift", "shift": "early", "date": "2026-01-04"})
-    assert sunday.status_code == 404 and sunday.json()["error"]["code"] == "no_shift"
+    unknown = admin.get("/api/v1/machines/press1/oee",  # (the example runs every day)
+                        params={"period": "shift", "shift": "brunch", "date": "2026-01-04"})
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "no_shift"
     mixed = admin.get("/api/v1/machines/press1/oee", params={"shift": "early"})
     assert mixed.status_code == 422
     rolling = admin.get("/api/v1/machines/press1/oee", params={"period": "rolling",
@@ -60,7 +60,7 @@ def test_oee_of_a_shift_and_refusals(api_env: ApiEnv, admin: httpx.Client) -> No
 
 
 def test_wip_counts_from_the_stocktake(api_env: ApiEnv, admin: httpx.Client) -> None:
-    at = dt.datetime(2026, 1, 7, 12, 0, tzinfo=dt.UTC)
+    at = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0) - dt.timedelta(hours=1)
     r = admin.post("/api/v1/lines/line1/stocktake", json={
         "count": 30, "buffers": {"press1": 10, "weld1": 20}, "at": iso(at)})
     assert r.status_code == 201, r.text
@@ -70,3 +70,56 @@ def test_wip_counts_from_the_stocktake(api_env: ApiEnv, admin: httpx.Client) -> 
     body = wip.json()["wip"]
     assert body["anchored"] is True and body["wip"] == 30
     assert {b["upstream"]: b["wip"] for b in body["buffers"]}["weld1"] == 20
+    assert all(type(body[k]) is int for k in ("wip", "change", "inflow", "outflow_good"))
+    # a window that starts before the stocktake: the level counts backwards from it
+    before = admin.get("/api/v1/lines/line1/wip", params={
+        "start": iso(at - dt.timedelta(minutes=5)), "end": iso(at + dt.timedelta(minutes=2))})
+    assert before.status_code == 200, before.text
+    assert before.json()["wip"]["wip"] == 30 and before.json()["wip"]["anchor_ms"] == int(
+        at.timestamp() * 1000)
+
+
+def test_stocktake_far_in_the_past_or_future_is_refused(api_env: ApiEnv,
+                                                        admin: httpx.Client) -> None:
+    """A stocktake dated 1970 (or next week) would make every later WIP count from then:
+    422 naming the field, nothing stored."""
+    now = dt.datetime.now(dt.UTC)
+    for at in (dt.datetime(1970, 1, 1, tzinfo=dt.UTC), now - dt.timedelta(days=32),
+               now + dt.timedelta(hours=1)):
+        r = admin.post("/api/v1/lines/line2/stocktake", json={"count": 5, "at": iso(at)})
+        assert r.status_code == 422, r.text
+        error = r.json()["error"]
+        assert error["code"] == "bad_time" and error["message"].startswith("at: "), error
+    stored = httpx.get(f"{api_env.influx.url}/query", params={
+        "db": api_env.plant.database.database, "q": f"SELECT count(*) FROM wip_anchor "
+        f"WHERE site = '{api_env.site}' AND line = 'line2'"}).json()
+    assert "series" not in stored["results"][0]
+    ok = admin.post("/api/v1/lines/line2/stocktake",
+                    json={"count": 5, "at": iso(now - dt.timedelta(days=30))})
+    assert ok.status_code == 201, ok.text
+
+
+def test_engine_work_is_bounded_not_by_an_old_anchor(api_env: ApiEnv,
+                                                     admin: httpx.Client) -> None:
+    """An anchor dated 1970 already in the database (written before the API refused it):
+    WIP of a later window would need 56 years of flow. Refused with 422 too_much_work
+    and its reason (it used to compute minutes of CPU and GBs, then 500); so are an OEE
+    window without stored rollups beyond the raw bound and a WIP window beyond its bound."""
+    site = api_env.site
+    r = httpx.post(f"{api_env.influx.url}/write", params={
+        "db": api_env.plant.database.database, "precision": "ms"},
+        content=f"wip_anchor,buffer=_line,line=line2,site={site} count=3i 86400000")
+    assert r.status_code == 204, r.text
+    end = dt.datetime.now(dt.UTC) - dt.timedelta(days=40)  # before the test above's count
+    cases = [
+        ("/api/v1/lines/line2/wip", end - dt.timedelta(hours=1), "raw telemetry"),
+        ("/api/v1/machines/solo1/oee", end - dt.timedelta(days=300), "raw telemetry"),
+        ("/api/v1/lines/line2/wip", end - dt.timedelta(days=40), "per minute"),
+    ]
+    for path, start, reason in cases:
+        r = admin.get(path, params={"start": iso(start), "end": iso(end)})
+        assert r.status_code == 422, r.text
+        error = r.json()["error"]
+        assert error["code"] == "too_much_work" and reason in error["message"], error
+    assert admin.get("/api/v1/machines/solo1/oee", params={
+        "start": iso(end - dt.timedelta(hours=1)), "end": iso(end)}).status_code == 200

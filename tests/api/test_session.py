@@ -186,8 +186,10 @@ def test_two_instances_with_their_own_client_ids_both_work(
             assert audit_outcomes(a, command_id, 2) == [("done", False), ("sent", False)]
 
 
-def test_result_for_an_id_never_sent_is_audited_or_ignored(
+def test_result_for_an_id_never_sent_is_dropped_and_counted(
         two_apis: tuple[ApiServer, ApiServer, EdgeStandIn, dict[str, str]]) -> None:
+    """A result for an id no command has (ours by its prefix, or nobody's) never becomes
+    a command: no audit entry, 404 on lookup, counted as not_pending."""
     api_a, _, edge, keys = two_apis
     ours = id_prefix(f"api-a-{edge.site}") + uuid.uuid4().hex[8:]
     foreign = "not-a-command-of-any-api"
@@ -195,13 +197,18 @@ def test_result_for_an_id_never_sent_is_audited_or_ignored(
     publish_result(edge, "press1", ours, 8)
     with httpx.Client(base_url=api_a.url, headers={"X-API-Key": keys["admin"]},
                       timeout=30) as admin:
-        [entry] = wait_for(lambda: audit_of(admin, ours), 30, "audit entry")
-        assert entry["outcome"] == "done" and entry["late"] is True
-        assert entry["machine"] == "press1" and entry["line"] == "line1"
-        assert entry["readback"] == 8
-        found = admin.get(f"/api/v1/commands/{ours}").json()
-        assert found["late"] is True and found["machine"] == "press1"
+        wait_for(lambda: dropped(admin, "not_pending") >= 1, 30, "the result dropped")
+        assert audit_of(admin, ours) == []
+        assert admin.get(f"/api/v1/commands/{ours}").status_code == 404
         assert admin.get(f"/api/v1/commands/{foreign}").status_code == 404
         r = admin.post("/api/v1/machines/press1/setpoint",
                        json={"point": "speed_pct", "value": 44})
         assert r.status_code == 200, "the API keeps working"
+
+
+def dropped(client: httpx.Client, reason: str) -> float:
+    """shopfloor_api_results_dropped_total{reason} from the API's /metrics."""
+    prefix = f'shopfloor_api_results_dropped_total{{reason="{reason}"}} '
+    lines = [line for line in client.get("/metrics").text.splitlines()
+             if line.startswith(prefix)]
+    return float(lines[0].split()[-1]) if lines else 0.0

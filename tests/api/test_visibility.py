@@ -7,29 +7,41 @@ knows a hidden and an unknown value for it."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 
+from shopfloor.shared import topics
 from tests.api.conftest import ApiEnv
-from tests.api.harness import RESTRICTED, RESTRICTED_ADMIN
+from tests.api.harness import RESTRICTED, RESTRICTED_ADMIN, iso, wait_for
 from tests.api.test_auth import BODIES
 
 # Both restricted keys see only line2 (machine solo1).
 VISIBLE = {"machine": "solo1", "line": "line2"}
-UNKNOWN = {"machine": "nosuchmachine", "line": "nosuchline", "command_id": "no-such-command"}
+UNKNOWN = {"machine": "nosuchmachine", "line": "nosuchline", "command_id": "no-such-command",
+           "event_id": "nosuchmachine:1764720000000"}
 FILTERS = ("machine", "line")  # query parameters that name a machine or a line
 
 
 @pytest.fixture(scope="module")
 def hidden(api_env: ApiEnv) -> dict[str, str]:
-    """Values that exist but belong to line1: a machine, the line, a command sent there."""
+    """Values that exist but belong to line1: a machine, the line, a command sent there
+    and a downtime event (pack1 stopped for an hour)."""
     with api_env.client("admin") as admin:
         sent = admin.post("/api/v1/machines/pack1/stop")
-    assert sent.status_code == 200, sent.text
-    return {"machine": "pack1", "line": "line1", "command_id": sent.json()["commands"][0]["id"]}
+        assert sent.status_code == 200, sent.text
+        since = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=1)
+        api_env.edge.publish(
+            topics.machine_topic(api_env.site, "line1", "pack1", topics.STATE),
+            {"v": 1, "ts": iso(since), "state": "stopped", "since": iso(since)}, retain=True)
+        event = f"pack1:{int(since.timestamp() * 1000)}"
+        wait_for(lambda: admin.get(f"/api/v1/downtime/events/{event}").status_code == 200,
+                 what="the downtime event of pack1")
+    return {"machine": "pack1", "line": "line1", "command_id": sent.json()["commands"][0]["id"],
+            "event_id": event}
 
 
 def operations(spec: dict[str, Any]) -> list[tuple[str, str, list[dict[str, Any]]]]:
@@ -89,6 +101,7 @@ def test_every_route_hides_other_lines_like_unknown_ids(api_env: ApiEnv,
     checked = {(method, path) for method, path, _, _ in cases}
     assert {("GET", "/api/v1/machines/{machine}"), ("POST", "/api/v1/machines/{machine}/start"),
             ("GET", "/api/v1/lines/{line}/wip"), ("GET", "/api/v1/commands/{command_id}"),
+            ("GET", "/api/v1/downtime/events/{event_id}"), ("GET", "/api/v1/downtime/events"),
             ("GET", "/api/v1/audit"), ("GET", "/api/v1/state")} <= checked
     problems = []
     for key in (RESTRICTED_ADMIN, RESTRICTED):

@@ -3,8 +3,10 @@ own code: telemetry, machine_state and agent_status as the collector encodes con
 payloads (`collector.messages.classify`, `collector.encode.Encoder`), state_duration as
 the collector derives it from those state messages (`collector.durations`); oee_rollup, oee and
 wip as the KPI engine records them (`kpi.records`, results from `kpi.oee.compute`);
-control_audit as the API does (`api.audit.to_line`); collector_stats as the collector
-does (`collector.stats.stats_line`). One sample of press1 on the first site is missing (a
+control_audit as the API does (`api.audit.to_line`); downtime as the API does
+(`api.downtime.rows`: PLC-classified jams, one starvation an operator classified, one
+left unclassified); collector_stats as the collector does
+(`collector.stats.stats_line`). One sample of press1 on the first site is missing (a
 seq gap) for the lost-samples panel."""
 
 from __future__ import annotations
@@ -15,19 +17,23 @@ from dataclasses import dataclass
 import httpx
 
 from shopfloor.api.audit import AuditEntry, to_line
-from shopfloor.collector.durations import StateDurations, known_reasons
+from shopfloor.api.downtime import events as downtime_events
+from shopfloor.api.downtime import rows as downtime_rows
+from shopfloor.collector.durations import OpenState, StateDurations, known_reasons
 from shopfloor.collector.encode import Encoder
 from shopfloor.collector.messages import ParsedMessage, classify
 from shopfloor.collector.stats import Snapshot, stats_line, summarize
 from shopfloor.kpi import records
 from shopfloor.kpi.buckets import Agg, total
-from shopfloor.kpi.calendar import ShiftInstance
+from shopfloor.kpi.calendar import ShiftCalendar, ShiftInstance
 from shopfloor.kpi.oee import compute
 from shopfloor.kpi.wip import BufferWip, WipResult
 from shopfloor.shared import topics
 from shopfloor.shared.contract import AgentStatus, StatePayload, Telemetry
+from shopfloor.shared.enums import MachineState
 from shopfloor.shared.loader import parse_plant
 from shopfloor.shared.plant import Plant
+from shopfloor.shared.reasons import tree_of
 from tests.harness.plants import example_data
 
 MINUTE_MS = 60_000
@@ -53,6 +59,9 @@ def site_plant(site: str, line: str) -> Plant:
     data["lines"][0]["id"] = line
     for machine in data["machines"].values():
         machine["line"] = line
+    per_line = data.get("downtime", {}).get("lines", {})
+    if "line1" in per_line:  # the example's per-line reasons follow its line's new id
+        per_line[line] = per_line.pop("line1")
     return parse_plant(data)
 
 
@@ -101,6 +110,37 @@ def _duration_lines(plant: Plant, durations: StateDurations, topic: str,
     return [found] if found is not None else []
 
 
+def downtime_parts(plant: Plant, machine: str, window: Window
+                   ) -> list[downtime_rows.Stored]:
+    """The API's downtime points for the finished stops of STATE_CYCLE: jams classified
+    by their PLC code, the first starvation by an operator, the second left unclassified
+    (the third is still open: no point)."""
+    line = plant.machines[machine].line
+    tree = tree_of(plant.downtime, line, plant.collector.minor_stop_s)
+    calendar = ShiftCalendar.of(plant)
+
+    def shift_of(ms: int) -> str:
+        found = calendar.at(ms)
+        return found.name if found else ""
+
+    durations = StateDurations(known_reasons(plant))
+    starvations, out = 0, []
+    for i, ts in enumerate(range(window.from_ms, window.to_ms, 10 * MINUTE_MS)):
+        _, state, reason = STATE_CYCLE[i % len(STATE_CYCLE)]
+        ended = durations.end(machine, OpenState(ts, MachineState(state), reason))
+        if ended is None or not downtime_events.qualifies(ended.state, ended.duration_s, tree):
+            continue
+        event = downtime_events.new_event(line, machine, ended.since_ms,
+                                          ended.since_ms + round(ended.duration_s * 1000),
+                                          ended.state, ended.reason, tree)
+        if ended.reason == "starved":
+            starvations += 1
+            if starvations == 1:
+                event = downtime_events.classify(event, 0, "starved", "op1", "no coils", tree)
+        out += downtime_rows.changes(event, tree, [], shift_of)
+    return out
+
+
 def minute_agg(i: int) -> Agg:
     """One minute of a machine: 50 s running, 5 s unplanned stop, 5 s minor stops."""
     return Agg(pot_ms=60000, apt_ms=50000, l1_ms=5000, l1_stopped_ms=5000, l3_ms=5000,
@@ -124,14 +164,14 @@ def kpi_lines(plant: Plant, machine: str, window: Window) -> list[str]:
 
 def wip_lines(plant: Plant, window: Window) -> list[str]:
     line = plant.lines[0]
-    buffers = tuple(BufferWip(up, down, 4.0, 1.0, 200, 0.0, 8.0, False)
+    buffers = tuple(BufferWip(up, down, 4, 1, 200, 0, 8, False)
                     for up, down in zip(line.stations, line.stations[1:], strict=False))
     out = []
     for ts in range(window.from_ms, window.to_ms, MINUTE_MS):
         result = WipResult(line.id, ts - 3600000, ts, window.from_ms, True, buffers,
-                           wip=12.0, mean_wip=11.5, throughput_per_h=1140.0,
-                           lead_time_s=36.3, little_holds=True, drift=False, inflow=1200.0,
-                           outflow_good=1140.0)
+                           wip=12, mean_wip=11.5, throughput_per_h=1140.0,
+                           lead_time_s=36.3, little_holds=True, drift=False, inflow=1200,
+                           outflow_good=1140)
         out += records.wip_lines(plant.site.id, "rolling", ts, result)
     return out
 
@@ -162,7 +202,7 @@ def stats_snapshots(window: Window) -> list[tuple[int, Snapshot]]:
         n = (ts - (restart_ms if ts >= restart_ms else window.from_ms)) // STATS_PERIOD_MS
         out.append((ts, Snapshot(received=80 * n, written=470 * n,
                                  dead_letters={"payload": n // 3, "unknown_machine": n // 6},
-                                 lost=0, duplicates=n // 10, late=0, pending=3,
+                                 lost=n // 20, duplicates=n // 10, late=n // 30, pending=3,
                                  lag=summarize(STATS_LAGS))))
     return out
 
@@ -196,6 +236,8 @@ def plant_lines(plant: Plant, window: Window, with_gap: bool) -> list[str]:
         gap = GAP[1] if with_gap and machine == GAP[0] else None
         out += machine_lines(plant, encoder, machine, window, gap)
         out += kpi_lines(plant, machine, window)
+        out += [downtime_rows.to_line(plant.site.id, s)
+                for s in downtime_parts(plant, machine, window)]
     return out + wip_lines(plant, window) + collector_stats_lines(plant, window)
 
 

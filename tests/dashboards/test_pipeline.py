@@ -80,10 +80,6 @@ SELECTION: dict[str, dict[str, str | list[str]]] = {
 NOT_YET = {
     "Line flow / Lead time": "Little's law holds only over a steady window (no lead time "
                              "is reported before), longer than this run",
-    "Line flow / WIP per buffer": "the live engine anchors the rolling window at the latest "
-                                  "stocktake before the window's start, so buffer levels "
-                                  "appear a minute or two after a stocktake, later than this "
-                                  "run ends (test_queries.py covers the panel)",
 }
 
 
@@ -97,6 +93,7 @@ def test_dashboards_on_pipeline_data(mosquitto: Mosquitto, influxdb: InfluxDB,
     data["calendar"] = {"shifts": [{"name": "test", "start": start.strftime("%H:%M:%S"),
                                     "end": end.strftime("%H:%M:%S")}]}
     data["collector"].update(kpi_period_s=1, rolling_window_s=60, stats_period_s=1)
+    data["downtime"]["threshold_s"] = 0.1  # the supervisor's short stop is a downtime event
     data["api"].update(dev_mode=False, keys=[
         {"name": "shift-lead", "hash": hash_key(SUPERVISOR_KEY), "role": "supervisor"}])
     plant_file = write_plant(data, tmp_path / "plant.yaml")
@@ -114,7 +111,11 @@ def test_dashboards_on_pipeline_data(mosquitto: Mosquitto, influxdb: InfluxDB,
         time.sleep(AFTER_SHIFT_START_S - 2)
         wait_for(client, "SELECT last(oee) FROM oee WHERE \"window\" = 'shift' GROUP BY machine",
                  1, 30)
-        wait_for(client, "SELECT last(change) FROM wip GROUP BY buffer", 3, 20)
+        # levels (line and buffers) count from the stocktake from the next tick on
+        wait_for(client, "SELECT last(wip) FROM wip GROUP BY buffer", 3, 20)
+        # the API's downtime sync (every 5 s) has stored the ended stop
+        wait_for(client, "SELECT sum(duration_s) FROM downtime WHERE machine = 'press1' AND "
+                         "reason = 'unclassified'", 1, 20)
         to_ms = int(time.time() * 1000)
         outcomes = {
             name: verify_dashboard(client, model, from_ms, to_ms, SELECTION.get(name))
@@ -142,5 +143,5 @@ def test_dashboards_on_pipeline_data(mosquitto: Mosquitto, influxdb: InfluxDB,
         ("press1", "shift-lead", action, outcome)
         for action in ("stop", "start") for outcome in ("sent", "done")}
     downtime = next(o for o in outcomes["machine-detail.json"]
-                    if o.label.endswith("Downtime by reason (Pareto, s)"))
+                    if o.label.endswith("Downtime by classified reason (Pareto, s)"))
     assert all(row[1] > 0 for s in downtime.series for row in s["values"])

@@ -132,12 +132,60 @@ def _sorted_rows(model: dict, outcome, panel_title: str) -> list[tuple[str, floa
     return [(r["reason"], r[sort["field"]]) for r in rows]
 
 
-def test_downtime_pareto_sums_finished_stops_per_reason_longest_first(filled: Filled) -> None:
+def test_downtime_pareto_sums_classified_durations_longest_first(filled: Filled) -> None:
     model = DASHBOARDS["machine-detail.json"]
     outcomes = verify_dashboard(filled.client, model, filled.window.from_ms, filled.window.to_ms)
-    downtime = next(o for o in outcomes if o.label.endswith("Downtime by reason (Pareto, s)"))
-    step = data.STATE_STEP_S  # three jams and two starvations ended; the third is open
-    assert _sorted_rows(model, downtime, "Downtime by reason (Pareto, s)") == [
-        ("jam", 3 * step), ("starved", 2 * step)]
-    stops = next(o for o in outcomes if o.label.endswith("Stops by reason (count)"))
-    assert _sorted_rows(model, stops, "Stops by reason (count)") == [("jam", 3), ("starved", 2)]
+    title = "Downtime by classified reason (Pareto, s)"
+    downtime = next(o for o in outcomes if o.label.endswith(title))
+    step = data.STATE_STEP_S  # three jams (PLC-classified) and two starvations ended:
+    # an operator classified the first; the third is still open
+    assert _sorted_rows(model, downtime, title) == [
+        ("jam", 3 * step), ("starved", step), ("unclassified", step)]
+    stops = next(o for o in outcomes if o.label.endswith("Stops by PLC reason (count)"))
+    assert _sorted_rows(model, stops, "Stops by PLC reason (count)") == [
+        ("jam", 3), ("starved", 2)]
+
+
+def test_downtime_log_lists_each_event_with_its_classification(filled: Filled) -> None:
+    outcomes = verify_dashboard(filled.client, DASHBOARDS["machine-detail.json"],
+                                filled.window.from_ms, filled.window.to_ms,
+                                {"site": [filled.sites[0]], "machine": "press1"})
+    log = next(o for o in outcomes if o.label.endswith("Downtime log"))
+    rows = [dict(zip(s["columns"], row, strict=True)) for s in log.series
+            for row in s["values"]]
+    assert [(r["state"], r["plc_reason"], r["reason"], r["loss"], r["by"], r["duration_s"])
+            for r in rows] == [
+        ("stopped", "jam", "jam", "unplanned", "plc", 600.0),
+        ("idle", "starved", "starved", "unplanned", "op1", 600.0),
+        ("stopped", "jam", "jam", "unplanned", "plc", 600.0),
+        ("idle", "starved", "unclassified", "unclassified", "", 600.0),
+        ("stopped", "jam", "jam", "unplanned", "plc", 600.0)]
+    assert [r["event"] for r in rows] == [f"press1:{r['time']}" for r in rows]
+
+
+def test_line_shows_unclassified_minutes_per_shift(filled: Filled) -> None:
+    outcomes = verify_dashboard(filled.client, DASHBOARDS["line-flow.json"],
+                                filled.window.from_ms, filled.window.to_ms,
+                                {"site": [filled.sites[0]]})
+    panel = next(o for o in outcomes if o.label.endswith("Unclassified downtime per shift (min)"))
+    got = {s["tags"]["shift"]: row[1] for s in panel.series for row in s["values"]}
+    plant = data.site_plant(filled.sites[0], filled.lines[0])
+    want: dict[str, float] = {}
+    for machine in plant.machines:
+        for part in data.downtime_parts(plant, machine, filled.window):
+            if part.reason == "unclassified":
+                want[part.shift] = want.get(part.shift, 0) + part.duration_s / 60
+    assert got == want and sum(want.values()) == 4 * data.STATE_STEP_S / 60
+
+
+def test_collector_loss_panel_shows_the_latest_lost_and_late_counts(filled: Filled) -> None:
+    outcomes = verify_dashboard(filled.client, DASHBOARDS["system-health.json"],
+                                filled.window.from_ms, filled.window.to_ms)
+    panel = next(o for o in outcomes if o.label.endswith("(collector count)"))
+    last = data.stats_snapshots(filled.window)[-1][1]
+    assert last.lost > 0 and last.late > 0
+    assert {s["tags"]["site"] for s in panel.series} == set(filled.sites)
+    for s in panel.series:
+        rows = [dict(zip(s["columns"], row, strict=True)) for row in s["values"]]
+        final = [r for r in rows if r["lost"] is not None][-1]
+        assert (final["lost"], final["late"]) == (last.lost, last.late)

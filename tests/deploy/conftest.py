@@ -15,8 +15,10 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
-from shopfloor.deploy.mosquitto import acl_file
+from shopfloor.deploy.mosquitto import access_conf, acl_file
 from shopfloor.shared.loader import parse_plant
 from shopfloor.shared.plant import Plant
 from tests.harness.plants import example_data
@@ -37,7 +39,8 @@ def two_agent_plant(site: str) -> Plant:
 
 
 class SecuredMosquitto(Service):
-    """mosquitto with anonymous access off, a password file and an ACL file; optional
+    """mosquitto with anonymous access off, a password file and an ACL file, configured by
+    the generated access lines (`access_conf`: client ids bound to user names); optional
     extra config lines (e.g. a bridge section)."""
 
     name = "mosquitto"
@@ -54,12 +57,13 @@ class SecuredMosquitto(Service):
             passwd = self.workdir / "passwd"
             passwd.write_text("".join(f"{u}:{PASSWORD.format(user=u)}\n" for u in self.users))
             subprocess.run([require_binary("mosquitto_passwd"), "-U", str(passwd)], check=True)
+        if self.users and self.acl is not None:
+            (self.workdir / "acl").write_text(self.acl)
+            conf.append(access_conf(str(passwd), str(self.workdir / "acl")))
+        elif self.users:
             conf += ["allow_anonymous false", f"password_file {passwd}"]
         else:
             conf.append("allow_anonymous true")
-        if self.acl is not None:
-            (self.workdir / "acl").write_text(self.acl)
-            conf.append(f"acl_file {self.workdir / 'acl'}")
         (self.workdir / "mosquitto.conf").write_text("\n".join(conf) + "\n" + self.extra)
         return [require_binary("mosquitto"), "-c", str(self.workdir / "mosquitto.conf")]
 
@@ -67,12 +71,14 @@ class SecuredMosquitto(Service):
 class User:
     """An MQTT v5 client logged in as one user; received messages land in `inbox`."""
 
-    def __init__(self, port: int, user: str | None, password: str | None = None) -> None:
+    def __init__(self, port: int, user: str | None, password: str | None = None, *,
+                 client_id: str | None = None, clean_start: bool = True,
+                 session_expiry_s: int = 0) -> None:
         self.inbox: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self.acks: dict[int, Any] = {}
         self._acked = threading.Condition()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5,
-                                  client_id=f"{user}-{uuid.uuid4().hex[:6]}")
+                                  client_id=client_id or f"{user}-{uuid.uuid4().hex[:6]}")
         if user is not None:
             self.client.username_pw_set(user, password or PASSWORD.format(user=user))
         self.client.on_message = lambda c, u, m: self.inbox.put((m.topic, m.payload))
@@ -80,12 +86,20 @@ class User:
         self.connected = threading.Event()
         self.reason: Any = None
         self.client.on_connect = self._on_connect
-        self.client.connect(LOOPBACK, port)
+        self.client.on_disconnect = self._on_disconnect
+        self.dropped = threading.Event()  # the broker closed the connection
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = session_expiry_s
+        self.client.connect(LOOPBACK, port, clean_start=clean_start, properties=properties)
         self.client.loop_start()
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self.reason = reason
         self.connected.set()
+
+    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any,
+                       props: Any) -> None:
+        self.dropped.set()
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, props: Any) -> None:
         with self._acked:
@@ -126,7 +140,7 @@ def site_plant(unique_site: str) -> Plant:
 @pytest.fixture
 def acl_broker(tmp_path: Path, site_plant: Plant) -> Iterator[SecuredMosquitto]:
     broker = SecuredMosquitto(tmp_path / "broker", acl_file(site_plant),
-                              ["edge1", "edge2", "collector", "api"])
+                              ["edge1", "edge2", "collector", "api", "observer"])
     broker.start()
     yield broker
     broker.stop()
@@ -136,8 +150,8 @@ def acl_broker(tmp_path: Path, site_plant: Plant) -> Iterator[SecuredMosquitto]:
 def login(acl_broker: SecuredMosquitto) -> Iterator[Any]:
     clients: list[User] = []
 
-    def connect(user: str | None, password: str | None = None) -> User:
-        client = User(acl_broker.port, user, password)
+    def connect(user: str | None, password: str | None = None, **options: Any) -> User:
+        client = User(acl_broker.port, user, password, **options)
         assert client.connected.wait(5)
         clients.append(client)
         return client

@@ -147,6 +147,14 @@ def test_systemd_units_of_the_central_components(component: str) -> None:
     assert component in COMMANDS and service["EnvironmentFile"].endswith(f"{component}.env")
 
 
+@pytest.mark.parametrize("unit", ["shopfloor-edge@.service", "shopfloor-collector.service",
+                                  "shopfloor-api.service"])
+def test_systemd_units_raise_the_file_descriptor_limit(unit: str) -> None:
+    """systemd's default soft limit (1024) is below what the API's connection limit and a
+    flood of half-open connections need (shopfloor/api/server.py)."""
+    assert int(read_unit(unit)["Service"]["LimitNOFILE"]) >= 65536
+
+
 class DeployMosquitto(Service):
     """deploy/mosquitto/mosquitto.conf with its /mosquitto paths moved to a temp dir."""
 

@@ -1,6 +1,7 @@
-"""Generated ACLs enforced by a real mosquitto (password file made by mosquitto_passwd):
-an edge agent publishes only its own machines' topics and reads only their commands;
-collector and API get what they need and no more."""
+"""Generated ACLs and access config enforced by a real mosquitto (password file made by
+mosquitto_passwd): an edge agent publishes only its own machines' topics and reads only
+their commands; collector and API get what they need and no more; a client id is bound to
+its user name. Every component against the ACL: test_components_acl.py."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import queue
 
 import pytest
 
-from shopfloor.deploy.mosquitto import acl_file, agent_rules
-from shopfloor.shared import topics
+from shopfloor.deploy.mosquitto import Users, acl_file
+from shopfloor.shared import access, topics
 from shopfloor.shared.plant import Plant
 
 NOT_AUTHORIZED = 0x87
@@ -76,6 +77,7 @@ def test_collector_and_api_get_exactly_their_part(site_plant: Plant, login) -> N
     assert accepted(collector.publish(t(site_plant, "press1", topics.KPI)))
     assert accepted(collector.publish(topics.line_kpi_topic(site, "line1")))
     assert accepted(collector.publish(topics.dead_letter_topic(site, "collector")))
+    assert collector.publish(topics.dead_letter_topic(site, "edge")) == NOT_AUTHORIZED
     assert collector.publish(t(site_plant, "press1", topics.CMD)) == NOT_AUTHORIZED
     assert collector.publish(t(site_plant, "press1", topics.TELEMETRY)) == NOT_AUTHORIZED
     assert accepted(api.publish(t(site_plant, "press1", topics.CMD)))
@@ -95,7 +97,7 @@ def test_collector_and_api_get_exactly_their_part(site_plant: Plant, login) -> N
     last = t(site_plant, "press1", topics.TELEMETRY)
     assert accepted(edge1.publish(last))
     assert drain_until(collector.inbox, last) == [sent[0], sent[2], last]
-    assert drain_until(api.inbox, last) == [*sent, kpi, last]
+    assert drain_until(api.inbox, last) == [*sent, kpi, last]  # kpi: the operator page
 
 
 def test_wrong_password_and_anonymous_are_refused(login) -> None:
@@ -106,5 +108,48 @@ def test_wrong_password_and_anonymous_are_refused(login) -> None:
 def test_acl_lists_every_agent_and_no_foreign_machine(site_plant: Plant) -> None:
     text = acl_file(site_plant)
     assert "user edge1\n" in text and "user edge2\n" in text
-    edge1_topics = {topic for _, topic in agent_rules(site_plant, "edge1")}
+    edge1_topics = {grant.topic for grant in access.edge_agent(site_plant, "edge1")}
     assert not any("/paint1/" in x or "/pack1/" in x for x in edge1_topics)
+
+
+def test_edge_may_publish_its_dead_letters_and_observers_read_them(site_plant: Plant,
+                                                                   login) -> None:
+    site = site_plant.site.id
+    observer = login("observer")
+    observer.subscribe(f"{topics.ROOT}/{site}/#")
+    letters = topics.dead_letter_topic(site, "edge")
+    assert accepted(login("edge1").publish(letters))
+    assert drain_until(observer.inbox, letters) == [letters]
+    assert observer.publish(letters) == NOT_AUTHORIZED
+
+
+SESSION = {"clean_start": False, "session_expiry_s": 3600}
+
+
+def test_client_ids_are_bound_to_user_names(site_plant: Plant, login) -> None:
+    """Another user's credentials with the collector's client id take over neither its live
+    connection nor the session the broker keeps (and queues into) while it is away."""
+    site = site_plant.site.id
+    collector = login("collector", client_id="collector", **SESSION)
+    collector.subscribe(topics.all_of_kind(site, topics.TELEMETRY))
+    intruder = login("edge2", client_id="collector")  # a clean start: would wipe the session
+    assert not intruder.reason.is_failure
+    edge1 = login("edge1")
+    live = t(site_plant, "press1", topics.TELEMETRY)
+    assert accepted(edge1.publish(live))
+    assert drain_until(collector.inbox, live) == [live]
+    assert not collector.dropped.is_set()
+
+    collector.close()
+    queued = t(site_plant, "weld1", topics.TELEMETRY)
+    assert accepted(edge1.publish(queued))
+    login("edge2", client_id="collector")
+    back = login("collector", client_id="collector", **SESSION)
+    assert drain_until(back.inbox, queued) == [queued]
+
+
+def test_one_user_per_role(site_plant: Plant) -> None:
+    with pytest.raises(ValueError, match="edge1"):
+        acl_file(site_plant, Users(apis=("api", "edge1")))
+    two = acl_file(site_plant, Users(apis=("api", "api2"), collectors=("c1", "c2")))
+    assert all(f"user {u}\n" in two for u in ("api", "api2", "c1", "c2", "observer"))

@@ -17,7 +17,7 @@ from tests.edge.test_core import T0, machine
 def test_non_finite_values_are_refused(point: str, value: str) -> None:
     raw = (
         f'{{"id": "c1", "point": "{point}", "value": {value},'
-        ' "expires_at": "2099-01-01T00:00:00Z"}'
+        ' "expires_at": "2026-11-25T20:01:00Z", "role": "admin"}'
     ).encode()
     command = parse(Command, raw)
     refusal = check_command(machine(), command, T0)

@@ -13,17 +13,18 @@ from shopfloor.shared import topics
 from tests.edge.conftest import machine_spec, plant_data
 
 
-def command(cid: str, point: str, value: Any, expires_in_s: float = 30) -> str:
+def command(cid: str, point: str, value: Any, expires_in_s: float = 30,
+            action: str = "setpoint", role: str | None = "admin") -> str:
     expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=expires_in_s)
-    return json.dumps(
-        {
-            "id": cid,
-            "point": point,
-            "value": value,
-            "expires_at": expires.isoformat(),
-            "requested_by": "test",
-        }
-    )
+    body = {
+        "id": cid,
+        "point": point,
+        "value": value,
+        "expires_at": expires.isoformat(),
+        "requested_by": "test",
+        "control_action": action,
+    }
+    return json.dumps(body if role is None else {**body, "role": role})
 
 
 @pytest.fixture
@@ -71,8 +72,8 @@ def test_write_reads_back_and_executes_once(setup: Any, modbus_server: Any) -> N
 
 def test_coil_and_string_writes(setup: Any, modbus_server: Any) -> None:
     send, result, _, _ = setup
-    send(command("c1", "run", True))
-    send(command("s1", "work_order", "WO-7"))
+    send(command("c1", "run", True, action="start"))
+    send(command("s1", "work_order", "WO-7", action="changeover"))
     assert result("c1")[0]["readback"] is True
     assert modbus_server.get(1, "coil", 0, 1)[0] is True
     assert result("s1")[0]["readback"] == "WO-7"

@@ -14,8 +14,8 @@ from shopfloor.edge.sample import DeadbandFilter, decode_block
 from shopfloor.edge.state import StateTracker, derive_state, offline_view
 from shopfloor.shared.backoff import Backoff
 from shopfloor.shared.contract import Command, CommandStatus
-from shopfloor.shared.enums import MachineState
-from shopfloor.shared.plant import Machine, Point
+from shopfloor.shared.enums import ControlAction, MachineState
+from shopfloor.shared.plant import Machine, Point, Role
 
 T0 = dt.datetime(2026, 11, 25, 20, 0, tzinfo=dt.UTC)
 
@@ -106,9 +106,11 @@ def test_next_tick(previous: float, interval: float, now: float, expected: float
     assert _next_tick(previous, interval, now) == pytest.approx(expected)
 
 
-def cmd(point: str, value: object, expires_in_s: float = 60) -> Command:
+def cmd(point: str, value: object, expires_in_s: float = 60,
+        action: ControlAction = ControlAction.SETPOINT, role: Role | None = Role.ADMIN) -> Command:
     return Command(
-        id="c1", point=point, value=value, expires_at=T0 + dt.timedelta(seconds=expires_in_s)
+        id="c1", point=point, value=value, expires_at=T0 + dt.timedelta(seconds=expires_in_s),
+        control_action=action, role=role,
     )
 
 
@@ -125,6 +127,14 @@ def cmd(point: str, value: object, expires_in_s: float = 60) -> Command:
         (cmd("speed_pct", 50.5), CommandStatus.REJECTED, "integer"),
         (cmd("run", 1), CommandStatus.REJECTED, "takes a bool"),
         (cmd("work_order", 7), CommandStatus.REJECTED, "takes a string"),
+        (cmd("speed_pct", 50, 7 * 86400), CommandStatus.REJECTED, "ahead"),
+        (cmd("speed_pct", 50, role=None), CommandStatus.REJECTED, "no role"),
+        (cmd("run", True), CommandStatus.REJECTED, "action_point"),
+        (cmd("run", False, action=ControlAction.START), CommandStatus.REJECTED, "wrong_value"),
+        (cmd("speed_pct", 50, action=ControlAction.START), CommandStatus.REJECTED, "wrong_point"),
+        (cmd("work_order", "X", action=ControlAction.CHANGEOVER, role=Role.OPERATOR),
+         CommandStatus.REJECTED, "forbidden"),
+        (cmd("speed_pct", 50, role=Role.VIEWER), CommandStatus.REJECTED, "forbidden"),
     ],
 )
 def test_check_command_refusals(command: Command, status: CommandStatus, words: str) -> None:
@@ -134,7 +144,9 @@ def test_check_command_refusals(command: Command, status: CommandStatus, words: 
 
 
 @pytest.mark.parametrize(
-    "command", [cmd("speed_pct", 50), cmd("run", True), cmd("work_order", "X")]
+    "command", [cmd("speed_pct", 50, role=Role.OPERATOR),
+                cmd("run", True, action=ControlAction.START, role=Role.OPERATOR),
+                cmd("work_order", "X", action=ControlAction.CHANGEOVER, role=Role.SUPERVISOR)]
 )
 def test_check_command_accepts(command: Command) -> None:
     assert check_command(machine(), command, T0) is None

@@ -129,7 +129,7 @@ def test_check_refuses_a_gateway_the_machines_disagree_on() -> None:
 @pytest.mark.parametrize(
     ("connection", "message"),
     [
-        ({"max_in_flight": 2}, "max_in_flight > 1 needs gateway: true"),
+        ({"transport": "rtu_over_tcp", "max_in_flight": 2}, "max_in_flight > 1 is for transpo"),
         ({"transport": "rtu_over_tcp", "gateway": True}, "gateway: true is for transport tcp"),
         ({"gateway": True, "max_in_flight": 0}, "max_in_flight"),
     ],
@@ -149,3 +149,46 @@ def test_gateway_machines_are_one_bus() -> None:
     plant = parse_plant(_plant({**gateway_machines(5020, (1, 2)), "solo": machine_spec(5021)}))
     keys = {mid: bus_key(mid, m.connection) for mid, m in plant.machines.items()}
     assert keys["m01"] == keys["m02"] != keys["solo"]
+
+
+def test_in_flight_slots_are_taken_whole_and_never_leak() -> None:
+    import asyncio
+
+    from shopfloor.edge.tcpread import _Slots
+
+    async def main() -> None:
+        slots = _Slots(4)
+        await slots.acquire(3)
+        second = asyncio.ensure_future(slots.acquire(2))  # needs 2, 1 free: waits whole
+        third = asyncio.ensure_future(slots.acquire(1))  # first come, first served
+        await asyncio.sleep(0.01)
+        assert not second.done() and not third.done()
+        second.cancel()  # a poller stopped while it waited
+        await asyncio.sleep(0.01)
+        assert third.done()  # the cancelled waiter no longer blocks the queue
+        slots.release(3)
+        slots.release(1)
+        await asyncio.wait_for(slots.acquire(4), 1)  # all four came back
+
+    asyncio.run(main())
+
+
+def test_one_polls_reads_are_pipelined_on_a_devices_own_connection(
+    mosquitto: Any,
+    unique_site: str,
+    tmp_path: Any,
+    run_sim: Any,
+    run_agent: Any,
+    recorder_factory: Any,
+) -> None:
+    data = generated_plant(unique_site, mosquitto.port, 3, tmp_path / "state")
+    for machine in data["machines"].values():
+        machine["connection"]["max_in_flight"] = 4  # own connection each, 4 reads at once
+    run_sim(data)
+    rec = recorder_factory(mosquitto.port, f"shopfloor/v1/{unique_site}/#")
+    run_agent(data)
+    for i in range(1, 4):
+        rec.wait_for(lambda i=i: len(rec.payloads(f"/m{i}/telemetry")) >= 5)
+        samples = rec.payloads(f"/m{i}/telemetry")
+        assert all(s["quality"] == {} for s in samples)
+        assert {"state", "total_count", "run", "door_open"} <= set(samples[-1]["values"])

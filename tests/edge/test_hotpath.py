@@ -152,3 +152,56 @@ def test_payload_bytes_equal_the_models(
     payload = telemetry_payload(ts, seq, sample, bad, epoch)
     assert payload == model.to_json()
     assert Telemetry.model_validate_json(payload).seq == seq
+
+
+class ReferenceDeadband:
+    """The deadband filter as first written (every value looked at), for comparison."""
+
+    def __init__(self, bands: dict[str, float], heartbeat: int) -> None:
+        self.bands, self.heartbeat = bands, heartbeat
+        self.last: dict[str, float] = {}
+        self.skipped: dict[str, int] = {}
+
+    def apply(self, values: dict[str, Value]) -> dict[str, Value]:
+        out: dict[str, Value] = {}
+        for name, value in values.items():
+            band = self.bands.get(name)
+            numeric = isinstance(value, int | float) and not isinstance(value, bool)
+            if band is None or not numeric or self.keep(name, float(value), band):
+                out[name] = value
+        return out
+
+    def keep(self, name: str, value: float, band: float) -> bool:
+        last, skipped = self.last.get(name), self.skipped.get(name, 0)
+        if last is None or abs(value - last) >= band or skipped + 1 >= self.heartbeat:
+            self.last[name], self.skipped[name] = value, 0
+            return True
+        self.skipped[name] = skipped + 1
+        return False
+
+
+point_values = st.one_of(st.booleans(), st.integers(-5, 5), st.floats(-5, 5), st.just("x"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    bands=st.dictionaries(st.sampled_from("abcde"), st.sampled_from([0.0, 0.5, 2.0])),
+    polls=st.lists(st.dictionaries(st.sampled_from("abcdef"), point_values), max_size=30),
+    forget=st.lists(st.sets(st.sampled_from("abcdef")), max_size=30),
+)
+def test_deadband_filter_equals_the_reference(
+    bands: dict[str, float], polls: list[dict[str, Value]], forget: list[set[str]]
+) -> None:
+    from shopfloor.edge.sample import DeadbandFilter
+
+    points = [Point(name=n, address=i, deadband=b) for i, (n, b) in enumerate(bands.items())]
+    fast = DeadbandFilter(points, heartbeat_polls=4)
+    reference = ReferenceDeadband({n: b for n, b in bands.items() if b > 0}, 4)
+    for i, values in enumerate(polls):
+        gone = forget[i] if i < len(forget) else set()
+        fast.forget(gone)
+        for name in gone:
+            reference.last.pop(name, None)
+        got = fast.apply(values)
+        assert got == reference.apply(values)
+        assert list(got) == [k for k in values if k in got]  # order kept

@@ -61,7 +61,8 @@ def check_both_devices(rec: Any, server: ModbusServer, site: str) -> None:
     expires = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)).isoformat()
     rec.publish(
         topics.machine_topic(site, "line1", "d2", topics.CMD),
-        json.dumps({"id": "rtu1", "point": "speed_pct", "value": 77, "expires_at": expires}),
+        json.dumps({"id": "rtu1", "point": "speed_pct", "value": 77, "expires_at": expires,
+                    "role": "operator"}),
     )
     result = rec.wait_for(lambda: rec.payloads("/d2/cmd/result"))[0]
     assert result["status"] == "done" and result["readback"] == 77

@@ -12,10 +12,15 @@ import yaml
 from tests.harness.services import free_port
 
 EXAMPLE = Path(__file__).parents[2] / "deploy" / "plant.example.yaml"
+REPLAY_MAX_AGE_S = 20 * 365 * 86400.0
+"""Tests replay fixed dates (2026-01-01, 2026-11-25, ...): the admission rule's age bound
+(default 30 days) must not turn them into dead letters as the calendar moves on. Tests
+of the rule itself set `admission` explicitly."""
 
 
 def example_data() -> dict[str, Any]:
     data: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
+    data.setdefault("admission", {"max_age_s": REPLAY_MAX_AGE_S})
     return data
 
 

@@ -4,6 +4,7 @@ fault tests: started, killed (-9) and restarted like in a plant."""
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -31,8 +32,10 @@ class ComponentProcess:
         workdir: Path,
         healthy: Callable[[], bool] | None = None,
         env: dict[str, str] | None = None,
+        nofile: int | None = None,
     ) -> None:
         self.name = name
+        self.nofile = nofile  # RLIMIT_NOFILE of the process (None: inherited)
         self.args = args
         self.workdir = workdir
         self.healthy = healthy or (lambda: True)
@@ -50,6 +53,7 @@ class ComponentProcess:
                 [*DIE_WITH_PARENT, sys.executable, "-m", "shopfloor.cli", *self.args],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env={**os.environ, **self.env},
+                preexec_fn=self._limits if self.nofile is not None else None,
             )
         deadline = time.monotonic() + timeout_s
         while not self.healthy():
@@ -59,6 +63,11 @@ class ComponentProcess:
                 raise TimeoutError(f"{self.name} not healthy: {self.log_tail()}")
             time.sleep(0.1)
         return self
+
+    def _limits(self) -> None:
+        """In the child, before exec: apply `nofile`."""
+        if self.nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 20.0) -> int | None:
         if self.proc is None:

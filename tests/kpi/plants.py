@@ -8,6 +8,7 @@ from typing import Any
 from shopfloor.kpi.model import Sample
 from shopfloor.shared.loader import parse_plant
 from shopfloor.shared.plant import Plant
+from tests.harness.plants import REPLAY_MAX_AGE_S
 
 CODES = {
     0: {"state": "stopped", "reason": "operator_stop"},
@@ -51,6 +52,7 @@ def plant_data(shifts: list[dict[str, Any]] | None = None, timezone: str = "UTC"
         "site": {"id": site, "timezone": timezone},
         "database": database or {},
         "collector": collector or {},
+        "admission": {"max_age_s": REPLAY_MAX_AGE_S},  # fixed dates, replayed
         "calendar": {"shifts": shifts or []},
         "lines": [{"id": "l1", "stations": names, "buffer_capacity": {}}],
         "machines": {n: machine(5020 + i, **kwargs) for i, n in enumerate(names)},

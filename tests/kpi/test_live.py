@@ -140,8 +140,12 @@ def test_live_shift_record_equals_on_demand(
     kpi = retained(mosquitto.port, topics.machine_topic(plant.site.id, "l1", "m1", topics.KPI))
     assert kpi["machine"] == "m1" and kpi["shift"]["shift"] == "late"
     assert kpi["rolling"]["availability"] is not None
+    assert type(kpi["rolling"]["pq"]) is int and type(kpi["shift"]["parts_total"]) is int
     line = retained(mosquitto.port, topics.line_kpi_topic(plant.site.id, "l1"))
     assert line["wip"]["line"] == "l1"
+    # never counted: no level on MQTT, the change since the window's start (whole parts)
+    assert line["wip"]["anchored"] is False and line["wip"]["wip"] is None
+    assert type(line["wip"]["change"]) is int and type(line["wip"]["inflow"]) is int
     publisher.loop_stop()
     publisher.disconnect()
 
@@ -190,3 +194,38 @@ def test_running_through_a_break_live_and_on_demand(
         assert (result["pdot_s"], result["pbt_s"], result["apt_s"]) == (900, 6300, 6300)
         assert (result["l1_s"], result["pq"], result["sq"]) == (0, 6300, 9)
         assert result["oee"] == pytest.approx((6300 - 9) / 6300)
+
+
+def test_live_wip_counts_from_a_stocktake_inside_the_window(
+        make_plant: Callable[..., Plant], open_store: Callable[[Plant], KpiStore]) -> None:
+    """The rolling window starts before the stocktake (06:04:30, 200 parts, inside a
+    minute); m1 makes 2 parts/s, m2 takes 1/s. Hand-computed: the level at the watermark
+    (06:09:59) is 200 + 329 (the pairs from 06:04:30 to it); the level before the
+    stocktake counts backwards from it (200 - 270 at 06:00, so drift is flagged)."""
+    plant = make_plant(stations=2)
+    store = open_store(plant)
+    at = T0 + 270_000
+    store.write([f"wip_anchor,buffer={b},line=l1,site={plant.site.id} count=200i {at}"
+                 for b in ("_line", "m1")])
+    up, down = Tape(T0), Tape(T0)
+    up.run(RUN, 600, parts_per_step=2)
+    down.run(RUN, 600, parts_per_step=1)
+    sink = LiveKpi(plant, store, clock=Clock())
+    for i in range(0, 600, 100):
+        messages = []
+        for machine, tape in (("m1", up), ("m2", down)):
+            part = tape.samples[i:i + 100]
+            store_samples(store, machine, part)
+            messages += [ParsedMessage(Kind.TELEMETRY, store.site, as_telemetry(s),
+                                       line="l1", machine=machine) for s in part]
+        sink.on_batch(WrittenBatch(messages, dt.datetime.now(dt.UTC)))
+    sink.tick()
+    series = store.query(f"SELECT * FROM wip WHERE site = '{store.site}' AND "
+                         f"\"window\" = 'rolling' AND buffer = '' ORDER BY time DESC LIMIT 1")
+    (s,) = series
+    row = dict(zip(s["columns"], s["values"][0], strict=True))
+    assert row["time"] == T0 + 599_000
+    assert (row["wip"], row["anchor_ms"], row["anchored"]) == (529, at, True)
+    assert (row["change"], row["inflow"], row["outflow_good"]) == (599, 1198, 599)
+    assert row["drift"] is True  # 200 - 270 < 0 at 06:00: the count was too low
+    assert all(type(row[k]) is int for k in ("wip", "change", "inflow", "outflow_good"))

@@ -143,3 +143,84 @@ def test_cli_prints_a_shift_as_table_and_json(make_plant: Callable[..., Plant],
     bad = CliRunner().invoke(main, ["oee", str(path), "--machine", "nope", "--start",
                                     "2026-11-25T06:00", "--end", "2026-11-25T07:00"])
     assert bad.exit_code == 1 and "unknown machine" in bad.output
+
+
+def _two_stations(store: KpiStore) -> None:
+    """m1 makes 2 parts/s, m2 takes 1/s for 10 min from 06:00: the line grows 60/min."""
+    up, down = Tape(T0), Tape(T0)
+    up.run(RUN, 600, parts_per_step=2)
+    down.run(RUN, 600, parts_per_step=1)
+    store_samples(store, "m1", up.samples)
+    store_samples(store, "m2", down.samples)
+
+
+def test_wip_windows_before_at_and_after_a_stocktake(
+        make_plant: Callable[..., Plant], open_store: Callable[[Plant], KpiStore]) -> None:
+    """Hand-computed: 200 parts counted at 06:04, +60 a minute, so the level at 06:0k is
+    200 + 60 (k - 4) whichever side of the stocktake the window starts (it used to apply
+    the count at the window's start: 200 + 6 x 60 = 560 at 06:08 for 06:02-06:08)."""
+    plant = make_plant(stations=2)
+    store = open_store(plant)
+    _two_stations(store)
+    store.write([f"wip_anchor,buffer={b},line=l1,site={plant.site.id} count=200i "
+                 f"{T0 + 4 * 60_000}" for b in ("_line", "m1")])
+    m = 60_000
+    for lo in (T0 + 2 * m, T0 + 4 * m, T0 + 6 * m, T0 + 6 * m + 30_000):
+        w = compute_wip(plant, store, "l1", lo, T0 + 8 * m).wip
+        assert (w.wip, w.buffers[0].wip, w.anchor_ms) == (440, 440, T0 + 4 * m), lo
+        assert w.change == 60 * (T0 + 8 * m - lo) // m
+        assert w.buffers[0].min_wip == 200 + 60 * (lo - T0 - 4 * m) // m
+    before = compute_wip(plant, store, "l1", T0 + 2 * m, T0 + 8 * m).wip
+    assert before.mean_wip == pytest.approx((80 + 440) / 2)
+    # a window that ends before the only stocktake counts backwards from it
+    early = compute_wip(plant, store, "l1", T0 + m, T0 + 3 * m).wip
+    assert (early.wip, early.anchor_ms, early.end_ms) == (140, T0 + 4 * m, T0 + 3 * m)
+    # a recount at 06:06:30 (400): from then on the level counts from it
+    store.write([f"wip_anchor,buffer=_line,line=l1,site={plant.site.id} count=400i "
+                 f"{T0 + 6 * m + 30_000}"])
+    w = compute_wip(plant, store, "l1", T0 + 2 * m, T0 + 8 * m).wip
+    assert (w.wip, w.anchor_ms, w.buffers[0].wip) == (400 + 90, T0 + 6 * m + 30_000, None)
+    assert all(type(v) is int for v in (w.wip, w.change, w.inflow, w.outflow_good))
+
+
+def test_wip_never_anchored_reports_the_change(
+        make_plant: Callable[..., Plant], open_store: Callable[[Plant], KpiStore],
+        tmp_path: Path) -> None:
+    plant = make_plant(stations=2, collector={"kpi_max_raw_s": 3600})
+    store = open_store(plant)
+    _two_stations(store)
+    w = compute_wip(plant, store, "l1", T0 + 60_000, T0 + 180_000).wip
+    assert (w.anchored, w.wip, w.change, w.mean_wip) == (False, None, 120, None)
+    path = tmp_path / "plant.yaml"
+    path.write_text(yaml.safe_dump(plant.model_dump(mode="json", exclude_none=True)))
+    args = ["oee", str(path), "--line", "l1", "--start", "2026-11-25T06:01Z",
+            "--end", "2026-11-25T06:03Z"]
+    table = CliRunner().invoke(main, args)
+    assert table.exit_code == 0, table.output
+    assert "unanchored" in table.output and "-0." not in table.output
+    assert json.loads(CliRunner().invoke(main, [*args, "--json"]).output)["wip"]["change"] == 120
+    # beyond the raw bound (no rollups stored): a clear refusal, no traceback
+    far = CliRunner().invoke(main, ["oee", str(path), "--machine", "m1", "--start",
+                                    "2026-11-25T06:00Z", "--end", "2026-11-25T08:00Z"])
+    assert far.exit_code == 1 and "[too much work]" in far.output, far.output
+    assert "kpi_max_raw_s" in far.output
+
+
+def test_store_reads_whole_stocktakes(make_plant: Callable[..., Plant],
+                                      open_store: Callable[[Plant], KpiStore]) -> None:
+    """A stocktake is all its points at one instant: an older per-buffer point of another
+    stocktake is not part of a newer line-only one."""
+    plant = make_plant(stations=3)
+    store = open_store(plant)
+    site = plant.site.id
+    store.write([f"wip_anchor,buffer={b},line=l1,site={site} count={c}i {t}" for b, c, t in (
+        ("_line", 30, T0 + 2000), ("m1", 10, T0 + 2000), ("m2", 5, T0 + 1000),
+        ("_line", 5, T0 + 1000), ("_line", 8, T0 + 9000))])
+    latest = store.anchor("l1", T0 + 5000)
+    assert latest is not None and (latest.ts_ms, latest.line_count, dict(latest.buffers)) == (
+        T0 + 2000, 30, {"m1": 10})
+    assert [a.ts_ms for a in store.anchors("l1", T0 + 1500, T0 + 9000)] == [
+        T0 + 1000, T0 + 2000, T0 + 9000]
+    after = store.anchor_after("l1", T0 + 2000)
+    assert after is not None and (after.ts_ms, after.line_count) == (T0 + 9000, 8)
+    assert store.anchor("l1", T0) is None and store.anchor_after("l1", T0 + 9000) is None

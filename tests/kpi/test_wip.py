@@ -75,3 +75,77 @@ def test_anchor_before_the_first_sample_does_not_break_the_window() -> None:
     only_anchor = compute_wip(line, [anchor_ts, end], {"m1": [(0, 0)], "m2": [(0, 0)]},
                               Anchor(anchor_ts, 7, {"m1": 7}), start)
     assert only_anchor.wip == 7 and only_anchor.buffers[0].change == 0
+
+
+M = 60_000
+STOCKTAKE = Anchor(T0 + 4 * M, 20, {"m1": 20})  # 20 parts in the buffer at 06:04
+
+
+def per_minute(n: int) -> dict[str, list[tuple[float, float]]]:
+    """m1 makes 10 parts a minute (1 scrap), m2 takes 6: the buffer grows by 3 a minute."""
+    return {"m1": [(10, 1)] * n, "m2": [(6, 0)] * n}
+
+
+def minutes(a: int, b: int) -> list[int]:
+    return [T0 + k * M for k in range(a, b + 1)]
+
+
+def test_window_starting_before_the_stocktake_counts_backwards() -> None:
+    """Level at minute k = 20 + 3 (k - 4), before the stocktake as after it (the count
+    is never applied at the window start with the flow until the stocktake added)."""
+    line = plant(stations=2).lines[0]
+    r = compute_wip(line, minutes(2, 8), per_minute(6), [STOCKTAKE], T0 + 2 * M)
+    (b,) = r.buffers
+    assert (r.wip, b.wip, b.min_wip, b.max_wip) == (32, 32, 14, 32)
+    assert r.anchored and r.anchor_ms == T0 + 4 * M
+    assert (r.change, b.change, r.inflow, r.outflow_good) == (18, 18, 60, 36)
+    assert r.mean_wip == pytest.approx((14 + 32) / 2)
+
+
+def test_window_starting_at_and_after_the_stocktake() -> None:
+    line = plant(stations=2).lines[0]
+    at = compute_wip(line, minutes(4, 8), per_minute(4), STOCKTAKE, T0 + 4 * M)
+    assert (at.wip, at.buffers[0].min_wip, at.change) == (32, 20, 12)
+    assert at.mean_wip == pytest.approx(26)
+    # after: the first bucket is the flow from the stocktake to the window (2 minutes)
+    counts = {"m1": [(20, 2), (10, 1), (10, 1)], "m2": [(12, 0), (6, 0), (6, 0)]}
+    after = compute_wip(line, [T0 + 4 * M, *minutes(6, 8)], counts, STOCKTAKE, T0 + 6 * M)
+    assert (after.wip, after.buffers[0].min_wip, after.change, after.inflow) == (32, 26, 6, 20)
+    assert after.mean_wip == pytest.approx(29) and after.anchor_ms == T0 + 4 * M
+
+
+def test_a_second_stocktake_inside_the_window_is_a_step() -> None:
+    """A recount at 06:06 finds 30 (26 expected): levels from 06:06 count from it."""
+    line = plant(stations=2).lines[0]
+    recount = Anchor(T0 + 6 * M, 30, {"m1": 30})
+    r = compute_wip(line, minutes(2, 8), per_minute(6), [recount, STOCKTAKE], T0 + 2 * M)
+    assert (r.wip, r.anchor_ms, r.change) == (36, T0 + 6 * M, 18)
+    assert (r.buffers[0].min_wip, r.buffers[0].max_wip) == (14, 36)
+    assert r.mean_wip == pytest.approx((15.5 + 18.5 + 21.5 + 24.5 + 31.5 + 34.5) / 6)
+
+
+def test_window_before_the_only_stocktake_and_never_anchored() -> None:
+    line = plant(stations=2).lines[0]
+    # the window 06:00-06:03, the stocktake at 06:04 after it: edges go on to it
+    r = compute_wip(line, minutes(0, 4), per_minute(4), STOCKTAKE, T0, end_ms=T0 + 3 * M)
+    assert (r.end_ms, r.wip, r.change, r.inflow) == (T0 + 3 * M, 17, 9, 30)
+    assert r.mean_wip == pytest.approx((8 + 17) / 2)
+    # no stocktake at all: no level (not a negative number), the change since the start
+    none = compute_wip(line, minutes(0, 4), {"m1": [(3, 0)] * 4, "m2": [(5, 0)] * 4}, [],
+                       T0)
+    assert (none.anchored, none.wip, none.anchor_ms, none.mean_wip) == (False, None, None, None)
+    assert (none.change, none.buffers[0].change, none.buffers[0].wip) == (-8, -8, None)
+    assert not none.drift and not none.little_holds and none.lead_time_s is None
+
+
+def test_counts_are_whole_parts() -> None:
+    """Pairs split in proportion give fractions inside; reported counts are integers
+    (the issue saw WIP -12.000000000000002)."""
+    line = plant(stations=2).lines[0]
+    counts = {"m1": [(0.1, 0.0), (0.2, 0.0), (7.3, 0.1)], "m2": [(0.3, 0.0), (0.0, 0.0),
+                                                                  (1.9, 0.0)]}
+    r = compute_wip(line, minutes(0, 3), counts, Anchor(T0, 0, {"m1": 0}), T0)
+    values = [r.wip, r.change, r.inflow, r.outflow_good, r.buffers[0].wip,
+              r.buffers[0].change, r.buffers[0].min_wip, r.buffers[0].max_wip]
+    assert values == [5, 5, 8, 2, 5, 5, 0, 5]
+    assert all(type(v) is int for v in values)

@@ -35,6 +35,10 @@ def test_origin_is_eight_hours_back_or_the_running_shifts_start(tmp_path: Path,
     # 06:30 Berlin: the early shift began at 06:00; 0.25 h back would miss its start
     assert backfill.origin_for(plant, NOW, 0.25) == NOW - 1800
     assert backfill.origin_for(plant, NOW + 0.4, 8) == NOW - 8 * 3600  # whole seconds
+    # never older than the collector admits (plant admission.max_age_s, a minute spare)
+    tight = parse_plant({**plant.model_dump(mode="json", exclude_none=True),
+                         "admission": {"max_age_s": 7200}})
+    assert backfill.origin_for(tight, NOW, 8) == NOW - 7200 + 60
 
 
 def test_backfill_is_wanted_on_an_empty_database_then_skipped(tmp_path: Path,

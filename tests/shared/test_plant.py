@@ -106,6 +106,31 @@ def test_duplicates_and_shared_devices(example: dict[str, Any]) -> None:
     assert "product code '1'" in errors["machines.press1.products"]
 
 
+def _point(data: dict[str, Any], machine: str, name: str) -> tuple[int, dict[str, Any]]:
+    points = data["machines"][machine]["points"]
+    return next((i, p) for i, p in enumerate(points) if p["name"] == name)
+
+
+def test_free_setpoint_only_on_a_writable_action_point(example: dict[str, Any],
+                                                       tmp_path: Path) -> None:
+    good = copy.deepcopy(example)
+    _point(good, "press1", "run")[1]["free_setpoint"] = True
+    assert parse_plant(good, "ok.yaml").machines["press1"].point("run").free_setpoint  # type: ignore[union-attr]
+    bad = copy.deepcopy(example)
+    speed_at, speed = _point(bad, "press1", "speed_pct")
+    speed["free_setpoint"] = True  # control.speed: no action owns it
+    temp_at, temp = _point(bad, "weld1", "temperature")
+    temp["free_setpoint"] = True  # not a control point at all
+    errors = dict(errors_of(bad))
+    assert "no control action" in errors[f"machines.press1.points[{speed_at}].free_setpoint"]
+    assert "no control action" in errors[f"machines.weld1.points[{temp_at}].free_setpoint"]
+    path = tmp_path / "plant.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    result = _cli("check", str(path))
+    assert result.returncode == 2
+    assert f"machines.press1.points[{speed_at}].free_setpoint" in result.stderr
+
+
 def test_unreadable_and_non_yaml(tmp_path: Path) -> None:
     with pytest.raises(PlantFileError, match="cannot read"):
         load_plant(tmp_path / "missing.yaml")

@@ -64,8 +64,9 @@ def property_run(schema: Any, env: ApiEnv, key: str | None, method: str, path: s
         statuses[response.status_code] += 1
         assert response.status_code < 500, (key, method, case.formatted_path,
                                              response.text[:300])
-        if not allowed:  # refused; a body that is not even JSON is refused before the
-            # key is checked (FastAPI parses it first): 422, never executed either
+        if not allowed:  # refused; without a valid key a body is never read (401); with
+            # a key of another role a body that is not even JSON is refused before the
+            # role is checked (FastAPI parses it first): 422, never executed either
             assert response.status_code in (401, 403, 422), (
                 key, method, case.formatted_path, response.status_code)
 

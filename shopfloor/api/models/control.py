@@ -5,10 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from shopfloor.api.commands import CommandRecord, Outcome
+from shopfloor.api.models.common import AwareTime, BoundedInt, BoundedValue
 from shopfloor.shared.contract import PointValue
+
+MAX_CODE = 2**63 - 1
 
 
 class In(BaseModel):
@@ -17,17 +20,17 @@ class In(BaseModel):
 
 class SetpointIn(In):
     point: str = Field(examples=["speed_pct"], max_length=64)
-    value: PointValue = Field(examples=[95])
+    value: BoundedValue = Field(examples=[95])
 
 
 class ChangeoverIn(In):
-    product: str | int = Field(description="product id from the plant file, or its code",
-                               examples=["B"])
+    product: Annotated[str, Field(max_length=64)] | Annotated[int, Field(ge=0, le=MAX_CODE)] = (
+        Field(description="product id from the plant file, or its code", examples=["B"]))
     work_order: str | None = Field(None, max_length=250, examples=["WO-4711"])
 
 
 class MaintenanceIn(In):
-    on: bool = Field(examples=[True])
+    on: StrictBool = Field(examples=[True])
 
 
 class StocktakeIn(In):
@@ -35,9 +38,10 @@ class StocktakeIn(In):
 
     count: int = Field(ge=0, le=10_000_000, examples=[42],
                        description="parts on the whole line")
-    buffers: dict[str, int] = Field(default_factory=dict, examples=[{"press1": 20}],
-                                    description="parts in the buffer after each station")
-    at: AwareDatetime | None = Field(None, description="when counted (default: now)")
+    buffers: dict[Annotated[str, Field(max_length=64)], BoundedInt] = Field(
+        default_factory=dict, max_length=1000, examples=[{"press1": 20}],
+        description="parts in the buffer after each station")
+    at: AwareTime | None = Field(None, description="when counted (default: now)")
 
 
 class CommandOut(BaseModel):

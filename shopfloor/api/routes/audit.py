@@ -12,7 +12,14 @@ from shopfloor.api.audit import decode_json
 from shopfloor.api.commands import Outcome
 from shopfloor.api.control import Action
 from shopfloor.api.deps import AuditorDep, InfluxDep, PlantDep, visible_line, visible_machine
-from shopfloor.api.models.common import ERRORS, NOT_FOUND, UNAVAILABLE, UNPROCESSABLE, page_info
+from shopfloor.api.models.common import (
+    ERRORS,
+    NOT_FOUND,
+    UNAVAILABLE,
+    UNPROCESSABLE,
+    ApiTime,
+    page_info,
+)
 from shopfloor.api.models.history import AuditEntryOut, AuditPage
 from shopfloor.api.queries import AuditFilter, Window
 from shopfloor.api.routes import PREFIX
@@ -24,7 +31,7 @@ router = APIRouter(
     prefix=PREFIX, tags=["audit"],
     responses={**ERRORS, **NOT_FOUND, **UNPROCESSABLE, **UNAVAILABLE})
 IDENT = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-AUDIT_ACTIONS = [a.value for a in Action] + ["stocktake"]
+AUDIT_ACTIONS = [a.value for a in Action] + ["stocktake", "classify", "reclassify", "split"]
 AUDIT_OUTCOMES = [o.value for o in Outcome if o is not Outcome.PENDING] + ["sent", "refused"]
 DEFAULT_WINDOW = dt.timedelta(days=1)
 
@@ -42,8 +49,8 @@ async def get_audit(
                                                description="the API key's name")] = None,
     command_id: Annotated[str | None, Query(max_length=64,
                                             pattern=r"^[A-Za-z0-9_.:-]+$")] = None,
-    start: Annotated[dt.datetime | None, Query(description="default: end - 1 day")] = None,
-    end: Annotated[dt.datetime | None, Query(description="default: now")] = None,
+    start: Annotated[ApiTime | None, Query(description="default: end - 1 day")] = None,
+    end: Annotated[ApiTime | None, Query(description="default: now")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> AuditPage:

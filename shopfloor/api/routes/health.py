@@ -47,4 +47,7 @@ async def healthz(runtime: RuntimeDep) -> JSONResponse:
 async def metrics(runtime: RuntimeDep) -> Response:
     runtime.metrics.broker_connected.set(1 if runtime.mqtt.connected else 0)
     runtime.metrics.audit_pending.set(runtime.audit.pending)
+    for reason, count in runtime.live.refused.items():
+        runtime.metrics.live_refused.labels(reason.value).set(count)
+    runtime.metrics.live_unknown_values.set(runtime.live.unknown_values)
     return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -9,10 +9,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from shopfloor.api import queries
-from shopfloor.api.deps import InfluxDep, MachineDep, PlantDep, ReaderDep
+from shopfloor.api.deps import InfluxDep, MachineDep, PlantDep, ReaderDep, RuntimeDep
 from shopfloor.api.episodes import Change, downtime
 from shopfloor.api.errors import Invalid
-from shopfloor.api.models.common import ERRORS, NOT_FOUND, UNAVAILABLE, UNPROCESSABLE, page_info
+from shopfloor.api.models.common import (
+    ERRORS,
+    NOT_FOUND,
+    UNAVAILABLE,
+    UNPROCESSABLE,
+    ApiTime,
+    page_info,
+)
 from shopfloor.api.models.history import (
     DowntimeOut,
     EpisodeOut,
@@ -32,10 +39,10 @@ router = APIRouter(
 DEFAULT_WINDOW = dt.timedelta(hours=1)
 MAX_STATE_CHANGES = 10_000
 
-Start = Annotated[dt.datetime | None, Query(description="window start, ISO 8601 with offset "
+Start = Annotated[ApiTime | None, Query(description="window start, ISO 8601 with offset "
                                             "(default: end - 1 h)",
                                             examples=["2026-11-25T19:00:00Z"])]
-End = Annotated[dt.datetime | None, Query(description="window end, exclusive (default: now)",
+End = Annotated[ApiTime | None, Query(description="window end, exclusive (default: now)",
                                           examples=["2026-11-25T20:00:00Z"])]
 Limit = Annotated[int, Query(ge=1, le=10_000)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
@@ -48,7 +55,8 @@ def _utc(ms: int) -> dt.datetime:
 @router.get("/machines/{machine}/history", response_model=HistoryOut,
             summary="A machine's points over a window")
 async def history(
-    plant: PlantDep, influx: InfluxDep, principal: ReaderDep, machine: MachineDep,
+    runtime: RuntimeDep, plant: PlantDep, influx: InfluxDep, principal: ReaderDep,
+    machine: MachineDep,
     start: Start = None, end: End = None,
     point: Annotated[list[str] | None, Query(description="points (repeat); default: all "
                                              "numeric points", max_length=100)] = None,
@@ -60,6 +68,8 @@ async def history(
 ) -> HistoryOut:
     """Raw samples, or one row per `interval_s` bucket aggregated with `aggregation`."""
     window = Window.of(start, end, DEFAULT_WINDOW, utc_now())
+    if interval_s is None:
+        window = window.raw(runtime.settings.max_raw_window_s)
     names = _points(machine.spec, point, aggregation if interval_s else None)
     q = queries.history(plant.site.id, machine.id, names, window, interval_s, aggregation,
                         limit + 1, offset)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from shopfloor.api.deps import LineDep, MachineDep, ReaderDep, RuntimeDep
 from shopfloor.api.errors import Invalid
 from shopfloor.api.kpi import KpiService, Period
-from shopfloor.api.models.common import ERRORS, NOT_FOUND, UNAVAILABLE, UNPROCESSABLE
+from shopfloor.api.models.common import ERRORS, NOT_FOUND, UNAVAILABLE, UNPROCESSABLE, ApiTime
 from shopfloor.api.queries import Window
 from shopfloor.api.routes import PREFIX
 from shopfloor.kpi.oee import OeeResult
@@ -69,8 +69,8 @@ def _period(service: KpiService, kind: PeriodKind, start: dt.datetime | None,
 
 
 Kind = Annotated[PeriodKind, Query(description="window | shift | rolling")]
-Start = Annotated[dt.datetime | None, Query(description="period=window: start (ISO 8601)")]
-End = Annotated[dt.datetime | None, Query(description="period=window: end (default now)")]
+Start = Annotated[ApiTime | None, Query(description="period=window: start (ISO 8601)")]
+End = Annotated[ApiTime | None, Query(description="period=window: end (default now)")]
 ShiftName = Annotated[str | None, Query(max_length=64, description="period=shift: name "
                                         "(default: the shift running now)")]
 ShiftDate = Annotated[dt.date | None, Query(description="period=shift: production date")]

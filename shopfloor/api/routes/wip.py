@@ -30,7 +30,7 @@ async def post_stocktake(body: StocktakeIn, runtime: RuntimeDep, principal: Stoc
     down) and audited."""
     now = utc_now()
     take = stocktake.Stocktake(line.id, body.at or now, body.count, body.buffers)
-    stocktake.check(line, body.count, body.buffers, take.at, now)
+    stocktake.check(line, body.count, body.buffers, take.at, now, runtime.plant.api)
     await runtime.influx.write(stocktake.to_lines(runtime.plant.site.id, take))
     runtime.audit.add(audit_log.AuditEntry(
         site=runtime.plant.site.id, line=line.id, machine="", action="stocktake",

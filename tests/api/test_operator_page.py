@@ -1,0 +1,143 @@
+"""The operator page in a real headless browser (Debian's chromium, tests/harness/
+browser.py) on the real chain: simulator (Modbus TCP), edge agent, mosquitto, collector
+(InfluxDB, live KPIs) and the API. A stop forced on one machine turns its tile red and
+appears as an unclassified stop; a click classifies it; the API's events, the audit and
+OEE on demand show it. Screenshots go to the test artifacts (SHOPFLOOR_TEST_ARTIFACTS,
+default test-artifacts/) for a human to look at."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.api.harness import (
+    COMMAND_TIMEOUT_S,
+    ApiServer,
+    create_database,
+    load,
+    make_keys,
+    plant_data,
+    wait_for,
+)
+from tests.api.test_e2e import SimThread, _edge
+from tests.harness.browser import browser, offline_requests
+from tests.harness.processes import ComponentProcess, health_url
+
+__all__ = ["browser"]  # the fixture, used by name below
+ARTIFACTS = Path(os.environ.get("SHOPFLOOR_TEST_ARTIFACTS",
+                                Path(__file__).parents[2] / "test-artifacts"))
+THRESHOLD_S = 2  # downtime events from 2 s: the test need not wait T_minor
+MEETING = "meeting"  # a reason of the example tree whose loss is planned
+
+
+class Chain:
+    def __init__(self, data: dict[str, Any], keys: dict[str, str], api: ApiServer) -> None:
+        self.data, self.keys, self.api = data, keys, api
+
+    def client(self, role: str) -> httpx.Client:
+        return httpx.Client(base_url=self.api.url, headers={"X-API-Key": self.keys[role]},
+                            timeout=30)
+
+
+@pytest.fixture(scope="module")
+def chain(mosquitto: Any, influxdb: Any, tmp_path_factory: pytest.TempPathFactory
+          ) -> Iterator[Chain]:
+    workdir = tmp_path_factory.mktemp("operator-page")
+    keys = make_keys()
+    data = plant_data(workdir, mosquitto.port, influxdb.url, keys, timeout_s=COMMAND_TIMEOUT_S)
+    data["downtime"]["threshold_s"] = THRESHOLD_S
+    # two shifts around the clock, no breaks: tiles show a shift OEE, and no break's
+    # planned downtime mixes into what the classification moves
+    data["calendar"] = {"timezone": "UTC", "shifts": [
+        {"name": "a", "start": "00:00", "end": "12:00"},
+        {"name": "b", "start": "12:00", "end": "00:00"}]}
+    data["collector"]["kpi_period_s"] = 2
+    plant = load(data)
+    create_database(influxdb.url, plant.database.database)
+    plant_file = workdir / "plant.yaml"
+    plant_file.write_text(yaml.safe_dump(data))
+    with contextlib.ExitStack() as running:
+        collector = ComponentProcess("collector", ["collector", str(plant_file)], workdir,
+                                     health_url(data["collector"]["metrics_port"]))
+        running.callback(collector.stop)
+        collector.start()
+        sim = SimThread(plant).start()
+        running.callback(sim.stop)
+        edge = _edge(plant)
+        running.callback(edge.stop)
+        api = ApiServer(plant, data["api"]["port"]).start()
+        running.callback(api.stop)
+        rig = Chain(data, keys, api)
+        with rig.client("operator") as op:
+            assert op.post("/api/v1/machines/press1/start").status_code == 200
+            wait_for(lambda: all(s["online"] for s in op.get("/api/v1/state").json()["items"]),
+                     20, "the edge polling every simulated machine")
+        yield rig
+
+
+def _wait(driver: webdriver.Chrome, timeout_s: float, what: str, css: str) -> Any:
+    return WebDriverWait(driver, timeout_s).until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, css)), f"timed out: {what}")
+
+
+def test_stop_seen_classified_by_click_and_reflected(chain: Chain,
+                                                     browser: webdriver.Chrome) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.set_window_size(1280, 800)  # the shop-floor touch panel
+    browser.get(f"{chain.api.url}/operator?line=line1")
+    _wait(browser, 10, "the sign-in form", "#key").send_keys(chain.keys["operator"])
+    browser.find_element(By.CSS_SELECTOR, "#login-form button[type=submit]").click()
+    _wait(browser, 15, "the tiles", '.tile[data-machine="pack1"]')
+    assert browser.execute_script(
+        "return sessionStorage.getItem('shopfloor.apiKey')") == chain.keys["operator"]
+    tiles = [t.get_attribute("data-machine") for t in browser.find_elements(By.CSS_SELECTOR,
+                                                                             ".tile")]
+    assert tiles == ["press1", "weld1", "paint1", "pack1"]  # line1 only, in flow order
+
+    with chain.client("operator") as op:
+        assert op.post("/api/v1/machines/press1/stop").status_code == 200
+        _wait(browser, 10, "press1's tile turning red",
+              '.tile[data-machine="press1"][data-state="stopped"]')
+        item = _wait(browser, 20, "the stop among the unclassified",
+                     '#unclassified li[data-event^="press1:"]')
+        event_id = item.get_attribute("data-event")
+        start = dt.datetime.fromisoformat(op.get(f"/api/v1/downtime/events/{event_id}")
+                                          .json()["start"])
+        window = {"start": start.isoformat(),
+                  "end": (start + dt.timedelta(seconds=THRESHOLD_S)).isoformat()}
+        before = op.get("/api/v1/machines/press1/oee", params=window).json()["result"]
+        browser.save_screenshot(str(ARTIFACTS / "operator-stop.png"))
+        item.find_element(By.CSS_SELECTOR, f'button.reason[data-reason="{MEETING}"]').click()
+        _wait(browser, 15, "the stop under 'entered this shift'",
+              f'#classified li[data-event="{event_id}"]')
+        assert not browser.find_elements(By.CSS_SELECTOR,
+                                         f'#unclassified li[data-event="{event_id}"]')
+        browser.save_screenshot(str(ARTIFACTS / "operator-classified.png"))
+
+        event = op.get(f"/api/v1/downtime/events/{event_id}").json()
+        assert event["state"] == "stopped" and event["plc_reason"] == "operator_stop"
+        assert [(p["reason"], p["loss"], p["by"]) for p in event["parts"]] == [
+            (MEETING, "planned", "operator")]
+        after = op.get("/api/v1/machines/press1/oee", params=window).json()["result"]
+        assert op.post("/api/v1/machines/press1/start").status_code == 200
+    # OEE on demand: the classified stop left planned busy time
+    assert after["pdot_s"] == pytest.approx(before["pdot_s"] + THRESHOLD_S)
+    assert after["pbt_s"] == pytest.approx(before["pbt_s"] - THRESHOLD_S)
+    assert before["l1_s"] + before["l3_s"] == pytest.approx(THRESHOLD_S)
+    with chain.client("supervisor") as sup:
+        entries = wait_for(lambda: sup.get("/api/v1/audit", params={"command_id": event_id})
+                           .json()["items"], 10, "the audit entry")
+    assert [(e["action"], e["requested_by"]) for e in entries] == [("classify", "operator")]
+    assert offline_requests(browser) == []  # nothing from outside the plant network
