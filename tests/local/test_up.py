@@ -80,7 +80,7 @@ def test_dev_sh_up_runs_everything_and_down_stops_it(tmp_path: Path) -> None:
 
         again = dev("up", plant, run_dir)
         assert again.returncode == 0
-        assert again.stdout.count("already running") == len(PARTS), again.stdout
+        assert again.stdout.count("already running   ") == len(PARTS), again.stdout
         assert "history        skipped: the simulator or an edge agent" in again.stdout
     finally:
         procs = started_processes(run_dir)
