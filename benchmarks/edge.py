@@ -129,7 +129,7 @@ def main(argv: list[str]) -> None:
     mode.add_argument("--port-per-device", dest="per_port", action="store_const", const=1,
                       help="one port and one connection per device")
     parser.add_argument("--max-in-flight", type=int, default=1,
-                        help="requests pipelined per gateway connection (default 1)")
+                        help="requests pipelined per connection (default 1)")
     parser.add_argument("--profile", metavar="FILE",
                         help="run the agent under cProfile, stats to FILE (pstats)")
     parser.add_argument("--seconds", type=float, default=30.0, help="measured window")
@@ -170,13 +170,12 @@ def run(
     )
     gateway = per_port > 1
     for machine in data["machines"].values():
-        if gateway:
-            machine["connection"].update(gateway=True, max_in_flight=max_in_flight)
+        machine["connection"].update(gateway=gateway, max_in_flight=max_in_flight)
     mode = (
         f"gateway mode: {per_port} unit ids per port, {ports} shared connection(s), "
         f"max_in_flight {max_in_flight}"
         if gateway
-        else f"port per device: {ports} ports and connections"
+        else f"port per device: {ports} ports and connections, max_in_flight {max_in_flight}"
     )
     data["broker"] = {"host": "127.0.0.1", "port": broker.port}
     data["agents"][0].update(state_dir=str(tmp / "edge"), metrics_port=metrics_port)

@@ -5,69 +5,24 @@ permission, points owned by an action, the maintenance interlock). Pure function
 
 from __future__ import annotations
 
-import math
-
 from shopfloor.api.commands import WriteRequest
 from shopfloor.api.errors import ApiError, Conflict, Forbidden, Invalid
 from shopfloor.api.security import Principal
 from shopfloor.shared import control_rules as rules
-from shopfloor.shared.codec import encode
 from shopfloor.shared.contract import PointValue
-from shopfloor.shared.enums import ControlAction, DataType
-from shopfloor.shared.errors import CodecError
+from shopfloor.shared.enums import ControlAction
 from shopfloor.shared.plant import Machine, Point
 
 Action = ControlAction
 
 
 def check_value(point: Point, value: PointValue) -> PointValue:
-    """The value to send for `point`, or Invalid naming what is wrong."""
-    if not point.writable:
-        raise Invalid(f"point {point.name} is not writable", "not_writable")
-    if point.type is DataType.BOOL:
-        if not isinstance(value, bool):
-            raise Invalid(f"point {point.name} takes true or false", "wrong_type")
-        return value
-    if point.type is DataType.STRING:
-        return _check_text(point, value)
-    return _check_number(point, value)
-
-
-def _check_text(point: Point, value: PointValue) -> str:
-    if not isinstance(value, str):
-        raise Invalid(f"point {point.name} takes text", "wrong_type")
-    limit = point.count * 2
-    try:
-        size = len(value.encode("latin-1"))
-    except UnicodeEncodeError:
-        raise Invalid(f"point {point.name} takes Latin-1 text only", "wrong_type") from None
-    if size > limit:
-        raise Invalid(f"point {point.name} holds at most {limit} characters", "out_of_range")
-    return value
-
-
-def _check_number(point: Point, value: PointValue) -> int | float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise Invalid(f"point {point.name} takes a finite number", "wrong_type")
-    exact = point.scale == 1 and point.offset == 0
-    if point.type.is_integer and exact and value != int(value):
-        raise Invalid(f"point {point.name} takes a whole number", "wrong_type")
-    if (point.min is not None and value < point.min) or (
-        point.max is not None and value > point.max
-    ):
-        raise Invalid(
-            f"{value} is outside {point.name}'s range [{_bound(point.min)}, {_bound(point.max)}]",
-            "out_of_range",
-        )
-    try:
-        encode(point, value)
-    except CodecError as exc:
-        raise Invalid(f"{value} does not fit {point.name} ({point.type})", "out_of_range") from exc
-    return int(value) if point.type.is_integer and exact else value
-
-
-def _bound(limit: float | None) -> str:
-    return "-inf" if limit is None else f"{limit:g}"
+    """The value to send for `point`, or Invalid naming what is wrong (the one write
+    check, shared.control_rules.check_value, that the edge applies too)."""
+    refusal = rules.check_value(point, value)
+    if refusal is not None:
+        raise Invalid(refusal.message, refusal.code)
+    return rules.exact_value(point, value)
 
 
 def write(machine: Machine, point_name: str, value: PointValue) -> WriteRequest:

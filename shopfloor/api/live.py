@@ -93,7 +93,14 @@ class LiveView:
         if machine is None or machine.line != where.line or not payload:
             return False
         if where.kind == topics.STATE:
-            self._set_state(where.machine, parse(StatePayload, payload))
+            state: StatePayload = parse(StatePayload, payload)
+            refused = self._admission.ahead(to_ms(state.since), int(self._clock() * 1000),
+                                            "since")
+            if refused is not None:  # a state cannot begin in the future (admission)
+                self.refused[refused.reason] += 1
+                log.debug("live view: %s state refused: %s", where.machine, refused.detail)
+                return False
+            self._set_state(where.machine, state)
             self._changed(where.machine)
             return True
         if where.kind == topics.KPI:

@@ -23,9 +23,10 @@ from shopfloor.collector.messages import Kind, ParsedMessage, Reason, Rejected, 
 from shopfloor.collector.metrics import LAG_BUCKETS_S, Metrics
 from shopfloor.collector.mqtt import Ack
 from shopfloor.collector.sequence import IN_ORDER, SequenceTracker
-from shopfloor.shared.admission import TimeAdmission
-from shopfloor.shared.contract import Telemetry
+from shopfloor.shared.admission import TimeAdmission, TimeRefused
+from shopfloor.shared.contract import StatePayload, Telemetry
 from shopfloor.shared.plant import Plant
+from shopfloor.shared.schema import to_ms
 
 log = logging.getLogger(__name__)
 
@@ -124,13 +125,12 @@ class Batcher:
         if isinstance(result, Rejected):
             self._reject(topic, result.reason, result.detail, raw)
             return
-        if result.kind is Kind.TELEMETRY:
-            # Before any accounting: a refused sample never moves seq state, durations
+        refused = self._admitted(result, int(received_at * 1000))
+        if refused is not None:
+            # Before any accounting: a refused message never moves seq state, durations
             # or the live KPI watermark (it never reaches batch.messages).
-            refused = self._admission.refuse(result.ts_ms, int(received_at * 1000))
-            if refused is not None:
-                self._reject(topic, Reason(refused.reason.value), refused.detail, raw)
-                return
+            self._reject(topic, Reason(refused.reason.value), refused.detail, raw)
+            return
         batch.received[result.kind] = batch.received.get(result.kind, 0) + 1
         message = self._account(batch, result, received_at)
         encoded = self._encoder.encode(message, received_at)
@@ -144,6 +144,19 @@ class Batcher:
             batch.lines.append(encoded.line)
             batch.values += max(encoded.values, 1)
         batch.messages.append(message)
+
+    def _admitted(self, message: ParsedMessage, now_ms: int) -> TimeRefused | None:
+        """The admission rule (shared.admission): telemetry within both bounds; a state
+        not beginning (nor stamped) in the future: a future `since` would hold every
+        later state's duration back ("a newer since wins")."""
+        if message.kind is Kind.TELEMETRY:
+            return self._admission.refuse(message.ts_ms, now_ms)
+        if message.kind is Kind.STATE:
+            payload = message.payload
+            assert isinstance(payload, StatePayload)
+            return (self._admission.ahead(to_ms(payload.since), now_ms, "since")
+                    or self._admission.ahead(to_ms(payload.ts), now_ms))
+        return None
 
     def _account(self, batch: Batch, message: ParsedMessage,
                  received_at: float) -> ParsedMessage:

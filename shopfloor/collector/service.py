@@ -18,7 +18,6 @@ import time
 from typing import Any
 
 from shopfloor.collector.batcher import Batch, Batcher, Intake
-from shopfloor.collector.database import LineWriter
 from shopfloor.collector.deadletters import DeadLetters
 from shopfloor.collector.errors import DatabaseUnavailable
 from shopfloor.collector.messages import Kind, Reason
@@ -30,6 +29,7 @@ from shopfloor.collector.stats import LagWindow, StatsReporter, read_snapshot
 from shopfloor.collector.writer import DurableWriter
 from shopfloor.shared.access import client_id_of
 from shopfloor.shared.http_status import StatusServer
+from shopfloor.shared.influx import LineWriter
 from shopfloor.shared.plant import Plant
 
 log = logging.getLogger(__name__)

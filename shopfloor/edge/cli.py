@@ -24,7 +24,7 @@ def edge(plant: str, agent_id: str, log_level: str | None) -> None:
     acknowledges them; see docs/edge.md. Stops gracefully on SIGTERM or Ctrl-C.
     """
     setup_logging(log_level)
-    model = load_or_exit(plant)
+    model = load_or_exit(plant, isolated=True)  # the YAML parser's garbage stays out
     from shopfloor.edge.agent import EdgeAgent  # noqa: PLC0415 - keep `--help` fast
 
     try:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import math
 
 from shopfloor.edge.errors import DeviceError
 from shopfloor.edge.modbus import Bus
@@ -24,7 +23,6 @@ from shopfloor.edge.plan import ReadBlock
 from shopfloor.shared import control_rules
 from shopfloor.shared.codec import Value, decode, encode
 from shopfloor.shared.contract import Command, CommandResult, CommandStatus
-from shopfloor.shared.enums import DataType
 from shopfloor.shared.errors import CodecError
 from shopfloor.shared.plant import Machine, Point
 
@@ -33,9 +31,7 @@ log = logging.getLogger(__name__)
 Refusal = tuple[CommandStatus, str]
 
 
-MAX_LIFETIME = dt.timedelta(hours=1)
-"""A command expiring further ahead than this is refused (the API's commands live
-seconds): a command cannot lie in wait for days."""
+MAX_LIFETIME = control_rules.MAX_COMMAND_LIFETIME
 
 
 def check_command(machine: Machine, command: Command, now: dt.datetime) -> Refusal | None:
@@ -80,42 +76,8 @@ def _check_point(machine: Machine, command: Command) -> Refusal | None:
     point = machine.point(command.point)
     if point is None:
         return CommandStatus.REJECTED, f"unknown point {command.point!r}"
-    if not point.writable:
-        return CommandStatus.REJECTED, f"point {point.name!r} is not writable"
-    problem = _type_problem(point, command.value) or _range_problem(point, command.value)
-    if problem:
-        return CommandStatus.REJECTED, problem
-    try:
-        encode(point, command.value)
-    except CodecError as exc:
-        return CommandStatus.REJECTED, f"value {command.value!r} does not fit {point.type}: {exc}"
-    return None
-
-
-def _type_problem(point: Point, value: Value) -> str | None:
-    if point.type is DataType.BOOL:
-        ok = isinstance(value, bool)
-    elif point.type is DataType.STRING:
-        ok = isinstance(value, str)
-    else:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if not ok:
-        return f"point {point.name!r} takes a {point.type} value, not {type(value).__name__}"
-    if isinstance(value, float) and not math.isfinite(value):  # JSON may carry Infinity/NaN
-        return f"point {point.name!r} takes a finite number, not {value!r}"
-    if point.type.is_integer and point.scale == 1 and point.offset == 0 and value != int(value):  # type: ignore[arg-type]
-        return f"point {point.name!r} takes an integer, not {value!r}"
-    return None
-
-
-def _range_problem(point: Point, value: Value) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if point.min is not None and value < point.min:
-        return f"value {value} is below min {point.min} of {point.name!r}"
-    if point.max is not None and value > point.max:
-        return f"value {value} is above max {point.max} of {point.name!r}"
-    return None
+    refusal = control_rules.check_value(point, command.value)
+    return None if refusal is None else (CommandStatus.REJECTED, refusal.message)
 
 
 async def execute(

@@ -1,14 +1,17 @@
 """Graceful overload: when the agent has more polling than CPU, it sheds polls fairly
 instead of letting everything fall behind.
 
-Three signals, per control period: the event loop thread busy (its CPU time over the
-period's wall time above `BUSY_HIGH`: there is no idle time left to absorb more work),
-the loop late (a short sleep wakes up more than `LAG_HIGH_S` late, median over the
-period, so that the process being descheduled once is no overload), and, while the
-broker is connected, an outbox that keeps growing past `backlog_limit` (the publisher
-is not keeping up). Every `CONTROL_PERIOD_S` the governor sets the
-**admission ratio**: on a signal it cuts it (x `DECREASE`, not below `MIN_RATIO`),
-without one it raises it x `INCREASE` (up to 1). Each poller keeps a credit: every
+Two signals, per control period: the event loop busy — the share of wall time it
+spent *not* waiting in its selector above `BUSY_HIGH`: no idle time is left, the work
+offered is more than the CPU the process gets (its own CPU time would not tell that
+on a shared machine, where other processes take the cores) — and, while the broker is
+connected, an outbox that keeps growing past `backlog_limit` (the publisher is not
+keeping up). A loop that is merely woken late by the OS but has little to do is no
+overload: its polls are then late, and counted as such, but not shed.
+
+Every `CONTROL_PERIOD_S` the governor sets the **admission ratio**: on a signal it
+cuts it (x `DECREASE`, not below `MIN_RATIO`), without one it raises it x `INCREASE`
+(up to 1). Each poller keeps a credit: every
 scheduled tick adds the ratio, a poll spends 1, so every machine is polled at the same
 reduced rate (a ratio of 0.5 polls each machine every other tick) rather than some not
 at all. A tick shed this way, and a tick missed because the poller woke too late, is
@@ -17,28 +20,25 @@ counted (`shopfloor_edge_polls_skipped_total{machine,reason}`); the status paylo
 WARNING line starts an episode, one INFO line ends it (after `CALM_PERIODS` at full
 rate) with its count.
 
-A broker outage is no overload: the outbox grows by design then, and only the loop's
-lag counts.
+A broker outage is no overload: the outbox grows by design then, and only the busy
+loop counts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 log = logging.getLogger(__name__)
 
-PROBE_S = 0.02
-"""The lag probe's sleep: the loop is late by how much longer it takes."""
 CONTROL_PERIOD_S = 0.5
 BUSY_HIGH = 0.9
-"""Share of a control period the loop thread spent on the CPU above which it is saturated."""
-LAG_HIGH_S = 0.025
-"""Median probe lag in a control period above which the agent is overloaded."""
+"""Share of a control period the loop spent outside its selector's wait above which it
+is saturated."""
 DECREASE = 0.75
 INCREASE = 1.2
 """Without a signal the ratio grows x INCREASE (+ 0.02): back to 1 in seconds."""
@@ -74,7 +74,6 @@ class Governor:
         self._backlog_limit = backlog_limit
         self._last_backlog = 0
         self._episode: Episode | None = None
-        self._lags: list[float] = []
         self._on_change = on_change
         self._calm = 0
 
@@ -94,32 +93,25 @@ class Governor:
         if self._episode is not None:
             self._episode.skipped += n
 
-    def observe_lag(self, lag_s: float) -> None:
-        self._lags.append(lag_s)
-
     def control(self, now: float, busy: float = 0.0) -> None:
-        """One control step (every CONTROL_PERIOD_S); `busy`: the loop thread's CPU share."""
+        """One control step (every CONTROL_PERIOD_S); `busy`: the share of the period the
+        event loop was not waiting for I/O or timers."""
         backlog = self._backlog()
         growing = (
             self._connected() and backlog > self._backlog_limit and backlog > self._last_backlog
         )
         self._last_backlog = backlog
-        lag = statistics.median(self._lags) if self._lags else 0.0
-        self._lags.clear()
-        signal = busy > BUSY_HIGH or lag > LAG_HIGH_S or growing
+        signal = busy > BUSY_HIGH or growing
         if signal:
             self.ratio = max(MIN_RATIO, self.ratio * DECREASE)
         else:
             self.ratio = min(1.0, self.ratio * INCREASE + 0.02)
         self._calm = 0 if signal or self.ratio < 1.0 else self._calm + 1
-        log.debug(
-            "loop busy %.0f %%, lag %.1f ms, backlog %d: admission %.2f",
-            busy * 100, lag * 1000, backlog, self.ratio,
-        )
+        log.debug("loop busy %.0f %%, backlog %d: admission %.2f", busy * 100, backlog, self.ratio)
         if growing:
             why = f"outbox growing ({backlog} samples) while connected"
         else:
-            why = f"event loop {busy * 100:.0f} % busy, {lag * 1000:.0f} ms late"
+            why = f"event loop {busy * 100:.0f} % busy"
         if self.ratio < 1.0 and self._episode is None:
             self._episode = Episode(now)
             log.warning(
@@ -138,15 +130,50 @@ class Governor:
             self._on_change(False)
 
     async def run(self) -> None:
-        """Probe the loop's lag and run the control steps (a supervised task)."""
+        """Measure how busy the loop is and run the control steps (a supervised task)."""
         loop = asyncio.get_running_loop()
-        last, last_cpu = loop.time(), time.thread_time()  # this task runs on the loop thread
-        while True:
-            before = loop.time()
-            await asyncio.sleep(PROBE_S)
-            now = loop.time()
-            self.observe_lag(max(0.0, now - before - PROBE_S))
-            if now - last >= CONTROL_PERIOD_S:
-                cpu = time.thread_time()
-                self.control(now, (cpu - last_cpu) / (now - last))
-                last, last_cpu = now, cpu
+        idle = _IdleClock(loop)
+        last = loop.time()
+        try:
+            while True:
+                await asyncio.sleep(CONTROL_PERIOD_S)
+                now = loop.time()
+                waited = idle.take()
+                self.control(now, max(0.0, 1.0 - waited / (now - last)))
+                last = now
+        finally:
+            idle.close()
+
+
+class _IdleClock:
+    """Wall time the event loop spends waiting in its selector (idle), measured by
+    wrapping the selector's `select` (asyncio keeps it in `loop._selector`). Without
+    one (another loop implementation) it reports the loop as never busy."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.waited = 0.0
+        self._selector: Any = getattr(loop, "_selector", None)
+        if self._selector is None or not hasattr(self._selector, "select"):
+            self._selector = None
+            self.waited = float("inf")
+            return
+        inner = self._selector.select
+        clock = time.monotonic
+
+        def select(timeout: float | None = None) -> Any:
+            start = clock()
+            try:
+                return inner(timeout)
+            finally:
+                self.waited += clock() - start
+
+        self._inner = inner
+        self._selector.select = select
+
+    def take(self) -> float:
+        waited, self.waited = self.waited, (0.0 if self._selector is not None else self.waited)
+        return waited
+
+    def close(self) -> None:
+        if self._selector is not None:
+            self._selector.select = self._inner

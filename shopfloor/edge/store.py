@@ -16,6 +16,7 @@ one: the collector then starts fresh seq accounting (docs/mqtt-contract.md).
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import sqlite3
 import time
@@ -24,6 +25,8 @@ from pathlib import Path
 
 from shopfloor.edge.errors import OutboxError
 from shopfloor.shared.enums import QueueFullPolicy
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -214,9 +217,6 @@ class Store:
         self._delete([b.id for b in bad])
         self.samples = self._count_samples()
 
-    def quarantined(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0])
-
     def _delete(self, ids: list[int]) -> int:
         if not ids:
             return 0
@@ -286,7 +286,11 @@ class Store:
         return cur.rowcount == 1
 
     def forget_commands(self, before_s: float) -> None:
-        self._db.execute("DELETE FROM commands WHERE received_at < ?", (before_s,))
+        """Forget command ids older than `before_s`; on a full disk they stay (logged)."""
+        try:
+            self._db.execute("DELETE FROM commands WHERE received_at < ?", (before_s,))
+        except sqlite3.Error as exc:
+            log.warning("cannot forget old command ids in %s: %s", self.path, exc)
 
     def checkpoint(self) -> None:
         """Copy the WAL into the database file (PASSIVE: never blocks writers). Runs on

@@ -17,6 +17,13 @@ class KpiStoreError(KpiError):
     prefix = "kpi store"
 
 
+class KpiStoreRejected(KpiStoreError):
+    """InfluxDB refused KPI points as bad (HTTP 400/413/422, e.g. a field type conflict
+    with points an older version wrote): retrying them cannot help."""
+
+    prefix = "kpi store: points refused"
+
+
 class KpiWorkError(KpiError):
     """A request would need more work than the engine's bounds allow (raw telemetry
     beyond `collector.kpi_max_raw_s`, a WIP window beyond `collector.kpi_max_wip_window_s`).

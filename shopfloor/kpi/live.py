@@ -24,7 +24,7 @@ from shopfloor.collector.sinks import WrittenBatch
 from shopfloor.kpi import records
 from shopfloor.kpi.buckets import Agg
 from shopfloor.kpi.calendar import ShiftCalendar, ShiftInstance, ms_to_utc
-from shopfloor.kpi.errors import KpiWorkError
+from shopfloor.kpi.errors import KpiStoreRejected, KpiWorkError
 from shopfloor.kpi.livestate import MINUTE_MS, MachineLive, floor_minute
 from shopfloor.kpi.livewip import LineWip
 from shopfloor.kpi.model import MachineSpec, Sample, Settings
@@ -81,6 +81,7 @@ class LiveKpi:
         self._touched: list[tuple[int, int]] = []  # recomputed spans not yet finalized
         self._work_warned: dict[str, str] = {}
         self.late_dropped = 0
+        self.rejected_batches = 0  # KPI batches InfluxDB refused as bad (logged)
         self.admission = TimeAdmission.of(plant)
         self._points = point_names(plant)
         self.refused = 0  # samples outside the admission rule (shared.admission)
@@ -180,14 +181,21 @@ class LiveKpi:
 
     def _flush(self) -> None:
         """Write what is pending; on failure keep it (bounded) for the next tick. A
-        rollup that is never written only costs the on-demand path a raw recompute."""
+        rollup that is never written only costs the on-demand path a raw recompute. A
+        batch InfluxDB refuses as bad (its good points are written, InfluxDB drops the
+        bad ones) is not retried: it would block every later KPI point."""
         if len(self._pending) > MAX_PENDING_LINES:
             log.warning("InfluxDB unavailable: dropping %d old KPI points",
                         len(self._pending) - MAX_PENDING_LINES)
             del self._pending[: len(self._pending) - MAX_PENDING_LINES]
         while self._pending:
             batch = self._pending[:5000]
-            self.store.write(batch)
+            try:
+                self.store.write(batch)
+            except KpiStoreRejected as exc:
+                self.rejected_batches += 1
+                log.error("%s; a batch of %d KPI points is not retried (see docs/oee.md "
+                          "'Stored measurements' on field types)", exc, len(batch))
             del self._pending[: len(batch)]
 
     def _older(self, spec: MachineSpec) -> Callable[[int, int], list[Sample]]:

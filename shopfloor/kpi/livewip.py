@@ -24,11 +24,14 @@ class LineWip:
         self.line = line
         self._base_key: tuple[int, int] | None = None
         self._base: dict[str, tuple[float, float]] = {}
+        self._splits: dict[tuple[str, int, int], tuple[float, float]] = {}
 
     def invalidate(self, lo: int, hi: int) -> None:
-        """Late samples changed [lo, hi): drop the anchor-to-window counts if touched."""
+        """Samples changed [lo, hi): drop the counts from the store that they touch (the
+        anchor-to-window counts, the parts of minutes after a stocktake)."""
         if self._base_key is not None and lo < self._base_key[1] and self._base_key[0] < hi:
             self._base_key = None
+        self._splits = {k: v for k, v in self._splits.items() if not (lo < k[2] and k[1] < hi)}
 
     def result(self, anchors: Sequence[Anchor], start: int, wm: int,
                machines: Mapping[str, MachineLive], totals: Totals) -> WipResult | None:
@@ -47,22 +50,30 @@ class LineWip:
             return None
         counts = {s: [(p[2].parts_total, p[2].scrap_total) for p in pieces]
                   for s, pieces in per_station.items()}
+        self._splits = {k: v for k, v in self._splits.items() if k[1] > start}  # bounded
         for anchor in anchors:  # a stocktake inside a bucket: split it at its instant
             t = anchor.ts_ms
             k = bisect_right(edges, t) - 1
             if start < t < wm and edges[k] != t:
                 for station in self.line.stations:
-                    after = totals(station, t, edges[k + 1])
+                    after_parts, after_scrap = self._split(station, t, edges[k + 1], totals)
                     parts, scrap = counts[station][k]
-                    counts[station][k:k + 1] = [
-                        (parts - after.parts_total, scrap - after.scrap_total),
-                        (after.parts_total, after.scrap_total)]
+                    counts[station][k:k + 1] = [(parts - after_parts, scrap - after_scrap),
+                                                (after_parts, after_scrap)]
                 edges.insert(k + 1, t)
         if anchors and anchors[0].ts_ms < start:
             base = self._counts_before(anchors[0].ts_ms, start, totals)
             edges = [anchors[0].ts_ms, *edges]
             counts = {s: [base[s], *c] for s, c in counts.items()}
         return compute_wip(self.line, edges, counts, anchors, start)
+
+    def _split(self, station: str, lo: int, hi: int, totals: Totals) -> tuple[float, float]:
+        """(parts, scrap) of [lo, hi) from the store, kept until samples there change."""
+        key = (station, lo, hi)
+        if key not in self._splits:
+            agg = totals(station, lo, hi)
+            self._splits[key] = (agg.parts_total, agg.scrap_total)
+        return self._splits[key]
 
     def _counts_before(self, lo: int, hi: int, totals: Totals) -> dict[str, tuple[float, float]]:
         if self._base_key != (lo, hi):

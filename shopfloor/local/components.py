@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 from shopfloor.local import grafana as grafana_files
 from shopfloor.local.configs import influxdb_conf, mosquitto_conf
 from shopfloor.local.runner import RunDir, http_ok, port_open
+from shopfloor.shared import influx
 from shopfloor.shared.logs import LOG_FILE_ENV
 from shopfloor.shared.plant import Plant
 
@@ -68,7 +69,7 @@ def database(plant: Plant, run: RunDir) -> Component:
     conf.write_text(influxdb_conf(port, port + 2, run.data("influxdb")))
     return Component(
         "influxdb", [_binary("influxd"), "-config", str(conf)],
-        lambda: http_ok(f"http://127.0.0.1:{port}/ping"), plant.database.url,
+        lambda: influx.responds(f"http://127.0.0.1:{port}"), plant.database.url,
         reuse_if_healthy=True,
     )
 

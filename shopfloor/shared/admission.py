@@ -56,12 +56,22 @@ class TimeAdmission:
         rule = plant.admission
         return cls(int(rule.max_ahead_s * 1000), int(rule.max_age_s * 1000))
 
-    def refuse(self, ts_ms: int, now_ms: int) -> TimeRefused | None:
-        """Why a sample stamped `ts_ms` is not taken at `now_ms`; None when it is."""
+    def ahead(self, ts_ms: int, now_ms: int, what: str = "ts") -> TimeRefused | None:
+        """Why a time stamped `ts_ms` is too far ahead of `now_ms`; None when it is not.
+        For state messages (a machine may stay in one state longer than any age bound,
+        but no state begins in the future)."""
         if ts_ms > now_ms + self.max_ahead_ms:
             return TimeRefused(Refusal.FUTURE, (
-                f"ts {_iso(ts_ms)} is {(ts_ms - now_ms) / 1000:.0f} s ahead of the receiver's"
-                f" clock {_iso(now_ms)} (admission.max_ahead_s {self.max_ahead_ms / 1000:g})"))
+                f"{what} {_iso(ts_ms)} is {(ts_ms - now_ms) / 1000:.0f} s ahead of the "
+                f"receiver's clock {_iso(now_ms)} (admission.max_ahead_s "
+                f"{self.max_ahead_ms / 1000:g})"))
+        return None
+
+    def refuse(self, ts_ms: int, now_ms: int) -> TimeRefused | None:
+        """Why a sample stamped `ts_ms` is not taken at `now_ms`; None when it is."""
+        ahead = self.ahead(ts_ms, now_ms)
+        if ahead is not None:
+            return ahead
         if ts_ms < now_ms - self.max_age_ms:
             return TimeRefused(Refusal.TOO_OLD, (
                 f"ts {_iso(ts_ms)} is {(now_ms - ts_ms) / 1000:.0f} s behind the receiver's"

@@ -11,10 +11,11 @@ from shopfloor.shared.loader import load_plant, plant_json_schema
 from shopfloor.shared.plant import Plant
 
 
-def load_or_exit(path: str) -> Plant:
-    """Load the plant file for a command; on error print every problem and exit 2."""
+def load_or_exit(path: str, *, isolated: bool = False) -> Plant:
+    """Load the plant file for a command; on error print every problem and exit 2.
+    `isolated`: parse the YAML in a child process (for long-running processes)."""
     try:
-        return load_plant(path)
+        return load_plant(path, isolated=isolated)
     except PlantFileError as exc:
         click.echo(exc.render(), err=True)
         sys.exit(2)

@@ -13,16 +13,23 @@ depth). Pure functions, no I/O.
   the action it amounts to (run = true is a start), with that action's permission and
   interlock. `control.speed` belongs to no action: a plain setpoint.
 - Maintenance interlock: while maintenance mode is on, start needs the
-  `start_in_maintenance` permission."""
+  `start_in_maintenance` permission.
+- The value (`check_value`): the point must be writable, the value of its type (a bool,
+  text in Latin-1 that fits, a finite number, whole for unscaled integer points), within
+  min/max and the type's range."""
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 
+from shopfloor.shared.codec import encode
 from shopfloor.shared.contract import PointValue
-from shopfloor.shared.enums import ControlAction
-from shopfloor.shared.plant import Machine, Role
+from shopfloor.shared.enums import ControlAction, DataType
+from shopfloor.shared.errors import CodecError
+from shopfloor.shared.plant import Machine, Point, Role
 
 
 class Permission(StrEnum):
@@ -53,6 +60,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 }
 
 A = ControlAction
+MAX_COMMAND_LIFETIME = dt.timedelta(hours=1)
+"""The edge refuses a command expiring further ahead than this (the API's commands live
+`api.command_timeout_s`, seconds): a command cannot lie in wait for days."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,3 +179,67 @@ def _check_target(machine: Machine, action: ControlAction, point: str,
         return Refusal(RefusalKind.INVALID, "wrong_value",
                        f"the {action} action writes {point} = {rule.value}, not {value!r}")
     return None
+
+
+def check_value(point: Point, value: PointValue) -> Refusal | None:
+    """Why `value` must not be written to `point` (codes not_writable, wrong_type,
+    out_of_range), or None. The one write check of the API and the edge."""
+    if not point.writable:
+        return _invalid("not_writable", f"point {point.name!r} is not writable")
+    if point.type is DataType.BOOL:
+        ok = isinstance(value, bool)
+    elif point.type is DataType.STRING:
+        ok = isinstance(value, str)
+    else:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok:
+        return _invalid("wrong_type", f"point {point.name!r} takes a {point.type} value, "
+                        f"not {type(value).__name__}")
+    if isinstance(value, str):
+        return _check_text(point, value)
+    if isinstance(value, bool):
+        return None
+    return _check_number(point, value)
+
+
+def exact_value(point: Point, value: PointValue) -> PointValue:
+    """The value as sent: a whole float for an unscaled integer point becomes an int."""
+    exact = point.scale == 1 and point.offset == 0
+    if point.type.is_integer and exact and isinstance(value, float):
+        return int(value)
+    return value
+
+
+def _check_text(point: Point, value: str) -> Refusal | None:
+    try:
+        size = len(value.encode("latin-1"))
+    except UnicodeEncodeError:
+        return _invalid("wrong_type", f"point {point.name!r} takes Latin-1 text only")
+    if size > point.count * 2:
+        return _invalid("out_of_range",
+                        f"point {point.name!r} holds at most {point.count * 2} characters")
+    return None
+
+
+def _check_number(point: Point, value: int | float) -> Refusal | None:
+    if not math.isfinite(value):  # JSON may carry Infinity/NaN
+        return _invalid("wrong_type", f"point {point.name!r} takes a finite number, "
+                        f"not {value!r}")
+    exact = point.scale == 1 and point.offset == 0
+    if point.type.is_integer and exact and value != int(value):
+        return _invalid("wrong_type", f"point {point.name!r} takes an integer, not {value!r}")
+    if point.min is not None and value < point.min:
+        return _invalid("out_of_range", f"value {value} is below min {point.min:g} of "
+                        f"{point.name!r}")
+    if point.max is not None and value > point.max:
+        return _invalid("out_of_range", f"value {value} is above max {point.max:g} of "
+                        f"{point.name!r}")
+    try:
+        encode(point, value)
+    except CodecError as exc:
+        return _invalid("out_of_range", f"value {value!r} does not fit {point.type}: {exc}")
+    return None
+
+
+def _invalid(code: str, message: str) -> Refusal:
+    return Refusal(RefusalKind.INVALID, code, message)

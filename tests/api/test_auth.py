@@ -25,6 +25,12 @@ BODIES: dict[str, Any] = {
 }
 
 
+def stream_query(path: str) -> dict[str, Any] | None:
+    """A stream (server-sent events) ends only when told: the query that makes it end at
+    once, for tests that call every route and wait for the whole answer."""
+    return {"max_s": 0.2} if path.endswith("/stream") else None
+
+
 def _table(heading: str) -> list[list[str]]:
     """Rows (cells) of the first markdown table after `heading` in docs/api.md."""
     text = DOC.read_text().split(heading, 1)[1]
@@ -64,7 +70,7 @@ def _call(client: httpx.Client, method: str, path: str, machine: str = "pack1",
                       event_id=f"{machine}:1")
     last = path.rstrip("/").rsplit("/", 1)[-1]
     body = BODIES.get(last) if method == "POST" else None
-    params = {"max_s": 0.2} if last == "stream" else None  # a stream ends only when told
+    params = stream_query(path)
     return client.request(method, url, json=body, params=params)
 
 

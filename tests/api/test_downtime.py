@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from shopfloor.api.downtime.service import SYNC_PERIOD_S
 from shopfloor.shared import schema, topics
 from tests.api.conftest import ApiEnv
-from tests.api.harness import RESTRICTED, iso, wait_for
+from tests.api.harness import COMMAND_TIMEOUT_S, RESTRICTED, ApiProcess, iso, load, wait_for
 
 
 def _ms(moment: dt.datetime) -> int:
@@ -179,3 +182,38 @@ def test_reason_tree_of_a_line(admin: httpx.Client) -> None:
     assert [c["id"] for c in tree["categories"]][-1] == "paint"
     line2 = admin.get("/api/v1/lines/line2/reasons").json()
     assert "paint" not in [c["id"] for c in line2["categories"]]
+
+
+def test_classifications_survive_an_api_restart(mosquitto: Any, influxdb: Any,
+                                                tmp_path: Path) -> None:
+    """kill -9 the API after a split and classification, start it again: the event has
+    its parts and reasons, and the new process's first sync (two days back) writes
+    nothing over them (the store's sums per reason are unchanged)."""
+    rig = ApiProcess.create(tmp_path, mosquitto.port, influxdb.url, COMMAND_TIMEOUT_S)
+    try:
+        rig.api.start()
+        plant = load(rig.data)
+        env = ApiEnv(plant, rig.keys, None, rig.edge, influxdb, tmp_path)  # type: ignore[arg-type]
+        t0 = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=3)
+        _finished(env, "weld1", t0, 900, "stopped", "operator_stop")
+        event_id = f"weld1:{_ms(t0)}"
+        path = f"/api/v1/downtime/events/{event_id}"
+        with rig.client("supervisor") as sup:
+            r = sup.post(f"{path}/split", json={"at": [iso(t0 + dt.timedelta(seconds=300))],
+                                                "reasons": ["jam", "meeting"]})
+            assert r.status_code == 200, r.text
+            before = sup.get(path).json()
+        query = (f"SELECT sum(duration_s) FROM downtime WHERE site = '{env.site}' "
+                 "GROUP BY reason")
+        sums = {r["reason"]: r["sum"] for r in _stored(env, query)}
+        assert sums == {"jam": 300.0, "meeting": 600.0}
+        rig.api.kill()
+        rig.api.start()
+        with rig.client("viewer") as viewer:
+            assert viewer.get(path).json() == before
+            # the restarted API's sync has run (its health answers only once started)
+            time.sleep(2 * SYNC_PERIOD_S)
+            assert viewer.get(path).json() == before
+        assert {r["reason"]: r["sum"] for r in _stored(env, query)} == sums
+    finally:
+        rig.close()

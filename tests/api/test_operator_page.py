@@ -141,3 +141,8 @@ def test_stop_seen_classified_by_click_and_reflected(chain: Chain,
                            .json()["items"], 10, "the audit entry")
     assert [(e["action"], e["requested_by"]) for e in entries] == [("classify", "operator")]
     assert offline_requests(browser) == []  # nothing from outside the plant network
+    browser.set_window_size(390, 844)  # a phone: everything fits the width
+    wide = browser.execute_script(
+        "return [document.documentElement.scrollWidth, window.innerWidth]")
+    browser.save_screenshot(str(ARTIFACTS / "operator-phone.png"))
+    assert wide[0] <= wide[1], f"the page is wider than a phone: {wide}"

@@ -11,7 +11,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from tests.api.conftest import ApiEnv
-from tests.api.test_auth import documented_routes
+from tests.api.test_auth import documented_routes, stream_query
 
 MAX_EXAMPLES = 12
 
@@ -29,7 +29,7 @@ def test_no_server_errors(api_schema: Any, api_env: ApiEnv, method: str, path: s
 
     @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))
-    @given(case=operation.as_strategy())
+    @given(case=operation.as_strategy(query=stream_query(path)))
     def run(case: Any) -> None:
         response = case.call(base_url=api_env.api.url, headers=headers, timeout=10)
         seen.append(response.status_code)

@@ -229,3 +229,24 @@ def test_live_wip_counts_from_a_stocktake_inside_the_window(
     assert (row["change"], row["inflow"], row["outflow_good"]) == (599, 1198, 599)
     assert row["drift"] is True  # 200 - 270 < 0 at 06:00: the count was too low
     assert all(type(row[k]) is int for k in ("wip", "change", "inflow", "outflow_good"))
+
+
+def test_points_refused_by_influxdb_do_not_block_later_kpis(
+        make_plant: Callable[..., Plant], open_store: Callable[[Plant], KpiStore],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A database written by an older version holds `oee` counts as floats: InfluxDB
+    refuses the integer points in that shard (field type conflict). The refused batch is
+    logged and not retried; the rest of the KPIs are written and later ticks go on."""
+    plant = make_plant(shifts=SHIFTS)
+    store = open_store(plant)
+    store.write([f"oee,line=l1,machine=m1,site={plant.site.id},window=rolling pq=1.5 {T0}"])
+    sink = LiveKpi(plant, store, clock=Clock())
+    samples = history()
+    feed(sink, store, samples[:1200])
+    sink.tick()
+    assert sink.rejected_batches >= 1 and "field type conflict" in caplog.text
+    assert sink._pending == []  # nothing kept to retry forever
+    feed(sink, store, samples[1200:])
+    sink.tick()
+    rows = store.query(f"SELECT count(pot_ms) FROM oee_rollup WHERE site = '{store.site}'")
+    assert rows[0]["values"][0][1] >= len(samples) // 60 - 2  # every minute rolled up

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shopfloor.kpi.aggregate import aggregate
 from shopfloor.kpi.calendar import ShiftCalendar
@@ -149,3 +151,35 @@ def test_counts_are_whole_parts() -> None:
               r.buffers[0].change, r.buffers[0].min_wip, r.buffers[0].max_wip]
     assert values == [5, 5, 8, 2, 5, 5, 0, 5]
     assert all(type(v) is int for v in values)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_level_does_not_depend_on_where_the_window_starts(data: st.DataObject) -> None:
+    """The class behind the issue: for any flows, any stocktake and any window, the level
+    at an instant is the stocktake's count plus the flow from it, whether the window
+    starts before, at or after the stocktake (the flow to a later start arrives as one
+    bucket, as the store's rollup sum gives it)."""
+    line = plant(stations=3).lines[0]
+    n = data.draw(st.integers(2, 12), label="minutes")
+    flow = st.tuples(st.integers(0, 20), st.integers(0, 3))
+    counts = {s: data.draw(st.lists(flow, min_size=n, max_size=n), label=s)
+              for s in line.stations}
+    at = data.draw(st.integers(0, n), label="stocktake minute")
+    take = Anchor(T0 + at * M, 50, {"m1": 30, "m2": 20})
+    start = data.draw(st.integers(0, n - 1), label="window start")
+    # line = count + in - out - scrap from the stocktake to the end (L(t) of OEE.md)
+    expected = 50 + sum(counts["m1"][k][0] - counts["m1"][k][1] - counts["m2"][k][1]
+                        - counts["m3"][k][0] for k in range(at, n))
+    if at < start:  # the flow from the stocktake to the window as one bucket
+        head = {s: (sum(x[0] for x in c[at:start]), sum(x[1] for x in c[at:start]))
+                for s, c in counts.items()}
+        edges = [T0 + at * M, *minutes(start, n)]
+        window = {s: [head[s], *c[start:]] for s, c in counts.items()}
+    else:
+        edges, window = minutes(start, n), {s: c[start:] for s, c in counts.items()}
+    r = compute_wip(line, edges, window, take, T0 + start * M)
+    assert r.wip == expected
+    assert r.anchored and r.anchor_ms == take.ts_ms
+    assert r.change == sum(c[0] - c[1] for c in counts["m1"][start:]) - sum(
+        c[1] for c in counts["m2"][start:]) - sum(c[0] for c in counts["m3"][start:])

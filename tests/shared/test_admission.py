@@ -99,3 +99,21 @@ def test_live_kpi_takes_no_sample_beyond_the_rule_and_no_unknown_key() -> None:
     assert all(s.ts_ms == to_ms(NOW) for _, s in samples)
     assert (engine.refused, engine.unknown_values) == (2, 2)
     assert engine.watermark is None  # samples_of only filters; `add` moves the watermark
+
+
+def test_a_state_beginning_in_the_future_is_refused_an_old_one_is_not() -> None:
+    plant = default_plant()
+    live = LiveView(plant, clock=NOW.timestamp)
+    topic = topics.machine_topic(plant.site.id, "line1", "press1", topics.STATE)
+
+    def state(since: dt.datetime, name: str) -> bytes:
+        iso = since.isoformat().replace("+00:00", "Z")
+        return json.dumps({"v": 1, "ts": iso, "since": iso, "state": name}).encode()
+
+    assert live.apply(topic, state(NOW - dt.timedelta(days=90), "running"))  # long run
+    assert not live.apply(topic, state(NOW + dt.timedelta(days=2), "stopped"))
+    snapshot = live.machine("press1").state
+    assert snapshot is not None and snapshot.state == "running"
+    assert live.refused[Refusal.FUTURE] == 1
+    rule = TimeAdmission.of(plant)
+    assert rule.ahead(to_ms(NOW) - 10 * 365 * DAY_MS, to_ms(NOW)) is None

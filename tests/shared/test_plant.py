@@ -131,6 +131,11 @@ def test_free_setpoint_only_on_a_writable_action_point(example: dict[str, Any],
     assert f"machines.press1.points[{speed_at}].free_setpoint" in result.stderr
 
 
+def test_command_timeout_within_what_the_edge_accepts(example: dict[str, Any]) -> None:
+    example.setdefault("api", {})["command_timeout_s"] = 7200
+    assert "the edge refuses" in dict(errors_of(example))["api.command_timeout_s"]
+
+
 def test_unreadable_and_non_yaml(tmp_path: Path) -> None:
     with pytest.raises(PlantFileError, match="cannot read"):
         load_plant(tmp_path / "missing.yaml")
@@ -176,3 +181,19 @@ def test_schema_command_prints_json_schema() -> None:
     assert result.returncode == 0
     schema = json.loads(result.stdout)
     assert "machines" in schema["properties"]
+
+
+def test_isolated_loading_gives_the_same_plant_and_the_same_errors(tmp_path: Path) -> None:
+    """The edge parses its plant file's YAML in a child process (memory); nothing else
+    may differ: the same model, the same error for a broken file."""
+    good = tmp_path / "plant.yaml"
+    good.write_text(Path("deploy/plant.example.yaml").read_text())
+    assert load_plant(good, isolated=True) == load_plant(good)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("site: {id: s1\nlines: [")
+    errors = []
+    for isolated in (False, True):
+        with pytest.raises(PlantFileError) as info:
+            load_plant(bad, isolated=isolated)
+        errors.append(info.value.errors)
+    assert errors[0] == errors[1] and "not valid YAML: line" in errors[0][0][1]

@@ -20,7 +20,7 @@ from schemathesis.generation import GenerationMode
 
 from shopfloor.shared.plant import Role
 from tests.api.conftest import ApiEnv, api_env  # noqa: F401 - the module's API fixture
-from tests.api.test_auth import BODIES, documented_roles, documented_routes
+from tests.api.test_auth import BODIES, documented_roles, documented_routes, stream_query
 from tests.system.report import record
 
 EXAMPLES = 5
@@ -44,9 +44,11 @@ def cases(operation: Any, path: str) -> Any:
     that break the schema (schemathesis' negative mode), where the operation has any."""
     real = {k: v for k, v in (("machine", "pack1"), ("line", "line1"), ("command_id", "x"))
             if "{" + k + "}" in path}
-    options = [operation.as_strategy(GenerationMode.POSITIVE)]
+    query = stream_query(path)  # a stream of server-sent events: one that ends at once
+    options = [operation.as_strategy(GenerationMode.POSITIVE, query=query)]
     if real:
-        options.append(operation.as_strategy(GenerationMode.POSITIVE, path_parameters=real))
+        options.append(operation.as_strategy(GenerationMode.POSITIVE, path_parameters=real,
+                                             query=query))
     with contextlib.suppress(Exception):  # an operation without inputs has no negative
         options.append(operation.as_strategy(GenerationMode.NEGATIVE))
     return st.one_of(options)
@@ -98,7 +100,7 @@ def test_every_operation_with_every_key(schema: Any, api_env: ApiEnv,  # noqa: F
 
 
 def _valid_request(env: ApiEnv, key: str | None, path: str, statuses: Counter[int]) -> None:
-    url = path.format(machine="pack1", line="line1", command_id="x")
+    url = path.format(machine="pack1", line="line1", command_id="x", event_id="pack1:1")
     body = BODIES.get(path.rsplit("/", 1)[-1])
     with env.client(key) as client:
         status = client.post(url, json=body).status_code

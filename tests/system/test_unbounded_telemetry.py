@@ -3,7 +3,7 @@
 mosquitto and InfluxDB, an edge stand-in publishing at QoS 1. The plant keeps the
 default admission rule (300 s ahead, 30 days old: docs/mqtt-contract.md, "Admission").
 
-* a sample stamped days ahead is dead-lettered with its reason and counted; it reaches
+* a sample (or a state) stamped days ahead is dead-lettered with its reason and counted; it reaches
   neither InfluxDB nor the live KPI engine (no KPI record for a future shift), and does
   not freeze the API's live view (later samples still show);
 * a sample with thousands of unknown value keys: the keys are dropped and counted by the
@@ -21,6 +21,7 @@ import httpx
 
 from shopfloor.shared import topics
 from shopfloor.shared.contract import Telemetry
+from shopfloor.shared.enums import MachineState
 from shopfloor.shared.loader import load_plant
 from tests.api.harness import COMMAND_TIMEOUT_S, create_database, make_keys, plant_data
 from tests.collector.helpers import (
@@ -30,6 +31,9 @@ from tests.collector.helpers import (
     telemetry,
     telemetry_topic,
     wait_for,
+)
+from tests.collector.helpers import (
+    state as state_payload,
 )
 from tests.harness.plants import write_plant
 from tests.harness.processes import ComponentProcess, health_url
@@ -87,6 +91,12 @@ def test_future_stamps_and_unknown_keys_do_no_unbounded_work(
         pub.publish(topic, Telemetry(ts=flood.ts, seq=8,
                                      values={**flood.values, **junk}).to_json())
 
+        state_topic = topics.machine_topic(plant.site.id, "line1", MACHINE, topics.STATE)
+        for kind, since in ((MachineState.RUNNING, now - dt.timedelta(seconds=10)),
+                            (MachineState.STOPPED, future),  # would hold durations back
+                            (MachineState.IDLE, now)):
+            pub.publish(state_topic, state_payload(kind, since, reason="jam").to_json())
+
         with httpx.Client(base_url=api_url, headers={"X-API-Key": keys["viewer"]},
                           timeout=10) as api:
             def live_state() -> dict | None:
@@ -99,11 +109,13 @@ def test_future_stamps_and_unknown_keys_do_no_unbounded_work(
             assert state["values"] == {k: v for k, v in flood.values.items()}
             api_metrics = f"{api_url}/metrics"
             assert _metric(api_metrics, "shopfloor_api_live_refused",
-                           '{reason="future_ts"}') == 1
+                           '{reason="future_ts"}') == 2  # the sample and the state
+            assert wait_for(lambda: api.get(f"/api/v1/machines/{MACHINE}/state").json()
+                            .get("state") == "idle", 20)
             assert _metric(api_metrics, "shopfloor_api_live_unknown_values") == UNKNOWN_KEYS
 
         wait_for(lambda: _metric(collector_metrics, "shopfloor_collector_dead_letters_total",
-                                 '{reason="future_ts"}') == 1, 20)
+                                 '{reason="future_ts"}') == 2, 20)  # sample and state
         assert _metric(collector_metrics,
                        "shopfloor_collector_unknown_values_total") == UNKNOWN_KEYS
         reasons = [json.loads(m.payload)["reason"] for m in dead.messages]
@@ -118,16 +130,21 @@ def test_future_stamps_and_unknown_keys_do_no_unbounded_work(
         wait_for(kpi_written, 30)
         time.sleep(2.5)  # a few more ticks: any future record would be there by now
         ahead = f"time > {int((now + dt.timedelta(minutes=10)).timestamp())}s"
-        for measurement in ("telemetry", "oee", "oee_rollup", "wip"):
+        for measurement in ("telemetry", "oee", "oee_rollup", "wip", "machine_state",
+                            "state_duration"):
             rows = influxdb.query(f'SELECT * FROM "{measurement}" WHERE {ahead}', database=db)
             assert rows == [], (measurement, rows[:1])
         assert seqs_stored(influxdb, db, MACHINE) == [1, 2, 3, 4, 5, 7, 8]
+        durations = influxdb.query(f"SELECT * FROM state_duration WHERE machine = "
+                                   f"'{MACHINE}'", database=db)
+        assert durations, "the idle state did not end the running one: durations frozen"
         for proc in procs:
             assert proc.alive, proc.log_tail()
-        record("unbounded", input="one telemetry message stamped 3 days ahead",
-               outcome="collector: dead letter `future_ts`, not stored, seq/KPI watermark "
-                       "untouched; live KPI: no record after now + 10 min; API live view: "
-                       "refused and counted, the next samples still show")
+        record("unbounded", input="one telemetry message and one state stamped 3 days "
+                                  "ahead",
+               outcome="collector: dead letters `future_ts`, not stored, seq/durations/KPI "
+                       "watermark untouched; live KPI: no record after now + 10 min; API "
+                       "live view: refused and counted, the next samples and states show")
         record("unbounded", input=f"one telemetry message with {UNKNOWN_KEYS:,} unknown "
                                   "value keys",
                outcome=f"collector: {UNKNOWN_KEYS:,} counted, one `point` dead letter naming "

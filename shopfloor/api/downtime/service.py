@@ -18,7 +18,7 @@ from shopfloor.api.downtime import events as ev
 from shopfloor.api.downtime import queries
 from shopfloor.api.downtime import rows as store_rows
 from shopfloor.api.downtime.events import Event
-from shopfloor.api.errors import NotFound, Unavailable
+from shopfloor.api.errors import ApiError, NotFound
 from shopfloor.api.influx import InfluxClient
 from shopfloor.api.live import LiveView
 from shopfloor.kpi.calendar import ShiftCalendar
@@ -184,8 +184,10 @@ class DowntimeService:
                 if written:
                     log.debug("downtime sync: %d points written", written)
                 self._failures.success()
-            except Unavailable as exc:
+            except ApiError as exc:  # database down, busy or slow: again next period
                 self._failures.failure("%s", exc)
+            except Exception:  # a bug must not end the sync for the process's lifetime
+                log.exception("downtime sync failed; trying again in %.0f s", SYNC_PERIOD_S)
             await asyncio.sleep(SYNC_PERIOD_S)
 
 

@@ -132,7 +132,11 @@ function onMessage(block) {
     const tile = JSON.parse(data);
     const before = page.tiles.get(tile.machine);
     setTile(tile);
-    if (!before || before.state !== tile.state || before.since !== tile.since) refreshEvents();
+    if (!before || before.state !== tile.state || before.since !== tile.since) {
+      refreshEvents();
+      // a stop that just ended is listed again once the collector stored its duration
+      setTimeout(refreshEvents, 2000);
+    }
   }
 }
 
