@@ -12,29 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from enum import StrEnum
 
 from shopfloor.alarms.errors import LifecycleError
-
-
-class AlarmState(StrEnum):
-    NORMAL = "normal"
-    ACTIVE_UNACK = "active_unack"
-    ACTIVE_ACK = "active_ack"
-    CLEARED_UNACK = "cleared_unack"
-    SHELVED = "shelved"
-    OUT_OF_SERVICE = "out_of_service"
-
-
-class EventKind(StrEnum):
-    RAISE = "raise"
-    CLEAR = "clear"
-    ACK = "ack"
-    SHELVE = "shelve"
-    UNSHELVE = "unshelve"
-    REMOVE_FROM_SERVICE = "remove_from_service"
-    RETURN_TO_SERVICE = "return_to_service"
-
+from shopfloor.shared.enums import AlarmState, EventKind
 
 SYSTEM = "system"
 """`by` of the transitions the rule engine makes (raise, clear, auto-unshelve)."""
