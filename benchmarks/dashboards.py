@@ -20,13 +20,14 @@ from pathlib import Path
 import httpx
 
 from shopfloor.dashboards.build import load_committed
-from shopfloor.dashboards.verify import InfluxQL, Outcome, verify_dashboard
+from shopfloor.dashboards.verify import Outcome, influxql_client, verify_dashboard
 from shopfloor.kpi import records
 from shopfloor.kpi.buckets import total
 from shopfloor.kpi.calendar import ShiftInstance
 from shopfloor.kpi.oee import compute
 from shopfloor.kpi.wip import BufferWip, WipResult
 from shopfloor.shared import schema
+from shopfloor.shared.influx import InfluxQLClient
 from tests.dashboards.data import minute_agg
 from tests.harness.services import InfluxDB
 
@@ -95,7 +96,7 @@ def fill(url: str, machines: int, hours: float) -> int:
     return written
 
 
-def slowest(client: InfluxQL, outcomes: list[Outcome]) -> tuple[float, str]:
+def slowest(client: InfluxQLClient, outcomes: list[Outcome]) -> tuple[float, str]:
     timed = []
     for outcome in outcomes:
         started = time.perf_counter()
@@ -118,7 +119,7 @@ def main(argv: list[str]) -> None:
             points = fill(server.url, args.machines, args.hours)
             print(f"filled {points:,} points ({args.machines} machines x {args.hours} h at 1 Hz"
                   f" + states, rollups, snapshots) in {time.perf_counter() - started:.1f} s")
-            client = InfluxQL(server.url, DATABASE)
+            client = influxql_client(server.url, DATABASE)
             to_ms = int(time.time() * 1000)
             from_ms = to_ms - int(args.hours * 3600 * 1000)
             for name, model in load_committed().items():

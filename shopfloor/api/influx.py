@@ -1,6 +1,8 @@
-"""The API's InfluxDB client (httpx, async): InfluxQL reads over `/query` (InfluxDB 1.x,
+"""The API's InfluxDB client (httpx, asyncio): InfluxQL reads over `/query` (InfluxDB 1.x,
 2.x with a DBRP mapping, 3.x) and line-protocol writes over `/write` (1.x) or
-`/api/v2/write` (2.x/3.x), chosen from the server's `/ping` version header."""
+`/api/v2/write` (2.x/3.x), chosen from the server's `/ping` version header. Requests,
+auth, org/bucket and the reading of answers come from the shared InfluxDB module
+(shopfloor.shared.influx); only the asyncio I/O and the API's read limiter are here."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import httpx
 
 from shopfloor.api.errors import Unavailable
 from shopfloor.api.guard import WorkLimiter
+from shopfloor.shared import influx
 from shopfloor.shared.enums import DatabaseApi
 from shopfloor.shared.plant import Database
 
@@ -26,14 +29,9 @@ class InfluxClient:
         self._db = database
         self.reads = reads or WorkLimiter(4, database.timeout_s)
         """Every query runs in one of its slots, under its time limit (api/guard.py)."""
-        headers = {}
-        if database.token is not None:
-            headers["Authorization"] = f"Token {database.token.get_secret_value()}"
-        auth = None
-        if database.username and database.password is not None:
-            auth = httpx.BasicAuth(database.username, database.password.get_secret_value())
-        self._http = httpx.AsyncClient(base_url=database.url.rstrip("/"), headers=headers,
-                                       auth=auth, timeout=database.timeout_s)
+        self._http = httpx.AsyncClient(base_url=database.url.rstrip("/"),
+                                       headers=influx.auth_headers(database),
+                                       timeout=database.timeout_s)
         self._api: DatabaseApi | None = None if database.api is DatabaseApi.AUTO else database.api
 
     async def aclose(self) -> None:
@@ -52,24 +50,18 @@ class InfluxClient:
     async def query(self, q: str) -> list[dict[str, Any]]:
         """Run one InfluxQL statement (built only from validated, quoted parts); return
         its series (`name`, `tags`, `columns`, `values`), times in epoch ms."""
-        params = {"q": q, "db": self._db.database, "epoch": "ms"}
-        if self._db.retention_policy:
-            params["rp"] = self._db.retention_policy
+        params = influx.query_params(self._db, q)
         try:
             async with self.reads.slot("database query"):
                 response = await self._http.get("/query", params=params)
         except httpx.HTTPError as exc:
             raise Unavailable(f"database query failed: {exc.__class__.__name__}") from exc
         try:
-            body = response.json()
-        except ValueError:
-            raise Unavailable(f"database answered {response.status_code} without JSON") from None
-        results = body.get("results") or [{}]
-        message = body.get("error") or results[0].get("error")
-        if message or response.status_code >= 400:
-            raise Unavailable(f"database refused the query ({response.status_code}): {message}",
-                              "database_error")
-        return list(results[0].get("series", []))
+            return influx.series_of(response.status_code, response.content)
+        except influx.QueryRefused as exc:
+            raise Unavailable(f"database refused the query: {exc}", "database_error") from exc
+        except influx.DatabaseUnavailable as exc:
+            raise Unavailable(f"database answered: {exc}") from exc
 
     async def rows(self, q: str) -> list[Row]:
         """Query and flatten every series into rows (column -> value, plus its tags)."""
@@ -85,30 +77,21 @@ class InfluxClient:
         if not lines:
             return
         body = "\n".join(lines).encode()
+        api = await self._write_api()
+        path, params = influx.write_request(self._db, api, precision)
         try:
-            response = await self._http.post(await self._write_path(),
-                                             params=self._write_params(precision), content=body)
+            response = await self._http.post(path, params=params, content=body,
+                                             headers=influx.write_headers(self._db, api))
         except httpx.HTTPError as exc:
             raise Unavailable(f"database write failed: {exc.__class__.__name__}") from exc
         if response.status_code != 204:
             raise Unavailable(f"database write answered {response.status_code}: "
                               f"{response.text[:200]}")
 
-    async def _write_path(self) -> str:
+    async def _write_api(self) -> DatabaseApi:
         if self._api is None:
             version = await self.ping()
-            self._api = DatabaseApi.V1 if version.startswith("1.") else DatabaseApi.V2
+            self._api = influx.api_for_version(version)
             log.info("database %s is InfluxDB %s: writing with the %s API",
                      self._db.url, version, self._api)
-        return "/write" if self._api is DatabaseApi.V1 else "/api/v2/write"
-
-    def _write_params(self, precision: str) -> dict[str, str]:
-        if self._api is DatabaseApi.V1:
-            params = {"db": self._db.database, "precision": precision}
-            if self._db.retention_policy:
-                params["rp"] = self._db.retention_policy
-            return params
-        bucket = self._db.bucket or self._db.database
-        if self._db.retention_policy and not self._db.bucket:
-            bucket = f"{bucket}/{self._db.retention_policy}"
-        return {"bucket": bucket, "org": self._db.org or "", "precision": precision}
+        return self._api

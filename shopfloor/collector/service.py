@@ -18,7 +18,6 @@ import time
 from typing import Any
 
 from shopfloor.collector.batcher import Batch, Batcher, Intake
-from shopfloor.collector.database import LineWriter
 from shopfloor.collector.deadletters import DeadLetters
 from shopfloor.collector.errors import DatabaseUnavailable
 from shopfloor.collector.messages import Kind, Reason
@@ -29,8 +28,9 @@ from shopfloor.collector.sinks import BatchSink, SinkRunner, WrittenBatch
 from shopfloor.collector.stats import LagWindow, StatsReporter, read_snapshot
 from shopfloor.collector.writer import DurableWriter
 from shopfloor.shared.access import client_id_of
-from shopfloor.shared.http_status import StatusServer
+from shopfloor.shared.influx import LineWriter
 from shopfloor.shared.plant import Plant
+from shopfloor.shared.status_server import StatusServer
 
 log = logging.getLogger(__name__)
 PIPELINE_DEPTH = 1  # closed batches waiting for the writer before aged ones stay open
@@ -71,6 +71,11 @@ class Collector:
     def add_sink(self, sink: BatchSink) -> None:
         """Register a sink (see the package docstring); call before `start`."""
         self._sinks.add(sink)
+
+    def publish_retained(self, topic: str, payload: bytes) -> None:
+        """Publish a retained QoS 1 message through the collector's MQTT publish path
+        (what a plugged-in sink such as the live KPI engine publishes with)."""
+        self.subscriber.publish(topic, payload, retain=True)
 
     def start(self, metrics_port: int | None = None) -> Collector:
         port = metrics_port if metrics_port is not None else self.plant.collector.metrics_port

@@ -10,9 +10,9 @@ import logging
 import threading
 from collections.abc import Callable
 
-from shopfloor.collector.database import LineWriter, open_writer
 from shopfloor.collector.errors import DatabaseUnavailable, LinesRejected
 from shopfloor.shared.backoff import Backoff
+from shopfloor.shared.influx import LineWriter, open_writer
 from shopfloor.shared.logs import FailureLog
 from shopfloor.shared.plant import Database
 

@@ -77,10 +77,10 @@ def verify(influx_url: str, database: str, influx_token: str | None, since: str)
     import time
 
     from shopfloor.dashboards.panels_model import interval_ms
-    from shopfloor.dashboards.verify import InfluxQL, verify_dashboard
+    from shopfloor.dashboards.verify import influxql_client, verify_dashboard
 
     to_ms = int(time.time() * 1000)
-    client = InfluxQL(influx_url, database, influx_token)
+    client = influxql_client(influx_url, database, influx_token)
     failed = 0
     try:
         for model in load_committed().values():

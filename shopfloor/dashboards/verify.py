@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+from pydantic import SecretStr
 
 from shopfloor.dashboards.macros import ALL, Variable, expand, interpolate
 from shopfloor.dashboards.panels_model import (
@@ -17,6 +17,8 @@ from shopfloor.dashboards.panels_model import (
     panel_queries,
     variable_queries,
 )
+from shopfloor.shared.influx import DatabaseUnavailable, InfluxQLClient
+from shopfloor.shared.plant import Database
 
 NUMERIC_PANELS = {"timeseries", "bargauge", "barchart"}
 """Panels that draw numbers only (stat and state-timeline show text values too)."""
@@ -32,32 +34,11 @@ class Outcome:
     problems: list[str] = field(default_factory=list)
 
 
-class InfluxQL:
-    """Minimal InfluxQL client over /query (InfluxDB 1.x, or 2.x/3.x with a token)."""
-
-    def __init__(self, url: str, database: str, token: str | None = None,
-                 timeout_s: float = 30.0) -> None:
-        headers = {"Authorization": f"Token {token}"} if token else {}
-        self._client = httpx.Client(base_url=url, headers=headers, timeout=timeout_s)
-        self.database = database
-
-    def query(self, text: str) -> list[dict[str, Any]]:
-        """Series of the first statement; RuntimeError with InfluxDB's message on error."""
-        try:
-            r = self._client.get("/query",
-                                 params={"q": text, "db": self.database, "epoch": "ms"})
-        except httpx.HTTPError as exc:
-            raise RuntimeError(f"InfluxDB did not answer: {exc!r}") from exc
-        body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
-        if r.status_code != 200 or "error" in body:
-            raise RuntimeError(body.get("error") or f"HTTP {r.status_code}: {r.text[:200]}")
-        result = body["results"][0]
-        if "error" in result:
-            raise RuntimeError(result["error"])
-        return list(result.get("series", []))
-
-    def close(self) -> None:
-        self._client.close()
+def influxql_client(url: str, database: str, token: str | None = None,
+                    timeout_s: float = 30.0) -> InfluxQLClient:
+    """The shared InfluxQL client (shopfloor.shared.influx) for verifying dashboards."""
+    return InfluxQLClient(Database(url=url, database=database, timeout_s=timeout_s,
+                                   token=SecretStr(token) if token else None))
 
 
 def _values(series: list[dict[str, Any]]) -> list[Any]:
@@ -85,7 +66,9 @@ def shape_problems(query: PanelQuery, series: list[dict[str, Any]]) -> list[str]
 
 
 def resolve_variables(
-    client: InfluxQL, model: dict[str, Any], selection: dict[str, str | list[str]] | None = None
+    client: InfluxQLClient,
+    model: dict[str, Any],
+    selection: dict[str, str | list[str]] | None = None,
 ) -> tuple[dict[str, Variable], list[Outcome]]:
     """Run the variable queries in order, each with the variables before it bound."""
     bound: dict[str, Variable] = {}
@@ -95,7 +78,7 @@ def resolve_variables(
         outcome = Outcome(f"{model['title']} / ${declared.name}", text)
         try:
             outcome.series = client.query(text)
-        except RuntimeError as exc:
+        except DatabaseUnavailable as exc:
             outcome.problems.append(str(exc))
         options = sorted({row[1] for s in outcome.series for row in s.get("values", [])})
         if not options:
@@ -106,7 +89,7 @@ def resolve_variables(
 
 
 def verify_dashboard(
-    client: InfluxQL,
+    client: InfluxQLClient,
     model: dict[str, Any],
     from_ms: int,
     to_ms: int,
@@ -119,7 +102,7 @@ def verify_dashboard(
         outcome = Outcome(query.label, text)
         try:
             outcome.series = client.query(text)
-        except RuntimeError as exc:
+        except DatabaseUnavailable as exc:
             outcome.problems.append(str(exc))
         else:
             outcome.problems += shape_problems(query, outcome.series)

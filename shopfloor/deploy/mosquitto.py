@@ -29,6 +29,7 @@ class Users:
     collectors: tuple[str, ...] = ("collector",)
     apis: tuple[str, ...] = ("api",)
     observers: tuple[str, ...] = ("observer",)
+    alarms: tuple[str, ...] = ("alarms",)
 
 
 def access_conf(password_file: str, acl_file: str) -> str:
@@ -51,7 +52,8 @@ def _block(user: str, grants: list[Grant]) -> str:
 def acl_file(plant: Plant, users: Users = Users()) -> str:
     """The whole ACL file for the plant's broker. ValueError when one user name would
     have two roles (e.g. an API user named like an agent)."""
-    named = [*users.collectors, *users.apis, *users.observers, *(a.id for a in plant.agents)]
+    named = [*users.collectors, *users.apis, *users.observers, *users.alarms,
+             *(a.id for a in plant.agents)]
     twice = sorted({user for user in named if named.count(user) > 1})
     if twice:
         raise ValueError(f"MQTT user names used for two roles: {', '.join(twice)}")
@@ -63,6 +65,7 @@ def acl_file(plant: Plant, users: Users = Users()) -> str:
     blocks = [_block(user, access.collector(plant)) for user in users.collectors]
     blocks += [_block(user, access.api(plant)) for user in users.apis]
     blocks += [_block(user, access.observer(plant)) for user in users.observers]
+    blocks += [_block(user, access.alarms(plant)) for user in users.alarms]
     blocks += [_block(agent.id, access.edge_agent(plant, agent.id)) for agent in plant.agents]
     return header + "\n".join(blocks)
 

@@ -1,6 +1,7 @@
 """The KPI engine's InfluxDB shell: reads telemetry, rollups and stocktakes with InfluxQL
-over /query, writes KPI points as line protocol. Built on the collector's database access
-(`open_writer`: v1 or v2 write API from /ping), so auth and API detection live in one place.
+over /query, writes KPI points as line protocol. Built on the shared InfluxDB module
+(shopfloor.shared.influx: v1 or v2 write API from /ping, auth, InfluxQL), like every
+other component.
 """
 
 from __future__ import annotations
@@ -9,14 +10,13 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from shopfloor.collector.database import LineWriter, open_writer
-from shopfloor.collector.errors import CollectorError, LinesRejected
 from shopfloor.kpi.buckets import NUMERIC_FIELDS, Agg
 from shopfloor.kpi.classified import Classified
 from shopfloor.kpi.errors import KpiStoreError, KpiStoreRejected
-from shopfloor.kpi.model import MachineSpec, Sample
+from shopfloor.kpi.model import KpiMachineSpec, Sample
 from shopfloor.kpi.wip import Anchor
 from shopfloor.shared import schema
+from shopfloor.shared.influx import InfluxError, LinesRejected, LineWriter, open_writer
 from shopfloor.shared.plant import Plant
 from shopfloor.shared.reasons import Loss
 from shopfloor.shared.schema import quote_ident as qi
@@ -58,7 +58,7 @@ class KpiStore:
     def open(plant: Plant) -> KpiStore:
         try:
             return KpiStore(plant, open_writer(plant.database))
-        except CollectorError as exc:
+        except InfluxError as exc:
             raise KpiStoreError(str(exc)) from exc
 
     def close(self) -> None:
@@ -67,7 +67,7 @@ class KpiStore:
     def query(self, influxql: str) -> list[dict[str, Any]]:
         try:
             return self.writer.query(influxql)
-        except CollectorError as exc:
+        except InfluxError as exc:
             raise KpiStoreError(str(exc)) from exc
 
     def write(self, lines: Sequence[str]) -> None:
@@ -77,12 +77,12 @@ class KpiStore:
             self.writer.write(list(lines))
         except LinesRejected as exc:
             raise KpiStoreRejected(str(exc)) from exc
-        except CollectorError as exc:
+        except InfluxError as exc:
             raise KpiStoreError(str(exc)) from exc
 
     # -- telemetry ---------------------------------------------------------------------
 
-    def samples(self, spec: MachineSpec, lo: int, hi: int) -> list[Sample]:
+    def samples(self, spec: KpiMachineSpec, lo: int, hi: int) -> list[Sample]:
         """Telemetry of one machine in [lo, hi), plus the nearest sample on each side."""
         points = [p for p in (spec.state_point, spec.total_point, spec.reject_point,
                               spec.product_point, spec.work_order_point) if p]

@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 from shopfloor.local import grafana as grafana_files
 from shopfloor.local.configs import influxdb_conf, mosquitto_conf
 from shopfloor.local.runner import RunDir, http_ok, port_open
+from shopfloor.shared import influx
 from shopfloor.shared.logs import LOG_FILE_ENV
 from shopfloor.shared.plant import Plant
 
@@ -68,15 +69,15 @@ def database(plant: Plant, run: RunDir) -> Component:
     conf.write_text(influxdb_conf(port, port + 2, run.data("influxdb")))
     return Component(
         "influxdb", [_binary("influxd"), "-config", str(conf)],
-        lambda: http_ok(f"http://127.0.0.1:{port}/ping"), plant.database.url,
+        lambda: influx.responds(f"http://127.0.0.1:{port}"), plant.database.url,
         reuse_if_healthy=True,
     )
 
 
-def simulator(plant: Plant, plant_path: Path, speed: float) -> Component:
+def simulator(plant: Plant, plant_path: Path, speed: float, seed: int = 0) -> Component:
     ports = sorted({m.connection.port for m in plant.machines.values() if m.connection.host})
     return Component(
-        "sim", _shopfloor("sim", str(plant_path), "--speed", str(speed)),
+        "sim", _shopfloor("sim", str(plant_path), "--speed", str(speed), "--seed", str(seed)),
         lambda: all(port_open(p) for p in ports),
         f"modbus://127.0.0.1:{','.join(map(str, ports))} ({len(plant.machines)} machines)",
     )
@@ -138,14 +139,20 @@ def grafana(plant: Plant, run: RunDir) -> list[Component]:
     )]
 
 
-def plan(plant: Plant, plant_path: Path, run: RunDir, speed: float) -> list[Component]:
+def with_origin(sim: Component, origin_s: float) -> Component:
+    """The simulator, its machines running since `origin_s` (the backfilled history)."""
+    return replace(sim, cmdline=[*sim.cmdline, "--origin", f"{origin_s:.0f}"])
+
+
+def plan(plant: Plant, plant_path: Path, run: RunDir, speed: float,
+         seed: int = 0) -> list[Component]:
     """Every component of a local run, in start order. The collector starts before the
     edge agents: its persistent session must exist before the first telemetry (the
     backfilled history among it) is published."""
     parts = [
         broker(plant, run),
         database(plant, run),
-        simulator(plant, plant_path, speed),
+        simulator(plant, plant_path, speed, seed),
         *collector(plant, plant_path),
         *edges(plant, plant_path),
         *api(plant, plant_path, run),

@@ -9,6 +9,8 @@ checks that every topic a component publishes arrives.
   to telemetry, state and status.
 - api: publishes cmd; subscribes to state, telemetry, cmd/result, status and machine kpi
   (the operator page).
+- alarms (the rule engine, docs/alarms.md): publishes the alarm topics (retained);
+  subscribes to them (to restore itself after a restart), to state and to status.
 - observer (people, tools): publishes nothing; subscribes to the site's whole tree (dead
   letters included).
 
@@ -84,6 +86,16 @@ def api(plant: Plant) -> list[Grant]:
         Grant(SUBSCRIBE, topics.status_topic(site, "+")),
         Grant(SUBSCRIBE, topics.all_of_kind(site, topics.KPI)),  # the operator page's tiles
         Grant(PUBLISH, topics.all_of_kind(site, topics.CMD)),
+    ]
+
+
+def alarms(plant: Plant) -> list[Grant]:
+    site = plant.site.id
+    return [
+        Grant(SUBSCRIBE, topics.all_of_kind(site, topics.STATE)),
+        Grant(SUBSCRIBE, topics.status_topic(site, "+")),
+        Grant(SUBSCRIBE, topics.all_alarms(site)),
+        Grant(PUBLISH, topics.all_alarms(site)),
     ]
 
 

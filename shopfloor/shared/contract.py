@@ -9,7 +9,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from shopfloor.shared.enums import ControlAction, MachineState
+from shopfloor.shared.alarm_rules import RuleKind, Severity
+from shopfloor.shared.enums import AlarmState, ControlAction, EventKind, MachineState
 from shopfloor.shared.errors import ContractError
 from shopfloor.shared.plant import Role
 
@@ -110,6 +111,37 @@ class AgentStatus(Payload):
     problems: Annotated[list[Problem], Field(max_length=MAX_PROBLEMS)] | None = None
     """Present while the agent is unhealthy: one line per reason (an outbox it cannot
     write, a task that crashed recently)."""
+
+
+class AlarmTransition(Payload):
+    """One lifecycle transition of an alarm instance: what, when (event time), who."""
+
+    kind: EventKind
+    at: AwareDatetime
+    by: str
+    from_state: AlarmState
+    to_state: AlarmState
+    comment: str = ""
+
+
+class AlarmPayload(Payload):
+    """The state of one alarm instance (retained on `.../{machine}/alarm/{rule}`), with its
+    last transition. `condition`, `condition_since` and `raised` are the rule engine's
+    own state (the condition as last seen and since when; whether the on-delay has
+    passed): the engine restores itself from these after a restart."""
+
+    site: str
+    line: str
+    machine: str
+    rule: RuleKind
+    severity: Severity
+    state: AlarmState
+    condition: bool
+    condition_since: AwareDatetime
+    raised: bool
+    shelved_until: AwareDatetime | None = None
+    last: AlarmTransition | None = None
+    ts: AwareDatetime
 
 
 class DeadLetter(Payload):

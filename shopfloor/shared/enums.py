@@ -160,3 +160,26 @@ class ControlAction(StrEnum):
     CHANGEOVER = "changeover"
     MAINTENANCE_ON = "maintenance_on"
     MAINTENANCE_OFF = "maintenance_off"
+
+
+class AlarmState(StrEnum):
+    """ISA-18.2 states of an alarm instance (docs/alarms.md)."""
+
+    NORMAL = "normal"
+    ACTIVE_UNACK = "active_unack"
+    ACTIVE_ACK = "active_ack"
+    CLEARED_UNACK = "cleared_unack"
+    SHELVED = "shelved"
+    OUT_OF_SERVICE = "out_of_service"
+
+
+class EventKind(StrEnum):
+    """What changes an alarm: the rule engine (raise, clear) or a person."""
+
+    RAISE = "raise"
+    CLEAR = "clear"
+    ACK = "ack"
+    SHELVE = "shelve"
+    UNSHELVE = "unshelve"
+    REMOVE_FROM_SERVICE = "remove_from_service"
+    RETURN_TO_SERVICE = "return_to_service"

@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from shopfloor.shared.alarm_rules import Alarms
 from shopfloor.shared.codec import register_count
 from shopfloor.shared.enums import (
     ByteOrder,
@@ -438,6 +439,7 @@ class Plant(Model):
     api: Api = Api()
     admission: Admission = Admission()
     downtime: Downtime = Downtime()
+    alarms: Alarms = Alarms()
 
     def agent(self, agent_id: str) -> Agent | None:
         return next((a for a in self.agents if a.id == agent_id), None)

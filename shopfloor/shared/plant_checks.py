@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter as Tally
 from collections.abc import Iterator
 
+from shopfloor.shared.alarm_rules import STOPPED_STATES, RuleKind, RuleMap
 from shopfloor.shared.control_rules import ACTION_CONTROLS, MAX_COMMAND_LIFETIME
 from shopfloor.shared.enums import Transport
 from shopfloor.shared.plant import Machine, Plant
@@ -17,7 +18,8 @@ Issue = tuple[str, str]
 def check_plant(plant: Plant) -> list[Issue]:
     """Every cross-reference problem of the plant, in file order."""
     issues: list[Issue] = []
-    for check in (_lines, _machines, _devices, _agents, _calendar, _api, _downtime):
+    for check in (_lines, _machines, _devices, _agents, _calendar, _api, _downtime,
+                  _alarms):
         issues.extend(check(plant))
     return issues
 
@@ -235,3 +237,34 @@ def _tree(base: str, categories: list[Category], plc_known: set[str],
                 if code not in plc_known:
                     yield f"{path}.plc[{k}]", (f"unknown PLC reason {code!r}: no machine's "
                                                f"state map gives it (known: {sorted(plc_known)})")
+
+
+def _alarms(plant: Plant) -> Iterator[Issue]:
+    """Alarm overrides name known lines and machines; `states` only on machine_stopped
+    rules, and never `running`."""
+    alarms = plant.alarms
+    yield from _rule_map("alarms.defaults", alarms.defaults)
+    line_ids = {line.id for line in plant.lines}
+    for line, rules in alarms.lines.items():
+        if line not in line_ids:
+            yield f"alarms.lines.{line}", f"unknown line {line!r} (known: {sorted(line_ids)})"
+        yield from _rule_map(f"alarms.lines.{line}", rules)
+    for machine, rules in alarms.machines.items():
+        if machine not in plant.machines:
+            yield (f"alarms.machines.{machine}",
+                   f"unknown machine {machine!r} (known: {sorted(plant.machines)})")
+        yield from _rule_map(f"alarms.machines.{machine}", rules)
+
+
+def _rule_map(base: str, rules: RuleMap) -> Iterator[Issue]:
+    for kind, rule in rules.items():
+        if rule.states is None:
+            continue
+        path = f"{base}.{kind}.states"
+        if kind is not RuleKind.MACHINE_STOPPED:
+            yield path, f"`states` applies to {RuleKind.MACHINE_STOPPED} rules only"
+            continue
+        for state in rule.states:
+            if state not in STOPPED_STATES:
+                yield path, (f"{str(state)!r} is not a stopped state (allowed: "
+                             f"{sorted(str(s) for s in STOPPED_STATES)})")

@@ -14,6 +14,7 @@ CMD_RESULT = "cmd/result"
 KPI = "kpi"
 STATUS = "status"
 DEAD_LETTER = "deadletter"
+ALARM = "alarm"  # machine topic kind prefix: .../{machine}/alarm/{rule}
 MACHINE_KINDS = (TELEMETRY, STATE, CMD, CMD_RESULT, KPI)
 
 
@@ -32,6 +33,16 @@ def dead_letter_topic(site: str, component: str) -> str:
 
 def line_kpi_topic(site: str, line: str) -> str:
     return f"{ROOT}/{site}/{line}/{KPI}"
+
+
+def alarm_topic(site: str, line: str, machine: str, rule: str) -> str:
+    """Retained state of one alarm instance (machine x rule)."""
+    return f"{ROOT}/{site}/{line}/{machine}/{ALARM}/{rule}"
+
+
+def all_alarms(site: str) -> str:
+    """Subscription filter for every alarm instance of a site."""
+    return f"{ROOT}/{site}/+/+/{ALARM}/+"
 
 
 def all_of_kind(site: str, kind: str) -> str:

@@ -8,11 +8,11 @@ import json
 
 import httpx
 
-from shopfloor.collector.database import V1Writer
 from shopfloor.collector.encode import to_ms
 from shopfloor.collector.writer import write_splitting
 from shopfloor.shared import topics
 from shopfloor.shared.enums import MachineState
+from shopfloor.shared.influx import V1Writer
 from tests.collector.helpers import (
     T0,
     Listener,

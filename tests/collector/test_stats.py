@@ -12,9 +12,9 @@ import time
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shopfloor.collector.database import V1Writer
 from shopfloor.collector.stats import LagWindow, Snapshot, StatsReporter, stats_line, summarize
 from shopfloor.shared import schema
+from shopfloor.shared.influx import V1Writer
 from shopfloor.shared.plant import Database
 from tests.collector.helpers import Publisher, telemetry, telemetry_topic, wait_for
 from tests.harness.services import free_port

@@ -8,8 +8,8 @@ import json
 
 import httpx
 
-from shopfloor.collector.database_v2 import V2Writer
 from shopfloor.collector.encode import FieldKind, field_kind
+from shopfloor.shared.influx_v2 import V2Writer
 from tests.collector.helpers import (
     Publisher,
     telemetry,

@@ -10,14 +10,15 @@ from dataclasses import dataclass
 
 import pytest
 
-from shopfloor.dashboards.verify import InfluxQL
+from shopfloor.dashboards.verify import influxql_client
+from shopfloor.shared.influx import InfluxQLClient
 from tests.dashboards import data
 from tests.harness.services import InfluxDB
 
 
 @dataclass(frozen=True)
 class Filled:
-    client: InfluxQL
+    client: InfluxQLClient
     window: data.Window
     sites: tuple[str, str]
     lines: tuple[str, str]
@@ -37,6 +38,6 @@ def filled(influxdb: InfluxDB) -> Iterator[Filled]:
         audit += data.audit_lines(plant, window)
     data.write(influxdb.url, database, rows)
     data.write(influxdb.url, database, audit, precision="ns")
-    client = InfluxQL(influxdb.url, database)
+    client = influxql_client(influxdb.url, database)
     yield Filled(client, window, sites, lines)
     client.close()

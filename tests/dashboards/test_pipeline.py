@@ -18,8 +18,9 @@ import pytest
 from shopfloor.api.security import hash_key
 from shopfloor.dashboards.build import load_committed
 from shopfloor.dashboards.panels import STATE_COLORS
-from shopfloor.dashboards.verify import InfluxQL, verify_dashboard
+from shopfloor.dashboards.verify import influxql_client, verify_dashboard
 from shopfloor.shared.enums import MachineState
+from shopfloor.shared.influx import InfluxQLClient
 from shopfloor.shared.loader import load_plant
 from tests.harness.plants import example_data, relocate, write_plant
 from tests.harness.processes import pipeline
@@ -34,7 +35,7 @@ data for KPIs, by design: coverage < 0.8 -> null)."""
 SUPERVISOR_KEY = "sfk_pipeline_test_supervisor_0123456789"
 
 
-def supervisor_actions(plant: Any, client: InfluxQL) -> None:
+def supervisor_actions(plant: Any, client: InfluxQLClient) -> None:
     """Stop press1, start it again and stop it for good (so that one stop has ended:
     the downtime Pareto shows finished stops only), and count the line, through the API
     as a supervisor would."""
@@ -51,7 +52,7 @@ def supervisor_actions(plant: Any, client: InfluxQL) -> None:
         assert take.status_code == 201, take.text
 
 
-def wait_for_state(client: InfluxQL, machine: str, stopped: bool, timeout_s: float) -> None:
+def wait_for_state(client: InfluxQLClient, machine: str, stopped: bool, timeout_s: float) -> None:
     """Until the latest stored state of `machine` is (or is no longer) `stopped`."""
     query = f"SELECT last(state) FROM machine_state WHERE machine = '{machine}'"
     deadline = time.monotonic() + timeout_s
@@ -63,7 +64,7 @@ def wait_for_state(client: InfluxQL, machine: str, stopped: bool, timeout_s: flo
     raise TimeoutError(f"{machine} not {'' if stopped else 'un'}stopped: {client.query(query)}")
 
 
-def wait_for(client: InfluxQL, query: str, count: int, timeout_s: float) -> None:
+def wait_for(client: InfluxQLClient, query: str, count: int, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if len(client.query(query)) >= count:
@@ -99,7 +100,7 @@ def test_dashboards_on_pipeline_data(mosquitto: Mosquitto, influxdb: InfluxDB,
     plant_file = write_plant(data, tmp_path / "plant.yaml")
     plant = load_plant(plant_file)
     procs = pipeline(plant_file, plant, tmp_path, speed=10, api=True)
-    client = InfluxQL(influxdb.url, plant.database.database)
+    client = influxql_client(influxdb.url, plant.database.database)
     # the dashboard's time range: from the minute before the run (rollups are stamped
     # with their minute's start) to its end
     from_ms = int(time.time() * 1000) // 60000 * 60000 - 60000

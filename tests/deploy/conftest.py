@@ -140,7 +140,7 @@ def site_plant(unique_site: str) -> Plant:
 @pytest.fixture
 def acl_broker(tmp_path: Path, site_plant: Plant) -> Iterator[SecuredMosquitto]:
     broker = SecuredMosquitto(tmp_path / "broker", acl_file(site_plant),
-                              ["edge1", "edge2", "collector", "api", "observer"])
+                              ["edge1", "edge2", "collector", "api", "observer", "alarms"])
     broker.start()
     yield broker
     broker.stop()

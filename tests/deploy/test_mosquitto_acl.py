@@ -153,3 +153,18 @@ def test_one_user_per_role(site_plant: Plant) -> None:
         acl_file(site_plant, Users(apis=("api", "edge1")))
     two = acl_file(site_plant, Users(apis=("api", "api2"), collectors=("c1", "c2")))
     assert all(f"user {u}\n" in two for u in ("api", "api2", "c1", "c2", "observer"))
+
+
+def test_only_the_alarm_engine_publishes_alarms(site_plant: Plant, login) -> None:
+    site = site_plant.site.id
+    alarm = topics.alarm_topic(site, "line1", "press1", "machine_stopped")
+    observer = login("observer")
+    observer.subscribe(topics.all_alarms(site))
+    for user in ("edge1", "collector", "api"):
+        assert login(user).publish(alarm) == NOT_AUTHORIZED, user
+    alarms = login("alarms")
+    alarms.subscribe(topics.all_of_kind(site, topics.STATE), topics.all_alarms(site))
+    assert alarms.publish(t(site_plant, "press1", topics.STATE)) == NOT_AUTHORIZED
+    assert accepted(alarms.publish(alarm))
+    assert drain_until(observer.inbox, alarm) == [alarm]
+    assert drain_until(alarms.inbox, alarm) == [alarm]

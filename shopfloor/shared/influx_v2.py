@@ -1,5 +1,6 @@
-"""The v2 write path (InfluxDB 2.x, 3.x, 1.8+) through influxdb-client's synchronous
-write API, passing pre-built line-protocol strings (its `Point` serialisation is slow).
+"""The v2 write path of `shopfloor.shared.influx` (InfluxDB 2.x, 3.x, 1.8+) through
+influxdb-client's synchronous write API, passing pre-built line-protocol strings (its
+`Point` serialisation is slow).
 
 `prepare` checks the bucket (creating it when missing) and creates the DBRP mapping
 database/retention policy -> bucket so that InfluxQL `/query` works on 2.x. That part
@@ -17,35 +18,31 @@ from influxdb_client.domain.dbrp_create import DBRPCreate
 from influxdb_client.rest import ApiException
 from influxdb_client.service.dbr_ps_service import DBRPsService
 
-from shopfloor.collector.database import REJECT_STATUSES, InfluxQL
-from shopfloor.collector.errors import DatabaseUnavailable, LinesRejected
 from shopfloor.shared.enums import DatabaseApi
+from shopfloor.shared.influx import (
+    REJECT_STATUSES,
+    DatabaseUnavailable,
+    InfluxQLClient,
+    LinesRejected,
+    bucket_name,
+    org,
+    token,
+    write_headers,
+)
 from shopfloor.shared.plant import Database
 
 log = logging.getLogger(__name__)
 
 
-def bucket_name(config: Database) -> str:
-    """The bucket: explicit, or InfluxDB 1.8's "database/retention_policy" convention."""
-    if config.bucket:
-        return config.bucket
-    rp = config.retention_policy
-    return f"{config.database}/{rp}" if rp else config.database
-
-
-class V2Writer(InfluxQL):
+class V2Writer(InfluxQLClient):
     api = DatabaseApi.V2
 
     def __init__(self, config: Database) -> None:
-        token = config.token.get_secret_value() if config.token else ""
-        if not token and config.username:
-            password = config.password.get_secret_value() if config.password else ""
-            token = f"{config.username}:{password}"  # InfluxDB 1.8's v2-compatible auth
-        super().__init__(config, headers={"Authorization": f"Token {token}"} if token else None)
-        self._org = config.org or "-"
+        super().__init__(config, headers=write_headers(config, DatabaseApi.V2))
+        self._org = org(config)
         self._bucket = bucket_name(config)
         self._client = InfluxDBClient(
-            url=config.url, token=token, org=self._org,
+            url=config.url, token=token(config), org=self._org,
             timeout=int(config.timeout_s * 1000), retries=False,
         )
         self._write_api = self._client.write_api(write_options=SYNCHRONOUS)

@@ -1,0 +1,144 @@
+"""The rule engine: one instance per machine x enabled rule, fed with the machine state
+and agent status messages the KPIs use, advanced on a clock tick. Pure (no I/O, no
+clock of its own): every method takes event times and returns the `Record`s of what
+changed, which the component publishes (retained) and stores.
+
+After a restart the engine is restored from the retained alarm payloads (`restore`)
+before it sees any state: a state it saw before then changes nothing (same condition,
+same `since`), so no transition is repeated, and one it missed is applied on its own
+event time, so none is lost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from shopfloor.alarms.debounce import Change, Debounce, Edge, advance, step
+from shopfloor.alarms.lifecycle import Alarm, Event, Transition, apply, expire
+from shopfloor.shared.alarm_rules import Rule, RuleKind, rules_for
+from shopfloor.shared.contract import AgentStatus, AlarmPayload, AlarmTransition, StatePayload
+from shopfloor.shared.enums import EventKind
+from shopfloor.shared.plant import Plant
+
+SILENT_PERIODS = 3
+"""An agent whose status has not come for this many status periods counts as offline."""
+
+
+@dataclass(slots=True)
+class Instance:
+    line: str
+    machine: str
+    rule: Rule
+    debounce: Debounce
+    alarm: Alarm
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """What changed: the instance after the transition."""
+
+    instance: Instance
+    transition: Transition
+
+
+def _ts(seconds: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC)
+
+
+class Engine:
+    def __init__(self, plant: Plant, started_at: float) -> None:
+        self.site = plant.site.id
+        self.instances: dict[tuple[str, RuleKind], Instance] = {}
+        for machine_id, machine in plant.machines.items():
+            for kind, rule in rules_for(plant.alarms, machine.line, machine_id).items():
+                self.instances[machine_id, kind] = Instance(
+                    machine.line, machine_id, rule, Debounce(), Alarm())
+        self._agent_machines = {a.id: list(a.machines) for a in plant.agents}
+        self._silent_after = {a.id: SILENT_PERIODS * a.status_period_s for a in plant.agents}
+        self._last_status = {a.id: started_at for a in plant.agents}
+
+    def restore(self, payload: AlarmPayload) -> None:
+        """Take back an instance's state from its retained payload (at start only)."""
+        instance = self.instances.get((payload.machine, payload.rule))
+        if instance is None:
+            return  # a rule since switched off
+        instance.debounce = Debounce(payload.condition, payload.condition_since.timestamp(),
+                                     payload.raised)
+        until = payload.shelved_until
+        instance.alarm = Alarm(payload.state, payload.raised,
+                               None if until is None else until.timestamp(),
+                               payload.last.at.timestamp() if payload.last else 0.0)
+
+    def on_state(self, machine: str, state: StatePayload) -> list[Record]:
+        instance = self.instances.get((machine, RuleKind.MACHINE_STOPPED))
+        if instance is None:
+            return []
+        return self._observe(instance, state.state in instance.rule.states,
+                             state.since.timestamp())
+
+    def on_status(self, status: AgentStatus, received_at: float) -> list[Record]:
+        if status.agent not in self._agent_machines:
+            return []
+        at = status.ts.timestamp() if status.ts else received_at
+        self._last_status[status.agent] = max(self._last_status[status.agent], at)
+        return self._agent_condition(status.agent, not status.online, at)
+
+    def tick(self, now: float) -> list[Record]:
+        """Silent agents, on-/off-delays and shelves that ended by `now`."""
+        records: list[Record] = []
+        for agent, last in self._last_status.items():
+            silent_since = last + self._silent_after[agent]
+            if now >= silent_since:
+                records += self._agent_condition(agent, True, silent_since)
+        for instance in self.instances.values():
+            instance.debounce, change = advance(instance.rule, instance.debounce, now)
+            records += self._changes(instance, [change] if change else [])
+            instance.alarm, transition = expire(instance.alarm, now)
+            if transition is not None:
+                records.append(Record(instance, transition))
+        return records
+
+    def act(self, machine: str, kind: RuleKind, event: Event) -> Record | None:
+        """A person's action (ack, shelve, ...); LifecycleError when not allowed."""
+        instance = self.instances[machine, kind]
+        instance.alarm, transition = apply(instance.alarm, event)
+        return None if transition is None else Record(instance, transition)
+
+    def _agent_condition(self, agent: str, offline: bool, at: float) -> list[Record]:
+        records: list[Record] = []
+        for machine in self._agent_machines[agent]:
+            instance = self.instances.get((machine, RuleKind.AGENT_OFFLINE))
+            if instance is not None:
+                records += self._observe(instance, offline, at)
+        return records
+
+    def _observe(self, instance: Instance, condition: bool, at: float) -> list[Record]:
+        before = instance.debounce
+        instance.debounce, changes = step(instance.rule, before, condition, at)
+        return self._changes(instance, changes)
+
+    def _changes(self, instance: Instance, changes: list[Change]) -> list[Record]:
+        records = []
+        for change in changes:
+            kind = EventKind.RAISE if change.edge is Edge.RAISE else EventKind.CLEAR
+            instance.alarm, transition = apply(instance.alarm, Event(kind, change.at))
+            if transition is not None:
+                records.append(Record(instance, transition))
+        return records
+
+
+def payload_of(site: str, instance: Instance, transition: Transition | None,
+               now: float) -> AlarmPayload:
+    last = None if transition is None else AlarmTransition(
+        kind=transition.kind, at=_ts(transition.at), by=transition.by,
+        from_state=transition.from_state, to_state=transition.to_state,
+        comment=transition.comment)
+    return AlarmPayload(
+        site=site, line=instance.line, machine=instance.machine, rule=instance.rule.kind,
+        severity=instance.rule.severity, state=instance.alarm.state,
+        condition=instance.debounce.condition,
+        condition_since=_ts(instance.debounce.since), raised=instance.debounce.active,
+        shelved_until=(None if instance.alarm.shelved_until is None
+                       else _ts(instance.alarm.shelved_until)), last=last, ts=_ts(now))
+
