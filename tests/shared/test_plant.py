@@ -211,7 +211,8 @@ def test_machines_with_one_register_map_share_its_points(tmp_path: Path) -> None
     path.write_text(yaml.safe_dump(data))
     for plant in (parse_plant(copy.deepcopy(data)), load_plant(path, isolated=True)):
         m1, m2, m3 = (plant.machines[m] for m in ("m1", "m2", "m3"))
-        assert m1.points == m2.points and all(a is b for a, b in zip(m1.points, m2.points, strict=True))
+        assert m1.points == m2.points
+        assert all(a is b for a, b in zip(m1.points, m2.points, strict=True))
         assert m1.points is not m2.points  # each machine its own list
         assert m3.points[-1].unit == "furlongs" and m3.points[0] is m1.points[0]
         assert m1.points[-1].unit != "furlongs"
