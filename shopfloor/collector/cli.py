@@ -47,9 +47,9 @@ def collector(plant_file: str, metrics_port: int | None, log_level: str | None,
     signal.signal(signal.SIGINT, _on_signal)
     service = Collector(plant)
     if kpi:
-        from shopfloor.kpi.sink import attach  # live OEE/WIP sink (docs/oee.md)
+        from shopfloor.collector.live_kpi import attach_live_kpi  # docs/oee.md
 
-        attach(service)
+        attach_live_kpi(service)
     service.start(metrics_port)
     stop.wait()
     service.stop()

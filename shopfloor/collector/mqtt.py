@@ -145,8 +145,10 @@ class Subscriber:
         self._acks.append(acks)
         self._wake()
 
-    def publish(self, topic: str, payload: bytes) -> None:
-        self.client.publish(topic, payload, qos=1)
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        """Queue a QoS 1 message (from any thread) and wake the network thread, which
+        writes it: the one publish path of the collector (dead letters, live KPIs)."""
+        self.client.publish(topic, payload, qos=1, retain=retain)
         self._wake()
 
     def _wake(self) -> None:

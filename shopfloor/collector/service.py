@@ -72,6 +72,11 @@ class Collector:
         """Register a sink (see the package docstring); call before `start`."""
         self._sinks.add(sink)
 
+    def publish_retained(self, topic: str, payload: bytes) -> None:
+        """Publish a retained QoS 1 message through the collector's MQTT publish path
+        (what a plugged-in sink such as the live KPI engine publishes with)."""
+        self.subscriber.publish(topic, payload, retain=True)
+
     def start(self, metrics_port: int | None = None) -> Collector:
         port = metrics_port if metrics_port is not None else self.plant.collector.metrics_port
         if port is not None:

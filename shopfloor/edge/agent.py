@@ -161,7 +161,11 @@ class EdgeAgent:
         self.governor = self._make_governor(link, store)
         buses, pollers = self._pollers(store, outbox)
         dispatcher = CommandDispatcher(
-            self.site, {p.machine_id: (p.machine, p.bus) for p in pollers}, outbox, self.metrics
+            self.site,
+            {p.machine_id: (p.machine, buses[bus_key(p.machine_id, p.machine.connection)])
+             for p in pollers},
+            outbox,
+            self.metrics,
         )
         link.on_message = dispatcher.on_message
         link.on_connected = lambda: self._on_connected(link, dispatcher, store)
@@ -218,7 +222,7 @@ class EdgeAgent:
             machine = self.plant.machines[machine_id]
             key = bus_key(machine_id, machine.connection)
             bus = buses.setdefault(key, Bus(key, machine.connection, self.agent.backoff_max_s))
-            tracker = _restore_tracker(saved.get(machine_id))
+            tracker = restore_tracker(saved.get(machine_id))
             pollers.append(
                 MachinePoller(
                     self.site,
@@ -302,7 +306,7 @@ def _status_problems(problems: list[str]) -> list[str] | None:
     ]
 
 
-def _restore_tracker(saved: bytes | None) -> StateTracker:
+def restore_tracker(saved: bytes | None) -> StateTracker:
     """The last published state, so a restart neither repeats it nor moves `since`."""
     if saved is None:
         return StateTracker()

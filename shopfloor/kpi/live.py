@@ -1,4 +1,4 @@
-"""The live KPI sink of the collector (a `shopfloor.collector.sinks.BatchSink`).
+"""The live KPI engine the collector plugs in (interfaces: `shopfloor.kpi.feed`).
 
 After each durably written batch it takes the telemetry samples (event time) into
 per-machine state (`livestate.MachineLive`). Every `collector.kpi_period_s` (wall clock)
@@ -20,11 +20,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from shopfloor.collector.sinks import WrittenBatch
 from shopfloor.kpi import records
 from shopfloor.kpi.buckets import Agg
 from shopfloor.kpi.calendar import ShiftCalendar, ShiftInstance, ms_to_utc
 from shopfloor.kpi.errors import KpiStoreRejected, KpiWorkError
+from shopfloor.kpi.feed import Publish, StoredBatch
 from shopfloor.kpi.livestate import MINUTE_MS, MachineLive, floor_minute
 from shopfloor.kpi.livewip import LineWip
 from shopfloor.kpi.model import MachineSpec, Sample, Settings
@@ -40,7 +40,6 @@ from shopfloor.shared.logs import FailureLog
 from shopfloor.shared.plant import Plant
 
 log = logging.getLogger(__name__)
-Publish = Callable[[str, bytes], None]  # publish retained, QoS 1
 MAX_PENDING_LINES = 200_000
 CLASSIFIED_SPAN_MS = 2 * 86_400_000  # classified downtime read each tick: the last 2 days
 
@@ -97,7 +96,7 @@ class LiveKpi:
 
     # -- input -------------------------------------------------------------------------
 
-    def on_batch(self, batch: WrittenBatch) -> None:
+    def on_batch(self, batch: StoredBatch) -> None:
         for machine, sample in self.samples_of(batch):
             self.add(machine, sample)
         now = self.clock()
@@ -105,7 +104,7 @@ class LiveKpi:
             self._last_tick = now
             self.tick()
 
-    def samples_of(self, batch: WrittenBatch) -> list[tuple[str, Sample]]:
+    def samples_of(self, batch: StoredBatch) -> list[tuple[str, Sample]]:
         """The batch's telemetry as samples, through the admission rule (the engine's
         edge): a sample stamped beyond it relative to the batch's write time is refused
         (it would move the watermark, hence shifts and memory, without bound); value keys

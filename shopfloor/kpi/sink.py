@@ -1,9 +1,9 @@
-"""The live KPI engine as the collector's batch sink, off the write path.
+"""The live KPI engine as a batch sink, off the host's write path.
 
-`LiveKpiWorker.on_batch` only queues the written batch (microseconds, on the collector's
+`LiveKpiWorker.on_batch` only queues the stored batch (microseconds, on the collector's
 writer thread); a daemon thread owns the `LiveKpi` state, turns the batch's telemetry
-into samples, adds them and ticks every `collector.kpi_period_s`. `attach(collector)`
-wires it into a `shopfloor.collector.service.Collector` before `start`."""
+into samples, adds them and ticks every `collector.kpi_period_s`. The collector plugs it
+in (`shopfloor.collector.live_kpi`); this package imports nothing of the collector."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ import logging
 import queue
 import threading
 import time
-from typing import Any
 
-from shopfloor.collector.sinks import WrittenBatch
+from shopfloor.kpi.feed import StoredBatch
 from shopfloor.kpi.live import LiveKpi
 from shopfloor.kpi.model import Sample
 from shopfloor.shared.logs import FailureLog
@@ -24,12 +23,12 @@ log = logging.getLogger(__name__)
 class LiveKpiWorker:
     def __init__(self, live: LiveKpi) -> None:
         self.live = live
-        self._queue: queue.Queue[WrittenBatch] = queue.Queue()
+        self._queue: queue.Queue[StoredBatch] = queue.Queue()
         self._failures = FailureLog(log, "kpi-live thread")
         self._thread = threading.Thread(target=self._run, name="kpi-live", daemon=True)
         self._thread.start()
 
-    def on_batch(self, batch: WrittenBatch) -> None:
+    def on_batch(self, batch: StoredBatch) -> None:
         self._queue.put(batch)
 
     def _run(self) -> None:
@@ -37,7 +36,7 @@ class LiveKpiWorker:
         next_tick = time.monotonic() + period
         while True:
             try:
-                batch: WrittenBatch | None = self._queue.get(
+                batch: StoredBatch | None = self._queue.get(
                     timeout=max(0.0, next_tick - time.monotonic()))
             except queue.Empty:
                 batch = None
@@ -53,17 +52,6 @@ class LiveKpiWorker:
                 self._failures.success()
 
 
-def samples(live: LiveKpi, batch: WrittenBatch | None) -> list[tuple[str, Sample]]:
+def samples(live: LiveKpi, batch: StoredBatch | None) -> list[tuple[str, Sample]]:
     """The batch's admitted samples (`LiveKpi.samples_of`)."""
     return [] if batch is None else live.samples_of(batch)
-
-
-def attach(collector: Any) -> LiveKpiWorker:
-    """Register the live KPI sink on a Collector (before `start`); KPIs are published
-    retained through the collector's MQTT client."""
-    def publish(topic: str, payload: bytes) -> None:
-        collector.subscriber.client.publish(topic, payload, qos=1, retain=True)
-
-    worker = LiveKpiWorker(LiveKpi(collector.plant, publish=publish))
-    collector.add_sink(worker)
-    return worker

@@ -18,6 +18,7 @@ import httpx
 import pytest
 import yaml
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
@@ -92,6 +93,19 @@ def _wait(driver: webdriver.Chrome, timeout_s: float, what: str, css: str) -> An
         ec.presence_of_element_located((By.CSS_SELECTOR, css)), f"timed out: {what}")
 
 
+def _click(driver: webdriver.Chrome, css: str, what: str) -> None:
+    """Click what `css` finds; the lists are re-drawn every few seconds, so a found
+    element may be replaced before the click lands: find it again."""
+    def attempt(d: webdriver.Chrome) -> bool:
+        try:
+            d.find_element(By.CSS_SELECTOR, css).click()
+        except (StaleElementReferenceException, NoSuchElementException):
+            return False
+        return True
+
+    WebDriverWait(driver, 15).until(attempt, f"timed out: {what}")
+
+
 def test_stop_seen_classified_by_click_and_reflected(chain: Chain,
                                                      browser: webdriver.Chrome) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -146,3 +160,38 @@ def test_stop_seen_classified_by_click_and_reflected(chain: Chain,
         "return [document.documentElement.scrollWidth, window.innerWidth]")
     browser.save_screenshot(str(ARTIFACTS / "operator-phone.png"))
     assert wide[0] <= wide[1], f"the page is wider than a phone: {wide}"
+
+
+def test_split_on_the_page_then_classify_each_part(chain: Chain,
+                                                   browser: webdriver.Chrome) -> None:
+    """A jam that turned into a repair: split where it changed, a reason for each part."""
+    browser.set_window_size(1280, 800)
+    browser.get(f"{chain.api.url}/operator?line=line1")  # signed in: session storage
+    _wait(browser, 15, "the tiles", '.tile[data-machine="weld1"]')
+    with chain.client("operator") as op:
+        assert op.post("/api/v1/machines/weld1/stop").status_code == 200
+        item = _wait(browser, 20, "weld1's stop", '#unclassified li[data-event^="weld1:"]')
+        event_id = item.get_attribute("data-event")
+        start_ms = int(event_id.rsplit(":", 1)[1])
+        # the page takes a time of day (the browser's zone), to the second
+        browser.execute_script(
+            "const input = document.querySelector(`li[data-event='${arguments[0]}'] "
+            ".split input`); input.value = new Date(arguments[1]).toTimeString().slice(0, 8);",
+            event_id, start_ms + 1500)
+        _click(browser, f'li[data-event="{event_id}"] .split button', "the split button")
+        _wait(browser, 15, "the second part",
+              f'#unclassified li[data-event="{event_id}"] .part[data-part="1"]')
+        _click(browser, f'li[data-event="{event_id}"] .part[data-part="0"] '
+                        'button[data-reason="jam"]', "jam for the first part")
+        _wait(browser, 15, "the first part classified",
+              f'#unclassified li[data-event="{event_id}"] .part:not([data-part])')
+        _click(browser, f'li[data-event="{event_id}"] .part[data-part="1"] '
+                        'button[data-reason="motor"]', "motor for the second part")
+        _wait(browser, 15, "the event entered", f'#classified li[data-event="{event_id}"]')
+        event = op.get(f"/api/v1/downtime/events/{event_id}").json()
+        assert op.post("/api/v1/machines/weld1/start").status_code == 200
+    assert [(p["reason"], p["by"]) for p in event["parts"]] == [
+        ("jam", "operator"), ("motor", "operator")]
+    cut = dt.datetime.fromtimestamp((start_ms + 1500) // 1000, dt.UTC)  # to the second
+    assert event["parts"][1]["start"] == cut.isoformat().replace("+00:00", "Z")
+    browser.save_screenshot(str(ARTIFACTS / "operator-split.png"))

@@ -59,9 +59,10 @@ def site_plant(site: str, line: str) -> Plant:
     data["lines"][0]["id"] = line
     for machine in data["machines"].values():
         machine["line"] = line
-    per_line = data.get("downtime", {}).get("lines", {})
-    if "line1" in per_line:  # the example's per-line reasons follow its line's new id
-        per_line[line] = per_line.pop("line1")
+    for section in ("downtime", "alarms"):  # per-line settings follow the line's new id
+        per_line = data.get(section, {}).get("lines", {})
+        if "line1" in per_line:
+            per_line[line] = per_line.pop("line1")
     return parse_plant(data)
 
 

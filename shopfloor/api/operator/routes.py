@@ -22,6 +22,9 @@ from shopfloor.api.routes import PREFIX
 from shopfloor.shared.plant import Line, Plant
 
 STATIC = resources.files("shopfloor.api") / "static"
+CSP = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+"""The page loads and talks to nothing but this API, no inline script: the key in the
+tab's session storage is out of reach of injected markup, and a CDN could not load."""
 HEARTBEAT_S = 15.0  # a comment line this often keeps proxies from closing an idle stream
 
 router = APIRouter(prefix=PREFIX, tags=["operator"], responses={**ERRORS, **NOT_FOUND})
@@ -38,7 +41,7 @@ async def operator_page() -> HTMLResponse:
     """The andon board and downtime classification for a line, in the browser. Needs no
     key to load; it asks for one and sends it with every API call (docs/operator.md)."""
     return HTMLResponse((STATIC / "operator.html").read_text(encoding="utf-8"),
-                        headers={"Cache-Control": "no-cache"})
+                        headers={"Cache-Control": "no-cache", "Content-Security-Policy": CSP})
 
 
 async def get_hub(runtime: RuntimeDep) -> AndonHub:
