@@ -1,7 +1,7 @@
 """Every component against the generated broker access: the simulator, a real edge agent,
-the collector, the API and the alarm engine as processes, each logged in as its own MQTT user on a real
-mosquitto configured with `access_conf` (client ids bound to user names), the generated
-ACL and a password file. Every topic the access table lets a component publish must
+the collector, the API and the alarm engine as processes, each logged in as its own MQTT
+user on a real mosquitto configured with `access_conf` (client ids bound to user names),
+the generated ACL and a password file. Every topic the access table lets a component publish must
 arrive (an observer reads the whole site), the edge's dead letters included, and each
 component must get what it subscribes to."""
 
