@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from shopfloor.shared.plant import Line, Plant
 from shopfloor.sim.machine import Buffer, MachineModel
 from shopfloor.sim.params import Behaviour
-from shopfloor.sim.spec import MachineSpec
+from shopfloor.sim.spec import SimMachineSpec
 
 WORKPIECES_AT_ENDS = 2
 """Parts a buffer's count B_i (shared OEE.md: T_i - R_i - T_i+1) holds beyond its slots:
@@ -108,7 +108,7 @@ class PlantModel:
     ) -> None:
         models = [
             MachineModel(
-                MachineSpec.from_machine(mid, plant.machines[mid]),
+                SimMachineSpec.from_machine(mid, plant.machines[mid]),
                 self.behaviour,
                 random.Random(f"{seed}:{mid}"),
                 start_s,
