@@ -27,7 +27,7 @@ from shopfloor.collector.sinks import WrittenBatch
 from shopfloor.kpi.aggregate import aggregate, context_ms
 from shopfloor.kpi.calendar import ShiftCalendar
 from shopfloor.kpi.live import LiveKpi
-from shopfloor.kpi.model import MachineSpec, Sample, Settings
+from shopfloor.kpi.model import KpiMachineSpec, KpiSettings, Sample
 from shopfloor.kpi.ondemand import Engine
 from shopfloor.kpi.records import rollup_lines
 from shopfloor.kpi.store import KpiStore, chunks
@@ -87,8 +87,8 @@ def write_raw(url: str, db: str, lines: list[str]) -> None:
 
 
 def rollups(plant, samples: list[Sample], start_ms: int, days: int) -> tuple[list[str], float]:  # noqa: ANN001
-    spec = MachineSpec.from_plant(plant, MACHINE)
-    settings = Settings.of(plant)
+    spec = KpiMachineSpec.from_plant(plant, MACHINE)
+    settings = KpiSettings.of(plant)
     cal = ShiftCalendar.of(plant)
     margin = context_ms(spec, settings)
     lines: list[str] = []
@@ -187,7 +187,7 @@ def run(plant, influx: InfluxDB, days: int, live_hours: float) -> None:  # noqa:
     print(f"    -> {report.rollup_minutes:,} rollup minutes; A {r.availability:.4f} "
           f"P {r.performance:.4f} Q {r.quality:.4f} OEE {r.oee:.4f} coverage {r.coverage:.4f}")
     day_lo = start + (days // 3) * DAY_MS
-    spec = MachineSpec.from_plant(plant, MACHINE)
+    spec = KpiMachineSpec.from_plant(plant, MACHINE)
     timed("on demand, 1 day from raw telemetry only",
           lambda: engine.raw(spec, day_lo, day_lo + DAY_MS), repeat=1)
     timed("on demand, WIP of line1 over 1 day (rollups)",

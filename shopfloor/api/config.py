@@ -28,7 +28,7 @@ DEFAULT_STATE_DIR = Path("shopfloor-state/api")
 """Relative to the working directory, like the edge's `shopfloor-state/<agent id>`."""
 
 
-class Settings(BaseSettings):
+class ApiSettings(BaseSettings):
     """Everything the API needs besides the plant model itself."""
 
     model_config = SettingsConfigDict(env_prefix="SHOPFLOOR_API_", extra="ignore")
@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     database_token: SecretStr | None = None
 
     @model_validator(mode="after")
-    def _safe_secrets(self) -> Settings:
+    def _safe_secrets(self) -> ApiSettings:
         if self.dev_mode:
             return self
         problems = unsafe_secrets(self)
@@ -73,12 +73,12 @@ class Settings(BaseSettings):
         return self
 
 
-def state_dir_of(settings: Settings) -> Path:
+def state_dir_of(settings: ApiSettings) -> Path:
     """Where the API keeps what must survive a restart: `state_dir`, or the default."""
     return settings.state_dir or DEFAULT_STATE_DIR
 
 
-def mqtt_client_id_of(settings: Settings, site: str) -> str:
+def mqtt_client_id_of(settings: ApiSettings, site: str) -> str:
     """The API's MQTT client id: `mqtt_client_id`, else one derived from the site, the
     host name and the listen port. Stable across restarts of the same instance (so that
     it resumes its session) and distinct between instances on other hosts or ports."""
@@ -87,7 +87,7 @@ def mqtt_client_id_of(settings: Settings, site: str) -> str:
     return f"shopfloor-api-{site}-{socket.gethostname()}-{settings.port}"
 
 
-def unsafe_secrets(settings: Settings) -> list[str]:
+def unsafe_secrets(settings: ApiSettings) -> list[str]:
     """Every reason these settings are unsafe for production (empty list when safe)."""
     problems = []
     if not settings.keys:
@@ -106,8 +106,8 @@ def unsafe_secrets(settings: Settings) -> list[str]:
     return problems
 
 
-def settings_from_plant(plant: Plant, **overrides: Any) -> Settings:
-    """Settings from the plant file, then environment variables, then `overrides`.
+def settings_from_plant(plant: Plant, **overrides: Any) -> ApiSettings:
+    """ApiSettings from the plant file, then environment variables, then `overrides`.
     Raises ConfigError listing every unsafe secret."""
     values: dict[str, Any] = {
         "host": plant.api.host,
@@ -132,7 +132,7 @@ def settings_from_plant(plant: Plant, **overrides: Any) -> Settings:
     values = _env_wins(values)
     values.update(overrides)
     try:
-        return Settings(**values)
+        return ApiSettings(**values)
     except ValidationError as exc:
         messages = [e["msg"].removeprefix("Value error, ") for e in exc.errors(include_url=False)]
         raise ConfigError("; ".join(messages)) from None
@@ -141,5 +141,5 @@ def settings_from_plant(plant: Plant, **overrides: Any) -> Settings:
 def _env_wins(values: dict[str, Any]) -> dict[str, Any]:
     """pydantic-settings gives init arguments priority over the environment; the plant
     file's values are defaults here, so drop those the environment sets."""
-    prefix = Settings.model_config.get("env_prefix", "")
+    prefix = ApiSettings.model_config.get("env_prefix", "")
     return {k: v for k, v in values.items() if f"{prefix}{k}".upper() not in os.environ}

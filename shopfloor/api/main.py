@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shopfloor.api.config import Settings
+from shopfloor.api.config import ApiSettings
 from shopfloor.api.downtime import routes as downtime
 from shopfloor.api.errors import ApiError
 from shopfloor.api.guard import KeyFirst
@@ -31,7 +31,7 @@ actions carried to the machines through their edge agents. Authenticate with the
 `X-API-Key` header; docs/api.md lists which role may do what."""
 
 
-def create_app(plant: Plant, settings: Settings) -> FastAPI:
+def create_app(plant: Plant, settings: ApiSettings) -> FastAPI:
     """The application for `plant`; nothing connects until the lifespan starts."""
     metrics = ApiMetrics()
 

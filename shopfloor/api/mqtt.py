@@ -32,7 +32,7 @@ MessageHandler = Callable[[str, bytes], None]
 CONNECT_TIMEOUT_S = 5.0
 
 
-class MqttLink:
+class ApiMqttLink:
     """Subscribe to a site's machine topics; hand each message to `on_message`
     (called in paho's thread: handlers must be quick and thread-safe)."""
 

@@ -20,7 +20,7 @@ from shopfloor.api.commands import (
     RecordStore,
     Unknown,
 )
-from shopfloor.api.config import Settings, mqtt_client_id_of, state_dir_of
+from shopfloor.api.config import ApiSettings, mqtt_client_id_of, state_dir_of
 from shopfloor.api.downtime.service import DowntimeService
 from shopfloor.api.errors import Unavailable
 from shopfloor.api.guard import WorkLimiter
@@ -30,7 +30,7 @@ from shopfloor.api.influx import InfluxClient
 from shopfloor.api.kpi import KpiService
 from shopfloor.api.live import LiveView
 from shopfloor.api.metrics import ApiMetrics
-from shopfloor.api.mqtt import MqttLink
+from shopfloor.api.mqtt import ApiMqttLink
 from shopfloor.api.operator.andon import AndonHub
 from shopfloor.shared import schema, topics
 from shopfloor.shared.access import client_id_of
@@ -48,7 +48,7 @@ MAX_LOOKUPS = 16
 @dataclass
 class Runtime:
     plant: Plant
-    settings: Settings
+    settings: ApiSettings
     metrics: ApiMetrics
     live: LiveView
     records: RecordStore
@@ -56,7 +56,7 @@ class Runtime:
     influx: InfluxClient
     audit: AuditLog
     bus: CommandBus
-    mqtt: MqttLink
+    mqtt: ApiMqttLink
     kpi: KpiService
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     downtime: DowntimeService | None = None  # downtime events (api/downtime/)
@@ -78,7 +78,7 @@ def _listener(runtime_box: dict[str, Runtime]) -> Listener:
     return on_record
 
 
-def open_runtime(plant: Plant, settings: Settings, metrics: ApiMetrics) -> Runtime:
+def open_runtime(plant: Plant, settings: ApiSettings, metrics: ApiMetrics) -> Runtime:
     """Build and start everything (inside the running event loop)."""
     loop = asyncio.get_running_loop()
     idempotency = _idempotency(settings)  # first: an unusable state folder stops the start
@@ -112,7 +112,7 @@ def open_runtime(plant: Plant, settings: Settings, metrics: ApiMetrics) -> Runti
         live.apply(topic, payload)
 
     client_id = client_id_of(plant.broker, mqtt_client_id_of(settings, plant.site.id))
-    mqtt = MqttLink(plant.broker, plant.site.id, on_message, client_id=client_id,
+    mqtt = ApiMqttLink(plant.broker, plant.site.id, on_message, client_id=client_id,
                     session_expiry_s=settings.mqtt_session_expiry_s)
     bus = CommandBus(plant.site.id, mqtt.publish, records, _listener(box),
                      instance=client_id, on_unknown=_recover_later(box, dropped),
@@ -185,7 +185,7 @@ async def _recall(runtime: Runtime, command_id: str) -> CommandRecord | None:
         return recall(await runtime.influx.rows(query))
 
 
-def _idempotency(settings: Settings) -> IdempotencyStore:
+def _idempotency(settings: ApiSettings) -> IdempotencyStore:
     """Keys in memory, finished answers in the state folder (ConfigError if unusable)."""
     ttl_s = settings.idempotency_ttl_s
     return IdempotencyStore(ttl_s, settings.idempotency_keys_per_api_key,

@@ -26,7 +26,7 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from shopfloor.api.config import Settings
+from shopfloor.api.config import ApiSettings
 from shopfloor.shared.logs import FailureLog
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ def protocol_for(limits: Limits) -> type[GuardedH11Protocol]:
     })
 
 
-def serve(app: Any, settings: Settings) -> None:
+def serve(app: Any, settings: ApiSettings) -> None:
     """Run `app` under uvicorn with the settings' limits until SIGTERM/SIGINT."""
     nofile = raise_fd_limit(settings.max_connections + FD_RESERVE)
     limit = connection_limit(settings.max_connections, nofile)

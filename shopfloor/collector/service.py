@@ -28,9 +28,9 @@ from shopfloor.collector.sinks import BatchSink, SinkRunner, WrittenBatch
 from shopfloor.collector.stats import LagWindow, StatsReporter, read_snapshot
 from shopfloor.collector.writer import DurableWriter
 from shopfloor.shared.access import client_id_of
-from shopfloor.shared.http_status import StatusServer
 from shopfloor.shared.influx import LineWriter
 from shopfloor.shared.plant import Plant
+from shopfloor.shared.status_server import StatusServer
 
 log = logging.getLogger(__name__)
 PIPELINE_DEPTH = 1  # closed batches waiting for the writer before aged ones stay open

@@ -7,7 +7,7 @@ from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
 
 from shopfloor.dashboards.common import new_dashboard
 from shopfloor.dashboards.panels import bar_chart_panel, table_panel
-from shopfloor.dashboards.query import InfluxQL
+from shopfloor.dashboards.query import InfluxQLTarget
 from shopfloor.dashboards.variables import where
 from shopfloor.shared import schema
 
@@ -21,19 +21,19 @@ COLUMNS = ("machine", "requested_by", "action", "point", "value", "outcome", "re
            "detail", "command_id", "late")
 
 
-def entries() -> InfluxQL:
+def entries() -> InfluxQLTarget:
     columns = ", ".join(f'"{c}"' for c in COLUMNS)
-    return InfluxQL(
+    return InfluxQLTarget(
         f'SELECT {columns} FROM "{AUDIT}" {where(*ALL_TAGS)} ORDER BY time DESC LIMIT 1000'
     ).table()
 
 
-def count_by(tag: str, results_only: bool) -> InfluxQL:
+def count_by(tag: str, results_only: bool) -> InfluxQLTarget:
     """Entries per value of `tag`: requests (sent + refused) or final outcomes only."""
     outcome = f"\"outcome\" {'!=' if results_only else '='} '{SENT}'"
     if not results_only:
         outcome = f"({outcome} OR \"outcome\" = 'refused')"
-    return InfluxQL(
+    return InfluxQLTarget(
         f'SELECT count("command_id") AS "commands" FROM "{AUDIT}" {where(*ALL_TAGS)} '
         f'AND {outcome} GROUP BY "{tag}"'
     ).table()

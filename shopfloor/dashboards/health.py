@@ -17,7 +17,7 @@ from shopfloor.dashboards.panels import (
     table_panel,
     timeseries_panel,
 )
-from shopfloor.dashboards.query import InfluxQL
+from shopfloor.dashboards.query import InfluxQLTarget
 from shopfloor.dashboards.variables import group_by, series_name, where
 from shopfloor.shared import schema
 
@@ -28,79 +28,79 @@ STATS_TAGS = (schema.TAG_SITE, schema.TAG_COLLECTOR)
 STATS_SERIES = series_name(*STATS_TAGS)
 
 
-def ingest_rate() -> InfluxQL:
+def ingest_rate() -> InfluxQLTarget:
     """Telemetry samples stored per second, per line (counted from telemetry itself)."""
-    return InfluxQL(
+    return InfluxQLTarget(
         f'SELECT count("{SEQ}") * 1000 / $__interval_ms AS "samples_per_s" '
         f'FROM "{schema.TELEMETRY}" {where(*ALL_TAGS)} '
         f"{group_by(*ALL_TAGS[:2], time=True)} fill(0)"
     ).alias(series_name(*ALL_TAGS[:2]))
 
 
-def missing_samples() -> InfluxQL:
+def missing_samples() -> InfluxQLTarget:
     """Per machine over the time range: sequence numbers spanned (last - first + 1)
     minus samples stored. `seq` grows by one per sample and survives restarts, so every
     missing number between the range's first and last stored sample is a sample lost
     between edge and database. first/last read one block each; `spread()` (max - min)
     scans every value and cost 8x more (benchmarks/dashboards.py)."""
-    return InfluxQL(
+    return InfluxQLTarget(
         f'SELECT last("{SEQ}") - first("{SEQ}") + 1 - count("{SEQ}") AS "lost" '
         f'FROM "{schema.TELEMETRY}" {where(*ALL_TAGS)} {group_by(*ALL_TAGS)}'
     ).alias(series_name(*ALL_TAGS))
 
 
-def end_to_end_lag() -> InfluxQL:
+def end_to_end_lag() -> InfluxQLTarget:
     """Per collector: write time - sample ts, s. Each point holds one stats period's
     percentiles, which cannot be merged exactly: an interval shows the mean of its p50s
     and the worst of its p99s."""
-    return InfluxQL(
+    return InfluxQLTarget(
         f'SELECT mean("lag_p50_s") AS "p50", max("lag_p99_s") AS "p99" '
         f'FROM "{schema.COLLECTOR_STATS}" {where(schema.TAG_SITE)} '
         f"{group_by(*STATS_TAGS, time=True)}"
     ).alias(f"{STATS_SERIES} $col")
 
 
-def lost_and_late() -> InfluxQL:
+def lost_and_late() -> InfluxQLTarget:
     """Per collector, its own loss accounting (cumulative since it started): `lost` is net
     of the samples that came after their gap's grace period (those count as `late`), and a
     new stream (a new edge epoch, a seq jump beyond 10,000,000) is never a loss — where the
     stored-sequence panel cannot tell a new stream from a gap."""
-    return InfluxQL(
+    return InfluxQLTarget(
         f'SELECT last("lost") AS "lost", last("late") AS "late" '
         f'FROM "{schema.COLLECTOR_STATS}" {where(schema.TAG_SITE)} '
         f"{group_by(*STATS_TAGS, time=True)}"
     ).alias(f"{STATS_SERIES} $col")
 
 
-def dead_letters() -> InfluxQL:
+def dead_letters() -> InfluxQLTarget:
     """Messages dead-lettered per minute, per collector, from the cumulative counter
     (non_negative_difference skips the drop to 0 when a collector restarts)."""
-    return InfluxQL(
+    return InfluxQLTarget(
         f'SELECT non_negative_difference(last("dead_letters")) * 60000 / $__interval_ms '
         f'AS "per_min" FROM "{schema.COLLECTOR_STATS}" {where(schema.TAG_SITE)} '
         f"{group_by(*STATS_TAGS, time=True)}"
     ).alias(STATS_SERIES)
 
 
-def agents_timeline() -> InfluxQL:
-    return InfluxQL(
+def agents_timeline() -> InfluxQLTarget:
+    return InfluxQLTarget(
         f'SELECT "online" FROM "{schema.AGENT_STATUS}" {where(schema.TAG_SITE)} '
         f"{group_by(schema.TAG_SITE, schema.TAG_AGENT)}"
     ).alias(series_name(schema.TAG_SITE, schema.TAG_AGENT))
 
 
-def edge_queue_depth() -> InfluxQL:
+def edge_queue_depth() -> InfluxQLTarget:
     """Samples waiting in each edge agent's outbox (not yet acknowledged by the broker),
     from the `queue_depth` of the status the agent repeats while connected: a backlog
     after an outage shows as it drains."""
-    return InfluxQL(
+    return InfluxQLTarget(
         f'SELECT max("queue_depth") AS "queue_depth" FROM "{schema.AGENT_STATUS}" '
         f"{where(schema.TAG_SITE)} {group_by(schema.TAG_SITE, schema.TAG_AGENT, time=True)}"
     ).alias(series_name(schema.TAG_SITE, schema.TAG_AGENT))
 
 
-def latest_samples() -> InfluxQL:
-    return InfluxQL(
+def latest_samples() -> InfluxQLTarget:
+    return InfluxQLTarget(
         f'SELECT last("{SEQ}") AS "last_seq" FROM "{schema.TELEMETRY}" '
         f"{where(*ALL_TAGS, time=False)} {group_by(*ALL_TAGS)}"
     ).table()

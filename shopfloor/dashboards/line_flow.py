@@ -7,7 +7,7 @@ from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
 from shopfloor.dashboards import formulas as f
 from shopfloor.dashboards.common import new_dashboard
 from shopfloor.dashboards.panels import bar_chart_panel, timeseries_panel
-from shopfloor.dashboards.query import InfluxQL
+from shopfloor.dashboards.query import InfluxQLTarget
 from shopfloor.dashboards.variables import group_by, series_name, where
 from shopfloor.shared import schema
 from shopfloor.shared.reasons import UNCLASSIFIED
@@ -18,26 +18,26 @@ MACHINE_TAGS = (schema.TAG_SITE, schema.TAG_LINE, schema.TAG_MACHINE)
 BUFFER = schema.TAG_BUFFER
 
 
-def wip_per_buffer() -> InfluxQL:
-    return InfluxQL(
+def wip_per_buffer() -> InfluxQLTarget:
+    return InfluxQLTarget(
         f'SELECT last("wip") AS "wip" FROM "{schema.WIP}" {where(*LINE_TAGS)} '
         f"AND \"{BUFFER}\" != '' "
         f"{group_by(*LINE_TAGS, BUFFER, time=True)} fill(previous)"
     ).alias(series_name(*LINE_TAGS, BUFFER))
 
 
-def throughput() -> InfluxQL:
+def throughput() -> InfluxQLTarget:
     """Good parts per hour and station: (produced - scrap) per interval, scaled to 1 h."""
-    return InfluxQL(
+    return InfluxQLTarget(
         f'SELECT ({f.PRODUCED} - ({f.SCRAP})) * 3600000 / $__interval_ms AS "good_per_h" '
         f'FROM "{f.ROLLUP}" {where(*MACHINE_TAGS)} '
         f"{group_by(*MACHINE_TAGS, time=True)} fill(0)"
     ).alias(series_name(*MACHINE_TAGS))
 
 
-def line_figure(field: str) -> InfluxQL:
+def line_figure(field: str) -> InfluxQLTarget:
     """A line-level Little's-law figure of the rolling window (collector snapshots)."""
-    return InfluxQL(
+    return InfluxQLTarget(
         f'SELECT last("{field}") AS "{field}" FROM "{schema.WIP}" {where(*LINE_TAGS)} '
         f"AND \"{BUFFER}\" = '' AND {f.window_is(f.ROLLING_WINDOW)} "
         f"{group_by(*LINE_TAGS, time=True)} fill(none)"
@@ -47,10 +47,10 @@ def line_figure(field: str) -> InfluxQL:
 UNCLASSIFIED_COLUMN = "unclassified_min"
 
 
-def unclassified_per_shift() -> InfluxQL:
+def unclassified_per_shift() -> InfluxQLTarget:
     """Minutes of downtime nobody classified yet, per shift (the shift a part starts in;
     summed over the time range): where the downtime Pareto is still blind."""
-    return InfluxQL(
+    return InfluxQLTarget(
         f'SELECT sum("{schema.DURATION_FIELD}") / 60 AS "{UNCLASSIFIED_COLUMN}" '
         f'FROM "{schema.DOWNTIME}" {where(*LINE_TAGS)} '
         f"AND \"{schema.TAG_REASON}\" = '{UNCLASSIFIED}' GROUP BY \"{schema.TAG_SHIFT}\""

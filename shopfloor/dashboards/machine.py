@@ -18,7 +18,7 @@ from shopfloor.dashboards.panels import (
     table_panel,
     timeseries_panel,
 )
-from shopfloor.dashboards.query import InfluxQL
+from shopfloor.dashboards.query import InfluxQLTarget
 from shopfloor.dashboards.variables import group_by, series_name, where
 from shopfloor.shared import schema
 from shopfloor.shared.enums import MachineState
@@ -32,47 +32,47 @@ ROLLUP_INTERVAL = "1m"
 """oee_rollup holds one point per machine and minute: no finer interval makes sense."""
 
 
-def state_timeline() -> InfluxQL:
-    return InfluxQL(
+def state_timeline() -> InfluxQLTarget:
+    return InfluxQLTarget(
         f'SELECT "state" FROM "{schema.MACHINE_STATE}" {where(*ALL_TAGS)} '
         f"{group_by(*ALL_TAGS)}"
     ).alias(series_name(schema.TAG_MACHINE))
 
 
-def ratio_trend() -> InfluxQL:
+def ratio_trend() -> InfluxQLTarget:
     columns = tuple(zip(RATIOS, (f.AVAILABILITY, f.PERFORMANCE, f.QUALITY, f.OEE),
                         strict=True))
-    return InfluxQL(
+    return InfluxQLTarget(
         f'{f.select(*columns)} FROM "{f.ROLLUP}" {where(*ALL_TAGS)} '
         "GROUP BY time($__interval) fill(none)"
     )
 
 
-def counts() -> InfluxQL:
-    return InfluxQL(
+def counts() -> InfluxQLTarget:
+    return InfluxQLTarget(
         f'{f.select(("produced", f.PRODUCED), ("scrap", f.SCRAP))} FROM "{f.ROLLUP}" '
         f"{where(*ALL_TAGS)} GROUP BY time($__interval) fill(0)"
     )
 
 
-def six_losses() -> InfluxQL:
-    return InfluxQL(
+def six_losses() -> InfluxQLTarget:
+    return InfluxQLTarget(
         f"{f.select(*f.SIX_LOSSES_S.items())} FROM \"{f.ROLLUP}\" {where(*ALL_TAGS)}"
     )
 
 
-def reliability() -> InfluxQL:
-    return InfluxQL(
+def reliability() -> InfluxQLTarget:
+    return InfluxQLTarget(
         f'{f.select(("MTBF", f.MTBF_S), ("MTTR", f.MTTR_S))} FROM "{f.ROLLUP}" '
         f"{where(*ALL_TAGS)}"
     )
 
 
-def by_reason(function: str, column: str) -> InfluxQL:
+def by_reason(function: str, column: str) -> InfluxQLTarget:
     """`function` of the finished non-running states per reason, from `state_duration`
     (the collector writes a state's duration when it ends: docs/influxdb-schema.md). A
     table of one row per reason; a state counts in the range its start falls in."""
-    return InfluxQL(
+    return InfluxQLTarget(
         f'SELECT {function}("{schema.DURATION_FIELD}") AS "{column}" '
         f'FROM "{schema.STATE_DURATION}" {where(*ALL_TAGS)} '
         f"AND \"{schema.TAG_STATE}\" != '{MachineState.RUNNING}' "
@@ -80,11 +80,11 @@ def by_reason(function: str, column: str) -> InfluxQL:
     ).table()
 
 
-def downtime() -> InfluxQL:
+def downtime() -> InfluxQLTarget:
     """Seconds of downtime per classified reason (`unclassified` too): the Pareto people
     act on. Summed from the API's `downtime` points, one per event part with its
     duration; a reclassified part's old point holds 0 s (docs/influxdb-schema.md)."""
-    return InfluxQL(
+    return InfluxQLTarget(
         f'SELECT sum("{schema.DURATION_FIELD}") AS "{DOWNTIME_COLUMN}" '
         f'FROM "{schema.DOWNTIME}" {where(*ALL_TAGS)} GROUP BY "{schema.TAG_REASON}"'
     ).table()
@@ -94,16 +94,16 @@ LOG_COLUMNS = ("event", schema.TAG_STATE, "plc_reason", schema.TAG_REASON,
                schema.TAG_CATEGORY, schema.TAG_LOSS, schema.DURATION_FIELD, "by", "comment")
 
 
-def downtime_log() -> InfluxQL:
+def downtime_log() -> InfluxQLTarget:
     """Every downtime event part of the machine with its classification (the current
     one: tombstones of earlier reasons are left out)."""
     columns = ", ".join(f'"{c}"' for c in LOG_COLUMNS)
-    return InfluxQL(
+    return InfluxQLTarget(
         f'SELECT {columns} FROM "{schema.DOWNTIME}" {where(*ALL_TAGS)} AND "active" = true'
     ).table()
 
 
-def stop_counts() -> InfluxQL:
+def stop_counts() -> InfluxQLTarget:
     """Number of stops per PLC reason (frequent short stops vs rare long ones)."""
     return by_reason("count", STOPS_COLUMN)
 
@@ -116,9 +116,9 @@ def pareto(column: str) -> list[DataTransformerConfig]:
     ]
 
 
-def this_shift() -> InfluxQL:
+def this_shift() -> InfluxQLTarget:
     columns = ", ".join(f'last("{k}") AS "{k}"' for k in RATIOS)
-    return InfluxQL(
+    return InfluxQLTarget(
         f'SELECT {columns} FROM "{schema.OEE}" {where(*ALL_TAGS, time=False)} '
         f"AND {f.window_is(f.CURRENT_WINDOW)} AND {f.FRESH}"
     )

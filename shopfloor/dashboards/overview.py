@@ -15,7 +15,7 @@ from shopfloor.dashboards.panels import (
     table_panel,
     timeseries_panel,
 )
-from shopfloor.dashboards.query import InfluxQL
+from shopfloor.dashboards.query import InfluxQLTarget
 from shopfloor.dashboards.variables import group_by, series_name, where
 from shopfloor.shared import schema
 
@@ -24,19 +24,19 @@ ALL_TAGS = (schema.TAG_SITE, schema.TAG_LINE, schema.TAG_MACHINE)
 LINE_TAGS = ALL_TAGS[:2]
 
 
-def machine_states() -> InfluxQL:
+def machine_states() -> InfluxQLTarget:
     """Last state change of each machine, whenever it was (no time filter)."""
-    return InfluxQL(
+    return InfluxQLTarget(
         f'SELECT last("state") AS "state" FROM "{schema.MACHINE_STATE}" '
         f"{where(*ALL_TAGS, time=False)} {group_by(*ALL_TAGS)}"
     ).alias(series_name(*ALL_TAGS))
 
 
-def state_details() -> InfluxQL:
+def state_details() -> InfluxQLTarget:
     """The latest state change of each machine as one row: since (time), state, reason,
     product, work order. A raw row, not last() per field: last("reason") would show an
     older change's reason while the machine runs (running carries none)."""
-    return InfluxQL(
+    return InfluxQLTarget(
         f'SELECT "state", "reason", "product", "work_order" FROM "{schema.MACHINE_STATE}" '
         f"{where(*ALL_TAGS, time=False)} {group_by(*ALL_TAGS)} ORDER BY time DESC LIMIT 1"
     ).table()
@@ -46,34 +46,34 @@ def _current_shift() -> str:
     return f"{where(*ALL_TAGS, time=False)} AND {f.window_is(f.CURRENT_WINDOW)} AND {f.FRESH}"
 
 
-def oee_per_machine() -> InfluxQL:
+def oee_per_machine() -> InfluxQLTarget:
     """The collector's latest snapshot of each machine's current shift."""
-    return InfluxQL(
+    return InfluxQLTarget(
         f'SELECT last("oee") AS "oee" FROM "{schema.OEE}" {_current_shift()} '
         f"{group_by(*ALL_TAGS)}"
     ).alias(series_name(*ALL_TAGS))
 
 
-def oee_per_line() -> InfluxQL:
+def oee_per_line() -> InfluxQLTarget:
     """FPT / PBT_obs summed over the line's machines (never an average of ratios)."""
     inner = (
         f'SELECT last("fpt_s") AS "fpt_s", last("pbt_obs_s") AS "pbt_obs_s" '
         f'FROM "{schema.OEE}" {_current_shift()} {group_by(*ALL_TAGS)}'
     )
-    return InfluxQL(
+    return InfluxQLTarget(
         f'SELECT sum("fpt_s") / sum("pbt_obs_s") AS "oee" FROM ({inner}) {group_by(*LINE_TAGS)}'
     ).alias(series_name(*LINE_TAGS))
 
 
-def wip_per_line() -> InfluxQL:
-    return InfluxQL(
+def wip_per_line() -> InfluxQLTarget:
+    return InfluxQLTarget(
         f'SELECT last("wip") AS "wip" FROM "{schema.WIP}" {where(*LINE_TAGS)} '
         f"AND \"{schema.TAG_BUFFER}\" = '' {group_by(*LINE_TAGS, time=True)} fill(previous)"
     ).alias(series_name(*LINE_TAGS))
 
 
-def agents_online() -> InfluxQL:
-    return InfluxQL(
+def agents_online() -> InfluxQLTarget:
+    return InfluxQLTarget(
         f'SELECT last("online") AS "online" FROM "{schema.AGENT_STATUS}" '
         f"{where(schema.TAG_SITE, time=False)} {group_by(schema.TAG_SITE, schema.TAG_AGENT)}"
     ).alias(series_name(schema.TAG_SITE, schema.TAG_AGENT))

@@ -16,7 +16,7 @@ from grafana_foundation_sdk.models.dashboard import (
     ValueMappingResult,
 )
 
-from shopfloor.dashboards.query import DATASOURCE, InfluxQL
+from shopfloor.dashboards.query import DATASOURCE, InfluxQLTarget
 from shopfloor.shared.enums import MachineState
 
 STATE_COLORS = {
@@ -70,7 +70,7 @@ def _last_value(fields: str = "") -> ReduceDataOptions:
 
 
 def stat_panel(
-    title: str, targets: list[InfluxQL], w: int, h: int, unit: str = "", fields: str = ""
+    title: str, targets: list[InfluxQLTarget], w: int, h: int, unit: str = "", fields: str = ""
 ) -> stat.Panel:
     """One big value per series (last non-null), e.g. one tile per machine."""
     panel = (
@@ -91,7 +91,7 @@ def stat_panel(
 
 
 def bar_gauge_panel(
-    title: str, targets: list[InfluxQL], w: int, h: int, unit: str = ""
+    title: str, targets: list[InfluxQLTarget], w: int, h: int, unit: str = ""
 ) -> bargauge.Panel:
     """One horizontal bar per numeric field and series (last non-null value)."""
     panel = (
@@ -109,7 +109,7 @@ def bar_gauge_panel(
     return panel
 
 
-def ratio_gauge(title: str, targets: list[InfluxQL], w: int, h: int) -> bargauge.Panel:
+def ratio_gauge(title: str, targets: list[InfluxQLTarget], w: int, h: int) -> bargauge.Panel:
     """Ratios in 0..1 (OEE, A, P, Q) as bars coloured by OEE thresholds."""
     return bar_gauge_panel(title, targets, w, h, "percentunit").min(0).max(1).thresholds(
         ratio_thresholds()
@@ -117,7 +117,7 @@ def ratio_gauge(title: str, targets: list[InfluxQL], w: int, h: int) -> bargauge
 
 
 def timeseries_panel(
-    title: str, targets: list[InfluxQL], w: int, h: int, unit: str = ""
+    title: str, targets: list[InfluxQLTarget], w: int, h: int, unit: str = ""
 ) -> ts.Panel:
     panel = ts.Panel().title(title).datasource(DATASOURCE).span(w).height(h)
     if unit:
@@ -127,7 +127,7 @@ def timeseries_panel(
     return panel
 
 
-def state_timeline_panel(title: str, target: InfluxQL, w: int, h: int) -> statetimeline.Panel:
+def state_timeline_panel(title: str, target: InfluxQLTarget, w: int, h: int) -> statetimeline.Panel:
     """Machine states over time, coloured by STATE_COLORS."""
     return (
         statetimeline.Panel()
@@ -140,7 +140,7 @@ def state_timeline_panel(title: str, target: InfluxQL, w: int, h: int) -> statet
     )
 
 
-def table_panel(title: str, targets: list[InfluxQL], w: int, h: int) -> table.Panel:
+def table_panel(title: str, targets: list[InfluxQLTarget], w: int, h: int) -> table.Panel:
     panel = table.Panel().title(title).datasource(DATASOURCE).span(w).height(h)
     for target in targets:
         panel.with_target(target)
@@ -148,7 +148,7 @@ def table_panel(title: str, targets: list[InfluxQL], w: int, h: int) -> table.Pa
 
 
 def bar_chart_panel(
-    title: str, target: InfluxQL, w: int, h: int, x_field: str, unit: str = ""
+    title: str, target: InfluxQLTarget, w: int, h: int, x_field: str, unit: str = ""
 ) -> barchart.Panel:
     """Categories along x (a tag column of a table query), e.g. a downtime Pareto."""
     panel = (

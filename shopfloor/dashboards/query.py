@@ -48,8 +48,8 @@ class InfluxQLQuery(cogvariants.Dataquery):
         return payload
 
 
-class InfluxQL(cogbuilder.Builder[InfluxQLQuery]):
-    """Builder in the SDK's style: `InfluxQL("SELECT ...").ref_id("B").table()`."""
+class InfluxQLTarget(cogbuilder.Builder[InfluxQLQuery]):
+    """Builder in the SDK's style: `InfluxQLTarget("SELECT ...").ref_id("B").table()`."""
 
     def __init__(self, query: str) -> None:
         self._internal = InfluxQLQuery(" ".join(query.split()))

@@ -21,7 +21,7 @@ from shopfloor.edge.dispatch import CommandDispatcher
 from shopfloor.edge.errors import EdgeError
 from shopfloor.edge.metrics import EdgeMetrics
 from shopfloor.edge.modbus import Bus, bus_key
-from shopfloor.edge.mqtt import MqttLink
+from shopfloor.edge.mqtt import EdgeMqttLink
 from shopfloor.edge.outbox import PENDING_POLLS, Outbox
 from shopfloor.edge.overload import Governor
 from shopfloor.edge.poller import MachinePoller
@@ -40,8 +40,8 @@ from shopfloor.shared.contract import (
     utc_now,
 )
 from shopfloor.shared.errors import ContractError
-from shopfloor.shared.http_status import StatusServer
 from shopfloor.shared.plant import Agent, Plant
+from shopfloor.shared.status_server import StatusServer
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class EdgeAgent:
             problems=_status_problems(self.problems()) if online else None,
         ).to_json()
 
-    def _make_governor(self, link: MqttLink, store: Store) -> Governor:
+    def _make_governor(self, link: EdgeMqttLink, store: Store) -> Governor:
         """Overload control (overload.py); the status goes out at once when the agent
         starts or stops shedding polls."""
         nominal = sum(1 / self.plant.machines[m].poll_interval_s for m in self.agent.machines)
@@ -124,7 +124,7 @@ class EdgeAgent:
         self.metrics.poll_admission.set_function(lambda: governor.ratio)
         return governor
 
-    async def _repeat_status(self, link: MqttLink, store: Store) -> None:
+    async def _repeat_status(self, link: EdgeMqttLink, store: Store) -> None:
         """Re-publish the (retained) online status every status period while connected,
         with the outbox depth, so that dashboards see a backlog drain; at once (within
         a second) when the agent's problems change."""
@@ -150,7 +150,7 @@ class EdgeAgent:
             store, self.metrics, pending_max=PENDING_POLLS * len(self.agent.machines)
         )
         inflight = min(max(self.agent.publish_inflight, INFLIGHT_RANGE[0]), INFLIGHT_RANGE[1])
-        link = MqttLink(
+        link = EdgeMqttLink(
             self.plant.broker,
             client_id_of(self.plant.broker, f"shopfloor-edge-{self.site}-{self.agent.id}"),
             inflight=inflight,
@@ -161,7 +161,11 @@ class EdgeAgent:
         self.governor = self._make_governor(link, store)
         buses, pollers = self._pollers(store, outbox)
         dispatcher = CommandDispatcher(
-            self.site, {p.machine_id: (p.machine, p.bus) for p in pollers}, outbox, self.metrics
+            self.site,
+            {p.machine_id: (p.machine, buses[bus_key(p.machine_id, p.machine.connection)])
+             for p in pollers},
+            outbox,
+            self.metrics,
         )
         link.on_message = dispatcher.on_message
         link.on_connected = lambda: self._on_connected(link, dispatcher, store)
@@ -218,7 +222,7 @@ class EdgeAgent:
             machine = self.plant.machines[machine_id]
             key = bus_key(machine_id, machine.connection)
             bus = buses.setdefault(key, Bus(key, machine.connection, self.agent.backoff_max_s))
-            tracker = _restore_tracker(saved.get(machine_id))
+            tracker = restore_tracker(saved.get(machine_id))
             pollers.append(
                 MachinePoller(
                     self.site,
@@ -244,7 +248,8 @@ class EdgeAgent:
 
         return spawn
 
-    def _on_connected(self, link: MqttLink, dispatcher: CommandDispatcher, store: Store) -> None:
+    def _on_connected(self, link: EdgeMqttLink, dispatcher: CommandDispatcher,
+                      store: Store) -> None:
         link.publish(self.status_topic, self._status(True, store.samples), retain=True)
         link.subscribe(dispatcher.topics)
 
@@ -253,7 +258,7 @@ class EdgeAgent:
         polling: list[asyncio.Task[None]],
         outbox: Outbox,
         publisher: Publisher,
-        link: MqttLink,
+        link: EdgeMqttLink,
     ) -> None:
         log.info("stopping: polling ends, flushing the outbox")
         await _cancel_all(polling)
@@ -266,7 +271,7 @@ class EdgeAgent:
             link.disconnect()
 
     def _start_status_server(
-        self, link: MqttLink, outbox: Outbox, pollers: list[MachinePoller]
+        self, link: EdgeMqttLink, outbox: Outbox, pollers: list[MachinePoller]
     ) -> StatusServer | None:
         if self.agent.metrics_port is None:
             return None
@@ -302,7 +307,7 @@ def _status_problems(problems: list[str]) -> list[str] | None:
     ]
 
 
-def _restore_tracker(saved: bytes | None) -> StateTracker:
+def restore_tracker(saved: bytes | None) -> StateTracker:
     """The last published state, so a restart neither repeats it nor moves `since`."""
     if saved is None:
         return StateTracker()

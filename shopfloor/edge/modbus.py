@@ -27,6 +27,15 @@ from shopfloor.shared.plant import Connection
 
 log = logging.getLogger(__name__)
 
+def to_wire(block: ReadBlock, data: Sequence[int | bool]) -> bytes:
+    """Registers or bits as Modbus carries them (big-endian registers, bits packed LSB
+    first): what `ReadBlock.decoder` decodes."""
+    if block.table.is_bit:
+        word = sum(1 << i for i, bit in enumerate(data) if bit)
+        return word.to_bytes((block.count + 7) // 8, "little")
+    return struct.pack(f">{len(data)}H", *data)
+
+
 _READ = {
     Table.COIL: "read_coils",
     Table.DISCRETE_INPUT: "read_discrete_inputs",
@@ -100,11 +109,7 @@ class Bus:
             return await self.reader.read(
                 machine, device_id, block.table, block.address, block.count, timeout
             )
-        data = await self._read_pymodbus(machine, device_id, block)
-        if block.table.is_bit:
-            word = sum(1 << i for i, bit in enumerate(data) if bit)
-            return word.to_bytes((block.count + 7) // 8, "little")
-        return struct.pack(f">{len(data)}H", *data)
+        return to_wire(block, await self._read_pymodbus(machine, device_id, block))
 
     async def read_blocks(
         self, machine: str, device_id: int, blocks: Sequence[ReadBlock], timeout_s: float

@@ -70,7 +70,7 @@ class _Client(mqtt.Client):
 OnMessage = Callable[[str, bytes], None]
 
 
-class MqttLink:
+class EdgeMqttLink:
     """Owns the paho client. Set `on_publish(mid, ok)`, `on_message(topic, payload)`
     and `on_connected()` before `run()`; `connected` is an asyncio.Event."""
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from shopfloor.edge.errors import DeviceError
 from shopfloor.edge.metrics import EdgeMetrics
@@ -33,6 +34,14 @@ from shopfloor.shared.plant import Agent, Machine
 log = logging.getLogger(__name__)
 
 
+class Reader(Protocol):
+    """Where a poller reads: a Modbus bus (edge.modbus.Bus), or a simulated plant's past
+    (sim.history.History) when history is brought into the outbox."""
+
+    async def read_blocks(self, machine: str, device_id: int, blocks: Sequence[ReadBlock],
+                          timeout_s: float) -> list[bytes | DeviceError | None]: ...
+
+
 @dataclass(slots=True)
 class PollResult:
     values: dict[str, Value]
@@ -49,7 +58,7 @@ class MachinePoller:
         site: str,
         machine_id: str,
         machine: Machine,
-        bus: Bus,
+        bus: Bus | Reader,
         agent: Agent,
         outbox: Outbox,
         metrics: EdgeMetrics,
@@ -109,9 +118,10 @@ class MachinePoller:
         counter.inc(n)
         self.governor.count_skipped(n)
 
-    async def poll_once(self, blocks: list[ReadBlock]) -> bool:
-        """One poll: read, queue telemetry and state. True when the machine came back."""
-        ts = utc_now()
+    async def poll_once(self, blocks: list[ReadBlock], ts: dt.datetime | None = None) -> bool:
+        """One poll: read, queue telemetry and state. True when the machine came back.
+        `ts`: the poll's time (default now; a past poll brought in as history)."""
+        ts = ts or utc_now()
         started = asyncio.get_running_loop().time()
         result = await self._read(blocks)
         self.metrics.poll_duration.observe(asyncio.get_running_loop().time() - started)

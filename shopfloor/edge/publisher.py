@@ -12,7 +12,7 @@ import logging
 from collections import deque
 
 from shopfloor.edge.metrics import EdgeMetrics
-from shopfloor.edge.mqtt import MqttLink
+from shopfloor.edge.mqtt import EdgeMqttLink
 from shopfloor.edge.outbox import Outbox
 from shopfloor.edge.store import BadRow, Row
 
@@ -22,7 +22,8 @@ FETCH_ROWS = 500
 
 
 class Publisher:
-    def __init__(self, outbox: Outbox, link: MqttLink, inflight: int, metrics: EdgeMetrics) -> None:
+    def __init__(self, outbox: Outbox, link: EdgeMqttLink, inflight: int,
+                 metrics: EdgeMetrics) -> None:
         self._outbox = outbox
         self._link = link
         self._max_inflight = inflight
@@ -99,7 +100,7 @@ class Publisher:
     def _refill_slot(self) -> None:
         """Fill the slot a PUBACK freed right here, in the callback that read it, rather
         than in the publisher task's next turn: then the in-flight window turns over once
-        per pass of the event loop (MqttLink writes right after reading), not once every
+        per pass of the event loop (EdgeMqttLink writes right after reading), not once every
         few passes, and a loop crowded with pollers cannot starve the publisher
         (docs/edge.md#overload)."""
         if self.paused or self._outbox.drops != self._drops_seen:

@@ -18,7 +18,7 @@ from shopfloor.kpi import counters, timeline
 from shopfloor.kpi.buckets import Agg
 from shopfloor.kpi.calendar import ShiftCalendar
 from shopfloor.kpi.classified import Classified
-from shopfloor.kpi.model import MachineSpec, Sample, Settings
+from shopfloor.kpi.model import KpiMachineSpec, KpiSettings, Sample
 from shopfloor.kpi.timeline import Segment
 from shopfloor.shared.enums import MachineState
 from shopfloor.shared.reasons import Loss
@@ -35,7 +35,7 @@ class Bucket:
     agg: Agg
 
 
-def context_ms(spec: MachineSpec, settings: Settings) -> int:
+def context_ms(spec: KpiMachineSpec, settings: KpiSettings) -> int:
     """How far beyond a window the samples must reach for exact results."""
     limit = settings.gap_factor * max(spec.poll_ms, spec.value_poll_ms)
     return int(max(settings.t_minor_s, settings.startup_s) * 1000 + 2 * limit + 1000)
@@ -62,13 +62,13 @@ class _Pieces:
 
 
 def aggregate(
-    spec: MachineSpec,
+    spec: KpiMachineSpec,
     samples: Iterable[Sample],
     calendar: ShiftCalendar,
     lo: int,
     hi: int,
     bucket_ms: int | None = None,
-    settings: Settings | None = None,
+    settings: KpiSettings | None = None,
     data_end_ms: int | None = None,
     cuts: Iterable[int] = (),
     classified: Sequence[Classified] = (),
@@ -77,7 +77,7 @@ def aggregate(
     `data_end_ms`: the data is known complete up to there (a last sample older than the
     gap limit then ends in UNK, not in its state). `classified`: downtime an operator
     classified as planned or setup (kpi/classified.py)."""
-    settings = settings or Settings()
+    settings = settings or KpiSettings()
     clean = timeline.clean(samples)
     obs = timeline.observations(spec, clean, settings.gap_factor)
     limit = settings.gap_factor * spec.poll_ms
@@ -110,7 +110,7 @@ def _inside(spans: list[tuple[int, int]], starts: list[int], t: int) -> int:
     return i if i >= 0 and t < spans[i][1] else -1
 
 
-def _planned_flag(seg: Segment, settings: Settings) -> bool:
+def _planned_flag(seg: Segment, settings: KpiSettings) -> bool:
     if seg.loss == PLANNED_LOSS:  # an operator classified this stop as planned
         return True
     if seg.state is not MachineState.PLANNED_STOP:
@@ -125,7 +125,7 @@ def _status(is_break: bool, seg: Segment) -> int:
     return BREAK if is_break and seg.state is not MachineState.RUNNING else POT
 
 
-def _count_class(seg: Segment, plan: int, settings: Settings) -> int:
+def _count_class(seg: Segment, plan: int, settings: KpiSettings) -> int:
     if seg.state is None or seg.state is MachineState.OFFLINE:
         return UNATTRIBUTED
     if plan != POT or _planned_flag(seg, settings):
@@ -138,7 +138,7 @@ def _cut(
     edges: list[int],
     calendar: ShiftCalendar,
     startups: list[tuple[int, int]],
-    settings: Settings,
+    settings: KpiSettings,
 ) -> _Pieces:
     lo, hi = edges[0], edges[-1]
     plan = calendar.planned(lo, hi)
@@ -169,7 +169,7 @@ def _cut(
     return out
 
 
-def _time(pieces: _Pieces, aggs: list[Agg], settings: Settings) -> None:
+def _time(pieces: _Pieces, aggs: list[Agg], settings: KpiSettings) -> None:
     """Seconds per bucket, and episode starts (FE, minor stops)."""
     for i, seg in enumerate(pieces.segs):
         b = pieces.bucket[i]
@@ -224,7 +224,7 @@ def _readings(clean: list[Sample], point: str | None, width: int) -> list[tuple[
 
 
 def _count(
-    spec: MachineSpec, clean: list[Sample], pieces: _Pieces, aggs: list[Agg], edges: list[int]
+    spec: KpiMachineSpec, clean: list[Sample], pieces: _Pieces, aggs: list[Agg], edges: list[int]
 ) -> None:
     pri_min = spec.pri_min_s
     for point, width, is_reject in (
@@ -280,7 +280,7 @@ def _shares(pieces: _Pieces, pair: counters.Pair) -> tuple[list[tuple[int, float
 
 
 def _credit(
-    spec: MachineSpec,
+    spec: KpiMachineSpec,
     pieces: _Pieces,
     i: int,
     x: float,

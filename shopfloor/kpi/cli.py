@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from shopfloor.kpi.calendar import ShiftCalendar
+from shopfloor.kpi.calendar import ShiftCalendar, ShiftInstance
 from shopfloor.kpi.errors import KpiError
 from shopfloor.kpi.ondemand import Engine, OeeReport, WipReport, shift_window, to_ms
 from shopfloor.kpi.store import KpiStore
@@ -45,8 +45,7 @@ def _window(plant: Plant, start: str | None, end: str | None, shift: str | None,
             raise click.BadParameter(f"{date!r} is not a date (YYYY-MM-DD)") from exc
         if shift is None:
             raise click.UsageError("--date needs --shift (the shift's name)")
-        inst = shift_window(plant, shift, day)
-        return inst.start_ms, inst.end_ms, inst
+        return _so_far(shift_window(plant, shift, day), to_ms(dt.datetime.now(dt.UTC)))
     now_ms = to_ms(dt.datetime.now(dt.UTC))
     if shift is not None and shift not in {s.name for s in plant.calendar.shifts}:
         names = sorted({s.name for s in plant.calendar.shifts})
@@ -56,7 +55,15 @@ def _window(plant: Plant, start: str | None, end: str | None, shift: str | None,
         if shift is not None:
             raise KpiError(f"shift {shift!r} did not run in the last 7 days")
         return now_ms - DEFAULT_WINDOW_MS, now_ms, None
-    return found.start_ms, found.end_ms, found
+    return _so_far(found, now_ms)
+
+
+def _so_far(inst: ShiftInstance, now_ms: int) -> tuple[int, int, ShiftInstance]:
+    """A shift instance's window up to now: a running shift so far (its future is not
+    missing data); one that has not started is an error."""
+    if inst.start_ms >= now_ms:
+        raise KpiError(f"shift {inst.key} has not started yet")
+    return inst.start_ms, min(inst.end_ms, now_ms), inst
 
 
 def _fmt(value: object) -> str:

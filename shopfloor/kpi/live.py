@@ -27,7 +27,7 @@ from shopfloor.kpi.errors import KpiStoreRejected, KpiWorkError
 from shopfloor.kpi.feed import Publish, StoredBatch
 from shopfloor.kpi.livestate import MINUTE_MS, MachineLive, floor_minute
 from shopfloor.kpi.livewip import LineWip
-from shopfloor.kpi.model import MachineSpec, Sample, Settings
+from shopfloor.kpi.model import KpiMachineSpec, KpiSettings, Sample
 from shopfloor.kpi.oee import OeeResult, compute
 from shopfloor.kpi.ondemand import Engine, WipReport, to_ms
 from shopfloor.kpi.store import KpiStore
@@ -55,10 +55,10 @@ def to_sample(payload: Telemetry, ts_ms: int | None = None) -> Sample:
 
 class LiveKpi:
     def __init__(self, plant: Plant, store: KpiStore | None = None,
-                 publish: Publish | None = None, settings: Settings | None = None,
+                 publish: Publish | None = None, settings: KpiSettings | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.plant = plant
-        self.settings = settings or Settings.of(plant)
+        self.settings = settings or KpiSettings.of(plant)
         self.calendar = ShiftCalendar.of(plant)
         self._store = store
         self.publish = publish
@@ -67,7 +67,7 @@ class LiveKpi:
         self.rolling_ms = int(plant.collector.rolling_window_s * 1000)
         self.lateness_ms = int(plant.collector.lateness_s * 1000)
         self.machines = {
-            mid: MachineLive(MachineSpec.from_plant(plant, mid), self.calendar, self.settings)
+            mid: MachineLive(KpiMachineSpec.from_plant(plant, mid), self.calendar, self.settings)
             for mid in plant.machines
         }
         self.lines = {line.id: LineWip(line) for line in plant.lines}
@@ -197,7 +197,7 @@ class LiveKpi:
                           "'Stored measurements' on field types)", exc, len(batch))
             del self._pending[: len(batch)]
 
-    def _older(self, spec: MachineSpec) -> Callable[[int, int], list[Sample]]:
+    def _older(self, spec: KpiMachineSpec) -> Callable[[int, int], list[Sample]]:
         """Samples before the in-memory tail, from the store (remembered while the same
         range keeps being asked for, as for a silent machine)."""
         def fetch(lo: int, hi: int) -> list[Sample]:

@@ -24,7 +24,7 @@ from shopfloor.kpi.aggregate import aggregate, context_ms
 from shopfloor.kpi.buckets import Agg
 from shopfloor.kpi.calendar import ShiftCalendar
 from shopfloor.kpi.classified import Classified
-from shopfloor.kpi.model import MachineSpec, Sample, Settings
+from shopfloor.kpi.model import KpiMachineSpec, KpiSettings, Sample
 
 MINUTE_MS = 60_000
 Piece = tuple[int, int, Agg]  # [start, end) of a bucket inside one minute, its aggregate
@@ -45,7 +45,7 @@ def floor_minute(ms: int) -> int:
 
 
 class MachineLive:
-    def __init__(self, spec: MachineSpec, calendar: ShiftCalendar, settings: Settings):
+    def __init__(self, spec: KpiMachineSpec, calendar: ShiftCalendar, settings: KpiSettings):
         self.spec = spec
         self.calendar = calendar
         self.settings = settings

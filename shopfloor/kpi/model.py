@@ -1,5 +1,5 @@
 """Inputs of the pure KPI engine: samples as they come from telemetry, and the slice of
-the plant model one machine's KPIs need (`MachineSpec`), plus the engine's settings."""
+the plant model one machine's KPIs need (`KpiMachineSpec`), plus the engine's settings."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class Sample:
 
 
 @dataclass(frozen=True, slots=True)
-class Settings:
+class KpiSettings:
     """Engine thresholds. `t_minor_s`: a stop shorter than this is a minor stop (L3).
     `startup_s`: running time after a setup whose scrap is startup loss (L6).
     `gap_factor`: a gap between samples longer than gap_factor x poll period is UNK.
@@ -46,11 +46,11 @@ class Settings:
     max_wip_window_s: float = 31 * 86_400.0
 
     @staticmethod
-    def of(plant: Plant) -> Settings:
+    def of(plant: Plant) -> KpiSettings:
         """The plant file's thresholds (collector.minor_stop_s, collector.startup_s) and
         work bounds (collector.kpi_max_raw_s, collector.kpi_max_wip_window_s)."""
         c = plant.collector
-        return Settings(t_minor_s=c.minor_stop_s, startup_s=c.startup_s,
+        return KpiSettings(t_minor_s=c.minor_stop_s, startup_s=c.startup_s,
                         max_raw_s=c.kpi_max_raw_s, max_wip_window_s=c.kpi_max_wip_window_s)
 
 
@@ -62,7 +62,7 @@ class Product:
 
 
 @dataclass(frozen=True, slots=True)
-class MachineSpec:
+class KpiMachineSpec:
     """What the engine needs of one machine; built from the plant by `from_plant`."""
 
     id: str
@@ -90,7 +90,7 @@ class MachineSpec:
         return next(iter(self.products)) if len(self.products) == 1 else None
 
     @staticmethod
-    def from_plant(plant: Plant, machine_id: str) -> MachineSpec:
+    def from_plant(plant: Plant, machine_id: str) -> KpiMachineSpec:
         machine = plant.machines.get(machine_id)
         if machine is None:
             raise KpiError(f"unknown machine {machine_id!r} (known: {sorted(plant.machines)})")
@@ -103,7 +103,7 @@ def _width(machine: Machine, point: str | None) -> int:
     return 2**bits
 
 
-def _spec(machine_id: str, machine: Machine) -> MachineSpec:
+def _spec(machine_id: str, machine: Machine) -> KpiMachineSpec:
     state = machine.state
     state_point = state.point if state is not None else None
     poll_s = machine.poll_interval_s
@@ -117,7 +117,7 @@ def _spec(machine_id: str, machine: Machine) -> MachineSpec:
     counters = machine.counters
     total = counters.total if counters else None
     reject = counters.reject if counters else None
-    return MachineSpec(
+    return KpiMachineSpec(
         id=machine_id,
         line=machine.line,
         poll_ms=max(1, round(poll_s * 1000)),

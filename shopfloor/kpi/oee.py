@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from shopfloor.kpi.buckets import Agg, parts
-from shopfloor.kpi.model import Settings
+from shopfloor.kpi.model import KpiSettings
 
 
 class Flag(StrEnum):
@@ -92,7 +92,7 @@ def _ratios(agg: Agg, pbt_obs: float, rt: float) -> tuple[float | None, ...]:
     return availability, performance, quality, (agg.pq - agg.sq) / agg.pq, agg.fpt_s / pbt_obs
 
 
-def _flags(agg: Agg, coverage: float | None, p: float | None, s: Settings) -> list[Flag]:
+def _flags(agg: Agg, coverage: float | None, p: float | None, s: KpiSettings) -> list[Flag]:
     flags = []
     if coverage is None or agg.pot_ms - agg.pdot_ms - agg.unk_ms <= 0:
         flags.append(Flag.NOT_SCHEDULED)
@@ -111,9 +111,9 @@ def _flags(agg: Agg, coverage: float | None, p: float | None, s: Settings) -> li
     return flags
 
 
-def compute(agg: Agg, settings: Settings | None = None) -> OeeResult:
+def compute(agg: Agg, settings: KpiSettings | None = None) -> OeeResult:
     """KPIs from the summed aggregate of a window."""
-    s = settings or Settings()
+    s = settings or KpiSettings()
     pot, pdot, unk = agg.pot_ms / 1000, agg.pdot_ms / 1000, agg.unk_ms / 1000
     pbt = pot - pdot
     pbt_obs = pbt - unk

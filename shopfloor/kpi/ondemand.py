@@ -15,7 +15,7 @@ from shopfloor.kpi.buckets import Agg, total
 from shopfloor.kpi.calendar import ShiftCalendar, ShiftInstance
 from shopfloor.kpi.classified import Classified
 from shopfloor.kpi.errors import KpiError, KpiWorkError
-from shopfloor.kpi.model import MachineSpec, Settings
+from shopfloor.kpi.model import KpiMachineSpec, KpiSettings
 from shopfloor.kpi.oee import OeeResult, compute
 from shopfloor.kpi.store import MINUTE_MS, KpiStore
 from shopfloor.kpi.wip import WipResult
@@ -103,15 +103,15 @@ def _between(ranges: list[tuple[int, int]], a: int, b: int) -> list[tuple[int, i
 class Engine:
     """On-demand KPIs of one plant over its store."""
 
-    def __init__(self, plant: Plant, store: KpiStore, settings: Settings | None = None,
+    def __init__(self, plant: Plant, store: KpiStore, settings: KpiSettings | None = None,
                  use_rollups: bool = True):
         self.plant = plant
         self.store = store
-        self.settings = settings or Settings.of(plant)
+        self.settings = settings or KpiSettings.of(plant)
         self.calendar = ShiftCalendar.of(plant)
         self.use_rollups = use_rollups  # False: everything from raw telemetry
 
-    def raw(self, spec: MachineSpec, lo: int, hi: int, bucket_ms: int | None = None,
+    def raw(self, spec: KpiMachineSpec, lo: int, hi: int, bucket_ms: int | None = None,
             cuts: Iterable[int] = (), classified: Sequence[Classified] = ()) -> list[Bucket]:
         """Buckets of [lo, hi) computed from raw telemetry (with context around it)."""
         margin = context_ms(spec, self.settings)
@@ -119,10 +119,10 @@ class Engine:
         return aggregate(spec, samples, self.calendar, lo, hi, bucket_ms, self.settings,
                          cuts=cuts, classified=classified)
 
-    def total(self, spec: MachineSpec, lo: int, hi: int) -> tuple[Agg, int]:
+    def total(self, spec: KpiMachineSpec, lo: int, hi: int) -> tuple[Agg, int]:
         """The aggregate of [lo, hi) and how many whole minutes came from rollups: the
         stored final rollups summed in InfluxDB, raw telemetry for the minutes without
-        one and the edges (at most `Settings.max_raw_s` of it, else `KpiWorkError`).
+        one and the edges (at most `KpiSettings.max_raw_s` of it, else `KpiWorkError`).
         Minutes that downtime classified planned or setup touches are recomputed from raw
         telemetry: a rollup written before the classification does not know it."""
         a, b = _minutes(lo, hi) if self.use_rollups else (lo, lo)
@@ -147,7 +147,7 @@ class Engine:
                                                     classified=classified)]))
         return used, minutes
 
-    def _check_raw(self, spec: MachineSpec, raw_ms: int, lo: int, hi: int) -> None:
+    def _check_raw(self, spec: KpiMachineSpec, raw_ms: int, lo: int, hi: int) -> None:
         """The work bound: raw telemetry beyond `max_raw_s` is refused, not computed."""
         limit = self.settings.max_raw_s
         if raw_ms > limit * 1000:
@@ -157,7 +157,7 @@ class Engine:
                 f"{limit / 3600:g} h one request may compute (collector.kpi_max_raw_s); ask "
                 f"for a shorter window, or one the collector has written rollups for")
 
-    def buckets(self, spec: MachineSpec, lo: int, hi: int, cuts: Iterable[int]) -> list[Bucket]:
+    def buckets(self, spec: KpiMachineSpec, lo: int, hi: int, cuts: Iterable[int]) -> list[Bucket]:
         """Per-minute buckets of [lo, hi), also cut at `cuts`; rollups where final."""
         a, b = _minutes(lo, hi)
         have = self.store.rollups(spec.id, a, b) if a < b and self.use_rollups else {}
@@ -174,7 +174,7 @@ class Engine:
 
     def oee(self, machine: str, start: dt.datetime | int, end: dt.datetime | int,
             shift: ShiftInstance | None = None) -> OeeReport:
-        spec = MachineSpec.from_plant(self.plant, machine)
+        spec = KpiMachineSpec.from_plant(self.plant, machine)
         lo, hi = to_ms(start), to_ms(end)
         if hi <= lo:
             raise KpiError(f"empty window: end {hi} ms is not after start {lo} ms")
@@ -207,7 +207,7 @@ class Engine:
         anchors = self.store.anchors(line_id, lo, hi) if use_anchors else []
         cuts = [a.ts_ms for a in anchors if lo < a.ts_ms < hi]
         per_station = {
-            station: self.buckets(MachineSpec.from_plant(self.plant, station), lo, hi, cuts)
+            station: self.buckets(KpiMachineSpec.from_plant(self.plant, station), lo, hi, cuts)
             for station in line.stations}
         edges = [b.start_ms for b in per_station[line.stations[0]]] + [hi]
         counts = {s: [(b.agg.parts_total, b.agg.scrap_total) for b in bs]
@@ -237,19 +237,19 @@ class Engine:
         """Per station (parts, scrap) over [lo, hi), from stored rollups (`total`)."""
         out = {}
         for station in line.stations:
-            agg = self.total(MachineSpec.from_plant(self.plant, station), lo, hi)[0]
+            agg = self.total(KpiMachineSpec.from_plant(self.plant, station), lo, hi)[0]
             out[station] = (agg.parts_total, agg.scrap_total)
         return out
 
 
 def compute_oee(plant: Plant, store: KpiStore, machine: str, start: dt.datetime | int,
-                end: dt.datetime | int, settings: Settings | None = None) -> OeeReport:
+                end: dt.datetime | int, settings: KpiSettings | None = None) -> OeeReport:
     """OEE of `machine` over [start, end) from what InfluxDB holds."""
     return Engine(plant, store, settings).oee(machine, start, end)
 
 
 def compute_wip(plant: Plant, store: KpiStore, line: str, start: dt.datetime | int,
-                end: dt.datetime | int, settings: Settings | None = None) -> WipReport:
+                end: dt.datetime | int, settings: KpiSettings | None = None) -> WipReport:
     """WIP of `line` at `end` (from its latest stocktake), Little's law over [start, end),
     and work-order progress over the window."""
     return Engine(plant, store, settings).wip(line, start, end)

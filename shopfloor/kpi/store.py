@@ -13,7 +13,7 @@ from typing import Any
 from shopfloor.kpi.buckets import NUMERIC_FIELDS, Agg
 from shopfloor.kpi.classified import Classified
 from shopfloor.kpi.errors import KpiStoreError, KpiStoreRejected
-from shopfloor.kpi.model import MachineSpec, Sample
+from shopfloor.kpi.model import KpiMachineSpec, Sample
 from shopfloor.kpi.wip import Anchor
 from shopfloor.shared import schema
 from shopfloor.shared.influx import InfluxError, LinesRejected, LineWriter, open_writer
@@ -82,7 +82,7 @@ class KpiStore:
 
     # -- telemetry ---------------------------------------------------------------------
 
-    def samples(self, spec: MachineSpec, lo: int, hi: int) -> list[Sample]:
+    def samples(self, spec: KpiMachineSpec, lo: int, hi: int) -> list[Sample]:
         """Telemetry of one machine in [lo, hi), plus the nearest sample on each side."""
         points = [p for p in (spec.state_point, spec.total_point, spec.reject_point,
                               spec.product_point, spec.work_order_point) if p]

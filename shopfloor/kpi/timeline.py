@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from shopfloor.kpi.model import MachineSpec, Sample, Settings
+from shopfloor.kpi.model import KpiMachineSpec, KpiSettings, Sample
 from shopfloor.shared.enums import MachineState
 
 STOPS = (MachineState.STOPPED, MachineState.IDLE)
@@ -59,7 +59,7 @@ def clean(samples: Iterable[Sample]) -> list[Sample]:
     return [best[t] for t in sorted(best)]
 
 
-def observations(spec: MachineSpec, samples: list[Sample], gap_factor: float = 3.0
+def observations(spec: KpiMachineSpec, samples: list[Sample], gap_factor: float = 3.0
                  ) -> list[tuple[int, Key]]:
     """(ts_ms, key) for every clean sample that carries the state point. A product or
     work-order value holds for gap_factor of its poll periods: a sample without it uses
@@ -165,7 +165,7 @@ def _key(seg: Segment) -> Key:
     return seg.state, seg.reason, seg.product, seg.work_order
 
 
-def mark_episodes(segs: list[Segment], settings: Settings) -> None:
+def mark_episodes(segs: list[Segment], settings: KpiSettings) -> None:
     """Set minor / episode_start / episode_ms on each segment from its whole episode."""
     t_minor_ms = settings.t_minor_s * 1000.0
     i = 0
@@ -184,7 +184,7 @@ def mark_episodes(segs: list[Segment], settings: Settings) -> None:
         i = j
 
 
-def startup_spans(segs: list[Segment], settings: Settings) -> list[tuple[int, int]]:
+def startup_spans(segs: list[Segment], settings: KpiSettings) -> list[tuple[int, int]]:
     """[end of a setup episode, + startup_s): running time there is startup (L6)."""
     spans = []
     length = round(settings.startup_s * 1000)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
+import time
 from pathlib import Path
 
 import click
 
-from shopfloor.local import grafana, runner
-from shopfloor.local.components import Component, plan
+from shopfloor.local import backfill, demo, grafana, runner
+from shopfloor.local.components import Component, plan, with_origin
 from shopfloor.shared.cli import load_or_exit
 from shopfloor.shared.plant import Plant
 
@@ -71,17 +73,51 @@ def _grafana_hint(run: runner.RunDir) -> str:
 @click.argument("plant", type=click.Path(dir_okay=False, exists=True))
 @RUN_DIR
 @click.option("--speed", default=1.0, show_default=True, help="Simulator time factor.")
-def up(plant: str, run_dir: str, speed: float) -> None:
+@click.option("--history-hours", default=backfill.DEFAULT_HOURS, show_default=True,
+              type=click.FloatRange(min=0), envvar="SHOPFLOOR_HISTORY_HOURS",
+              help="Hours of simulated history to bring in first (at least the current "
+              "shift so far) when the database has none; 0: none.")
+@click.option("--seed", default=0, show_default=True, help="Simulator random seed.")
+def up(plant: str, run_dir: str, speed: float, history_hours: float, seed: int) -> None:
     """Start what is not running yet and wait until each part is healthy. Safe to repeat."""
     model = load_or_exit(plant)
     run = runner.RunDir(Path(run_dir).resolve())
     run.prepare()
     click.echo(f"Starting shopfloor for site {model.site.id!r} (run folder {run.root}):")
-    for component in plan(model, Path(plant).resolve(), run, speed):
+    history: backfill.Plan | None = None
+    brought = False
+    for component in plan(model, Path(plant).resolve(), run, speed, seed):
+        if component.name == "sim":
+            history = _history_plan(model, run, history_hours if speed == 1.0 else 0.0)
+            if history.wanted:
+                component = with_origin(component, history.origin_s)
+        if component.name.startswith("edge-") and history is not None and history.wanted:
+            _bring_history(model, seed, history)
+            history, brought = None, True
         if not _start(run, component):
             click.echo("Stopping: fix the error above, then run again (it is safe to).")
             sys.exit(1)
+    if brought:
+        click.echo(f"  {'first action':<14} {demo.confirm_speed(model)}")
     click.echo(_where_to_look(model, Path(plant), run))
+
+
+def _history_plan(model: Plant, run: runner.RunDir, hours: float) -> backfill.Plan:
+    decided = backfill.decide(model, hours, lambda name: runner.running(run, name) is not None)
+    if not decided.wanted:
+        click.echo(f"  {'history':<14} skipped: {decided.reason}")
+    return decided
+
+
+def _bring_history(model: Plant, seed: int, history: backfill.Plan) -> None:
+    end_s = time.time()
+    started = time.monotonic()
+    since = dt.datetime.fromtimestamp(history.origin_s, dt.UTC).isoformat(timespec="seconds")
+    click.echo(f"  {'history':<14} from {since}, lines anchored (stocktake) there:")
+    polls = backfill.run(model, seed, history.origin_s, end_s,
+                         lambda text: click.echo(text, nl=False))
+    click.echo(f"  {'history':<14} {polls} polls queued in {time.monotonic() - started:.0f} s; "
+               "the edge agent publishes them before its live polls")
 
 
 FOREIGN = ("mosquitto", "influxdb")

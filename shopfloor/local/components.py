@@ -74,10 +74,10 @@ def database(plant: Plant, run: RunDir) -> Component:
     )
 
 
-def simulator(plant: Plant, plant_path: Path, speed: float) -> Component:
+def simulator(plant: Plant, plant_path: Path, speed: float, seed: int = 0) -> Component:
     ports = sorted({m.connection.port for m in plant.machines.values() if m.connection.host})
     return Component(
-        "sim", _shopfloor("sim", str(plant_path), "--speed", str(speed)),
+        "sim", _shopfloor("sim", str(plant_path), "--speed", str(speed), "--seed", str(seed)),
         lambda: all(port_open(p) for p in ports),
         f"modbus://127.0.0.1:{','.join(map(str, ports))} ({len(plant.machines)} machines)",
     )
@@ -139,14 +139,20 @@ def grafana(plant: Plant, run: RunDir) -> list[Component]:
     )]
 
 
-def plan(plant: Plant, plant_path: Path, run: RunDir, speed: float) -> list[Component]:
+def with_origin(sim: Component, origin_s: float) -> Component:
+    """The simulator, its machines running since `origin_s` (the backfilled history)."""
+    return replace(sim, cmdline=[*sim.cmdline, "--origin", f"{origin_s:.0f}"])
+
+
+def plan(plant: Plant, plant_path: Path, run: RunDir, speed: float,
+         seed: int = 0) -> list[Component]:
     """Every component of a local run, in start order. The collector starts before the
     edge agents: its persistent session must exist before the first telemetry (the
     backfilled history among it) is published."""
     parts = [
         broker(plant, run),
         database(plant, run),
-        simulator(plant, plant_path, speed),
+        simulator(plant, plant_path, speed, seed),
         *collector(plant, plant_path),
         *edges(plant, plant_path),
         *api(plant, plant_path, run),

@@ -51,6 +51,13 @@ log = logging.getLogger(__name__)
     default=None,
     help="Real seconds between register updates [default: 0.1, finer above --speed 10].",
 )
+@click.option(
+    "--origin",
+    type=float,
+    default=None,
+    help="Epoch seconds the machines have been running since (default: now); "
+    "`shopfloor local up` backfills the history from then.",
+)
 def sim(
     plant: str,
     seed: int,
@@ -60,6 +67,7 @@ def sim(
     faults: tuple[str, ...],
     control_port: int | None,
     tick: float | None,
+    origin: float | None,
 ) -> None:
     """Serve every machine of PLANT as a simulated Modbus TCP device until SIGTERM/SIGINT."""
     setup_logging()
@@ -67,7 +75,8 @@ def sim(
     wanted = [m.strip() for m in machines.split(",") if m.strip()] if machines else None
     try:
         fault_list = [parse_assignment(text) for text in faults]
-        asyncio.run(_serve(model, seed, speed, wanted, bind, fault_list, control_port, tick))
+        asyncio.run(_serve(model, seed, speed, wanted, bind, fault_list, control_port, tick,
+                           origin))
     except SimError as exc:
         click.echo(f"shopfloor sim: {exc}", err=True)
         sys.exit(1)
@@ -82,11 +91,13 @@ async def _serve(
     faults: list[tuple[str, Fault]],
     control_port: int | None,
     tick: float | None,
+    origin: float | None = None,
 ) -> None:
     from shopfloor.sim.control import ControlServer
     from shopfloor.sim.simulator import Simulator
 
-    simulator = Simulator(plant, seed, speed, machines=machines, bind=bind, tick_s=tick)
+    simulator = Simulator(plant, seed, speed, machines=machines, bind=bind, tick_s=tick,
+                          origin_s=origin)
     for machine_id, fault in faults:
         simulator.set_fault(machine_id, fault)
     stop = asyncio.Event()

@@ -17,7 +17,18 @@ from collections.abc import Iterable
 from shopfloor.shared.plant import Line, Plant
 from shopfloor.sim.machine import Buffer, MachineModel
 from shopfloor.sim.params import Behaviour
-from shopfloor.sim.spec import MachineSpec
+from shopfloor.sim.spec import SimMachineSpec
+
+WORKPIECES_AT_ENDS = 2
+"""Parts a buffer's count B_i (shared OEE.md: T_i - R_i - T_i+1) holds beyond its slots:
+the upstream station's finished part while it is blocked, and the downstream station's
+part in process (taken, not yet counted)."""
+
+
+def buffer_slots(capacity: int) -> int:
+    """Physical places of a buffer whose plant `buffer_capacity` bounds B_i: capacity - 2
+    (so that the counted level never exceeds the capacity), at least 1."""
+    return max(1, capacity - WORKPIECES_AT_ENDS)
 
 
 class LineModel:
@@ -25,7 +36,8 @@ class LineModel:
 
     def __init__(self, stations: list[MachineModel], capacities: list[int], fill: float):
         self.stations = stations
-        self.buffers = [Buffer(max(1, cap), round(max(1, cap) * fill)) for cap in capacities]
+        slots = [buffer_slots(cap) for cap in capacities]
+        self.buffers = [Buffer(n, round(n * fill)) for n in slots]
         for i, buffer in enumerate(self.buffers):
             stations[i].downstream = buffer
             stations[i + 1].upstream = buffer
@@ -96,7 +108,7 @@ class PlantModel:
     ) -> None:
         models = [
             MachineModel(
-                MachineSpec.from_machine(mid, plant.machines[mid]),
+                SimMachineSpec.from_machine(mid, plant.machines[mid]),
                 self.behaviour,
                 random.Random(f"{seed}:{mid}"),
                 start_s,

@@ -22,7 +22,7 @@ from shopfloor.shared.enums import MachineState
 from shopfloor.sim import codes as reasons
 from shopfloor.sim.params import Behaviour
 from shopfloor.sim.signals import Signals
-from shopfloor.sim.spec import MachineSpec
+from shopfloor.sim.spec import SimMachineSpec
 
 INF = math.inf
 
@@ -77,7 +77,7 @@ class MachineModel:
     """One machine. `due` is the virtual time (s) of its next own event (inf: waiting)."""
 
     def __init__(
-        self, spec: MachineSpec, behaviour: Behaviour, rng: random.Random, start_s: float
+        self, spec: SimMachineSpec, behaviour: Behaviour, rng: random.Random, start_s: float
     ) -> None:
         self.spec = spec
         self.behaviour = behaviour

@@ -10,7 +10,8 @@ In-process API (stable; the edge's tests use it)::
 
 Machines are grouped by the (host, port) of their connection: one pymodbus server per
 port, each machine's `device_id` a unit id on it. `bind` overrides the host listened on.
-Virtual time = start_s + speed x real seconds elapsed; the pure model (line.py,
+Virtual time = start_s + speed x real seconds elapsed (`origin_s`: the machines have run since
+then, see sim/history.py); the pure model (line.py,
 machine.py) advances on it at every tick (`tick_s` real seconds; by default 0.1 s, finer
 above 10x speed, see `auto_tick_s`). Also usable as `async with Simulator(...) as sim:`.
 See docs/simulator.md.
@@ -33,8 +34,10 @@ from shopfloor.shared.plant import Plant
 from shopfloor.sim.device import SimDevice
 from shopfloor.sim.errors import SimError
 from shopfloor.sim.faults import Fault, FaultMode
+from shopfloor.sim.history import History
 from shopfloor.sim.line import PlantModel
 from shopfloor.sim.params import Behaviour
+from shopfloor.sim.served import served_ids
 from shopfloor.sim.server import PlantServer
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,7 @@ class Simulator:
         start_s: float | None = None,
         tick_s: float | None = None,
         analog_period_s: float = 1.0,
+        origin_s: float | None = None,
     ) -> None:
         if speed <= 0:
             raise SimError(f"speed must be > 0, not {speed}")
@@ -67,12 +71,15 @@ class Simulator:
         self._analog_slices = max(1, round(analog_period_s / self.tick_s))
         self._start_s = time.time() if start_s is None else start_s
         self._mono0 = time.monotonic()
-        ids = _served_ids(plant, machines)
-        self.model = PlantModel(plant, seed, self._start_s, behaviour, ids)
-        self.devices: dict[str, SimDevice] = {
-            mid: SimDevice(mid, plant.machines[mid], self.model.machines[mid], self._start_s)
-            for mid in ids
-        }
+        ids = served_ids(plant, machines)
+        # With an origin, the machines have been running since then: the model is the one
+        # a History from origin_s gives (the demo's backfilled past), caught up to now.
+        past = History(plant, seed, self._start_s if origin_s is None else origin_s,
+                       machines=ids, behaviour=behaviour)
+        if origin_s is not None:
+            past.model.advance(self._start_s)
+        self.model: PlantModel = past.model
+        self.devices: dict[str, SimDevice] = past.devices
         self.endpoints: dict[str, tuple[str, int, int]] = {}
         """machine id -> (host, port, unit id) it is served at."""
         self._by_endpoint: dict[Endpoint, dict[int, SimDevice]] = {}
@@ -225,20 +232,3 @@ def auto_tick_s(speed: float) -> float:
     """Real seconds between ticks: 0.1 s (10 Hz) up to 10x speed, then finer so that a
     tick stays about one virtual second, but never under 0.02 s (50 Hz)."""
     return max(0.02, min(0.1, 1.0 / speed))
-
-
-def _served_ids(plant: Plant, machines: Iterable[str] | None) -> list[str]:
-    """The machines to simulate, in plant order: TCP and RTU-over-TCP ones (serial RTU
-    machines are not served)."""
-    wanted = list(plant.machines) if machines is None else list(machines)
-    unknown = [m for m in wanted if m not in plant.machines]
-    if unknown:
-        raise SimError(f"unknown machine(s) {unknown} (plant has {sorted(plant.machines)})")
-    served = [m for m in wanted if plant.machines[m].connection.transport in _FRAMERS]
-    for mid in set(wanted) - set(served):
-        log.warning(
-            "%s: transport %s is not simulated (only tcp and rtu_over_tcp)",
-            mid,
-            plant.machines[mid].connection.transport,
-        )
-    return served

@@ -11,7 +11,7 @@ from shopfloor.sim.codes import StateCodes
 
 
 @dataclass(frozen=True)
-class MachineSpec:
+class SimMachineSpec:
     """Static description of one simulated machine (from its plant file entry)."""
 
     machine_id: str
@@ -23,7 +23,7 @@ class MachineSpec:
     speed_limits: tuple[float, float] = (1.0, 200.0)
 
     @classmethod
-    def from_machine(cls, machine_id: str, machine: Machine) -> MachineSpec:
+    def from_machine(cls, machine_id: str, machine: Machine) -> SimMachineSpec:
         counters = machine.counters
         speed_point = machine.point(machine.control.speed) if machine.control.speed else None
         return cls(

@@ -15,7 +15,7 @@ from shopfloor.kpi.buckets import total
 from shopfloor.kpi.calendar import ShiftCalendar
 from shopfloor.kpi.classified import Classified
 from shopfloor.kpi.live import LiveKpi
-from shopfloor.kpi.model import MachineSpec
+from shopfloor.kpi.model import KpiMachineSpec
 from shopfloor.kpi.oee import OeeResult, compute
 from shopfloor.kpi.ondemand import Engine
 from shopfloor.kpi.records import rollup_lines
@@ -41,7 +41,7 @@ def tape(after_s: int = 2700) -> Tape:
 
 
 def kpis(p: Plant, spans: list[Classified]) -> OeeResult:
-    spec = MachineSpec.from_plant(p, "m1")
+    spec = KpiMachineSpec.from_plant(p, "m1")
     buckets = aggregate(spec, tape().samples, ShiftCalendar.of(p), T0, T0 + 3_600_000, 60_000,
                         classified=spans)
     return compute(total([b.agg for b in buckets]))
@@ -89,7 +89,7 @@ def test_on_demand_reads_classifications_over_stale_rollups(
     store = open_store(p)
     t = tape()
     store_samples(store, "m1", t.samples)
-    spec = MachineSpec.from_plant(p, "m1")
+    spec = KpiMachineSpec.from_plant(p, "m1")
     buckets = aggregate(spec, t.samples, ShiftCalendar.of(p), T0, T0 + 3_600_000, 60_000)
     store.write([line for b in buckets
                  for line in rollup_lines(p.site.id, "l1", "m1", b.start_ms, b.agg, final=True)])

@@ -10,7 +10,7 @@ import pytest
 from shopfloor.kpi.aggregate import aggregate
 from shopfloor.kpi.buckets import NUMERIC_FIELDS, Agg, total
 from shopfloor.kpi.calendar import ShiftCalendar
-from shopfloor.kpi.model import MachineSpec, Sample, Settings
+from shopfloor.kpi.model import KpiMachineSpec, KpiSettings, Sample
 from shopfloor.kpi.oee import Flag, OeeResult, compute
 from shopfloor.shared.plant import Plant
 from tests.kpi.plants import IDLE, JAM, PLANNED, RUN, SETUP, STOP, Tape, ms, plant
@@ -21,7 +21,7 @@ H = 3_600_000
 
 def run(p: Plant, samples: list[Sample], lo: int, hi: int, bucket_ms: int | None = None,
         data_end_ms: int | None = None, machine: str = "m1") -> tuple[Agg, OeeResult]:
-    buckets = aggregate(MachineSpec.from_plant(p, machine), samples, ShiftCalendar.of(p),
+    buckets = aggregate(KpiMachineSpec.from_plant(p, machine), samples, ShiftCalendar.of(p),
                         lo, hi, bucket_ms, data_end_ms=data_end_ms)
     agg = total([b.agg for b in buckets])
     return agg, compute(agg)
@@ -273,12 +273,12 @@ def test_planned_stop_outside_the_allow_list_is_a_stop() -> None:
     tape.run(PLANNED, 300)  # reason "maintenance"
     tape.emit(PLANNED)
     p = plant()
-    spec = MachineSpec.from_plant(p, "m1")
+    spec = KpiMachineSpec.from_plant(p, "m1")
     allowed = compute(total([b.agg for b in aggregate(
         spec, tape.samples, ShiftCalendar.of(p), T0, T0 + 300_000)]))
     narrowed = compute(total([b.agg for b in aggregate(
         spec, tape.samples, ShiftCalendar.of(p), T0, T0 + 300_000,
-        settings=Settings(planned_reasons=frozenset({"break"})))]))
+        settings=KpiSettings(planned_reasons=frozenset({"break"})))]))
     assert (allowed.pdot_s, allowed.l1_s) == (300, 0)
     assert (narrowed.pdot_s, narrowed.l1_s, narrowed.fe) == (0, 300, 0)  # not a failure
 

@@ -15,7 +15,7 @@ from shopfloor.cli import main
 from shopfloor.kpi.aggregate import aggregate
 from shopfloor.kpi.buckets import total
 from shopfloor.kpi.calendar import ShiftCalendar
-from shopfloor.kpi.model import MachineSpec
+from shopfloor.kpi.model import KpiMachineSpec
 from shopfloor.kpi.oee import compute
 from shopfloor.kpi.ondemand import Engine, compute_oee, compute_wip
 from shopfloor.kpi.records import rollup_lines, target_line
@@ -44,7 +44,7 @@ def history(product: int = 1) -> Tape:
 
 
 def direct(plant: Plant, tape: Tape, lo: int, hi: int):  # noqa: ANN201 - test helper
-    spec = MachineSpec.from_plant(plant, "m1")
+    spec = KpiMachineSpec.from_plant(plant, "m1")
     buckets = aggregate(spec, tape.samples, ShiftCalendar.of(plant), lo, hi)
     return compute(total([b.agg for b in buckets]))
 
@@ -77,7 +77,7 @@ def test_rollups_and_raw_edges_give_the_same_result(
     store = open_store(plant)
     tape = history()
     store_samples(store, "m1", tape.samples)
-    spec = MachineSpec.from_plant(plant, "m1")
+    spec = KpiMachineSpec.from_plant(plant, "m1")
     # rollups for 06:10-06:40, one minute (06:20) missing and one not final (06:21)
     buckets = aggregate(spec, tape.samples, ShiftCalendar.of(plant), T0 + 600_000,
                         T0 + 2_400_000, 60_000)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from shopfloor.kpi.aggregate import aggregate, context_ms
 from shopfloor.kpi.buckets import Agg, total
 from shopfloor.kpi.calendar import ShiftCalendar
-from shopfloor.kpi.model import MachineSpec, Sample, Settings
+from shopfloor.kpi.model import KpiMachineSpec, KpiSettings, Sample
 from shopfloor.kpi.oee import compute
 from tests.kpi.plants import IDLE, JAM, PLANNED, RUN, SETUP, STOP, Tape, ms, plant
 
@@ -21,7 +21,7 @@ SHIFTS = [{"name": "a", "start": "06:00", "end": "07:00",
            "breaks": [{"start": "06:20", "end": "06:25"}]},
           {"name": "b", "start": "07:10", "end": "08:00"}]
 PLANT = plant(SHIFTS, counter="uint16")
-SPEC = MachineSpec.from_plant(PLANT, "m1")
+SPEC = KpiMachineSpec.from_plant(PLANT, "m1")
 CAL = ShiftCalendar.of(PLANT)
 
 episode = st.tuples(
@@ -101,7 +101,7 @@ def test_a_window_needs_only_its_context(episodes: list[tuple], where: float) ->
     tape = build(episodes)
     start = T0 + int((tape.t - T0) * where) // 60_000 * 60_000
     end = start + 60_000
-    margin = context_ms(SPEC, Settings())
+    margin = context_ms(SPEC, KpiSettings())
     before = [s for s in tape.samples if s.ts_ms < start - margin][-1:]
     after = [s for s in tape.samples if s.ts_ms >= end + margin][:1]
     near = before + [s for s in tape.samples if start - margin <= s.ts_ms < end + margin]
@@ -123,7 +123,7 @@ def test_live_minutes_equal_on_demand(episodes: list[tuple], rnd: random.Random,
 
     tape = build(episodes)
     arrival = sorted(tape.samples, key=lambda s: s.ts_ms + rnd.choice([0] * 9 + [900_000]))
-    live = MachineLive(SPEC, CAL, Settings())
+    live = MachineLive(SPEC, CAL, KpiSettings())
     arrived: list[Sample] = []
 
     def older(lo: int, hi: int) -> list[Sample]:  # what the store holds, as store.samples

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from shopfloor.kpi.aggregate import aggregate
 from shopfloor.kpi.calendar import ShiftCalendar
-from shopfloor.kpi.model import MachineSpec
+from shopfloor.kpi.model import KpiMachineSpec
 from shopfloor.kpi.wip import Anchor, compute_wip
 from shopfloor.kpi.workorders import progress
 from tests.kpi.plants import RUN, Tape, ms, plant
@@ -55,7 +55,7 @@ def test_work_order_progress_along_the_line() -> None:
         tape.run(RUN, 60 * (2 - i), parts_per_step=1, scrap_every=30)
         tape.wo = "WO2"
         tape.run(RUN, 61 if i == 0 else 1, parts_per_step=1)
-        spec = MachineSpec.from_plant(p, station)
+        spec = KpiMachineSpec.from_plant(p, station)
         buckets[station] = aggregate(spec, tape.samples, ShiftCalendar.of(p), T0, tape.t,
                                      60_000)
     wo1, wo2 = progress(line, buckets, {"WO1": 50, "WO2": 60})

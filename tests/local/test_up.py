@@ -1,6 +1,8 @@
 """The README's first command, `./dev.sh up`, run in a temp folder with the example plant
-moved onto free ports: every part becomes healthy, data reaches InfluxDB, the API answers,
-a second `up` starts nothing twice, and `./dev.sh down` ends exactly what it started."""
+moved onto free ports (and a short history: the full demo is tests/local/test_first_hour.py):
+every part becomes healthy, the history reaches InfluxDB, the API answers, a second `up`
+starts nothing twice, `./dev.sh down` ends exactly what it started, and an `up` after it
+does not bring the history in again."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import contextlib
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -23,7 +26,9 @@ PARTS = ("mosquitto", "influxdb", "sim", "edge-edge1", "collector", "api")
 
 
 def dev(command: str, plant: Path, run_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SHOPFLOOR_PLANT": str(plant), "SHOPFLOOR_RUN_DIR": str(run_dir)}
+    env = {**os.environ, "SHOPFLOOR_PLANT": str(plant), "SHOPFLOOR_RUN_DIR": str(run_dir),
+           "SHOPFLOOR_HISTORY_HOURS": "0.1", "SHOPFLOOR_VENV": sys.prefix,
+           "SHOPFLOOR_NO_INSTALL": "1"}
     return subprocess.run(
         [str(REPO / "dev.sh"), command], env=env, capture_output=True, text=True, timeout=240,
     )
@@ -59,10 +64,13 @@ def test_dev_sh_up_runs_everything_and_down_stops_it(tmp_path: Path) -> None:
         pids = {p.stem: p for p in (run_dir / "pids").glob("*.json")}
         assert set(pids) == set(PARTS)
 
-        deadline = time.monotonic() + 30
-        while telemetry_count(influx_url, "shopfloor") < 8 and time.monotonic() < deadline:
+        assert "history" in first.stdout and "polls queued" in first.stdout
+        history = int(first.stdout.split("polls queued")[0].split()[-1])
+        assert history >= 4 * 360  # 0.1 h (or the shift so far) of 4 machines at 1 s
+        deadline = time.monotonic() + 60
+        while telemetry_count(influx_url, "shopfloor") < history and time.monotonic() < deadline:
             time.sleep(0.5)
-        assert telemetry_count(influx_url, "shopfloor") >= 8
+        assert telemetry_count(influx_url, "shopfloor") >= history
         health = httpx.get(f"http://127.0.0.1:{data['api']['port']}/healthz", timeout=5)
         assert health.status_code == 200
         state = httpx.get(f"http://127.0.0.1:{data['api']['port']}/api/v1/state",
@@ -72,7 +80,8 @@ def test_dev_sh_up_runs_everything_and_down_stops_it(tmp_path: Path) -> None:
 
         again = dev("up", plant, run_dir)
         assert again.returncode == 0
-        assert again.stdout.count("already running") == len(PARTS), again.stdout
+        assert again.stdout.count("already running   ") == len(PARTS), again.stdout
+        assert "history        skipped: the simulator or an edge agent" in again.stdout
     finally:
         procs = started_processes(run_dir)
         down = dev("down", plant, run_dir)
@@ -81,3 +90,12 @@ def test_dev_sh_up_runs_everything_and_down_stops_it(tmp_path: Path) -> None:
     gone, alive = psutil.wait_procs(procs, timeout=10)
     assert not alive
     assert not list((run_dir / "pids").glob("*.json"))
+
+    try:  # the database keeps what was stored: no second copy of the history
+        third = dev("up", plant, run_dir)
+        assert third.returncode == 0, third.stdout + third.stderr
+        assert "history        skipped: the database already holds" in third.stdout
+    finally:
+        procs = started_processes(run_dir)
+        dev("down", plant, run_dir)
+    psutil.wait_procs(procs, timeout=10)

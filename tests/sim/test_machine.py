@@ -33,8 +33,8 @@ def produced(model: PlantModel, machine: MachineModel, seconds: float, start: fl
 def test_produces_near_ideal_cycle_time() -> None:
     model, press = lone()
     parts = produced(model, press, 1000.0, T0)
-    # ideal 2.0 s, actual cycle 2.0 .. 2.16 s; one part may be in flight at either end
-    assert 1000 / 2.16 - 2 <= parts <= 1000 / 2.0 + 1
+    # ideal 1.4 s, actual cycle 1.4 .. 1.512 s; one part may be in flight at either end
+    assert 1000 / 1.512 - 2 <= parts <= 1000 / 1.4 + 1
     assert press.state() == (MachineState.RUNNING, None)
     assert press.state_code() == 1
 
@@ -45,7 +45,7 @@ def test_speed_setpoint_scales_cycle_time() -> None:
     press.set_speed(T0 + 10, 50.0)
     model.changed("press1", T0 + 10)
     parts = produced(model, press, 1000.0, T0 + 10)
-    assert 1000 / 4.32 - 2 <= parts <= 1000 / 4.0 + 1
+    assert 1000 / 3.024 - 2 <= parts <= 1000 / 2.8 + 1  # ideal 1.4 s at 50 %
 
 
 def test_rejects_counted_at_the_machine_rate() -> None:
@@ -88,7 +88,7 @@ def test_product_change_sets_up_then_runs_the_new_cycle_time() -> None:
     behaviour = replace(CALM, setup_s=(100.0, 100.0))
     model, press = lone(behaviour=behaviour)
     model.advance(T0 + 20)
-    press.set_product(T0 + 20, 2)  # product B: ideal 2.5 s
+    press.set_product(T0 + 20, 2)  # product B: ideal 1.75 s
     model.changed("press1", T0 + 20)
     assert press.state() == (MachineState.SETUP, "changeover")
     assert press.state_code() == 30
@@ -96,7 +96,7 @@ def test_product_change_sets_up_then_runs_the_new_cycle_time() -> None:
     model.advance(T0 + 121)
     assert press.state_code() == 1
     parts = produced(model, press, 1000, T0 + 121)
-    assert 1000 / 2.7 - 2 <= parts <= 1000 / 2.5 + 1
+    assert 1000 / 1.89 - 2 <= parts <= 1000 / 1.75 + 1
 
 
 def _until_phase(model: PlantModel, machine: MachineModel, phase: Phase, start: float) -> float:

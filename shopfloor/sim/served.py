@@ -1,0 +1,32 @@
+"""Which machines of a plant the simulator serves (the live simulator and its history
+must agree: the machines of a line are coupled)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from shopfloor.shared.enums import Transport
+from shopfloor.shared.plant import Plant
+from shopfloor.sim.errors import SimError
+
+log = logging.getLogger(__name__)
+
+SIMULATED_TRANSPORTS = frozenset({Transport.TCP, Transport.RTU_OVER_TCP})
+
+
+def served_ids(plant: Plant, machines: Iterable[str] | None) -> list[str]:
+    """The machines to simulate, in plant order: TCP and RTU-over-TCP ones (serial RTU
+    machines are not served)."""
+    wanted = list(plant.machines) if machines is None else list(machines)
+    unknown = [m for m in wanted if m not in plant.machines]
+    if unknown:
+        raise SimError(f"unknown machine(s) {unknown} (plant has {sorted(plant.machines)})")
+    served = [m for m in wanted if plant.machines[m].connection.transport in SIMULATED_TRANSPORTS]
+    for mid in set(wanted) - set(served):
+        log.warning(
+            "%s: transport %s is not simulated (only tcp and rtu_over_tcp)",
+            mid,
+            plant.machines[mid].connection.transport,
+        )
+    return served

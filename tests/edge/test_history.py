@@ -1,0 +1,67 @@
+"""Past polls into the outbox (edge.history.fill) over the simulator's past: the agent's
+own pipeline stamps each poll with its instant, sequence numbers continue the stream's
+(and the live agent continues them), each point group keeps its own interval, and the
+values are what the simulated machine showed then."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from shopfloor.edge.agent import outbox_path_of
+from shopfloor.edge.history import fill
+from shopfloor.edge.store import Store
+from shopfloor.shared.enums import QueueFullPolicy
+from shopfloor.shared.loader import parse_plant
+from shopfloor.shared.plant import Plant
+from shopfloor.sim.history import History
+from tests.harness.plants import example_data
+
+T0 = 1_700_000_000.0
+
+
+def plant_in(tmp_path: Path) -> Plant:
+    data = example_data()
+    data["agents"][0]["state_dir"] = str(tmp_path / "edge1")
+    return parse_plant(data)
+
+
+def rows(plant: Plant) -> list[tuple[str, dict]]:
+    agent = plant.agents[0]
+    store = Store(outbox_path_of(agent), 10**7, QueueFullPolicy.DROP_OLDEST)
+    try:
+        return [(r.message.topic, json.loads(r.message.payload)) for r in store.fetch(0, 10**6)]
+    finally:
+        store.close()
+
+
+def test_ten_minutes_of_history_through_the_poll_pipeline(tmp_path: Path) -> None:
+    plant = plant_in(tmp_path)
+    seen: list[float] = []
+    polls = asyncio.run(fill(plant, plant.agents[0], History(plant, 5, T0), T0, T0 + 600,
+                             seen.append))
+    assert polls == 4 * 601  # 4 machines, one poll a second, both ends included
+    assert seen[-1] == T0 + 600 and seen == sorted(seen)
+    messages = rows(plant)
+    press = [m for t, m in messages if t.endswith("/press1/telemetry")]
+    assert [m["seq"] for m in press] == list(range(601))
+    assert press[0]["ts"].startswith("2023-11-14T22:13:20")  # T0, not now
+    assert press[-1]["ts"].startswith("2023-11-14T22:23:20")
+    # energy has its own 5 s interval; the state point is in every poll
+    assert sum("energy" in m["values"] for m in press) == 121
+    assert all("state" in m["values"] for m in press)
+    # the values are the simulated machine's at that instant
+    check = History(plant, 5, T0)
+    check.advance(T0 + 300)
+    point = next(p for p in plant.machines["press1"].points if p.name == "total_count")
+    assert press[300]["values"]["total_count"] == check.devices["press1"].registers.get(point)
+    assert any(t.endswith("/press1/state") for t, _ in messages)  # retained state too
+
+
+def test_a_second_fill_continues_the_sequence_numbers(tmp_path: Path) -> None:
+    plant = plant_in(tmp_path)
+    asyncio.run(fill(plant, plant.agents[0], History(plant, 5, T0), T0, T0 + 9))
+    asyncio.run(fill(plant, plant.agents[0], History(plant, 5, T0 + 10), T0 + 10, T0 + 19))
+    weld = [m["seq"] for t, m in rows(plant) if t.endswith("/weld1/telemetry")]
+    assert weld == list(range(20))

@@ -1,0 +1,78 @@
+"""When `shopfloor local up` brings in history, and from when: at least 8 h and the
+current shift so far; skipped when the database already holds telemetry of the site in
+that window, or when the simulator or an edge agent already runs. The stocktake at the
+origin is what the simulated buffers held then. Real InfluxDB."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import httpx
+
+from shopfloor.kpi.store import KpiStore
+from shopfloor.local import backfill
+from shopfloor.shared.loader import parse_plant
+from shopfloor.shared.plant import Plant
+from shopfloor.sim.history import History
+from tests.harness.plants import example_data, relocate
+from tests.harness.services import InfluxDB, free_port
+
+NOW = dt.datetime(2026, 12, 3, 5, 30, tzinfo=dt.UTC).timestamp()  # 06:30 in Berlin
+
+
+def demo(tmp_path: Path, influxdb: InfluxDB, **shifts: object) -> Plant:
+    data = relocate(example_data(), tmp_path, free_port(), influxdb.url)
+    for shift in data["calendar"]["shifts"]:
+        shift.update(shifts)
+    return parse_plant(data)
+
+
+def test_origin_is_eight_hours_back_or_the_running_shifts_start(tmp_path: Path,
+                                                                influxdb: InfluxDB) -> None:
+    plant = demo(tmp_path, influxdb)
+    assert backfill.origin_for(plant, NOW, 8) == NOW - 8 * 3600
+    # 06:30 Berlin: the early shift began at 06:00; 0.25 h back would miss its start
+    assert backfill.origin_for(plant, NOW, 0.25) == NOW - 1800
+    assert backfill.origin_for(plant, NOW + 0.4, 8) == NOW - 8 * 3600  # whole seconds
+    # never older than the collector admits (plant admission.max_age_s, a minute spare)
+    tight = parse_plant({**plant.model_dump(mode="json", exclude_none=True),
+                         "admission": {"max_age_s": 7200}})
+    assert backfill.origin_for(tight, NOW, 8) == NOW - 7200 + 60
+
+
+def test_backfill_is_wanted_on_an_empty_database_then_skipped(tmp_path: Path,
+                                                              influxdb: InfluxDB) -> None:
+    plant = demo(tmp_path, influxdb)
+    nothing_runs = lambda name: False  # noqa: E731
+    assert backfill.decide(plant, 8, nothing_runs, NOW).wanted
+    assert "already running" in backfill.decide(plant, 8, lambda n: n == "sim", NOW).reason
+    assert backfill.decide(plant, 0, nothing_runs, NOW).reason == "--history-hours 0"
+
+    ts_ms = int((NOW - 3600) * 1000)
+    line = f"telemetry,site={plant.site.id},line=line1,machine=press1 _seq=0i {ts_ms}"
+    database = plant.database.database
+    httpx.post(f"{influxdb.url}/query", params={"q": f'CREATE DATABASE "{database}"'})
+    reply = httpx.post(f"{influxdb.url}/write", params={"db": plant.database.database,
+                                                        "precision": "ms"}, content=line)
+    assert reply.status_code == 204, reply.text
+    skipped = backfill.decide(plant, 8, nothing_runs, NOW)
+    assert not skipped.wanted and "already holds telemetry" in skipped.reason
+    # telemetry older than the window does not count
+    assert backfill.decide(plant, 8, nothing_runs, NOW + 8 * 3600).wanted
+
+
+def test_lines_are_anchored_with_the_simulated_buffers_at_the_origin(
+        tmp_path: Path, influxdb: InfluxDB) -> None:
+    plant = demo(tmp_path, influxdb)
+    origin = NOW - 8 * 3600
+    stock = History(plant, 0, origin).stock()
+    assert backfill.anchor_lines(plant, stock, origin) == 1
+    store = KpiStore.open(plant)
+    try:
+        anchor = store.anchor("line1", int(NOW * 1000))
+    finally:
+        store.close()
+    assert anchor is not None and anchor.ts_ms == int(origin * 1000)
+    assert anchor.line_count == sum(stock["line1"].values())
+    assert anchor.buffers == stock["line1"]
