@@ -9,10 +9,9 @@ import logging
 from typing import Any
 
 from shopfloor.collector.durations import OpenState
-from shopfloor.collector.errors import DatabaseUnavailable
 from shopfloor.shared import schema
 from shopfloor.shared.enums import MachineState
-from shopfloor.shared.influx import LineWriter
+from shopfloor.shared.influx import DatabaseUnavailable, LineWriter
 from shopfloor.shared.plant import Plant
 
 log = logging.getLogger(__name__)

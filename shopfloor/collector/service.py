@@ -19,7 +19,6 @@ from typing import Any
 
 from shopfloor.collector.batcher import Batch, Batcher, Intake
 from shopfloor.collector.deadletters import DeadLetters
-from shopfloor.collector.errors import DatabaseUnavailable
 from shopfloor.collector.messages import Kind, Reason
 from shopfloor.collector.metrics import Metrics
 from shopfloor.collector.mqtt import Subscriber
@@ -28,7 +27,7 @@ from shopfloor.collector.sinks import BatchSink, SinkRunner, WrittenBatch
 from shopfloor.collector.stats import LagWindow, StatsReporter, read_snapshot
 from shopfloor.collector.writer import DurableWriter
 from shopfloor.shared.access import client_id_of
-from shopfloor.shared.influx import LineWriter
+from shopfloor.shared.influx import DatabaseUnavailable, LineWriter
 from shopfloor.shared.plant import Plant
 from shopfloor.shared.status_server import StatusServer
 

@@ -20,10 +20,10 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from shopfloor.collector.errors import DatabaseUnavailable, LinesRejected
 from shopfloor.collector.messages import Reason
 from shopfloor.collector.metrics import Metrics
 from shopfloor.shared import schema
+from shopfloor.shared.influx import DatabaseUnavailable, LinesRejected
 from shopfloor.shared.logs import FailureLog
 
 log = logging.getLogger(__name__)

@@ -10,9 +10,8 @@ import logging
 import threading
 from collections.abc import Callable
 
-from shopfloor.collector.errors import DatabaseUnavailable, LinesRejected
 from shopfloor.shared.backoff import Backoff
-from shopfloor.shared.influx import LineWriter, open_writer
+from shopfloor.shared.influx import DatabaseUnavailable, LinesRejected, LineWriter, open_writer
 from shopfloor.shared.logs import FailureLog
 from shopfloor.shared.plant import Database
 
