@@ -158,13 +158,7 @@ class AlarmService:
             self._client.publish(topics.alarm_topic(self.plant.site.id, instance.line,
                                                     instance.machine, instance.rule.kind),
                                  payload.to_json(), qos=1, retain=True)
-            line = schema.line(schema.ALARM, {
-                schema.TAG_SITE: self.plant.site.id, schema.TAG_LINE: instance.line,
-                schema.TAG_MACHINE: instance.machine, schema.TAG_RULE: instance.rule.kind,
-                schema.TAG_SEVERITY: instance.rule.severity,
-            }, {"kind": str(transition.kind), "from_state": str(transition.from_state),
-                "to_state": str(transition.to_state), "by": transition.by,
-                "comment": transition.comment}, round(transition.at * 1000))
+            line = transition_line(self.plant.site.id, record)
             if line is not None and len(self._pending) < MAX_PENDING_LINES:
                 self._pending.append(line)
             log.info("alarm %s/%s: %s -> %s (%s)", instance.machine, instance.rule.kind,
@@ -186,3 +180,15 @@ class AlarmService:
         self._pending = []
         self._db_backoff.reset()
         self._db_failures.success()
+
+
+def transition_line(site: str, record: Record) -> str | None:
+    """The `alarm` point of one transition (docs/influxdb-schema.md), at its event time."""
+    instance, transition = record.instance, record.transition
+    return schema.line(schema.ALARM, {
+        schema.TAG_SITE: site, schema.TAG_LINE: instance.line,
+        schema.TAG_MACHINE: instance.machine, schema.TAG_RULE: instance.rule.kind,
+        schema.TAG_SEVERITY: instance.rule.severity,
+    }, {"kind": str(transition.kind), "from_state": str(transition.from_state),
+        "to_state": str(transition.to_state), "by": transition.by,
+        "comment": transition.comment}, round(transition.at * 1000))
