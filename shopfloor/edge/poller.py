@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from shopfloor.shared.codec import Value
 from shopfloor.shared.contract import utc_now
 from shopfloor.shared.enums import DeviceFailure, offline_reason
 from shopfloor.shared.logs import FailureLog
-from shopfloor.shared.plant import Agent, Machine
+from shopfloor.shared.plant import Agent, Machine, Point
 
 log = logging.getLogger(__name__)
 
@@ -213,9 +214,16 @@ def _plans(machine: Machine, agent: Agent) -> dict[float, list[ReadBlock]]:
     for point in machine.points:
         groups.setdefault(machine.interval_of(point), []).append(point)
     return {
-        interval: plan_reads(points, agent.max_read_registers, agent.max_read_gap)
+        interval: _plan(tuple(points), agent.max_read_registers, agent.max_read_gap)
         for interval, points in groups.items()
     }
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan(points: tuple[Point, ...], max_registers: int, max_gap: int) -> list[ReadBlock]:
+    """Machines with equal register maps share one plan (blocks and their compiled
+    decoders are immutable): memory at thousands of machines."""
+    return plan_reads(points, max_registers, max_gap)
 
 
 def _missed_ticks(previous: float, interval: float, now: float) -> int:

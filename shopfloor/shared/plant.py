@@ -9,11 +9,21 @@ Field validators check one value; `shopfloor.shared.plant_checks` checks the who
 from __future__ import annotations
 
 import datetime as dt
+import json
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 from shopfloor.shared.alarm_rules import Alarms
 from shopfloor.shared.codec import register_count
@@ -274,6 +284,24 @@ class Machine(Model):
     counters: Counters | None = None
     products: list[Product] = Field(default_factory=list)
     control: Control = Control()
+
+    @field_validator("points", mode="wrap")
+    @classmethod
+    def _shared_points(
+        cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> list[Point]:
+        """Machines of one model have the same register map: with a `points` cache in
+        the validation context (`loader.parse_plant` passes one), an identical map is
+        validated once and its (frozen) Points shared — ~30 KB per machine of 20
+        points otherwise, which counts at thousands of machines in one edge agent."""
+        cache = info.context.get("points") if isinstance(info.context, dict) else None
+        if cache is None or not isinstance(value, list):
+            return handler(value)  # type: ignore[no-any-return]
+        key = json.dumps(value, sort_keys=True, default=repr)
+        found = cache.get(key)
+        if found is None:
+            found = cache[key] = handler(value)  # an invalid map raises: never cached
+        return list(found)
 
     def point(self, name: str) -> Point | None:
         return next((p for p in self.points if p.name == name), None)

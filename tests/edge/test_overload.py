@@ -39,12 +39,12 @@ def test_overload_sheds_fairly_counts_and_recovers(
     slow = threading.Event()
     original = MachinePoller.poll_once
 
-    async def slow_poll(self: MachinePoller, blocks: Any) -> bool:
+    async def slow_poll(self: MachinePoller, blocks: Any, *args: Any) -> bool:
         if slow.is_set():  # CPU work that holds the event loop
             end = time.thread_time() + SLOW_POLL_S
             while time.thread_time() < end:
                 pass
-        return await original(self, blocks)
+        return await original(self, blocks, *args)
 
     monkeypatch.setattr(MachinePoller, "poll_once", slow_poll)
     caplog.set_level(logging.INFO, logger="shopfloor.edge.overload")

@@ -197,3 +197,22 @@ def test_isolated_loading_gives_the_same_plant_and_the_same_errors(tmp_path: Pat
             load_plant(bad, isolated=isolated)
         errors.append(info.value.errors)
     assert errors[0] == errors[1] and "not valid YAML: line" in errors[0][0][1]
+
+
+def test_machines_with_one_register_map_share_its_points(tmp_path: Path) -> None:
+    """Memory at thousands of machines: equal maps are validated once and shared, also
+    through the edge's isolated loading; a map that differs keeps its own points."""
+    from shopfloor.sim.generate import plant_data
+
+    data = plant_data(machines=3, points=20, base_port=5020)
+    data["machines"]["m3"]["points"] = copy.deepcopy(data["machines"]["m3"]["points"])
+    data["machines"]["m3"]["points"][-1]["unit"] = "furlongs"
+    path = tmp_path / "plant.yaml"
+    path.write_text(yaml.safe_dump(data))
+    for plant in (parse_plant(copy.deepcopy(data)), load_plant(path, isolated=True)):
+        m1, m2, m3 = (plant.machines[m] for m in ("m1", "m2", "m3"))
+        assert m1.points == m2.points
+        assert all(a is b for a, b in zip(m1.points, m2.points, strict=True))
+        assert m1.points is not m2.points  # each machine its own list
+        assert m3.points[-1].unit == "furlongs" and m3.points[0] is m1.points[0]
+        assert m1.points[-1].unit != "furlongs"
