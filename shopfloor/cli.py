@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "oee": "shopfloor.kpi.cli:oee",
     "api": "shopfloor.api.cli:api",
     "api-key": "shopfloor.api.cli:api_key",
+    "alarms": "shopfloor.alarms.cli:alarms",
     "local": "shopfloor.local.cli:local",
     "dashboards": "shopfloor.dashboards.cli:dashboards",
     "mosquitto-acl": "shopfloor.deploy.cli:mosquitto_acl",

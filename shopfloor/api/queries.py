@@ -141,3 +141,38 @@ def audit(site: str, filters: AuditFilter, window: Window | None, limit: int,
         conditions.append(window.where())
     return (f"SELECT * FROM {quote_ident(schema.CONTROL_AUDIT)} WHERE "
             f"{' AND '.join(conditions)} ORDER BY time DESC{_page(limit, offset)}")
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmFilter:
+    machine: str | None = None
+    line: str | None = None
+    rule: str | None = None
+    severity: str | None = None
+    lines_allowed: frozenset[str] | None = None  # a line-restricted key sees only these
+
+    def conditions(self, site: str) -> list[str]:
+        conditions = [_eq(schema.TAG_SITE, site)]
+        for tag in (schema.TAG_MACHINE, schema.TAG_LINE, schema.TAG_RULE, schema.TAG_SEVERITY):
+            value = getattr(self, tag)
+            if value is not None:
+                conditions.append(_eq(tag, value))
+        if self.lines_allowed is not None:
+            allowed = [_eq(schema.TAG_LINE, ln) for ln in sorted(self.lines_allowed)]
+            conditions.append("(" + (" OR ".join(allowed) or _eq(schema.TAG_LINE, "")) + ")")
+        return conditions
+
+
+def alarm_history(site: str, filters: AlarmFilter, window: Window, limit: int,
+                  offset: int) -> str:
+    """Alarm transitions (measurement `alarm`), newest first."""
+    where = " AND ".join([*filters.conditions(site), window.where()])
+    return (f"SELECT * FROM {quote_ident(schema.ALARM)} WHERE {where} "
+            f"ORDER BY time DESC{_page(limit, offset)}")
+
+
+def alarm_latest(site: str, filters: AlarmFilter) -> str:
+    """The last transition of every alarm instance (one series per machine x rule)."""
+    where = " AND ".join(filters.conditions(site))
+    return (f"SELECT * FROM {quote_ident(schema.ALARM)} WHERE {where} "
+            f"GROUP BY * ORDER BY time DESC LIMIT 1")

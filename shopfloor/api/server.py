@@ -37,6 +37,9 @@ any of them can evict an older one: the file descriptors kept free include it.""
 FD_RESERVE = 64 + ACCEPT_BACKLOG
 """File descriptors kept free for everything else (broker, database, state files, logs)."""
 MIN_CONNECTIONS = 4
+GRACEFUL_SHUTDOWN_S = 10
+"""On SIGTERM, requests still running after this long are cancelled: an open operator
+page's event stream (api/operator/) would otherwise hold the shutdown until it ends."""
 BUSY = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n"
         b"retry-after: 1\r\nconnection: close\r\ncontent-length: 25\r\n\r\n"
         b"too many open connections")
@@ -163,4 +166,4 @@ def serve(app: Any, settings: ApiSettings) -> None:
     protocol = protocol_for(Limits(limit, settings.request_timeout_s))
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
                 access_log=False, http=protocol, timeout_keep_alive=settings.keep_alive_s,
-                backlog=ACCEPT_BACKLOG)
+                backlog=ACCEPT_BACKLOG, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)

@@ -25,6 +25,7 @@ WORK_ORDER = "work_order"  # per-order progress
 CONTROL_AUDIT = "control_audit"  # every command and its result
 COLLECTOR_STATS = "collector_stats"  # the collector's own counters (lost, dead letters)
 DOWNTIME = "downtime"  # downtime events and their classification, one point per part (API)
+ALARM = "alarm"  # alarm lifecycle transitions, at their event time (docs/alarms.md)
 
 # Tag keys
 TAG_SITE = "site"
@@ -48,6 +49,9 @@ DURATION_FIELD = "duration_s"  # state_duration: seconds from the state's since 
 # its category and its loss (unplanned | setup | planned | unclassified)
 TAG_CATEGORY = "category"
 TAG_LOSS = "loss"
+# alarm tags (with site, line, machine): the rule kind and its severity
+TAG_RULE = "rule"
+TAG_SEVERITY = "severity"
 
 SEQ_FIELD = "_seq"  # sequence number of a telemetry sample (a field, never a tag)
 EPOCH_FIELD = "_epoch"  # the sample's stream epoch, when the edge sends one (a field)

@@ -187,11 +187,14 @@ def test_split_on_the_page_then_classify_each_part(chain: Chain,
               f'#unclassified li[data-event="{event_id}"] .part:not([data-part])')
         _click(browser, f'li[data-event="{event_id}"] .part[data-part="1"] '
                         'button[data-reason="motor"]', "motor for the second part")
+        WebDriverWait(browser, 15).until_not(ec.presence_of_element_located(
+            (By.CSS_SELECTOR, f'#unclassified li[data-event="{event_id}"]')),
+            "timed out: the split stop leaving the unclassified")
         _wait(browser, 15, "the event entered", f'#classified li[data-event="{event_id}"]')
         event = op.get(f"/api/v1/downtime/events/{event_id}").json()
+        browser.save_screenshot(str(ARTIFACTS / "operator-split.png"))
         assert op.post("/api/v1/machines/weld1/start").status_code == 200
     assert [(p["reason"], p["by"]) for p in event["parts"]] == [
         ("jam", "operator"), ("motor", "operator")]
     cut = dt.datetime.fromtimestamp((start_ms + 1500) // 1000, dt.UTC)  # to the second
     assert event["parts"][1]["start"] == cut.isoformat().replace("+00:00", "Z")
-    browser.save_screenshot(str(ARTIFACTS / "operator-split.png"))

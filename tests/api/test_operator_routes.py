@@ -5,16 +5,20 @@ server-sent events (a state published on MQTT arrives as a `tile` event)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from shopfloor.api.server import GRACEFUL_SHUTDOWN_S
 from shopfloor.shared import topics
 from tests.api.conftest import ApiEnv
-from tests.api.harness import iso, wait_for
+from tests.api.harness import COMMAND_TIMEOUT_S, ApiProcess, iso, wait_for
 
 
 def test_page_and_assets_come_from_the_package(api_env: ApiEnv) -> None:
@@ -96,3 +100,31 @@ def test_stream_sends_the_board_then_each_change(api_env: ApiEnv) -> None:
     reader.join(15)  # the stream ends after max_s
     assert not reader.is_alive()
     assert all(d["machine"] != "solo1" for n, d in events if n == "tile")
+
+
+def test_api_stops_promptly_with_a_stream_open(mosquitto: Any, influxdb: Any,
+                                               tmp_path: Path) -> None:
+    """SIGTERM with an operator page's stream open (for an hour): the API still exits by
+    itself within its graceful-shutdown time, not by SIGKILL."""
+    rig = ApiProcess.create(tmp_path, mosquitto.port, influxdb.url, COMMAND_TIMEOUT_S)
+    try:
+        rig.api.start()
+        opened = threading.Event()
+
+        def listen() -> None:
+            with contextlib.suppress(httpx.HTTPError), rig.client("viewer") as viewer, \
+                    viewer.stream("GET", "/api/v1/lines/line1/andon/stream",
+                                  params={"max_s": 3600}) as response:
+                for _line in response.iter_lines():
+                    opened.set()
+
+        reader = threading.Thread(target=listen, daemon=True)
+        reader.start()
+        assert opened.wait(10)
+        began = time.monotonic()
+        code = rig.api.stop(timeout_s=GRACEFUL_SHUTDOWN_S + 10)
+        assert code in (0, -15), rig.api.log_tail()  # uvicorn re-raises SIGTERM: not -9
+        assert time.monotonic() - began < GRACEFUL_SHUTDOWN_S + 5
+        reader.join(10)
+    finally:
+        rig.close()

@@ -1,7 +1,7 @@
 """Every component against the generated broker access: the simulator, a real edge agent,
-the collector and the API as processes, each logged in as its own MQTT user on a real
-mosquitto configured with `access_conf` (client ids bound to user names), the generated
-ACL and a password file. Every topic the access table lets a component publish must
+the collector, the API and the alarm engine as processes, each logged in as its own MQTT
+user on a real mosquitto configured with `access_conf` (client ids bound to user names),
+the generated ACL and a password file. Every topic the access table lets a component publish must
 arrive (an observer reads the whole site), the edge's dead letters included, and each
 component must get what it subscribes to."""
 
@@ -44,6 +44,7 @@ def _plant(workdir: Path, broker: SecuredMosquitto, influx_url: str, key: str) -
                        keys=[{"name": "admin", "role": "admin", "hash": hash_key(key)}])
     for machine in data["machines"].values():
         machine["poll_interval_s"] = 0.5
+    data["alarms"] = {"defaults": {"machine_stopped": {"after_s": 0}}}  # raise on the stop
     return write_plant(data, workdir / "plant.yaml")
 
 
@@ -63,7 +64,7 @@ class Site:
         create_database(influx_url, self.plant.database.database)
         self.broker.acl = acl_file(self.plant, USERS)
         self.broker.users = [*USERS.collectors, *USERS.apis, *USERS.observers,
-                             *(a.id for a in self.plant.agents)]
+                             *USERS.alarms, *(a.id for a in self.plant.agents)]
         self.broker.start()
         self.seen: set[str] = set()
         self.observer = User(self.broker.port, "observer")
@@ -78,6 +79,7 @@ class Site:
                              health_url(self.plant.agents[0].metrics_port), _login("edge1")),
             ComponentProcess("api", ["api", str(path)], workdir,
                              health_url(self.plant.api.port), _login("api")),
+            ComponentProcess("alarms", ["alarms", str(path)], workdir, env=_login("alarms")),
         ]
 
     def start(self) -> Site:
@@ -140,7 +142,7 @@ def test_every_component_publishes_and_receives_under_the_generated_acl(
         assert faulty_edge.publish(topics.machine_topic(plant.site.id, "line1", "paint1",
                                                         topics.TELEMETRY), b"{") < 0x80
         _wait_all_seen(site, [*access.edge_agent(plant, "edge1"), *access.collector(plant),
-                              *access.api(plant)])
+                              *access.api(plant), *access.alarms(plant)])
     finally:
         replica.close()
         faulty_edge.close()

@@ -1,0 +1,194 @@
+"""`shopfloor alarms`: the rule engine's thin shell. One paho client (own network thread)
+hands messages to a queue; one loop thread feeds them to the engine, ticks it every
+`TICK_S`, publishes each changed instance retained (QoS 1) and stores each transition
+in InfluxDB (measurement `alarm`).
+
+Restart: the alarm topics are subscribed first; what arrives before the broker
+acknowledges the second subscription (state and status) is the retained alarm state,
+which restores the engine before it sees any machine state (engine.py says why that
+neither repeats nor loses a transition).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from shopfloor.alarms.engine import Engine, Record, payload_of
+from shopfloor.shared import schema, topics
+from shopfloor.shared.access import client_id_of
+from shopfloor.shared.backoff import Backoff
+from shopfloor.shared.contract import AgentStatus, AlarmPayload, StatePayload, parse
+from shopfloor.shared.errors import ContractError
+from shopfloor.shared.influx import DatabaseUnavailable, LinesRejected, LineWriter, open_writer
+from shopfloor.shared.logs import FailureLog
+from shopfloor.shared.plant import Plant
+
+log = logging.getLogger(__name__)
+
+TICK_S = 1.0
+MAX_PENDING_LINES = 100_000
+_LIVE = object()  # queue marker: restore is over, live messages follow
+
+
+class AlarmService:
+    def __init__(self, plant: Plant) -> None:
+        self.plant = plant
+        self.engine = Engine(plant, time.time())
+        self._inbox: queue.Queue[Any] = queue.Queue()
+        self._live = False
+        self._restore_mid: int | None = None
+        self._live_mid: int | None = None
+        self._pending: list[str] = []
+        self._writer: LineWriter | None = None
+        self._db_backoff = Backoff(max_s=30.0)
+        self._db_retry_at = 0.0
+        self._db_failures = FailureLog(log, f"InfluxDB {plant.database.url}")
+        self._client = self._make_client()
+
+    def _make_client(self) -> mqtt.Client:
+        broker = self.plant.broker
+        client_id = client_id_of(broker, f"shopfloor-alarms-{self.plant.site.id}")
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5,
+                             client_id=client_id)
+        if broker.username:
+            password = broker.password.get_secret_value() if broker.password else None
+            client.username_pw_set(broker.username, password)
+        if broker.tls:
+            client.tls_set()
+        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        return client
+
+    def run(self, stop: threading.Event) -> None:
+        broker = self.plant.broker
+        self._client.connect_async(broker.host, broker.port, broker.keepalive_s)
+        self._client.loop_start()
+        try:
+            while not stop.is_set():
+                deadline = time.monotonic() + TICK_S
+                while (left := deadline - time.monotonic()) > 0 and not stop.is_set():
+                    try:
+                        self._handle(self._inbox.get(timeout=left))
+                    except queue.Empty:
+                        break
+                if self._live:
+                    self._emit(self.engine.tick(time.time()))
+                self._flush()
+        finally:
+            self._client.disconnect()
+            self._client.loop_stop()
+            self._flush()
+            if self._writer is not None:
+                self._writer.close()
+
+    # paho's thread: only hand over
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any,
+                    _p: Any = None) -> None:
+        if reason.is_failure:
+            log.error("broker refused the connection: %s", reason)
+            return
+        site = self.plant.site.id
+        if self._live_mid is None:  # first connection: restore first
+            _, self._restore_mid = client.subscribe(topics.all_alarms(site), qos=1)
+        else:
+            self._subscribe_live(client)
+        log.info("connected to broker %s:%d", self.plant.broker.host, self.plant.broker.port)
+
+    def _subscribe_live(self, client: mqtt.Client) -> None:
+        site = self.plant.site.id
+        _, self._live_mid = client.subscribe([
+            (topics.all_of_kind(site, topics.STATE), SubscribeOptions(qos=1)),
+            (topics.status_topic(site, "+"), SubscribeOptions(qos=1)),
+        ])
+
+    def _on_subscribe(self, client: mqtt.Client, _u: Any, mid: int, _r: Any,
+                      _p: Any = None) -> None:
+        if mid == self._restore_mid:
+            self._subscribe_live(client)
+        elif mid == self._live_mid and not self._live:
+            self._inbox.put(_LIVE)
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        self._inbox.put((message.topic, bytes(message.payload), time.time()))
+
+    # the loop thread
+
+    def _handle(self, item: Any) -> None:
+        if item is _LIVE:
+            self._live = True
+            log.info("alarm state restored from the broker; evaluating %d instance(s)",
+                     len(self.engine.instances))
+            return
+        topic, raw, received_at = item
+        try:
+            self._emit(self._dispatch(topic, raw, received_at))
+        except ContractError as exc:
+            log.debug("ignored %s: %s", topic, exc)
+
+    def _dispatch(self, topic: str, raw: bytes, received_at: float) -> list[Record]:
+        parts = topic.split("/")
+        if len(parts) == 7 and parts[5] == topics.ALARM:
+            if not self._live and raw:
+                self.engine.restore(parse(AlarmPayload, raw))
+            return []
+        if not self._live or not raw:
+            return []
+        if parts[-1] == topics.STATUS and parts[3] == "edge":
+            return self.engine.on_status(parse(AgentStatus, raw), received_at)
+        if parts[-1] == topics.STATE and len(parts) == 6:
+            return self.engine.on_state(parts[4], parse(StatePayload, raw))
+        return []
+
+    def _emit(self, records: list[Record]) -> None:
+        now = time.time()
+        for record in records:
+            instance, transition = record.instance, record.transition
+            payload = payload_of(self.plant.site.id, instance, transition, now)
+            self._client.publish(topics.alarm_topic(self.plant.site.id, instance.line,
+                                                    instance.machine, instance.rule.kind),
+                                 payload.to_json(), qos=1, retain=True)
+            line = transition_line(self.plant.site.id, record)
+            if line is not None and len(self._pending) < MAX_PENDING_LINES:
+                self._pending.append(line)
+            log.info("alarm %s/%s: %s -> %s (%s)", instance.machine, instance.rule.kind,
+                     transition.from_state, transition.to_state, transition.kind)
+
+    def _flush(self) -> None:
+        if not self._pending or time.monotonic() < self._db_retry_at:
+            return
+        try:
+            if self._writer is None:
+                self._writer = open_writer(self.plant.database)
+            self._writer.write(self._pending)
+        except LinesRejected as exc:
+            log.error("InfluxDB refused %d alarm line(s): %s", len(self._pending), exc)
+        except DatabaseUnavailable as exc:
+            self._db_failures.failure("%s", exc)
+            self._db_retry_at = time.monotonic() + self._db_backoff.next_delay()
+            return
+        self._pending = []
+        self._db_backoff.reset()
+        self._db_failures.success()
+
+
+def transition_line(site: str, record: Record) -> str | None:
+    """The `alarm` point of one transition (docs/influxdb-schema.md), at its event time."""
+    instance, transition = record.instance, record.transition
+    return schema.line(schema.ALARM, {
+        schema.TAG_SITE: site, schema.TAG_LINE: instance.line,
+        schema.TAG_MACHINE: instance.machine, schema.TAG_RULE: instance.rule.kind,
+        schema.TAG_SEVERITY: instance.rule.severity,
+    }, {"kind": str(transition.kind), "from_state": str(transition.from_state),
+        "to_state": str(transition.to_state), "by": transition.by,
+        "comment": transition.comment}, round(transition.at * 1000))
