@@ -97,7 +97,7 @@ def test_services_run_shopfloor_commands_the_plant_supports() -> None:
     assert plant.broker.host == "mosquitto" in SERVICES
     assert {m.connection.host for m in plant.machines.values()} == {"sim"}
     ctx = click.Context(main)
-    for name in ("collector", "api", "sim", "edge"):
+    for name in ("collector", "api", "alarms", "sim", "edge"):
         command = SERVICES[name]["command"]
         assert command[0] in COMMANDS and command[1] == "/etc/shopfloor/plant.yaml"
         params = {o for p in main.get_command(ctx, command[0]).params for o in p.opts}
@@ -138,7 +138,7 @@ def test_systemd_edge_unit_runs_the_edge_agent() -> None:
     assert unit["Service"]["KillSignal"] == "SIGTERM" and unit["Install"]["WantedBy"]
 
 
-@pytest.mark.parametrize("component", ["collector", "api"])
+@pytest.mark.parametrize("component", ["collector", "api", "alarms"])
 def test_systemd_units_of_the_central_components(component: str) -> None:
     service = read_unit(f"shopfloor-{component}.service")["Service"]
     assert service["ExecStart"].split()[1:] == [component, "/etc/shopfloor/plant.yaml"]
