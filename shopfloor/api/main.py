@@ -84,6 +84,10 @@ def _error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI could not even decode the body (not UTF-8):
+            # the same answer as any other body that is not JSON
+            return JSONResponse(error_body(422, "invalid_request",
+                                           "body: not valid JSON (UTF-8 expected)"), 422)
         code = {404: "not_found", 405: "method_not_allowed",
                 413: "body_too_large"}.get(exc.status_code, "http_error")
         return JSONResponse(error_body(exc.status_code, code, str(exc.detail)), exc.status_code,

@@ -86,3 +86,17 @@ def test_bounded_values_still_pass(admin: httpx.Client) -> None:
     r = admin.get("/api/v1/machines/press1/states",
                   params={"start": (now - dt.timedelta(hours=1)).isoformat()})
     assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("body", [b"\x80", b"\xff\xfe{", b"{\"point\": \"\xc3\x28\"}"],
+                         ids=["lone-continuation", "bom-junk", "bad-utf8-in-string"])
+@pytest.mark.parametrize("path", [p for p, _, _ in ROUTES])
+def test_bodies_that_are_not_utf8_are_422_like_any_bad_json(
+        api_env: ApiEnv, admin: httpx.Client, path: str, body: bytes) -> None:
+    """FastAPI answers a body it cannot decode with 400, a body it can decode but not
+    parse with 422: both are the same client error, and the contract says 422."""
+    before = len(api_env.edge.received)
+    r = admin.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422, (r.status_code, r.text)
+    assert r.json()["error"]["code"] == "invalid_request"
+    assert len(api_env.edge.received) == before
