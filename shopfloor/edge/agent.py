@@ -26,6 +26,7 @@ from shopfloor.edge.outbox import PENDING_POLLS, Outbox
 from shopfloor.edge.overload import Governor
 from shopfloor.edge.poller import MachinePoller
 from shopfloor.edge.publisher import Publisher
+from shopfloor.edge.schedule import Ticker
 from shopfloor.edge.state import StateTracker, StateView
 from shopfloor.edge.store import Store
 from shopfloor.edge.supervise import TaskHealth, supervise
@@ -216,6 +217,7 @@ class EdgeAgent:
         buses: dict[str, Bus] = {}
         pollers = []
         saved = store.last_states
+        ticker = Ticker()
         for machine_id in self.agent.machines:
             machine = self.plant.machines[machine_id]
             key = bus_key(machine_id, machine.connection)
@@ -232,6 +234,7 @@ class EdgeAgent:
                     self.metrics,
                     tracker,
                     self.governor,
+                    ticker,
                 )
             )
         return buses, pollers

@@ -23,6 +23,7 @@ from shopfloor.edge.outbox import Outbox
 from shopfloor.edge.overload import Governor
 from shopfloor.edge.plan import ReadBlock, plan_reads
 from shopfloor.edge.sample import DeadbandFilter, decode_block, telemetry_payload
+from shopfloor.edge.schedule import Ticker
 from shopfloor.edge.state import StateTracker, derive_state, offline_view
 from shopfloor.edge.store import Message
 from shopfloor.shared import topics
@@ -65,6 +66,7 @@ class MachinePoller:
         metrics: EdgeMetrics,
         tracker: StateTracker,
         governor: Governor | None = None,
+        ticker: Ticker | None = None,
     ) -> None:
         self.machine_id = machine_id
         self.machine = machine
@@ -88,14 +90,20 @@ class MachinePoller:
         self._credit = 0.0
         self._shed = metrics.polls_skipped.labels(machine_id, "shed")
         self._late = metrics.polls_skipped.labels(machine_id, "late")
+        self.ticker = ticker
 
     async def run(self, start_offset_s: float = 0.0) -> None:
         loop = asyncio.get_running_loop()
-        start = loop.time() + start_offset_s
+        ticker = self.ticker = self.ticker or Ticker()
+        start = ticker.align(loop.time() + start_offset_s)
+        exact = ticker.exact(min(self.plans, default=1.0))
         due = {interval: start for interval in self.plans}
         while True:
             scheduled = min(due.values())
-            await asyncio.sleep(max(0.0, scheduled - loop.time()))
+            if exact:
+                await asyncio.sleep(max(0.0, scheduled - loop.time()))
+            else:
+                await ticker.until(scheduled)  # with every poller of that time slot
             now = loop.time()
             self.metrics.poll_jitter.observe(max(0.0, now - scheduled))
             horizon = max(now, scheduled)  # the loop may wake a hair early
