@@ -26,6 +26,7 @@ from shopfloor.edge.outbox import PENDING_POLLS, Outbox
 from shopfloor.edge.overload import Governor
 from shopfloor.edge.poller import MachinePoller
 from shopfloor.edge.publisher import Publisher
+from shopfloor.edge.schedule import Ticker
 from shopfloor.edge.state import StateTracker, StateView
 from shopfloor.edge.store import Store
 from shopfloor.edge.stream import MachineStream
@@ -165,8 +166,9 @@ class EdgeAgent:
         )
         serving = {mid: driver for driver in drivers for mid in driver.machines}
         streams = self._streams(store, outbox)
+        ticker = Ticker()  # one timer per time slot for all pollers
         pollers = [
-            MachinePoller(serving[s.machine_id], s, self.metrics, self.governor)
+            MachinePoller(serving[s.machine_id], s, self.metrics, self.governor, ticker)
             for s in streams if not serving[s.machine_id].pushes
         ]
         dispatcher = CommandDispatcher(

@@ -16,6 +16,7 @@ from typing import Any
 from shopfloor.edge.drivers.base import Driver
 from shopfloor.edge.metrics import EdgeMetrics
 from shopfloor.edge.overload import Governor
+from shopfloor.edge.schedule import Ticker
 from shopfloor.edge.stream import MachineStream
 from shopfloor.shared.contract import utc_now
 from shopfloor.shared.plant import Machine, Point
@@ -30,6 +31,7 @@ class MachinePoller:
         stream: MachineStream,
         metrics: EdgeMetrics,
         governor: Governor | None = None,
+        ticker: Ticker | None = None,
     ) -> None:
         self.driver = driver
         self.stream = stream
@@ -42,14 +44,20 @@ class MachinePoller:
         self._credit = 0.0
         self._shed = metrics.polls_skipped.labels(self.machine_id, "shed")
         self._late = metrics.polls_skipped.labels(self.machine_id, "late")
+        self.ticker = ticker
 
     async def run(self, start_offset_s: float = 0.0) -> None:
         loop = asyncio.get_running_loop()
-        start = loop.time() + start_offset_s
+        ticker = self.ticker = self.ticker or Ticker()
+        start = ticker.align(loop.time() + start_offset_s)
+        exact = ticker.exact(min(self.plans, default=1.0))
         due = {interval: start for interval in self.plans}
         while True:
             scheduled = min(due.values())
-            await asyncio.sleep(max(0.0, scheduled - loop.time()))
+            if exact:
+                await asyncio.sleep(max(0.0, scheduled - loop.time()))
+            else:
+                await ticker.until(scheduled)  # with every poller of that time slot
             now = loop.time()
             self.metrics.poll_jitter.observe(max(0.0, now - scheduled))
             horizon = max(now, scheduled)  # the loop may wake a hair early
