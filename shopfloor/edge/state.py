@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from shopfloor.shared.codec import Value
+from shopfloor.shared.contract import PointValue as Value
 from shopfloor.shared.contract import StatePayload
 from shopfloor.shared.enums import MachineState
 from shopfloor.shared.plant import Machine
