@@ -36,6 +36,7 @@ from shopfloor.shared.enums import (
     Table,
     Transport,
 )
+from shopfloor.shared.notifications import Notifications
 from shopfloor.shared.reasons import Downtime
 
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
@@ -440,6 +441,7 @@ class Plant(Model):
     admission: Admission = Admission()
     downtime: Downtime = Downtime()
     alarms: Alarms = Alarms()
+    notifications: Notifications = Notifications()
 
     def agent(self, agent_id: str) -> Agent | None:
         return next((a for a in self.agents if a.id == agent_id), None)
