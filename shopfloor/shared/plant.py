@@ -28,6 +28,7 @@ from pydantic import (
 from shopfloor.shared import protocols
 from shopfloor.shared.alarm_rules import Alarms
 from shopfloor.shared.enums import DatabaseApi, MachineState, QueueFullPolicy
+from shopfloor.shared.notifications import Notifications
 from shopfloor.shared.protocols.base import (
     Connection,
     Ident,
@@ -36,7 +37,6 @@ from shopfloor.shared.protocols.base import (
     Port,
     PositiveSeconds,
 )
-from shopfloor.shared.notifications import Notifications
 from shopfloor.shared.reasons import Downtime
 
 if TYPE_CHECKING:
