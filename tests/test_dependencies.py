@@ -70,6 +70,64 @@ def test_the_check_sees_every_form_of_import(tmp_path, monkeypatch):
     ]
 
 
+PROTOCOL_LIBRARIES = {"modbus": {"pymodbus"}, "opcua": {"asyncua"}}
+"""A field protocol's client library: imported by its edge driver (and the simulator)."""
+
+
+def all_imports(path: Path) -> list[tuple[int, str]]:
+    """Every module a file imports (absolute), third parties included."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+    return found
+
+
+def protocol_leaks(package: Path) -> list[str]:
+    """Imports of a field protocol outside its own driver folder, in the edge: the edge's
+    core (poller, stream, outbox, commands, agent...) speaks to devices only through
+    `edge/drivers/base.py`; a driver folder is imported by no other part of the edge."""
+    drivers = package / "edge" / "drivers"
+    protocols = sorted(p.name for p in drivers.iterdir() if (p / "__init__.py").exists())
+    out = []
+    for path in sorted((package / "edge").rglob("*.py")):
+        own = next((p for p in protocols if (drivers / p) in path.parents), None)
+        for line, name in all_imports(path):
+            for protocol in protocols:
+                if protocol == own:
+                    continue
+                private = (f"shopfloor.edge.drivers.{protocol}",
+                           f"shopfloor.shared.protocols.{protocol}",
+                           *PROTOCOL_LIBRARIES.get(protocol, ()))
+                if protocol == "modbus":
+                    private += ("shopfloor.shared.codec",)  # the register codec
+                if any(name == p or name.startswith(f"{p}.") for p in private):
+                    out.append(f"{path.relative_to(package.parent)}:{line} imports {name}")
+    return out
+
+
+def test_field_protocols_stay_in_their_driver_folders():
+    assert protocol_leaks(PACKAGE) == []
+
+
+def test_the_protocol_check_sees_a_leak(tmp_path):
+    """The checker itself: the poller importing Modbus is caught, the driver is not."""
+    edge = tmp_path / "shopfloor" / "edge"
+    (edge / "drivers" / "modbus").mkdir(parents=True)
+    (edge / "drivers" / "modbus" / "__init__.py").write_text("import pymodbus\n")
+    (edge / "poller.py").write_text(
+        "def f():\n    from shopfloor.edge.drivers.modbus.bus import Bus\n"
+        "import pymodbus.client\nfrom shopfloor.shared.codec import decode\n"
+        "from shopfloor.shared.protocols.modbus import ModbusPoint\n"
+    )
+    assert sorted(v.split(" imports ")[1] for v in protocol_leaks(tmp_path / "shopfloor")) == [
+        "pymodbus.client", "shopfloor.edge.drivers.modbus.bus", "shopfloor.shared.codec",
+        "shopfloor.shared.protocols.modbus",
+    ]
+
+
 KNOWN_COLLISIONS = {"Batch", "Change", "Collector", "Engine", "Episode", "Event", "MachineLive",
                     "Outcome", "Product", "Reason", "Refusal", "_Model"}
 """Class names still defined in more than one module (to rename in turn). The list may

@@ -20,6 +20,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from shopfloor.shared.backoff import Backoff
 from shopfloor.shared.logs import FailureLog
@@ -35,11 +36,25 @@ RECV_BYTES = 256 * 1024
 OnPublish = Callable[[int, bool], None]
 
 
+_PUBACK_OK = ReasonCode(PacketTypes.PUBACK)
+_NO_PROPERTIES = Properties(PacketTypes.PUBACK)
+_PUBLISH = 0x30
+_DISCONNECT = 0xE0
+
+
 class _Client(mqtt.Client):
     """paho's client, handed a socket we connected asynchronously (paho's own connect
-    blocks for up to its connect timeout), reading the socket in large chunks: paho
-    asks for every packet's first byte, its length bytes and its body separately, three
-    system calls per PUBACK; here one recv serves a whole batch of PUBACKs."""
+    blocks for up to its connect timeout), with a cheaper hot path (paho 2.x internals,
+    each change kept to what paho itself would do):
+
+    - reads the socket in large chunks: paho asks for every packet's first byte, its
+      length bytes and its body separately, three system calls per PUBACK; here one recv
+      serves a whole batch of PUBACKs;
+    - writes every queued packet in one send (paho sends each packet on its own);
+    - a plain PUBACK (success, no properties: the 2 bytes of its packet id) is handled
+      without decoding a reason code and a properties object for it;
+    - after a PUBACK paho walks every message in flight looking for one queued behind
+      the in-flight limit; that is skipped when none is queued."""
 
     prepared: socket.socket | None = None
     _inbox = b""
@@ -65,6 +80,43 @@ class _Client(mqtt.Client):
         start = self._at
         self._at = min(start + bufsize, len(self._inbox))
         return self._inbox[start : self._at]
+
+    def _packet_write(self) -> mqtt.MQTTErrorCode:
+        out = self._out_packet
+        if len(out) > 1:
+            parts = []
+            while out and _mergeable(out[0]):
+                packet = out.popleft()
+                parts.append(packet["packet"][packet["pos"] :])
+            if len(parts) > 1:
+                data = b"".join(parts)
+                out.appendleft({"command": PacketTypes.PUBACK << 4, "mid": 0, "qos": 1,
+                                "pos": 0, "to_process": len(data), "packet": data, "info": None})
+            elif parts:
+                out.appendleft(packet)
+        return super()._packet_write()
+
+    def _handle_pubackcomp(self, cmd: Any) -> mqtt.MQTTErrorCode:
+        body = self._in_packet["packet"]
+        if cmd != "PUBACK" or len(body) != 2:
+            return super()._handle_pubackcomp(cmd)
+        mid = body[0] << 8 | body[1]
+        with self._out_message_mutex:
+            if mid in self._out_messages:
+                return self._do_on_publish(mid, _PUBACK_OK, _NO_PROPERTIES)
+        return mqtt.MQTT_ERR_SUCCESS
+
+    def _update_inflight(self) -> mqtt.MQTTErrorCode:
+        if len(self._out_messages) <= self._inflight_messages:
+            return mqtt.MQTT_ERR_SUCCESS  # nothing queued behind the in-flight limit
+        return super()._update_inflight()
+
+
+def _mergeable(packet: Any) -> bool:
+    """A queued packet whose completion paho does not track once written (all but QoS 0
+    PUBLISH and DISCONNECT), so it may go out as part of a larger write."""
+    command = packet["command"] & 0xF0
+    return not (command == _PUBLISH and packet["qos"] == 0) and command != _DISCONNECT
 
 
 OnMessage = Callable[[str, bytes], None]

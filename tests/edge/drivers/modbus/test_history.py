@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from shopfloor.edge.agent import outbox_path_of
+from shopfloor.edge.drivers.modbus.history import history_drivers
 from shopfloor.edge.history import fill
 from shopfloor.edge.store import Store
 from shopfloor.shared.enums import QueueFullPolicy
@@ -27,6 +29,14 @@ def plant_in(tmp_path: Path) -> Plant:
     return parse_plant(data)
 
 
+def replay(plant: Plant, history: History, start_s: float, end_s: float,
+           progress: Callable[[float], None] | None = None) -> int:
+    """The simulator's past through the Modbus driver into the first agent's outbox."""
+    agent = plant.agents[0]
+    drivers = history_drivers(history, plant, agent)
+    return asyncio.run(fill(plant, agent, history, drivers, start_s, end_s, progress))
+
+
 def rows(plant: Plant) -> list[tuple[str, dict]]:
     agent = plant.agents[0]
     store = Store(outbox_path_of(agent), 10**7, QueueFullPolicy.DROP_OLDEST)
@@ -39,8 +49,7 @@ def rows(plant: Plant) -> list[tuple[str, dict]]:
 def test_ten_minutes_of_history_through_the_poll_pipeline(tmp_path: Path) -> None:
     plant = plant_in(tmp_path)
     seen: list[float] = []
-    polls = asyncio.run(fill(plant, plant.agents[0], History(plant, 5, T0), T0, T0 + 600,
-                             seen.append))
+    polls = replay(plant, History(plant, 5, T0), T0, T0 + 600, seen.append)
     assert polls == 4 * 601  # 4 machines, one poll a second, both ends included
     assert seen[-1] == T0 + 600 and seen == sorted(seen)
     messages = rows(plant)
@@ -61,7 +70,7 @@ def test_ten_minutes_of_history_through_the_poll_pipeline(tmp_path: Path) -> Non
 
 def test_a_second_fill_continues_the_sequence_numbers(tmp_path: Path) -> None:
     plant = plant_in(tmp_path)
-    asyncio.run(fill(plant, plant.agents[0], History(plant, 5, T0), T0, T0 + 9))
-    asyncio.run(fill(plant, plant.agents[0], History(plant, 5, T0 + 10), T0 + 10, T0 + 19))
+    replay(plant, History(plant, 5, T0), T0, T0 + 9)
+    replay(plant, History(plant, 5, T0 + 10), T0 + 10, T0 + 19)
     weld = [m["seq"] for t, m in rows(plant) if t.endswith("/weld1/telemetry")]
     assert weld == list(range(20))
