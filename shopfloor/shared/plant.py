@@ -67,7 +67,7 @@ def _check_zone(value: str) -> str:
 
 
 class Broker(Model):
-    host: str = "127.0.0.1"
+    host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
     port: Port = 1883
     username: str | None = None
     password: SecretStr | None = None
