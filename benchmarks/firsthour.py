@@ -89,6 +89,7 @@ def watch(demo: Demo, started: float) -> dict[str, float]:
     """Check every pending item each round until all hold; seconds since `started`."""
     pending = checks(demo)
     held: dict[str, float] = {}
+    last: dict[str, str] = {}
     timeline: list[str] = []
     depth_zero = False
     while pending and time.monotonic() - started < PATIENCE_S:
@@ -98,13 +99,16 @@ def watch(demo: Demo, started: float) -> dict[str, float]:
             depth_zero = True
             held["edge outbox empty (history published)"] = time.monotonic() - started
         for name, check in list(pending.items()):
-            if not check():
+            problems = check()
+            if problems:
+                last[name] = problems[0][:160]
+            else:
                 held[name] = time.monotonic() - started
                 del pending[name]
         time.sleep(ROUND_S)
     print("outbox depth:", " ".join(timeline))
-    for name, check in pending.items():
-        print(f"NOT HELD after {PATIENCE_S:.0f} s: {name}: {check()[:2]}")
+    for name, problem in last.items():
+        print(f"{'NOT HELD' if name in pending else 'held'} {name}; last problem seen: {problem}")
     if pending:
         raise SystemExit(1)
     held["everything"] = max(held.values())
