@@ -39,7 +39,7 @@ import yaml
 from benchmarks._load import POINTS, broker_limit, database_limit
 from benchmarks.collector import metric
 from benchmarks.sim import _free_base_port, _load
-from shopfloor.edge.plan import plan_reads
+from shopfloor.edge.drivers.modbus.plan import plan_reads
 from shopfloor.shared.loader import load_plant
 from shopfloor.shared.plant import Plant
 from shopfloor.sim.generate import plant_data

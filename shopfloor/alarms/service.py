@@ -1,7 +1,7 @@
-"""`shopfloor alarms`: the rule engine's thin shell. One paho client (own network thread)
-hands messages to a queue; one loop thread feeds them to the engine, ticks it every
-`TICK_S`, publishes each changed instance retained (QoS 1) and stores each transition
-in InfluxDB (measurement `alarm`).
+"""`shopfloor alarms`: the rule engine's thin shell. One broker connection (its own network
+thread, `shared/mqtt.py`) hands messages to a queue; one loop thread feeds them to the
+engine, ticks it every `TICK_S`, publishes each changed instance retained (QoS 1) and
+stores each transition in InfluxDB (measurement `alarm`).
 
 Restart: the alarm topics are subscribed first; what arrives before the broker
 acknowledges the second subscription (state and status) is the retained alarm state,
@@ -18,7 +18,6 @@ import time
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from shopfloor.alarms.engine import Engine, Record, payload_of
@@ -29,6 +28,7 @@ from shopfloor.shared.contract import AgentStatus, AlarmPayload, StatePayload, p
 from shopfloor.shared.errors import ContractError
 from shopfloor.shared.influx import DatabaseUnavailable, LinesRejected, LineWriter, open_writer
 from shopfloor.shared.logs import FailureLog
+from shopfloor.shared.mqtt import BrokerThread, Session
 from shopfloor.shared.plant import Plant
 
 log = logging.getLogger(__name__)
@@ -51,28 +51,19 @@ class AlarmService:
         self._db_backoff = Backoff(max_s=30.0)
         self._db_retry_at = 0.0
         self._db_failures = FailureLog(log, f"InfluxDB {plant.database.url}")
-        self._client = self._make_client()
+        self._link = self._make_link()
+        self._client = self._link.client
 
-    def _make_client(self) -> mqtt.Client:
-        broker = self.plant.broker
-        client_id = client_id_of(broker, f"shopfloor-alarms-{self.plant.site.id}")
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5,
-                             client_id=client_id)
-        if broker.username:
-            password = broker.password.get_secret_value() if broker.password else None
-            client.username_pw_set(broker.username, password)
-        if broker.tls:
-            client.tls_set()
-        client.reconnect_delay_set(min_delay=1, max_delay=10)
-        client.on_connect = self._on_connect
-        client.on_subscribe = self._on_subscribe
-        client.on_message = self._on_message
-        return client
+    def _make_link(self) -> BrokerThread:
+        client_id = client_id_of(self.plant.broker, f"shopfloor-alarms-{self.plant.site.id}")
+        link = BrokerThread(self.plant.broker, Session(client_id), name="alarms-mqtt",
+                            on_connected=self._on_connect)
+        link.client.on_subscribe = self._on_subscribe
+        link.client.on_message = self._on_message
+        return link
 
     def run(self, stop: threading.Event) -> None:
-        broker = self.plant.broker
-        self._client.connect_async(broker.host, broker.port, broker.keepalive_s)
-        self._client.loop_start()
+        self._link.start()
         try:
             while not stop.is_set():
                 deadline = time.monotonic() + TICK_S
@@ -85,25 +76,19 @@ class AlarmService:
                     self._emit(self.engine.tick(time.time()))
                 self._flush()
         finally:
-            self._client.disconnect()
-            self._client.loop_stop()
+            self._link.stop()
             self._flush()
             if self._writer is not None:
                 self._writer.close()
 
     # paho's thread: only hand over
 
-    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any,
-                    _p: Any = None) -> None:
-        if reason.is_failure:
-            log.error("broker refused the connection: %s", reason)
-            return
+    def _on_connect(self, client: mqtt.Client, _session_present: bool) -> None:
         site = self.plant.site.id
         if self._live_mid is None:  # first connection: restore first
             _, self._restore_mid = client.subscribe(topics.all_alarms(site), qos=1)
         else:
             self._subscribe_live(client)
-        log.info("connected to broker %s:%d", self.plant.broker.host, self.plant.broker.port)
 
     def _subscribe_live(self, client: mqtt.Client) -> None:
         site = self.plant.site.id

@@ -39,7 +39,7 @@ def field_kind(point: Point) -> FieldKind:
         return FieldKind.BOOL
     if point.type is DataType.STRING:
         return FieldKind.STRING
-    if point.type.is_integer and point.scale == 1 and point.offset == 0:
+    if point.keeps_integer:
         return FieldKind.INT
     return FieldKind.FLOAT
 

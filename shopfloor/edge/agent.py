@@ -18,16 +18,18 @@ from typing import Any
 
 from shopfloor import __version__
 from shopfloor.edge.dispatch import CommandDispatcher
+from shopfloor.edge.drivers import Reading, build_drivers
 from shopfloor.edge.errors import EdgeError
 from shopfloor.edge.metrics import EdgeMetrics
-from shopfloor.edge.modbus import Bus, bus_key
-from shopfloor.edge.mqtt import EdgeMqttLink
+from shopfloor.edge.mqtt import SESSION_EXPIRY_S, EdgeMqttLink
 from shopfloor.edge.outbox import PENDING_POLLS, Outbox
 from shopfloor.edge.overload import Governor
 from shopfloor.edge.poller import MachinePoller
 from shopfloor.edge.publisher import Publisher
+from shopfloor.edge.schedule import Ticker
 from shopfloor.edge.state import StateTracker, StateView
 from shopfloor.edge.store import Store
+from shopfloor.edge.stream import MachineStream
 from shopfloor.edge.supervise import TaskHealth, supervise
 from shopfloor.shared import topics
 from shopfloor.shared.access import client_id_of
@@ -40,6 +42,7 @@ from shopfloor.shared.contract import (
     utc_now,
 )
 from shopfloor.shared.errors import ContractError
+from shopfloor.shared.mqtt import Session, Will
 from shopfloor.shared.plant import Agent, Plant
 from shopfloor.shared.status_server import StatusServer
 
@@ -150,20 +153,25 @@ class EdgeAgent:
             store, self.metrics, pending_max=PENDING_POLLS * len(self.agent.machines)
         )
         inflight = min(max(self.agent.publish_inflight, INFLIGHT_RANGE[0]), INFLIGHT_RANGE[1])
-        link = EdgeMqttLink(
-            self.plant.broker,
-            client_id_of(self.plant.broker, f"shopfloor-edge-{self.site}-{self.agent.id}"),
-            inflight=inflight,
-            backoff_max_s=self.agent.backoff_max_s,
-        )
-        link.set_will(self.status_topic, self._status(False))
+        client_id = client_id_of(self.plant.broker, f"shopfloor-edge-{self.site}-{self.agent.id}")
+        will = Will(self.status_topic, self._status(False))
+        session = Session(client_id, expiry_s=SESSION_EXPIRY_S, inflight=inflight, will=will)
+        link = EdgeMqttLink(self.plant.broker, session, backoff_max_s=self.agent.backoff_max_s)
         publisher = Publisher(outbox, link, inflight, self.metrics)
         self.governor = self._make_governor(link, store)
-        buses, pollers = self._pollers(store, outbox)
+        drivers = build_drivers(
+            {mid: self.plant.machines[mid] for mid in self.agent.machines}, self.agent
+        )
+        serving = {mid: driver for driver in drivers for mid in driver.machines}
+        streams = self._streams(store, outbox)
+        ticker = Ticker()  # one timer per time slot for all pollers
+        pollers = [
+            MachinePoller(serving[s.machine_id], s, self.metrics, self.governor, ticker)
+            for s in streams if not serving[s.machine_id].pushes
+        ]
         dispatcher = CommandDispatcher(
             self.site,
-            {p.machine_id: (p.machine, buses[bus_key(p.machine_id, p.machine.connection)])
-             for p in pollers},
+            {s.machine_id: (s.machine, serving[s.machine_id]) for s in streams},
             outbox,
             self.metrics,
         )
@@ -172,7 +180,7 @@ class EdgeAgent:
         self.metrics.broker_connected.set_function(lambda: float(link.connected.is_set()))
         self.metrics.queue_depth.set_function(lambda: float(store.samples))
         self.metrics.outbox_writable.set_function(lambda: float(outbox.problem is None))
-        server = self._start_status_server(link, outbox, pollers)
+        server = self._start_status_server(link, outbox, streams)
         # The plant model, clients and tasks live as long as the agent: keep them out of
         # the cyclic GC's full collections, which otherwise stall every poller for tens of
         # milliseconds with 1,000 machines.
@@ -181,7 +189,7 @@ class EdgeAgent:
         log.info(
             "edge agent %s: %d machine(s), outbox %s (%d queued, stream epoch %d)",
             self.agent.id,
-            len(pollers),
+            len(streams),
             store.path,
             store.samples,
             store.epoch,
@@ -201,42 +209,31 @@ class EdgeAgent:
                     spawn(f"poll:{p.machine_id}", partial(p.run, i / n * p.machine.poll_interval_s))
                     for i, p in enumerate(pollers)
                 ]
+                by_id = {s.machine_id: s for s in streams}
+                polling += [
+                    spawn(f"push:{'+'.join(d.machines)}", partial(d.run, _sink(by_id)))
+                    for d in drivers if d.pushes
+                ]
                 await stop.wait()
                 await self._shutdown(polling, outbox, publisher, link)
                 await _cancel_all(self._tasks)
         finally:
             await outbox.close()
-            for bus in buses.values():
-                bus.close()
+            for driver in drivers:
+                driver.close()
             if server is not None:
                 server.stop()
         log.info(
             "edge agent %s stopped (%d samples kept in the outbox)", self.agent.id, store.samples
         )
 
-    def _pollers(self, store: Store, outbox: Outbox) -> tuple[dict[str, Bus], list[MachinePoller]]:
-        buses: dict[str, Bus] = {}
-        pollers = []
+    def _streams(self, store: Store, outbox: Outbox) -> list[MachineStream]:
         saved = store.last_states
-        for machine_id in self.agent.machines:
-            machine = self.plant.machines[machine_id]
-            key = bus_key(machine_id, machine.connection)
-            bus = buses.setdefault(key, Bus(key, machine.connection, self.agent.backoff_max_s))
-            tracker = restore_tracker(saved.get(machine_id))
-            pollers.append(
-                MachinePoller(
-                    self.site,
-                    machine_id,
-                    machine,
-                    bus,
-                    self.agent,
-                    outbox,
-                    self.metrics,
-                    tracker,
-                    self.governor,
-                )
-            )
-        return buses, pollers
+        return [
+            MachineStream(self.site, mid, self.plant.machines[mid], self.agent, outbox,
+                          self.metrics, restore_tracker(saved.get(mid)))
+            for mid in self.agent.machines
+        ]
 
     def _spawner(
         self, group: asyncio.TaskGroup
@@ -271,20 +268,20 @@ class EdgeAgent:
             link.disconnect()
 
     def _start_status_server(
-        self, link: EdgeMqttLink, outbox: Outbox, pollers: list[MachinePoller]
+        self, link: EdgeMqttLink, outbox: Outbox, streams: list[MachineStream]
     ) -> StatusServer | None:
         if self.agent.metrics_port is None:
             return None
 
         def health() -> tuple[bool, dict[str, Any]]:
             connected = link.connected.is_set()
-            online = sum(1 for p in pollers if p.online)
+            online = sum(1 for s in streams if s.online)
             problems = self.problems()
             return connected and not problems, {
                 "broker_connected": connected,
                 "queue_depth": outbox.depth,
                 "devices_online": online,
-                "devices": len(pollers),
+                "devices": len(streams),
                 "problems": problems,
             }
 
@@ -305,6 +302,16 @@ def _status_problems(problems: list[str]) -> list[str] | None:
     return [
         p if len(p) <= MAX_PROBLEM_CHARS else p[: MAX_PROBLEM_CHARS - 3] + "..." for p in problems
     ]
+
+
+def _sink(streams: dict[str, MachineStream]) -> Callable[[str, Reading], None]:
+    """Where pushing drivers deliver: the machine's stream, stamped with the reading's
+    source timestamp (or now)."""
+
+    def deliver(machine_id: str, reading: Reading) -> None:
+        streams[machine_id].accept(reading.ts or utc_now(), reading)
+
+    return deliver
 
 
 def restore_tracker(saved: bytes | None) -> StateTracker:

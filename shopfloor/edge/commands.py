@@ -1,5 +1,6 @@
-"""Commands, the edge's half: validate a write against the register map (pure), then
-write over Modbus, read back, and answer on `.../cmd/result`.
+"""Commands, the edge's half: validate a write against the plant file (pure), then
+write through the machine's driver (any protocol), read back, and answer on
+`.../cmd/result`.
 
 Refused (status `rejected`, `detail` says why): an unknown point, a point that is not
 writable, a value of the wrong type or outside min/max (or that does not fit the
@@ -7,8 +8,9 @@ point's type), a write the control rules refuse (shared.control_rules: the reque
 role, points owned by an action, the maintenance interlock — the same rules as the
 API's), an id already executed (ids are kept in SQLite: at most once, across restarts).
 An expired command gets status `expired`, one that expires further ahead than
-`MAX_LIFETIME` is refused. A Modbus error gets `failed`, and so does a read-back that
-differs from the value written: `done` always means the device holds the value asked.
+`MAX_LIFETIME` is refused. A device error gets `failed` (`<protocol>: <kind>: ...`), a
+value the device refuses `rejected`, and a read-back that differs from the value
+written `failed`: `done` always means the device holds the value asked.
 """
 
 from __future__ import annotations
@@ -17,14 +19,13 @@ import datetime as dt
 import json
 import logging
 
-from shopfloor.edge.errors import DeviceError
-from shopfloor.edge.modbus import Bus
-from shopfloor.edge.plan import ReadBlock
+from shopfloor.edge.drivers.base import Driver
+from shopfloor.edge.errors import DeviceError, DeviceRefusedWrite
 from shopfloor.shared import control_rules
-from shopfloor.shared.codec import Value, decode, encode
 from shopfloor.shared.contract import Command, CommandResult, CommandStatus
+from shopfloor.shared.contract import PointValue as Value
 from shopfloor.shared.errors import CodecError
-from shopfloor.shared.plant import Machine, Point
+from shopfloor.shared.plant import Machine
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def _check_rules(machine: Machine, command: Command, in_maintenance: bool) -> Re
     return CommandStatus.REJECTED, f"{refusal.code}: {refusal.message}"
 
 
-async def check_interlock(machine_id: str, machine: Machine, bus: Bus,
+async def check_interlock(machine_id: str, machine: Machine, driver: Driver,
                           command: Command) -> Refusal | None:
     """The maintenance interlock, on the maintenance point read from the device now."""
     assert command.role is not None
@@ -66,7 +67,7 @@ async def check_interlock(machine_id: str, machine: Machine, bus: Bus,
     if point is None or not control_rules.interlocked(command.role, real):
         return None
     try:
-        in_maintenance = await read_point(machine_id, machine, bus, point) is True
+        in_maintenance = await driver.read_point(machine_id, point) is True
     except (DeviceError, CodecError) as exc:
         return CommandStatus.FAILED, f"maintenance point unreadable: {exc}"
     return _check_rules(machine, command, in_maintenance)
@@ -81,32 +82,24 @@ def _check_point(machine: Machine, command: Command) -> Refusal | None:
 
 
 async def execute(
-    machine_id: str, machine: Machine, bus: Bus, command: Command
+    machine_id: str, machine: Machine, driver: Driver, command: Command
 ) -> tuple[CommandStatus, str, Value | None]:
     """Write the value, read it back. (status, detail, readback). The caller serialises
     the writes of a machine, so the read-back is this write's."""
     point = machine.point(command.point)
     assert point is not None
-    device_id = machine.connection.device_id
-    registers = encode(point, command.value)
     try:
-        await bus.write(machine_id, device_id, point.table, point.address, registers)
-        readback = await read_point(machine_id, machine, bus, point)
+        expected = await driver.write(machine_id, point, command.value)
+        readback = await driver.read_point(machine_id, point)
+    except DeviceRefusedWrite as exc:
+        return CommandStatus.REJECTED, f"{driver.protocol}: {exc.detail}", None
     except DeviceError as exc:
-        return CommandStatus.FAILED, f"modbus: {exc.kind}: {exc.detail}", None
+        return CommandStatus.FAILED, f"{driver.protocol}: {exc.kind}: {exc.detail}", None
     except CodecError as exc:
         return CommandStatus.FAILED, f"read-back does not decode: {exc}", None
-    expected = decode(point, registers)
     if readback != expected:
         return CommandStatus.FAILED, f"read back {readback!r}, not {expected!r}", readback
     return CommandStatus.DONE, "written and read back", readback
-
-
-async def read_point(machine_id: str, machine: Machine, bus: Bus, point: Point) -> Value:
-    """The point's value read from the device now. DeviceError, CodecError."""
-    block = ReadBlock(point.table, point.address, point.count, (point,))
-    data = await bus.read(machine_id, machine.connection.device_id, block)
-    return decode(point, [int(v) for v in data])
 
 
 def result_payload(

@@ -16,9 +16,9 @@ from shopfloor.edge.commands import (
     extract_id,
     result_payload,
 )
+from shopfloor.edge.drivers.base import Driver
 from shopfloor.edge.errors import OutboxError
 from shopfloor.edge.metrics import EdgeMetrics
-from shopfloor.edge.modbus import Bus
 from shopfloor.edge.outbox import Outbox
 from shopfloor.edge.store import Message
 from shopfloor.shared import topics
@@ -35,7 +35,7 @@ class CommandDispatcher:
     def __init__(
         self,
         site: str,
-        machines: dict[str, tuple[Machine, Bus]],
+        machines: dict[str, tuple[Machine, Driver]],
         outbox: Outbox,
         metrics: EdgeMetrics,
     ) -> None:
@@ -82,24 +82,24 @@ class CommandDispatcher:
         if machine_id is None:
             self._dead_letter(topic, payload, "not a command topic of this agent")
             return
-        machine, bus = self.machines[machine_id]
+        machine, driver = self.machines[machine_id]
         try:
             command: Command = parse(Command, payload)
         except ContractError as exc:
             self._malformed(topic, payload, machine_id, str(exc))
             return
-        status, detail, readback = await self._decide(machine_id, machine, bus, command)
+        status, detail, readback = await self._decide(machine_id, machine, driver, command)
         self._answer(machine, machine_id, command.id, status, detail, readback)
 
-    async def _decide(self, machine_id: str, machine: Machine, bus: Bus, command: Command):  # type: ignore[no-untyped-def]
+    async def _decide(self, machine_id: str, machine: Machine, driver: Driver, command: Command):  # type: ignore[no-untyped-def]
         refusal = check_command(machine, command, utc_now())
         if refusal is not None:
             return refusal[0], refusal[1], None
         async with self._writing[machine_id]:
-            return await self._write(machine_id, machine, bus, command)
+            return await self._write(machine_id, machine, driver, command)
 
-    async def _write(self, machine_id: str, machine: Machine, bus: Bus, command: Command):  # type: ignore[no-untyped-def]
-        refusal = await check_interlock(machine_id, machine, bus, command)
+    async def _write(self, machine_id: str, machine: Machine, driver: Driver, command: Command):  # type: ignore[no-untyped-def]
+        refusal = await check_interlock(machine_id, machine, driver, command)
         if refusal is not None:
             return refusal[0], refusal[1], None
         if command.expires_at <= utc_now():  # waited for the machine's previous writes
@@ -118,7 +118,7 @@ class CommandDispatcher:
             command.value,
             command.requested_by or "?",
         )
-        return await execute(machine_id, machine, bus, command)
+        return await execute(machine_id, machine, driver, command)
 
     def _malformed(self, topic: str, payload: bytes, machine_id: str, why: str) -> None:
         command_id = extract_id(payload)

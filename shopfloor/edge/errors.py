@@ -29,3 +29,10 @@ class OutboxError(EdgeError):
     """The durable outbox (SQLite) cannot be opened or written."""
 
     prefix = "outbox"
+
+
+class DeviceRefusedWrite(DeviceError):
+    """The device refused to take a value (a Modbus exception answer to a write, an OPC
+    UA write's bad status code): the command is `rejected` with `detail`, not `failed`."""
+
+    prefix = "refused"

@@ -1,8 +1,8 @@
 """Past polls into the outbox: the agent's own poll pipeline (read plan, decode, deadband,
-sequence numbers, state) run over a `Source` that shows each machine's registers at past
-instants, each poll stamped with its instant. The agent then publishes them like any
-backlog, in order, before its live polls. `shopfloor local up` uses it to give the demo
-plant its last hours (the source: sim.history.History).
+sequence numbers, state) run over drivers that read a plant's past (for the simulator:
+`edge.drivers.modbus.history`), each poll stamped with its instant. The agent then
+publishes them like any backlog, in order, before its live polls. `shopfloor local up`
+uses it to give the demo plant its last hours (the past: sim.history.History).
 
 Run it only while the agent is stopped: the outbox has one owner.
 """
@@ -11,61 +11,47 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from shopfloor.edge.agent import outbox_path_of, restore_tracker
-from shopfloor.edge.errors import DeviceError
+from shopfloor.edge.drivers.base import Driver
 from shopfloor.edge.metrics import EdgeMetrics
-from shopfloor.edge.modbus import to_wire
 from shopfloor.edge.outbox import Outbox
-from shopfloor.edge.plan import ReadBlock
 from shopfloor.edge.poller import MachinePoller
 from shopfloor.edge.store import Store
+from shopfloor.edge.stream import MachineStream
 from shopfloor.shared.plant import Agent, Plant
 
 COMMIT_EVERY_S = 600.0
 """Commit (and report progress) every this many seconds of history."""
 
 
-class Source(Protocol):
-    """Machines' registers at past instants, visited in increasing time."""
+class Clock(Protocol):
+    """What the drivers read from, moved to each instant in increasing time."""
 
     def advance(self, now_s: float) -> None: ...
 
-    async def read(self, machine: str, device_id: int,
-                   block: ReadBlock) -> list[int] | list[bool]: ...
 
-
-class SourceReader:
-    """A poller's reader over a Source (the bytes a Modbus answer would carry)."""
-
-    def __init__(self, source: Source) -> None:
-        self.source = source
-
-    async def read_blocks(self, machine: str, device_id: int, blocks: Sequence[ReadBlock],
-                          timeout_s: float) -> list[bytes | DeviceError | None]:
-        return [to_wire(block, await self.source.read(machine, device_id, block))
-                for block in blocks]
-
-
-async def fill(plant: Plant, agent: Agent, source: Source, start_s: float, end_s: float,
+async def fill(plant: Plant, agent: Agent, clock: Clock, drivers: Sequence[Driver],
+               start_s: float, end_s: float,
                progress: Callable[[float], None] | None = None,
                step_factor: float = 1.0) -> int:
-    """Poll `source` from start_s to end_s (epoch s) on each point group's own interval,
-    queueing the telemetry and state messages in the agent's outbox. Returns the number
-    of polls queued. `step_factor` >= 1 stretches the intervals: the polls are
-    `step_factor` x the shortest interval apart, each group due every round(interval /
-    step) polls (at least every poll)."""
+    """Poll `drivers` from start_s to end_s (epoch s) on each point group's own interval,
+    advancing `clock` to each instant first, and queue the telemetry and state messages
+    in the agent's outbox. Returns the number of polls queued. `step_factor` >= 1
+    stretches the intervals: the polls are `step_factor` x the shortest interval apart,
+    each group due every round(interval / step) polls (at least every poll)."""
     if step_factor < 1:
         raise ValueError(f"step_factor must be at least 1, not {step_factor}")
     store = Store(outbox_path_of(agent), agent.queue.max_samples, agent.queue.when_full)
     metrics = EdgeMetrics()
     outbox = Outbox(store, metrics)
     saved = store.states()
-    reader = SourceReader(source)
+    serving = {mid: d for d in drivers for mid in d.machines}
     pollers = [
-        MachinePoller(plant.site.id, mid, plant.machines[mid], reader, agent, outbox, metrics,
-                      restore_tracker(saved.get(mid)))
+        MachinePoller(serving[mid], MachineStream(
+            plant.site.id, mid, plant.machines[mid], agent, outbox, metrics,
+            restore_tracker(saved.get(mid))), metrics)
         for mid in agent.machines
     ]
     step = step_factor * min((iv for p in pollers for iv in p.plans), default=1.0)
@@ -73,12 +59,12 @@ async def fill(plant: Plant, agent: Agent, source: Source, start_s: float, end_s
     try:
         for k in range(int((end_s - start_s) / step) + 1):
             now_s = start_s + k * step
-            source.advance(now_s)
+            clock.advance(now_s)
             ts = dt.datetime.fromtimestamp(now_s, dt.UTC)
             for poller in pollers:
-                blocks = _due(poller, k, step)
-                if blocks:
-                    await poller.poll_once(blocks, ts)
+                plans = _due(poller, k, step)
+                if plans:
+                    await poller.poll_once(plans, ts)
                     polls += 1
             if k % commit_every == commit_every - 1:
                 await outbox.commit()
@@ -91,7 +77,7 @@ async def fill(plant: Plant, agent: Agent, source: Source, start_s: float, end_s
     return polls
 
 
-def _due(poller: MachinePoller, k: int, step: float) -> list[ReadBlock]:
-    """The blocks of every point group due at step k (group interval: a multiple of step)."""
-    return [block for interval, blocks in poller.plans.items()
-            if k % max(1, round(interval / step)) == 0 for block in blocks]
+def _due(poller: MachinePoller, k: int, step: float) -> list[Any]:
+    """The plans of every point group due at step k (group interval: a multiple of step)."""
+    return [plan for interval, plan in poller.plans.items()
+            if k % max(1, round(interval / step)) == 0]

@@ -1,4 +1,4 @@
-"""Turning register reads into a telemetry sample (pure): decode, deadband, payload.
+"""Turning a reading into a telemetry sample (pure): deadband, payload.
 
 Deadband: a point with `deadband > 0` is left out of a telemetry message while its
 value differs from the last *published* value by less than the deadband. It is
@@ -13,20 +13,12 @@ from collections.abc import Sequence
 
 from pydantic_core import to_json
 
-from shopfloor.edge.plan import ReadBlock
-from shopfloor.shared.codec import Value
 from shopfloor.shared.contract import SCHEMA_VERSION
+from shopfloor.shared.contract import PointValue as Value
 from shopfloor.shared.plant import Point
 
 HEARTBEAT_POLLS = 60
 """A deadbanded point is published at least once every this many polls."""
-
-
-def decode_block(block: ReadBlock, raw: bytes) -> tuple[dict[str, Value], set[str]]:
-    """Decode every point of a block's response (the bytes Modbus carries: big-endian
-    registers, or bits packed LSB first). A point that does not decode (response too
-    short, NaN/inf float) is returned in the bad set instead of the values."""
-    return block.decoder.decode(raw)
 
 
 class DeadbandFilter:

@@ -11,9 +11,9 @@ poll it answers.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from shopfloor.shared.codec import Value
+from shopfloor.shared.contract import PointValue as Value
 from shopfloor.shared.contract import StatePayload
 from shopfloor.shared.enums import MachineState
 from shopfloor.shared.plant import Machine
@@ -36,17 +36,23 @@ def derive_state(
     """The machine's state from one poll's values; None when the state point was not
     read in this poll and nothing else changed (product / work order keep the previous
     value when their point was not read)."""
-    view = previous
+    code: int | None
     if machine.state is not None and isinstance(values.get(machine.state.point), int):
         code = int(values[machine.state.point])
         mapped = machine.state.codes.get(code, machine.state.unmapped)
-        base = previous or StateView(mapped.state)
-        view = replace(base, state=mapped.state, reason=mapped.reason, code=code)
-    if view is None:
+        state, reason = mapped.state, mapped.reason
+    elif previous is None:
         return None
-    return replace(
-        view, product=_product(machine, values, view), work_order=_work_order(machine, values, view)
-    )
+    else:
+        state, reason, code = previous.state, previous.reason, previous.code
+    view = previous or _EMPTY
+    # One view built per poll, no intermediate copies: this runs for every poll.
+    return StateView(state, reason, code, _product(machine, values, view),
+                     _work_order(machine, values, view))
+
+
+_EMPTY = StateView(MachineState.OFFLINE)
+"""Stands for "no previous view" when reading the previous product / work order."""
 
 
 def _product(machine: Machine, values: dict[str, Value], view: StateView) -> str | None:

@@ -107,6 +107,7 @@ def run(plant: Plant, seed: int, origin_s: float, end_s: float,
         echo: Callable[[str], None]) -> int:
     """Anchor the lines at the origin, then bring [origin, end] into every agent's outbox.
     Returns the number of polls queued."""
+    from shopfloor.edge.drivers.modbus.history import history_drivers
     from shopfloor.edge.history import fill
     from shopfloor.sim.history import History
 
@@ -123,7 +124,8 @@ def run(plant: Plant, seed: int, origin_s: float, end_s: float,
             echo(f"\r  history {agent_id:<10} [{'#' * int(done * 30):<30}] "
                  f"{done * hours:4.1f} of {hours:.1f} h")
 
-        total += asyncio.run(fill(plant, agent, history, origin_s, end_s, progress,
+        drivers = history_drivers(history, plant, agent)
+        total += asyncio.run(fill(plant, agent, history, drivers, origin_s, end_s, progress,
                                   step_factor=POLL_FACTOR))
         echo("\n")
     return total

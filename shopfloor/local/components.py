@@ -17,6 +17,7 @@ from shopfloor.local.runner import RunDir, http_ok, port_open
 from shopfloor.shared import influx
 from shopfloor.shared.logs import LOG_FILE_ENV
 from shopfloor.shared.plant import Plant
+from shopfloor.shared.protocols.modbus import ModbusConnection
 
 API_STATE_DIR_ENV = "SHOPFLOOR_API_STATE_DIR"
 
@@ -75,7 +76,8 @@ def database(plant: Plant, run: RunDir) -> Component:
 
 
 def simulator(plant: Plant, plant_path: Path, speed: float, seed: int = 0) -> Component:
-    ports = sorted({m.connection.port for m in plant.machines.values() if m.connection.host})
+    ports = sorted({m.connection.port for m in plant.machines.values()
+                    if isinstance(m.connection, ModbusConnection) and m.connection.host})
     return Component(
         "sim", _shopfloor("sim", str(plant_path), "--speed", str(speed), "--seed", str(seed)),
         lambda: all(port_open(p) for p in ports),

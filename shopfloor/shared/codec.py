@@ -15,7 +15,7 @@ from shopfloor.shared.enums import ByteOrder, DataType
 from shopfloor.shared.errors import CodecError
 
 if TYPE_CHECKING:
-    from shopfloor.shared.plant import Point
+    from shopfloor.shared.protocols.modbus import ModbusPoint as Point
 
 Value = bool | int | float | str
 

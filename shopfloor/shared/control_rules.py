@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import struct
 from dataclasses import dataclass
 from enum import StrEnum
 
-from shopfloor.shared.codec import encode
 from shopfloor.shared.contract import PointValue
 from shopfloor.shared.enums import ControlAction, DataType
-from shopfloor.shared.errors import CodecError
 from shopfloor.shared.plant import Machine, Point, Role
 
 
@@ -204,8 +203,7 @@ def check_value(point: Point, value: PointValue) -> Refusal | None:
 
 def exact_value(point: Point, value: PointValue) -> PointValue:
     """The value as sent: a whole float for an unscaled integer point becomes an int."""
-    exact = point.scale == 1 and point.offset == 0
-    if point.type.is_integer and exact and isinstance(value, float):
+    if point.keeps_integer and isinstance(value, float):
         return int(value)
     return value
 
@@ -215,9 +213,9 @@ def _check_text(point: Point, value: str) -> Refusal | None:
         size = len(value.encode("latin-1"))
     except UnicodeEncodeError:
         return _invalid("wrong_type", f"point {point.name!r} takes Latin-1 text only")
-    if size > point.count * 2:
-        return _invalid("out_of_range",
-                        f"point {point.name!r} holds at most {point.count * 2} characters")
+    limit = point.max_chars
+    if limit is not None and size > limit:
+        return _invalid("out_of_range", f"point {point.name!r} holds at most {limit} characters")
     return None
 
 
@@ -225,8 +223,7 @@ def _check_number(point: Point, value: int | float) -> Refusal | None:
     if not math.isfinite(value):  # JSON may carry Infinity/NaN
         return _invalid("wrong_type", f"point {point.name!r} takes a finite number, "
                         f"not {value!r}")
-    exact = point.scale == 1 and point.offset == 0
-    if point.type.is_integer and exact and value != int(value):
+    if point.keeps_integer and value != int(value):
         return _invalid("wrong_type", f"point {point.name!r} takes an integer, not {value!r}")
     if point.min is not None and value < point.min:
         return _invalid("out_of_range", f"value {value} is below min {point.min:g} of "
@@ -234,10 +231,26 @@ def _check_number(point: Point, value: int | float) -> Refusal | None:
     if point.max is not None and value > point.max:
         return _invalid("out_of_range", f"value {value} is above max {point.max:g} of "
                         f"{point.name!r}")
-    try:
-        encode(point, value)
-    except CodecError as exc:
-        return _invalid("out_of_range", f"value {value!r} does not fit {point.type}: {exc}")
+    why = _raw_misfit(point, value)
+    if why is not None:
+        return _invalid("out_of_range", f"value {value!r} does not fit {point.type}: {why}")
+    return None
+
+
+def _raw_misfit(point: Point, value: int | float) -> str | None:
+    """Why the raw value (value - offset) / scale, rounded for an integer type, is
+    outside the point's type, or None (whatever the protocol carries it in)."""
+    raw = (value - point.offset) / point.scale
+    if not math.isfinite(raw):
+        return f"raw value {raw} is not finite"
+    if point.type.is_integer:
+        low, high = point.type.int_range
+        return None if low <= round(raw) <= high else f"raw {round(raw)} is outside {low}..{high}"
+    if point.type is DataType.FLOAT32:
+        try:
+            struct.pack(">f", raw)
+        except OverflowError:
+            return f"raw {raw!r} is beyond float32"
     return None
 
 

@@ -53,6 +53,14 @@ class DataType(StrEnum):
         """Width in bits for numeric types (bool: 1, string: 0 = variable)."""
         return _BITS[self]
 
+    @property
+    def int_range(self) -> tuple[int, int]:
+        """(lowest, highest) raw value of an integer type."""
+        bits = INTEGER_BITS[self]
+        if self.is_unsigned_int:
+            return 0, (1 << bits) - 1
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
 
 _BITS = {
     DataType.BOOL: 1,

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from shopfloor.shared.errors import PlantFileError
 from shopfloor.shared.plant import Plant, Point
 from shopfloor.shared.plant_checks import check_plant
+from shopfloor.shared.protocols import PROTOCOLS
 
 # libyaml's safe loader is ~10x faster on plant files of 1,000 machines; same semantics.
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -37,12 +38,43 @@ def _pydantic_issues(exc: ValidationError) -> list[tuple[str, str]]:
     issues = []
     for err in exc.errors(include_url=False):
         # Drop pydantic's internal tags for function validators ("function-after[...]").
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+        loc = _without_protocol_tags(
+            tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+        )
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown key (typo?)"
+        elif err["type"] == "union_tag_invalid":
+            loc, message = (*loc, "protocol"), _unknown_protocol(err.get("ctx") or {})
         issues.append((format_loc(loc), message))
-    return issues
+    return _once_per_machine(issues)
+
+
+def _once_per_machine(issues: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """An unknown connection protocol is inherited by the machine's points: say it once,
+    at the connection, not again at each point."""
+    unknown = {(path.removesuffix(".connection.protocol"), message) for path, message in issues
+               if path.endswith(".connection.protocol")}
+    return [(path, message) for path, message in issues
+            if not (path.endswith(".protocol") and ".points[" in path
+                    and (path.split(".points[")[0], message) in unknown)]
+
+
+def _without_protocol_tags(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """A connection's or point's protocol union puts the protocol's tag in the path
+    (`connection.modbus.host`, `points[2].modbus.address`): the file has no such key."""
+    out: list[int | str] = []
+    for part in loc:
+        after_union = bool(out) and (out[-1] == "connection" or (
+            isinstance(out[-1], int) and len(out) > 1 and out[-2] == "points"))
+        if after_union and part in PROTOCOLS:
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _unknown_protocol(ctx: dict[str, Any]) -> str:
+    return f"unknown protocol {ctx.get('tag')!r} (known: {', '.join(PROTOCOLS)})"
 
 
 def parse_plant(data: Any, source: str = "<plant>") -> Plant:

@@ -1,5 +1,7 @@
 """The plant file's typed model: site, broker, database, shift calendar, lines, machines
-(Modbus endpoint, register map, state and counter points, products), edge agents, API keys.
+(connection and points of a field protocol, state and counter points, products), edge
+agents, API keys. What a connection and a point hold beyond the common part is the
+protocol's (`shopfloor.shared.protocols`, keyed by `protocol:`, `modbus` by default).
 
 Field validators check one value; `shopfloor.shared.plant_checks` checks the whole file
 (references between sections, overlapping registers). Load a file with
@@ -11,12 +13,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationInfo,
@@ -25,31 +25,27 @@ from pydantic import (
     model_validator,
 )
 
+from shopfloor.shared import protocols
 from shopfloor.shared.alarm_rules import Alarms
-from shopfloor.shared.codec import register_count
-from shopfloor.shared.enums import (
-    ByteOrder,
-    DatabaseApi,
-    DataType,
-    MachineState,
-    QueueFullPolicy,
-    Table,
-    Transport,
+from shopfloor.shared.enums import DatabaseApi, MachineState, QueueFullPolicy
+from shopfloor.shared.protocols.base import (
+    Connection,
+    Ident,
+    Model,
+    Point,
+    Port,
+    PositiveSeconds,
 )
 from shopfloor.shared.reasons import Downtime
 
-Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-"""An id usable in MQTT topics and InfluxDB tags: letters, digits, _ . - (no / + #)."""
-
-Port = Annotated[int, Field(ge=1, le=65535)]
-PositiveSeconds = Annotated[float, Field(gt=0)]
-
-
-class Model(BaseModel):
-    """Base: unknown keys are errors (a typo must not be silently ignored)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+if TYPE_CHECKING:
+    AnyConnection = Connection
+    AnyPoint = Point
+else:
+    AnyConnection = protocols.connection_union()
+    """A machine's connection: the model of its `protocol:` (shared/protocols/)."""
+    AnyPoint = protocols.point_union()
+    """A point: the model of its machine's protocol."""
 
 class Site(Model):
     id: Ident
@@ -71,7 +67,7 @@ def _check_zone(value: str) -> str:
 
 
 class Broker(Model):
-    host: str = "127.0.0.1"
+    host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
     port: Port = 1883
     username: str | None = None
     password: SecretStr | None = None
@@ -135,55 +131,6 @@ class Calendar(Model):
         return None if value is None else _check_zone(value)
 
 
-class Point(Model):
-    """One signal in a device's register map. Engineering value = raw * scale + offset.
-    `min`/`max` bound writes, in engineering units."""
-
-    name: Ident
-    table: Table = Table.HOLDING
-    address: Annotated[int, Field(ge=0, le=65535)]
-    type: DataType = DataType.UINT16
-    length: Annotated[int, Field(ge=1, le=250)] | None = None
-    order: ByteOrder = ByteOrder.ABCD
-    scale: float = 1.0
-    offset: float = 0.0
-    unit: str = ""
-    poll_interval_s: PositiveSeconds | None = None
-    deadband: Annotated[float, Field(ge=0)] = 0.0
-    writable: bool = False
-    min: float | None = None
-    max: float | None = None
-    free_setpoint: bool = False
-    """A point a control action writes (control.run, ...) may also be written through
-    the setpoint route, with that action's permission and interlock."""
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Point:
-        if self.table.is_bit and self.type is not DataType.BOOL:
-            raise ValueError(f"a {self.table} point must have type bool, not {self.type}")
-        if self.type is DataType.STRING and self.length is None:
-            raise ValueError("a string point needs length (characters)")
-        if self.scale == 0:
-            raise ValueError("scale must not be 0")
-        if self.writable and not self.table.is_writable:
-            raise ValueError(f"a {self.table} point cannot be writable (read-only table)")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min {self.min} is greater than max {self.max}")
-        if self.address + self.count - 1 > 65535:
-            raise ValueError(f"address {self.address} + {self.count} registers exceeds 65535")
-        return self
-
-    @property
-    def count(self) -> int:
-        """Registers (or bits) the point occupies."""
-        return register_count(self.type, self.length)
-
-    @property
-    def end(self) -> int:
-        """One past the last address occupied."""
-        return self.address + self.count
-
-
 class StateCode(Model):
     state: MachineState
     reason: str | None = None
@@ -222,68 +169,43 @@ class Control(Model):
     work_order: Ident | None = None
 
 
-class Serial(Model):
-    port: str
-    baudrate: Annotated[int, Field(ge=300, le=921600)] = 19200
-    parity: Literal["N", "E", "O"] = "N"
-    stopbits: Literal[1, 2] = 1
-    bytesize: Literal[7, 8] = 8
-    inter_frame_s: Annotated[float, Field(ge=0)] = 0.005
-
-
-class Connection(Model):
-    """Modbus endpoint. tcp / rtu_over_tcp need host and port; rtu needs serial."""
-
-    transport: Transport = Transport.TCP
-    host: str | None = None
-    port: Port = 502
-    device_id: Annotated[int, Field(ge=0, le=247)] = 1
-    timeout_s: PositiveSeconds = 1.0
-    serial: Serial | None = None
-    gateway: bool = False
-    """tcp only: machines with the same host and port (a Modbus gateway, different
-    device_ids) share one TCP connection instead of one each."""
-    max_in_flight: Annotated[int, Field(ge=1, le=32)] = 1
-    """tcp only: requests on the connection at once, matched to answers by transaction
-    id (the reads of one poll go out together; behind a gateway, several machines'
-    reads). 1 (default) suits devices and gateways that serve one request at a time."""
-
-    @model_validator(mode="after")
-    def _endpoint(self) -> Connection:
-        if self.transport is Transport.RTU and self.serial is None:
-            raise ValueError("transport rtu needs a serial section (port, baudrate, ...)")
-        if self.transport is not Transport.RTU and not self.host:
-            raise ValueError(f"transport {self.transport} needs host")
-        if self.gateway and self.transport is not Transport.TCP:
-            raise ValueError(
-                f"gateway: true is for transport tcp; {self.transport} already shares its line"
-            )
-        if self.max_in_flight > 1 and self.transport is not Transport.TCP:
-            raise ValueError(
-                f"max_in_flight > 1 is for transport tcp; {self.transport} carries one "
-                "request at a time"
-            )
-        return self
-
-    @property
-    def bus_key(self) -> str:
-        """Devices sharing a bus key share one client (one request at a time on it)."""
-        if self.transport is Transport.RTU:
-            assert self.serial is not None
-            return f"rtu:{self.serial.port}"
-        return f"{self.transport}:{self.host}:{self.port}"
-
-
 class Machine(Model):
+    """A machine: its line, how to reach it (`connection`, of any field protocol) and its
+    points (each of the connection's protocol: `protocol:` may be left out)."""
+
     line: Ident
     name: str = ""
-    connection: Connection
+    connection: AnyConnection
     poll_interval_s: PositiveSeconds = 1.0
-    points: list[Point] = Field(min_length=1)
+    points: list[AnyPoint] = Field(min_length=1)
     state: StateMap | None = None
     counters: Counters | None = None
     products: list[Product] = Field(default_factory=list)
     control: Control = Control()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _points_speak_the_connection(cls, data: Any) -> Any:
+        """A point that names no protocol has its connection's (new dicts: the YAML
+        data may share one register map between machines)."""
+        if not isinstance(data, dict) or not isinstance(data.get("points"), list):
+            return data
+        protocol = protocols.protocol_of(data.get("connection"))
+        points = [
+            {"protocol": protocol, **p} if isinstance(p, dict) and "protocol" not in p else p
+            for p in data["points"]
+        ]
+        return {**data, "points": points}
+
+    @model_validator(mode="after")
+    def _one_protocol(self) -> Machine:
+        for i, point in enumerate(self.points):
+            if point.protocol != self.connection.protocol:
+                raise ValueError(
+                    f"points[{i}] ({point.name}) is a {point.protocol} point; this machine's "
+                    f"connection speaks {self.connection.protocol}"
+                )
+        return self
 
     @field_validator("points", mode="wrap")
     @classmethod

@@ -1,5 +1,7 @@
 """Whole-file checks of a structurally valid plant: references between sections,
-duplicates, overlapping registers. Each returns (path, message) pairs; none raises."""
+duplicates, and each field protocol's own checks (`shopfloor.shared.protocols`: for
+Modbus, overlapping registers and devices). Each returns (path, message) pairs; none
+raises."""
 
 from __future__ import annotations
 
@@ -8,11 +10,10 @@ from collections.abc import Iterator
 
 from shopfloor.shared.alarm_rules import STOPPED_STATES, RuleKind, RuleMap
 from shopfloor.shared.control_rules import ACTION_CONTROLS, MAX_COMMAND_LIFETIME
-from shopfloor.shared.enums import Transport
 from shopfloor.shared.plant import Machine, Plant
+from shopfloor.shared.protocols import PROTOCOLS
+from shopfloor.shared.protocols.base import Issue
 from shopfloor.shared.reasons import Category
-
-Issue = tuple[str, str]
 
 
 def check_plant(plant: Plant) -> list[Issue]:
@@ -58,20 +59,9 @@ def _machines(plant: Plant) -> Iterator[Issue]:
         if machine.line not in line_ids:
             yield f"{base}.line", f"unknown line {machine.line!r} (known: {sorted(line_ids)})"
         yield from _duplicates(f"{base}.points", [p.name for p in machine.points], "point")
-        yield from _overlaps(base, machine)
+        yield from PROTOCOLS[machine.connection.protocol].machine_checks(base, machine)
         yield from _roles(base, machine)
         yield from _products(base, machine)
-
-
-def _overlaps(base: str, machine: Machine) -> Iterator[Issue]:
-    indexed = sorted(enumerate(machine.points), key=lambda ip: (ip[1].table, ip[1].address))
-    for (_, prev), (i, point) in zip(indexed, indexed[1:], strict=False):
-        if point.table == prev.table and point.address < prev.end:
-            yield (
-                f"{base}.points[{i}].address",
-                f"{point.table} {point.address} overlaps point {prev.name!r} "
-                f"({prev.address}..{prev.end - 1})",
-            )
 
 
 def _point_ref(base: str, machine: Machine, field: str, name: str | None) -> Iterator[Issue]:
@@ -124,44 +114,11 @@ def _products(base: str, machine: Machine) -> Iterator[Issue]:
 
 
 def _devices(plant: Plant) -> Iterator[Issue]:
-    yield from _gateways(plant)
-    seen: dict[tuple[str, int], str] = {}
-    for mid, machine in plant.machines.items():
-        key = (machine.connection.bus_key, machine.connection.device_id)
-        if key in seen:
-            yield (
-                f"machines.{mid}.connection",
-                f"same device ({key[0]}, device_id {key[1]}) as machine {seen[key]!r}; "
-                "one machine per device",
-            )
-        else:
-            seen[key] = mid
-
-
-def _gateways(plant: Plant) -> Iterator[Issue]:
-    """Machines on one tcp host:port share one connection only if all of them say
-    gateway: true, with one max_in_flight (it belongs to the connection)."""
-    first: dict[str, tuple[str, bool, int]] = {}
-    for mid, machine in plant.machines.items():
-        conn = machine.connection
-        if conn.transport is not Transport.TCP:
-            continue
-        mine = (mid, conn.gateway, conn.max_in_flight)
-        other = first.setdefault(conn.bus_key, mine)
-        if other is mine or not (conn.gateway or other[1]):
-            continue
-        if conn.gateway != other[1]:
-            yield (
-                f"machines.{mid}.connection.gateway",
-                f"{conn.host}:{conn.port} is a gateway for machine {other[0]!r} "
-                f"(gateway: {str(other[1]).lower()}); set the same on every machine behind it",
-            )
-        elif conn.max_in_flight != other[2]:
-            yield (
-                f"machines.{mid}.connection.max_in_flight",
-                f"{conn.max_in_flight} differs from {other[2]} of machine {other[0]!r} on the "
-                f"same gateway {conn.host}:{conn.port}; it is one connection's setting",
-            )
+    """Each protocol's checks between the machines that speak it."""
+    for name, models in PROTOCOLS.items():
+        speaking = {mid: m for mid, m in plant.machines.items()
+                    if m.connection.protocol == name}
+        yield from models.plant_checks(speaking)
 
 
 def _agents(plant: Plant) -> Iterator[Issue]:

@@ -4,8 +4,9 @@ at each instant. `Simulator(origin_s=...)` continues exactly this model from the
 it starts (same seed, same origin: the model gives the same result however time is
 sliced), so history and live data join without a jump in the counters.
 
-`read()` has the edge's reader signature (`shopfloor.edge.poller.Reader`): the edge's own
-poll pipeline turns the images into telemetry (`shopfloor.edge.history`). Pure: no I/O.
+The edge reads the past through `read()` (`shopfloor.edge.drivers.modbus.history`): its
+own poll pipeline turns the images into telemetry (`shopfloor.edge.history`). Pure: no
+I/O.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ class History:
 
 
 class _Block(Protocol):
-    """What `read` needs of a read block (shopfloor.edge.plan.ReadBlock has it)."""
+    """What `read` needs of a read block (shopfloor.edge.drivers.modbus.plan.ReadBlock has it)."""
 
     @property
     def table(self) -> Table: ...

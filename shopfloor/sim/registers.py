@@ -12,9 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shopfloor.shared.codec import Value, decode, encode, encode_raw
-from shopfloor.shared.enums import DataType, Table
+from shopfloor.shared.enums import Table
 from shopfloor.shared.errors import CodecError
-from shopfloor.shared.plant import Machine, Point
+from shopfloor.shared.plant import Machine
+from shopfloor.shared.plant import Point as AnyPoint
+from shopfloor.shared.protocols.modbus import ModbusPoint as Point
 from shopfloor.sim.errors import Refused
 
 ILLEGAL_ADDRESS = 2
@@ -34,14 +36,6 @@ FUNCTION_TABLE = {
     4: Table.INPUT,
 }
 
-_INT_RANGE = {
-    DataType.INT16: (-(1 << 15), (1 << 15) - 1),
-    DataType.UINT16: (0, (1 << 16) - 1),
-    DataType.INT32: (-(1 << 31), (1 << 31) - 1),
-    DataType.UINT32: (0, (1 << 32) - 1),
-    DataType.INT64: (-(1 << 63), (1 << 63) - 1),
-    DataType.UINT64: (0, (1 << 64) - 1),
-}
 
 
 @dataclass
@@ -56,7 +50,7 @@ class DeviceRegisters:
     def __init__(self, machine: Machine) -> None:
         self.tables: dict[Table, _Table] = {}
         for table in Table:
-            points = [p for p in machine.points if p.table is table]
+            points = [p for p in machine.points if isinstance(p, Point) and p.table is table]
             size = max((p.end for p in points), default=0)
             owner: list[Point | None] = [None] * size
             for point in points:
@@ -77,9 +71,10 @@ class DeviceRegisters:
         values = self.tables[point.table].values
         return decode(point, [int(v) for v in values[point.address : point.end]])
 
-    def set(self, point: Point, value: Value) -> None:
+    def set(self, point: AnyPoint, value: Value) -> None:
         """Store `value` (engineering units) in the point's registers, clamped to what
         its type can hold."""
+        assert isinstance(point, Point), point  # a Modbus machine's points
         table = self.tables[point.table]
         if point.table.is_bit:
             table.values[point.address] = bool(value)
@@ -144,8 +139,8 @@ def _checked(point: Point, registers: list[int]) -> Value:
 def encode_clamped(point: Point, value: Value) -> list[int]:
     """`codec.encode`, but an integer that does not fit its type is clamped to it."""
     try:
-        if point.type in _INT_RANGE and isinstance(value, int | float):
-            low, high = _INT_RANGE[point.type]
+        if point.type.is_integer and isinstance(value, int | float):
+            low, high = point.type.int_range
             raw = round((value - point.offset) / point.scale)
             return encode_raw(point.type, min(max(raw, low), high), point.order)
         return encode(point, value)

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 from shopfloor.shared.enums import Transport
 from shopfloor.shared.plant import Plant
+from shopfloor.shared.protocols.modbus import ModbusConnection
 from shopfloor.sim.errors import SimError
 
 log = logging.getLogger(__name__)
@@ -16,17 +17,24 @@ SIMULATED_TRANSPORTS = frozenset({Transport.TCP, Transport.RTU_OVER_TCP})
 
 
 def served_ids(plant: Plant, machines: Iterable[str] | None) -> list[str]:
-    """The machines to simulate, in plant order: TCP and RTU-over-TCP ones (serial RTU
-    machines are not served)."""
+    """The machines to simulate, in plant order: Modbus TCP and RTU-over-TCP ones
+    (serial RTU machines are not served)."""
     wanted = list(plant.machines) if machines is None else list(machines)
     unknown = [m for m in wanted if m not in plant.machines]
     if unknown:
         raise SimError(f"unknown machine(s) {unknown} (plant has {sorted(plant.machines)})")
-    served = [m for m in wanted if plant.machines[m].connection.transport in SIMULATED_TRANSPORTS]
+    served = [m for m in wanted if _simulated(plant.machines[m].connection)]
     for mid in set(wanted) - set(served):
+        conn = plant.machines[mid].connection
         log.warning(
-            "%s: transport %s is not simulated (only tcp and rtu_over_tcp)",
+            "%s: %s %s is not simulated (only modbus tcp and rtu_over_tcp)",
             mid,
-            plant.machines[mid].connection.transport,
+            conn.protocol,
+            getattr(conn, "transport", ""),
         )
     return served
+
+
+def _simulated(connection: object) -> bool:
+    return (isinstance(connection, ModbusConnection)
+            and connection.transport in SIMULATED_TRANSPORTS)

@@ -31,6 +31,7 @@ from pymodbus.framer import FramerType
 from shopfloor.shared.enums import Table, Transport
 from shopfloor.shared.logs import FailureLog
 from shopfloor.shared.plant import Plant
+from shopfloor.shared.protocols.modbus import ModbusConnection
 from shopfloor.sim.device import SimDevice
 from shopfloor.sim.errors import SimError
 from shopfloor.sim.faults import Fault, FaultMode
@@ -92,6 +93,7 @@ class Simulator:
 
     def _place(self, mid: str, bind: str | None) -> None:
         conn = self.plant.machines[mid].connection
+        assert isinstance(conn, ModbusConnection)  # served_ids: Modbus machines only
         endpoint = (bind or conn.host or "127.0.0.1", conn.port)
         units = self._by_endpoint.setdefault(endpoint, {})
         transport = self._transports.setdefault(endpoint, conn.transport)

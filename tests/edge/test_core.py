@@ -8,14 +8,15 @@ import random
 import pytest
 
 from shopfloor.edge.commands import check_command, extract_id
-from shopfloor.edge.plan import plan_reads
+from shopfloor.edge.drivers.modbus.plan import plan_reads
 from shopfloor.edge.poller import _next_tick
-from shopfloor.edge.sample import DeadbandFilter, decode_block
+from shopfloor.edge.sample import DeadbandFilter
 from shopfloor.edge.state import StateTracker, derive_state, offline_view
 from shopfloor.shared.backoff import Backoff
 from shopfloor.shared.contract import Command, CommandStatus
 from shopfloor.shared.enums import ControlAction, MachineState
-from shopfloor.shared.plant import Machine, Point, Role
+from shopfloor.shared.plant import Machine, Role
+from shopfloor.shared.protocols.modbus import ModbusPoint as Point
 
 T0 = dt.datetime(2026, 11, 25, 20, 0, tzinfo=dt.UTC)
 
@@ -49,7 +50,7 @@ def test_decode_block_marks_nan_bad() -> None:
     f = Point(name="f", address=0, type="float32")
     n = Point(name="n", address=2)
     (block,) = plan_reads([f, n])
-    values, bad = decode_block(block, bytes.fromhex("7fc0 0000 0007"))
+    values, bad = block.decoder.decode(bytes.fromhex("7fc0 0000 0007"))
     assert values == {"n": 7} and bad == {"f"}
 
 

@@ -144,7 +144,7 @@ def test_check_refuses_gateway_options_that_do_not_apply(
 
 
 def test_gateway_machines_are_one_bus() -> None:
-    from shopfloor.edge.modbus import bus_key
+    from shopfloor.edge.drivers.modbus.bus import bus_key
 
     plant = parse_plant(_plant({**gateway_machines(5020, (1, 2)), "solo": machine_spec(5021)}))
     keys = {mid: bus_key(mid, m.connection) for mid, m in plant.machines.items()}
@@ -154,7 +154,7 @@ def test_gateway_machines_are_one_bus() -> None:
 def test_in_flight_slots_are_taken_whole_and_never_leak() -> None:
     import asyncio
 
-    from shopfloor.edge.tcpread import _Slots
+    from shopfloor.edge.drivers.modbus.tcpread import _Slots
 
     async def main() -> None:
         slots = _Slots(4)

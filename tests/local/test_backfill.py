@@ -5,7 +5,6 @@ origin is what the simulated buffers held then. Real InfluxDB."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 from pathlib import Path
@@ -13,7 +12,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shopfloor.edge.history import fill
 from shopfloor.kpi.aggregate import aggregate
 from shopfloor.kpi.calendar import ShiftCalendar
 from shopfloor.kpi.live import to_sample
@@ -25,7 +23,7 @@ from shopfloor.shared.contract import Telemetry, parse
 from shopfloor.shared.loader import parse_plant
 from shopfloor.shared.plant import Plant
 from shopfloor.sim.history import History
-from tests.edge.test_history import T0, plant_in, rows
+from tests.edge.drivers.modbus.test_history import T0, plant_in, replay, rows
 from tests.harness.plants import example_data, relocate
 from tests.harness.services import InfluxDB, free_port
 
@@ -97,8 +95,7 @@ def test_the_stretched_history_is_fully_covered_for_the_kpis(tmp_path: Path,
     beyond the engine's gap tolerance (3 poll periods), they would not be."""
     plant = plant_in(tmp_path)
     start, end = T0, T0 + 1200
-    asyncio.run(fill(plant, plant.agents[0], History(plant, 5, start), start, end,
-                     step_factor=factor))
+    replay(plant, History(plant, 5, start), start, end, step_factor=factor)
     by_machine: dict[str, list[Sample]] = {}
     for topic, payload in rows(plant):
         if topic.endswith("/telemetry"):

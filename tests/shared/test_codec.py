@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from shopfloor.shared.codec import decode, decode_raw, encode, encode_raw, register_count
 from shopfloor.shared.enums import ByteOrder, DataType, Table
 from shopfloor.shared.errors import CodecError
-from shopfloor.shared.plant import Point
+from shopfloor.shared.protocols.modbus import ModbusPoint as Point
 
 A, B, C, D = ByteOrder.ABCD, ByteOrder.BADC, ByteOrder.CDAB, ByteOrder.DCBA
 

@@ -4,7 +4,7 @@ values for the rest (power tied to running, energy accumulating, temperature lag
 from __future__ import annotations
 
 from shopfloor.shared.enums import Table
-from shopfloor.shared.plant import Point
+from shopfloor.shared.protocols.modbus import ModbusPoint as Point
 from shopfloor.sim.device import SimDevice
 from shopfloor.sim.line import PlantModel
 from shopfloor.sim.outputs import Refresh, outputs_for

@@ -7,7 +7,7 @@ import pytest
 
 from shopfloor.shared.codec import Value, decode, encode
 from shopfloor.shared.enums import Table
-from shopfloor.shared.plant import Point
+from shopfloor.shared.protocols.modbus import ModbusPoint as Point
 from shopfloor.sim.errors import Refused, SimError
 from shopfloor.sim.faults import Fault, FaultMode, parse_assignment
 from shopfloor.sim.registers import ILLEGAL_ADDRESS, ILLEGAL_VALUE, DeviceRegisters

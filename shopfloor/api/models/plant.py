@@ -9,12 +9,13 @@ from pydantic import BaseModel, Field
 from shopfloor.api.live import LiveView
 from shopfloor.api.models.common import PageInfo
 from shopfloor.shared.contract import PointValue
-from shopfloor.shared.plant import Machine, Plant
+from shopfloor.shared.plant import Machine, Plant, Point
 
 
 class PointOut(BaseModel):
     name: str = Field(examples=["speed_pct"])
-    table: str
+    protocol: str = Field(examples=["modbus"])
+    table: str | None = Field(None, description="Modbus points: the register table")
     type: str
     unit: str = ""
     writable: bool
@@ -103,8 +104,9 @@ def plant_out(plant: Plant, allowed_lines: frozenset[str] | None) -> PlantOut:
 def machine_out(machine_id: str, machine: Machine) -> MachineOut:
     return MachineOut(
         id=machine_id, line=machine.line, name=machine.name,
-        points=[PointOut(name=p.name, table=p.table.value, type=p.type.value, unit=p.unit,
-                         writable=p.writable, min=p.min, max=p.max) for p in machine.points],
+        points=[PointOut(name=p.name, protocol=p.protocol, table=_table(p), type=p.type.value,
+                         unit=p.unit, writable=p.writable, min=p.min, max=p.max)
+                for p in machine.points],
         products=[ProductOut(id=p.id, code=p.code, ideal_cycle_time_s=p.ideal_cycle_time_s,
                              name=p.name) for p in machine.products],
         control=machine.control.model_dump(exclude_none=True),
@@ -125,3 +127,8 @@ def state_out(machine_id: str, machine: Machine, live: LiveView) -> MachineState
         online=live.online(machine_id), maintenance=live.in_maintenance(machine_id),
         values=snap.values, bad_quality=sorted(snap.quality), updated_at=snap.telemetry_ts,
     )
+
+
+def _table(point: Point) -> str | None:
+    table = getattr(point, "table", None)  # a Modbus point's; other protocols have none
+    return None if table is None else str(table)

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from shopfloor.edge.agent import outbox_path_of
+from shopfloor.edge.drivers.modbus.history import history_drivers
 from shopfloor.edge.history import fill
 from shopfloor.edge.store import Store
 from shopfloor.shared.enums import QueueFullPolicy
@@ -29,6 +31,15 @@ def plant_in(tmp_path: Path) -> Plant:
     return parse_plant(data)
 
 
+def replay(plant: Plant, history: History, start_s: float, end_s: float,
+           progress: Callable[[float], None] | None = None, step_factor: float = 1.0) -> int:
+    """The simulator's past through the Modbus driver into the first agent's outbox."""
+    agent = plant.agents[0]
+    drivers = history_drivers(history, plant, agent)
+    return asyncio.run(fill(plant, agent, history, drivers, start_s, end_s, progress,
+                            step_factor))
+
+
 def rows(plant: Plant) -> list[tuple[str, dict]]:
     agent = plant.agents[0]
     store = Store(outbox_path_of(agent), 10**7, QueueFullPolicy.DROP_OLDEST)
@@ -41,8 +52,7 @@ def rows(plant: Plant) -> list[tuple[str, dict]]:
 def test_ten_minutes_of_history_through_the_poll_pipeline(tmp_path: Path) -> None:
     plant = plant_in(tmp_path)
     seen: list[float] = []
-    polls = asyncio.run(fill(plant, plant.agents[0], History(plant, 5, T0), T0, T0 + 600,
-                             seen.append))
+    polls = replay(plant, History(plant, 5, T0), T0, T0 + 600, seen.append)
     assert polls == 4 * 601  # 4 machines, one poll a second, both ends included
     assert seen[-1] == T0 + 600 and seen == sorted(seen)
     messages = rows(plant)
@@ -63,16 +73,15 @@ def test_ten_minutes_of_history_through_the_poll_pipeline(tmp_path: Path) -> Non
 
 def test_a_second_fill_continues_the_sequence_numbers(tmp_path: Path) -> None:
     plant = plant_in(tmp_path)
-    asyncio.run(fill(plant, plant.agents[0], History(plant, 5, T0), T0, T0 + 9))
-    asyncio.run(fill(plant, plant.agents[0], History(plant, 5, T0 + 10), T0 + 10, T0 + 19))
+    replay(plant, History(plant, 5, T0), T0, T0 + 9)
+    replay(plant, History(plant, 5, T0 + 10), T0 + 10, T0 + 19)
     weld = [m["seq"] for t, m in rows(plant) if t.endswith("/weld1/telemetry")]
     assert weld == list(range(20))
 
 
 def test_polls_stretched_by_a_factor_keep_each_groups_share(tmp_path: Path) -> None:
     plant = plant_in(tmp_path)
-    polls = asyncio.run(fill(plant, plant.agents[0], History(plant, 5, T0), T0, T0 + 600,
-                             step_factor=2.0))
+    polls = replay(plant, History(plant, 5, T0), T0, T0 + 600, step_factor=2.0)
     assert polls == 4 * 301  # every 2 s instead of every second
     press = [m for t, m in rows(plant) if t.endswith("/press1/telemetry")]
     assert [m["seq"] for m in press] == list(range(301))  # no gap in the stream
@@ -88,5 +97,4 @@ def test_polls_stretched_by_a_factor_keep_each_groups_share(tmp_path: Path) -> N
 def test_a_factor_below_one_is_refused(tmp_path: Path) -> None:
     plant = plant_in(tmp_path)
     with pytest.raises(ValueError, match="at least 1"):
-        asyncio.run(fill(plant, plant.agents[0], History(plant, 5, T0), T0, T0 + 9,
-                         step_factor=0.5))
+        replay(plant, History(plant, 5, T0), T0, T0 + 9, step_factor=0.5)

@@ -22,7 +22,7 @@ from typing import Any
 
 from shopfloor.shared.codec import STRUCT_FORMAT, Value
 from shopfloor.shared.enums import ByteOrder, DataType
-from shopfloor.shared.plant import Point
+from shopfloor.shared.protocols.modbus import ModbusPoint as Point
 
 # What a field needs after the unpack.
 _PLAIN, _SCALED, _FLOAT, _FLOAT_SCALED, _BOOL, _STRING = range(6)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shopfloor.edge.plan import plan_reads
-from shopfloor.shared.plant import Point
+from shopfloor.edge.drivers.modbus.plan import plan_reads
+from shopfloor.shared.protocols.modbus import ModbusPoint as Point
 
 
 def pt(

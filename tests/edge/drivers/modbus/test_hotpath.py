@@ -11,13 +11,13 @@ import struct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shopfloor.edge.plan import plan_reads
-from shopfloor.edge.sample import decode_block, telemetry_payload
+from shopfloor.edge.drivers.modbus.plan import plan_reads
+from shopfloor.edge.sample import telemetry_payload
 from shopfloor.shared.codec import Value, decode
 from shopfloor.shared.contract import Telemetry
 from shopfloor.shared.enums import ByteOrder, DataType, Table
 from shopfloor.shared.errors import CodecError
-from shopfloor.shared.plant import Point
+from shopfloor.shared.protocols.modbus import ModbusPoint as Point
 
 REGISTER_TYPES = [t for t in DataType if t is not DataType.BOOL] + [DataType.BOOL]
 
@@ -83,7 +83,7 @@ def test_register_block_decodes_as_the_codec_does(
                 expected_bad.add(name)
             else:
                 expected[name] = value
-        assert as_compared(*decode_block(block, raw)) == as_compared(expected, expected_bad)
+        assert as_compared(*block.decoder.decode(raw)) == as_compared(expected, expected_bad)
 
 
 def test_byte_orders_and_nan_by_example() -> None:
@@ -94,7 +94,7 @@ def test_byte_orders_and_nan_by_example() -> None:
     (block,) = plan_reads([f, d, s, n])
     lo, hi = struct.unpack(">HH", struct.pack(">f", 21.5))
     raw = struct.pack(">9H", hi, lo, 0x0403, 0x0201, 0, 0x4241, 0x0043, 0x7FC0, 0)
-    values, bad = decode_block(block, raw)
+    values, bad = block.decoder.decode(raw)
     assert values == {"f": 21.5, "d": 0x01020304, "s": "ABC"} and bad == {"n"}
 
 
@@ -120,7 +120,7 @@ def test_bit_block_decodes_as_the_codec_does(
                 expected_bad.add(name)
             else:
                 expected[name] = value
-        assert decode_block(block, answer) == (expected, expected_bad)
+        assert block.decoder.decode(answer) == (expected, expected_bad)
 
 
 names = st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True)

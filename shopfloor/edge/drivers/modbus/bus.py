@@ -18,12 +18,12 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 from pymodbus.framer import FramerType
 
+from shopfloor.edge.drivers.modbus.plan import ReadBlock
+from shopfloor.edge.drivers.modbus.tcpread import TcpReader
 from shopfloor.edge.errors import DeviceError
-from shopfloor.edge.plan import ReadBlock
-from shopfloor.edge.tcpread import TcpReader
 from shopfloor.shared.backoff import Backoff
 from shopfloor.shared.enums import DeviceFailure, Table, Transport
-from shopfloor.shared.plant import Connection
+from shopfloor.shared.protocols.modbus import ModbusConnection
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ _READ = {
 }
 
 
-def bus_key(machine_id: str, connection: Connection) -> str:
+def bus_key(machine_id: str, connection: ModbusConnection) -> str:
     """Machines with the same key share one client: plain TCP gets one per machine (a
     slow device never delays another) unless it is behind a gateway; a serial line or a
     serial gateway is shared."""
@@ -53,7 +53,7 @@ def bus_key(machine_id: str, connection: Connection) -> str:
     return connection.bus_key
 
 
-def make_client(connection: Connection) -> Any:
+def make_client(connection: ModbusConnection) -> Any:
     """A pymodbus client that neither retries nor reconnects by itself (we do both)."""
     common: dict[str, Any] = {"timeout": connection.timeout_s, "retries": 0, "reconnect_delay": 0}
     if connection.transport is Transport.RTU:
@@ -77,7 +77,7 @@ class Bus:
     """One Modbus client connection and the lock that serialises its requests; for TCP
     also the `TcpReader` that polls read through (pymodbus then only writes)."""
 
-    def __init__(self, key: str, connection: Connection, backoff_max_s: float) -> None:
+    def __init__(self, key: str, connection: ModbusConnection, backoff_max_s: float) -> None:
         self.key = key
         self.connection = connection
         self.client = make_client(connection)

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from shopfloor.edge.blockcodec import BlockDecoder
+from shopfloor.edge.drivers.modbus.blockcodec import BlockDecoder
 from shopfloor.shared.enums import Table
-from shopfloor.shared.plant import Point
+from shopfloor.shared.protocols.modbus import ModbusPoint as Point
 
 MAX_BITS_PER_READ = 2000
 """Modbus limit for read coils / read discrete inputs (function codes 1 and 2)."""

@@ -1,0 +1,124 @@
+"""One machine's sample stream, whatever the protocol: a `Reading` (from a poll or
+pushed by a driver) becomes one telemetry message in the outbox (deadband, sequence
+number) and, when it changed, the retained state.
+
+A reading fails when none of its requests was answered; after
+`agent.offline_after_failures` failed readings in a row the machine's state becomes
+`offline` (retained), with `since` = its first failed reading. The first reading it
+answers brings it back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from shopfloor.edge.drivers.base import Reading
+from shopfloor.edge.metrics import EdgeMetrics
+from shopfloor.edge.outbox import Outbox
+from shopfloor.edge.sample import DeadbandFilter, telemetry_payload
+from shopfloor.edge.state import StateTracker, derive_state, offline_view
+from shopfloor.edge.store import Message
+from shopfloor.shared import topics
+from shopfloor.shared.enums import DeviceFailure, offline_reason
+from shopfloor.shared.logs import FailureLog
+from shopfloor.shared.plant import Agent, Machine
+
+log = logging.getLogger(__name__)
+
+
+class MachineStream:
+    """Turns one machine's readings into telemetry and state messages."""
+
+    def __init__(
+        self,
+        site: str,
+        machine_id: str,
+        machine: Machine,
+        agent: Agent,
+        outbox: Outbox,
+        metrics: EdgeMetrics,
+        tracker: StateTracker,
+    ) -> None:
+        self.machine_id = machine_id
+        self.machine = machine
+        self.outbox = outbox
+        self.metrics = metrics
+        self.tracker = tracker
+        self.offline_after = agent.offline_after_failures
+        self.deadband = DeadbandFilter(machine.points)
+        self.telemetry_topic = topics.machine_topic(
+            site, machine.line, machine_id, topics.TELEMETRY
+        )
+        self.state_topic = topics.machine_topic(site, machine.line, machine_id, topics.STATE)
+        self.failures = FailureLog(log, f"machine {machine_id}")
+        self.failed_polls = 0
+        self.first_failure: dt.datetime | None = None
+        self.online: bool | None = None
+
+    def accept(self, ts: dt.datetime, reading: Reading) -> bool:
+        """Queue the reading's telemetry and state, stamped `ts` (its event time). True
+        when the machine just came back online."""
+        for error in reading.errors:
+            self.metrics.poll_failures.labels(self.machine_id, error.kind).inc()
+        self._queue_telemetry(ts, reading)
+        came_back = self._track(ts, reading)
+        self._queue_state(ts, reading)
+        return came_back
+
+    def _queue_telemetry(self, ts: dt.datetime, reading: Reading) -> None:
+        self.deadband.forget(reading.bad)
+        values = self.deadband.apply(reading.values)
+        seq = self.outbox.next_seq(self.machine_id)
+        payload = telemetry_payload(ts, seq, values, reading.bad, self.outbox.epoch)
+        self.outbox.put(Message(self.telemetry_topic, payload, sample=True))
+
+    def _track(self, ts: dt.datetime, reading: Reading) -> bool:
+        """Failure counting and logging; True when the machine just came back."""
+        error = reading.errors[0] if reading.errors else None
+        if error is not None and not reading.answered:
+            self.failed_polls += 1
+            self.first_failure = self.first_failure or ts
+            self.failures.failure("%s", error.detail)
+            if self.failed_polls >= self.offline_after:
+                self._set_online(False)
+            return False
+        if error is not None:
+            self.failures.failure("partial poll: %s", error.detail)
+        else:
+            self.failures.success()
+        was_offline = self.online is False
+        self.failed_polls = 0
+        self.first_failure = None
+        self._set_online(True)
+        return was_offline
+
+    def _set_online(self, online: bool) -> None:
+        if online == self.online:
+            return
+        self.metrics.device_online.labels(self.machine_id).set(1 if online else 0)
+        if online:
+            self.metrics.devices_online.inc()
+            if self.online is False:
+                log.info("machine %s is back online", self.machine_id)
+        else:
+            if self.online:
+                self.metrics.devices_online.dec()
+            log.warning(
+                "machine %s is offline after %d failed poll(s)", self.machine_id, self.failed_polls
+            )
+        self.online = online
+
+    def _queue_state(self, ts: dt.datetime, reading: Reading) -> None:
+        if self.machine.state is None:
+            return
+        if self.online is False:
+            failure = reading.errors[0].kind if reading.errors else DeviceFailure.NO_RESPONSE
+            view = offline_view(self.tracker.view, offline_reason(failure))
+            payload = self.tracker.update(view, ts, since=self.first_failure)
+        else:
+            payload = self.tracker.update(
+                derive_state(self.machine, reading.values, self.tracker.view), ts
+            )
+        if payload is not None:
+            self.outbox.put_state(self.machine_id, self.state_topic, payload)
