@@ -20,9 +20,11 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from shopfloor.alarms.engine import Engine, Record, payload_of
+from shopfloor.alarms.engine import Engine, Instance, Record, payload_of
+from shopfloor.alarms.notify.notifier import open_notifier
 from shopfloor.shared import schema, topics
 from shopfloor.shared.access import client_id_of
+from shopfloor.shared.alarm_rules import RuleKind
 from shopfloor.shared.backoff import Backoff
 from shopfloor.shared.contract import AgentStatus, AlarmPayload, StatePayload, parse
 from shopfloor.shared.errors import ContractError
@@ -53,6 +55,7 @@ class AlarmService:
         self._db_failures = FailureLog(log, f"InfluxDB {plant.database.url}")
         self._link = self._make_link()
         self._client = self._link.client
+        self.notifier = open_notifier(plant, self._instance_of)
 
     def _make_link(self) -> BrokerThread:
         client_id = client_id_of(self.plant.broker, f"shopfloor-alarms-{self.plant.site.id}")
@@ -64,6 +67,7 @@ class AlarmService:
 
     def run(self, stop: threading.Event) -> None:
         self._link.start()
+        self.notifier.start()
         try:
             while not stop.is_set():
                 deadline = time.monotonic() + TICK_S
@@ -74,9 +78,11 @@ class AlarmService:
                         break
                 if self._live:
                     self._emit(self.engine.tick(time.time()))
+                    self.notifier.tick(time.time())
                 self._flush()
         finally:
             self._link.stop()
+            self.notifier.stop()
             self._flush()
             if self._writer is not None:
                 self._writer.close()
@@ -137,6 +143,7 @@ class AlarmService:
 
     def _emit(self, records: list[Record]) -> None:
         now = time.time()
+        self.notifier.notify(records, now)  # queued durably before it is published
         for record in records:
             instance, transition = record.instance, record.transition
             payload = payload_of(self.plant.site.id, instance, transition, now)
@@ -148,6 +155,13 @@ class AlarmService:
                 self._pending.append(line)
             log.info("alarm %s/%s: %s -> %s (%s)", instance.machine, instance.rule.kind,
                      transition.from_state, transition.to_state, transition.kind)
+
+    def _instance_of(self, machine: str, rule: str) -> Instance | None:
+        """The engine's instance (and so its lifecycle state) for the notifier."""
+        try:
+            return self.engine.instances.get((machine, RuleKind(rule)))
+        except ValueError:  # a rule kind this version does not know
+            return None
 
     def _flush(self) -> None:
         if not self._pending or time.monotonic() < self._db_retry_at:

@@ -225,27 +225,37 @@ def _check_number(point: Point, value: int | float) -> Refusal | None:
                         f"not {value!r}")
     if point.keeps_integer and value != int(value):
         return _invalid("wrong_type", f"point {point.name!r} takes an integer, not {value!r}")
-    if point.min is not None and value < point.min:
-        return _invalid("out_of_range", f"value {value} is below min {point.min:g} of "
-                        f"{point.name!r}")
-    if point.max is not None and value > point.max:
-        return _invalid("out_of_range", f"value {value} is above max {point.max:g} of "
-                        f"{point.name!r}")
+    refusal = check_limits(point, value)
+    if refusal is not None:
+        return refusal
     why = _raw_misfit(point, value)
     if why is not None:
         return _invalid("out_of_range", f"value {value!r} does not fit {point.type}: {why}")
     return None
 
 
+def check_limits(point: Point, value: int | float) -> Refusal | None:
+    """Why a number is outside the point's min/max (engineering units), or None. Also
+    the simulated devices' check of a client's write (sim/registers.py)."""
+    if point.min is not None and value < point.min:
+        return _invalid("out_of_range", f"value {value} is below min {point.min:g} of "
+                        f"{point.name!r}")
+    if point.max is not None and value > point.max:
+        return _invalid("out_of_range", f"value {value} is above max {point.max:g} of "
+                        f"{point.name!r}")
+    return None
+
+
 def _raw_misfit(point: Point, value: int | float) -> str | None:
-    """Why the raw value (value - offset) / scale, rounded for an integer type, is
-    outside the point's type, or None (whatever the protocol carries it in)."""
-    raw = (value - point.offset) / point.scale
+    """Why the raw value (`Point.raw_of`: (value - offset) / scale, rounded for an
+    integer type) is outside the point's type, or None (whatever the protocol carries
+    it in)."""
+    raw = point.raw_of(value)
     if not math.isfinite(raw):
         return f"raw value {raw} is not finite"
     if point.type.is_integer:
         low, high = point.type.int_range
-        return None if low <= round(raw) <= high else f"raw {round(raw)} is outside {low}..{high}"
+        return None if low <= raw <= high else f"raw {raw} is outside {low}..{high}"
     if point.type is DataType.FLOAT32:
         try:
             struct.pack(">f", raw)

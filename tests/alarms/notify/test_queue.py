@@ -1,0 +1,58 @@
+"""The durable queue on a real SQLite file: a key is queued once per target (also after
+delivery and after reopening), order per target, dead letters, and the byte cap: the
+newest notifications win, drops are counted, the file stays within the cap."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shopfloor.alarms.notify.queue import Notification, NotificationQueue, RowState
+
+CAP = 256 * 1024
+
+
+def _note(target: str, key: str, size: int = 10) -> Notification:
+    return Notification(target, key, "alarm.transition", b"x" * size)
+
+
+def test_a_key_is_queued_once_per_target_across_delivery_and_reopening(tmp_path: Path) -> None:
+    queue = NotificationQueue(tmp_path / "q.sqlite", CAP, keep_delivered_s=3600)
+    queue.add([_note("a", "k1"), _note("a", "k2"), _note("b", "k1")], now=100)
+    queue.add([_note("a", "k1")], now=101)
+    head = queue.head("a")
+    assert head is not None and head.notification.key == "k1" and head.queued_at == 100
+    queue.delivered(head.id, now=102)
+    queue.add([_note("a", "k1")], now=103)  # computed again after its delivery
+    queue.close()
+    reopened = NotificationQueue(tmp_path / "q.sqlite", CAP, keep_delivered_s=3600)
+    reopened.add([_note("a", "k2")], now=104)
+    head = reopened.head("a")
+    assert head is not None and head.notification.key == "k2"
+    assert reopened.counts() == {("a", RowState.DELIVERED): 1, ("a", RowState.PENDING): 1,
+                                 ("b", RowState.PENDING): 1}
+
+
+def test_old_pending_notifications_become_dead_letters(tmp_path: Path) -> None:
+    queue = NotificationQueue(tmp_path / "q.sqlite", CAP, keep_delivered_s=3600)
+    queue.add([_note("a", "old")], now=100)
+    queue.add([_note("a", "new"), _note("b", "old")], now=200)
+    assert queue.expire("a", older_than=150, now=300) == 1
+    head = queue.head("a")
+    assert head is not None and head.notification.key == "new"
+    assert queue.counts()["a", RowState.DEAD] == 1
+    assert queue.counts()["b", RowState.PENDING] == 1
+
+
+def test_a_full_queue_drops_the_oldest_counts_them_and_keeps_its_cap(tmp_path: Path) -> None:
+    path = tmp_path / "q.sqlite"
+    queue = NotificationQueue(path, CAP, keep_delivered_s=3600)
+    total = 200
+    for i in range(total):  # 200 x 4 KiB: three times what the cap holds
+        queue.add([_note("a", f"k{i:04d}", size=4096)], now=float(i))
+    assert queue.dropped > 0
+    counts = queue.counts()[("a", RowState.PENDING)]
+    assert counts + queue.dropped == total
+    head = queue.head("a")
+    assert head is not None and head.notification.key == f"k{queue.dropped:04d}"
+    queue.close()
+    assert path.stat().st_size <= CAP
