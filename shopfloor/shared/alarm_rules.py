@@ -174,17 +174,20 @@ BUILT_IN: dict[RuleKind, Rule] = {rule.kind: rule for rule in (
     _built_in(RuleKind.MACHINE_STOPPED, True, Severity.MEDIUM, 600.0, 30.0,
               states=frozenset({MachineState.STOPPED, MachineState.IDLE})),
     _built_in(RuleKind.AGENT_OFFLINE, True, Severity.HIGH, 60.0, 10.0),
-    _built_in(RuleKind.DOWNTIME_UNCLASSIFIED, True, Severity.LOW, 900.0, 0.0,
+    _built_in(RuleKind.DOWNTIME_UNCLASSIFIED, False, Severity.LOW, 900.0, 0.0,
               lookback_s=86_400.0),
-    _built_in(RuleKind.COVERAGE_LOW, True, Severity.MEDIUM, 300.0, 60.0, below_pct=80.0),
+    _built_in(RuleKind.COVERAGE_LOW, False, Severity.MEDIUM, 300.0, 60.0, below_pct=80.0),
     _built_in(RuleKind.SHIFT_KPI_LOW, False, Severity.MEDIUM, 0.0, 300.0, below_pct=60.0,
               after_shift_s=3600.0),
     _built_in(RuleKind.BUFFER_WIP, False, Severity.MEDIUM, 60.0, 30.0),
     _built_in(RuleKind.COLLECTOR_LAG, True, Severity.HIGH, 60.0, 60.0, max_lag_s=30.0),
     _built_in(RuleKind.DEAD_LETTERS, True, Severity.MEDIUM, 0.0, 300.0, min_increase=1),
 )}
-"""What a rule is when the plant file says nothing about it. `shift_kpi_low` and
-`buffer_wip` are off until a target / limits are chosen for the plant."""
+"""What a rule is when the plant file says nothing about it. The rules a plant must
+choose to use are off until it does: `shift_kpi_low` and `buffer_wip` need a target /
+limits; `downtime_unclassified` only makes sense where people classify stops; and
+`coverage_low` would raise on every machine after a fresh start (the KPI window begins
+before the first data)."""
 
 
 def _apply(rule: Rule, override: RuleOverride | None) -> Rule:

@@ -63,7 +63,7 @@ def _seen(records: list[Record], kind: RuleKind) -> list[tuple[str, EventKind, f
 
 
 def test_coverage_below_target_raises_and_clears_on_kpi_time() -> None:
-    engine = Engine(_plant({"coverage_low": {"below_pct": 80, "after_s": 20,
+    engine = Engine(_plant({"coverage_low": {"enabled": True, "below_pct": 80, "after_s": 20,
                                              "clear_after_s": 10}}), T0)
     kind = RuleKind.COVERAGE_LOW
     assert engine.on_kpi("press1", _kpi(T0 + 10, coverage=0.95)) == []
@@ -136,7 +136,8 @@ def _stored(unclassified: dict[str, list[float]] | None = None,
 
 
 def test_an_unclassified_stored_part_raises_after_the_delay_from_its_start() -> None:
-    engine = Engine(_plant({"downtime_unclassified": {"after_s": 300, "clear_after_s": 0,
+    engine = Engine(_plant({"downtime_unclassified": {"enabled": True, "after_s": 300,
+                                                      "clear_after_s": 0,
                                                       "lookback_s": 3600}}), T0)
     kind = RuleKind.DOWNTIME_UNCLASSIFIED
     assert _seen(engine.on_downtime(_stored({"press1": [T0 + 100, T0 + 50]}), T0 + 200),
@@ -161,7 +162,8 @@ def _state(state: MachineState, since: float, reason: str | None) -> StatePayloa
 def test_an_ongoing_stop_counts_once_it_is_an_unclassified_event() -> None:
     """The example's line1 threshold is 120 s; `jam` maps to a reason, `operator_stop`
     is generic (unclassified)."""
-    engine = Engine(_plant({"downtime_unclassified": {"after_s": 300, "clear_after_s": 0}}),
+    engine = Engine(_plant({"downtime_unclassified": {"enabled": True, "after_s": 300,
+                                                      "clear_after_s": 0}}),
                     T0)
     kind = RuleKind.DOWNTIME_UNCLASSIFIED
     engine.on_state("press1", _state(MachineState.STOPPED, T0, "operator_stop"))

@@ -108,10 +108,12 @@ def test_every_rule_kind_takes_its_fields_at_every_level() -> None:
                      "buffer_wip": {"enabled": True, "max_parts": 150},
                      "collector_lag": {"max_lag_s": 5, "severity": "critical"},
                      "dead_letters": {"min_increase": 10}},
-        "lines": {"line1": {"coverage_low": {"below_pct": 90, "window": "shift"},
+        "lines": {"line1": {"coverage_low": {"enabled": True, "below_pct": 90,
+                                             "window": "shift"},
                             "buffer_wip": {"min_parts": 5}}},
         "machines": {"paint1": {"buffer_wip": {"max_parts": 80}},
-                     "pack1": {"downtime_unclassified": {"after_s": 60, "lookback_s": 3600}}},
+                     "pack1": {"downtime_unclassified": {"enabled": True, "after_s": 60,
+                                                         "lookback_s": 3600}}},
     }
     plant = parse_plant(data, "<test>")
     paint = rules_for(plant.alarms, "line1", "paint1")
