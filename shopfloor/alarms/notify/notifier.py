@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from shopfloor.alarms.errors import NotifyError
 from shopfloor.alarms.lifecycle import UNACKED
 from shopfloor.alarms.notify import message
 from shopfloor.alarms.notify.queue import Notification, NotificationQueue, Pending
-from shopfloor.alarms.notify.sender import Sender
+from shopfloor.alarms.notify.sender import Delivery, Sender
 from shopfloor.alarms.notify.status import NotifyStatus
 from shopfloor.shared.logs import FailureLog
 from shopfloor.shared.notifications import MIN_SECRET_CHARS, Notifications
@@ -59,26 +58,22 @@ class Notifier:
         self.queue = NotificationQueue(state_dir / QUEUE_FILE, self.settings.max_bytes,
                            self.settings.dead_letter_after_s)
         self._instance_of = instance_of
-        self._stop = threading.Event()
         self.senders = {w.id: Sender(w, secrets[w.id], self.queue, self.settings.retry_max_s,
-                                     self.settings.dead_letter_after_s, self._stop)
+                                     self.settings.dead_letter_after_s)
                         for w in self.settings.webhooks}
+        self._delivery = Delivery(list(self.senders.values()))
         self._failures = FailureLog(log, f"notification queue {self.queue.path}")
         self.status = NotifyStatus(self)
 
     def start(self) -> None:
-        for sender in self.senders.values():
-            sender.start()
+        self._delivery.start()
         self.status.start(self.settings.metrics_port)
         if self.senders:
             log.info("notifications: %d webhook(s), queue %s", len(self.senders),
                      self.queue.path)
 
     def stop(self) -> None:
-        self._stop.set()
-        for sender in self.senders.values():
-            sender.wake.set()
-            sender.join(STOP_WAIT_S)
+        self._delivery.stop(STOP_WAIT_S)
         self.status.stop()
         self.queue.close()
 
@@ -123,8 +118,7 @@ class Notifier:
             self._failures.failure("%s", exc)
             return
         self._failures.success()
-        for target in {n.target for n in notifications}:
-            self.senders[target].wake.set()
+        self._delivery.wake({n.target for n in notifications})
 
     def _transition(self, record: Record, now: float) -> list[Notification]:
         instance, transition = record.instance, record.transition

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -32,6 +33,8 @@ class Receiver:
         self.hold = threading.Event()
         """While set, a request waits (a hanging receiver) until `release` is set."""
         self.release = threading.Event()
+        self.trickle = False
+        """While true, answer with a head that never ends (a byte every 0.2 s)."""
         self.requests: list[Request] = []
         self.accepted: dict[str, dict[str, Any]] = {}
         """Body by idempotency key, first accepted delivery only (a duplicate is counted
@@ -98,10 +101,24 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if receiver.trickle:
+                    self._trickle()
+                    return
                 status = receiver._answer(self.headers, raw)
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+
+            def _trickle(self) -> None:
+                self.close_connection = True
+                try:
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                    for _ in range(600):  # two minutes at most
+                        self.wfile.write(b"z")
+                        self.wfile.flush()
+                        time.sleep(0.2)
+                except OSError:  # the client gave up: what the test wants
+                    pass
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 pass

@@ -103,6 +103,20 @@ def test_a_hanging_receiver_blocks_neither_the_alarm_loop_nor_other_targets(
     wait_for(lambda: set(ops.accepted_keys()) == expected, 30)
 
 
+def test_a_trickling_answer_is_cut_at_the_attempts_bound(
+        component_factory: Any, receivers: tuple[Receiver, Receiver]) -> None:
+    ops, _ = receivers
+    ops.trickle = True  # bytes keep coming: no per-read timeout would ever fire
+    component = component_factory()
+    records = stopped(component.engine, "press1", T0)
+    component.notifier.notify(records, time.time())
+    wait_for(lambda: _failed_attempts(component) >= 2, 30)
+    assert component.notifier.senders["ops"].last_error == "no answer within 1.0 s"
+    ops.trickle = False
+    wait_for(lambda: set(ops.accepted_keys()) == _expected_keys(records,
+                                                                component.engine.site), 30)
+
+
 def test_undelivered_past_the_limit_becomes_a_counted_dead_letter(
         component_factory: Any, receivers: tuple[Receiver, Receiver]) -> None:
     ops, _ = receivers
