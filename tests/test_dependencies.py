@@ -142,3 +142,102 @@ def test_no_new_class_name_collides():
                 where.setdefault(node.name, []).append(str(path.relative_to(PACKAGE)))
     collisions = {name: paths for name, paths in where.items() if len(paths) > 1}
     assert {n: p for n, p in collisions.items() if n not in KNOWN_COLLISIONS} == {}
+
+
+MQTT_FOUNDATION = "shared/mqtt.py"
+PAHO_CLIENT_MODULE = "paho.mqtt.client"
+CONNECTION_SETTINGS = {"connect", "connect_async", "connect_srv", "username_pw_set", "tls_set",
+                       "tls_set_context", "tls_insecure_set", "will_set", "will_clear",
+                       "reconnect_delay_set", "max_inflight_messages_set", "loop_start",
+                       "loop_forever"}
+"""paho client methods that set how a component meets the broker (credentials, TLS, will,
+session, reconnect rhythm): only the foundation calls them."""
+
+
+def _paho_names(tree: ast.AST) -> tuple[set[str], set[str]]:
+    """(names bound to paho's Client class, names bound to the paho.mqtt.client module)."""
+    classes, modules = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == PAHO_CLIENT_MODULE:
+            classes |= {a.asname or a.name for a in node.names if a.name == "Client"}
+        elif isinstance(node, ast.ImportFrom) and node.module == "paho.mqtt":
+            modules |= {a.asname or a.name for a in node.names if a.name == "client"}
+        elif isinstance(node, ast.Import):
+            modules |= {a.asname for a in node.names if a.name == PAHO_CLIENT_MODULE and a.asname}
+    return classes, modules
+
+
+def _names_a_class(node: ast.expr, classes: set[str], modules: set[str]) -> bool:
+    if isinstance(node, ast.Name):
+        return node.id in classes
+    if isinstance(node, ast.Attribute) and node.attr == "Client":
+        return ast.unparse(node.value) in modules | {PAHO_CLIENT_MODULE}
+    return False
+
+
+def mqtt_violations(package: Path) -> list[str]:
+    """Who constructs a paho client (paho's `Client` or any subclass of it in the
+    package) or sets its connection, other than the foundation."""
+    trees = {path: ast.parse(path.read_text(), str(path)) for path in sorted(package.rglob("*.py"))}
+    subclasses: set[str] = set()
+    grew = True
+    while grew:  # subclasses of subclasses, across modules
+        grew = False
+        for tree in trees.values():
+            classes, modules = _paho_names(tree)
+            for node in ast.walk(tree):
+                if (isinstance(node, ast.ClassDef) and node.name not in subclasses
+                        and any(_names_a_class(b, classes | subclasses, modules)
+                                for b in node.bases)):
+                    subclasses.add(node.name)
+                    grew = True
+    out = []
+    for path, tree in trees.items():
+        where = str(path.relative_to(package))
+        if where == MQTT_FOUNDATION:
+            continue
+        classes, modules = _paho_names(tree)
+        uses_paho = bool(classes or modules) or any(
+            isinstance(n, ast.ImportFrom) and (n.module or "").startswith("paho")
+            for n in ast.walk(tree))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            if _names_a_class(node.func, classes | subclasses, modules):
+                out.append(f"{where}:{node.lineno} constructs a paho client")
+            elif (uses_paho and isinstance(node.func, ast.Attribute)
+                  and node.func.attr in CONNECTION_SETTINGS):
+                out.append(f"{where}:{node.lineno} calls {node.func.attr}")
+    return out
+
+
+def test_only_the_mqtt_foundation_builds_and_connects_paho_clients():
+    """docs/architecture.md, "MQTT connections": one place sets client id, credentials,
+    TLS, session, will and reconnect rhythm for every component."""
+    assert mqtt_violations(PACKAGE) == []
+
+
+def test_the_mqtt_check_sees_every_way_to_build_a_client(tmp_path):
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "mqtt.py").write_text(
+        "from paho.mqtt.client import Client\nclass Base(Client): ...\nc = Client()\n")
+    (tmp_path / "a.py").write_text(
+        "import paho.mqtt.client as mqtt\n"
+        "from paho.mqtt.client import Client as PahoClient\n"
+        "import paho.mqtt.client\n"
+        "c1 = mqtt.Client()\nc2 = PahoClient()\nc3 = paho.mqtt.client.Client()\n"
+        "class Fast(mqtt.Client): ...\n"
+        "c4 = Fast()\n"
+        "c1.tls_set()\nc1.username_pw_set('u')\n"
+    )
+    (tmp_path / "b.py").write_text(
+        "from shared.mqtt import Base\nfrom paho.mqtt.enums import MQTTErrorCode\n"
+        "class Faster(Base): ...\nx = Faster()\nimport sqlite3\n")
+    (tmp_path / "c.py").write_text("import sqlite3\nsqlite3.connect(':memory:')\n")
+    found = mqtt_violations(tmp_path)
+    assert found == [
+        "a.py:4 constructs a paho client", "a.py:5 constructs a paho client",
+        "a.py:6 constructs a paho client", "a.py:8 constructs a paho client",
+        "a.py:9 calls tls_set", "a.py:10 calls username_pw_set",
+        "b.py:4 constructs a paho client",
+    ]

@@ -26,6 +26,7 @@ from shopfloor.api.commands import CommandRecord, Outcome
 from shopfloor.api.errors import Unavailable
 from shopfloor.api.influx import InfluxClient
 from shopfloor.shared import schema
+from shopfloor.shared.backoff import Backoff
 from shopfloor.shared.contract import PointValue
 from shopfloor.shared.logs import FailureLog
 
@@ -35,6 +36,7 @@ SENT = "sent"  # outcome of the entry written when a command is published
 REFUSED = "refused"  # outcome of an action the API refused before sending anything
 MAX_PENDING = 100_000
 BATCH = 1000
+RETRY_FIRST_S, RETRY_MAX_S = 0.5, 10.0  # while the database is down
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +166,7 @@ class AuditLog:
             log.error("audit log: %d entries not written at shutdown", len(self._pending))
 
     async def _run(self) -> None:
-        backoff_s = 0.5
+        backoff = Backoff(RETRY_FIRST_S, RETRY_MAX_S)
         while True:
             if not self._pending:
                 self._wake.clear()
@@ -175,11 +177,10 @@ class AuditLog:
                 await self._influx.write(batch, precision="ns")
             except Unavailable as exc:
                 self._failures.failure("%s (%d entries kept)", exc, len(self._pending))
-                await asyncio.sleep(backoff_s)
-                backoff_s = min(backoff_s * 2, 10.0)
+                await asyncio.sleep(backoff.next_delay())
                 continue
             # entries dropped while writing were taken from the front of this batch
             for _ in range(max(0, len(batch) - (self.dropped - dropped_before))):
                 self._pending.popleft()
             self._failures.success()
-            backoff_s = 0.5
+            backoff.reset()

@@ -43,9 +43,11 @@ class InfluxClient:
             response = await self._http.get("/ping", timeout=timeout_s)
         except httpx.HTTPError as exc:
             raise Unavailable(f"database unreachable: {exc.__class__.__name__}") from exc
-        if response.status_code != 204:
-            raise Unavailable(f"database /ping answered {response.status_code}")
-        return response.headers.get("X-Influxdb-Version", "unknown")
+        try:
+            version = influx.version_of(self._db.url, response.status_code, response.headers)
+        except influx.DatabaseUnavailable as exc:
+            raise Unavailable(f"database answered: {exc}") from exc
+        return version or "unknown"
 
     async def query(self, q: str) -> list[dict[str, Any]]:
         """Run one InfluxQL statement (built only from validated, quoted parts); return

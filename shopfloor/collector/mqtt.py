@@ -1,7 +1,8 @@
-"""The collector's MQTT side: one paho-mqtt 2 client with an MQTT v5 persistent session
-(fixed client id, clean start off, session expiry), QoS 1 subscriptions and manual
-acknowledgement. Each received message goes straight to a `Receiver` (the batcher) on
-the network thread; `ack` is called by the writer thread once a batch is stored.
+"""The collector's MQTT side: one paho-mqtt 2 client (built by `shared/mqtt.py`) with an
+MQTT v5 persistent session (fixed client id, clean start off, session expiry), QoS 1
+subscriptions and manual acknowledgement. Each received message goes straight to a
+`Receiver` (the batcher) on the network thread; `ack` is called by the writer thread once
+a batch is stored.
 
 Threading. paho's `loop_start()` thread wakes itself through a socket pair for every
 packet queued from another thread; with one `ack()` per message that halves the receive
@@ -27,24 +28,22 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol, cast
 
-from paho.mqtt.client import CallbackAPIVersion, Client, MQTTMessage
-from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from paho.mqtt.client import Client, MQTTMessage
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from shopfloor.collector.fastclient import BufferedSocket, FastClient
 from shopfloor.shared import topics
 from shopfloor.shared.access import client_id_of
-from shopfloor.shared.backoff import Backoff
 from shopfloor.shared.logs import FailureLog
+from shopfloor.shared.mqtt import Session, broker_label, new_client, reconnect_backoff
 from shopfloor.shared.plant import Plant
 
 log = logging.getLogger(__name__)
 RECEIVE_MAXIMUM = 20_000  # unacked messages the broker may send us: see docs/collector.md
-# Reconnect backoff: the broker is close by and a connection attempt is cheap; a short cap
-# keeps the time from "broker back" to "data flowing again" at a few seconds.
-RECONNECT_FIRST_S, RECONNECT_MAX_S = 0.5, 5.0
+# Reconnect backoff cap: the broker is close by and a connection attempt is cheap; a short
+# cap keeps the time from "broker back" to "data flowing again" at a few seconds.
+RECONNECT_MAX_S = 5.0
 READ_BURST = 256  # packets read per wake-up before acks and writes get their turn
 Ack = tuple[int, int, int]  # (mid, qos, connection generation)
 
@@ -94,22 +93,16 @@ class Subscriber:
         self._draining = threading.Event()
         self.drained = threading.Event()
         self._thread: threading.Thread | None = None
-        self._failures = FailureLog(log, f"broker {plant.broker.host}:{plant.broker.port}")
+        self._failures = FailureLog(log, broker_label(plant.broker))
+        self._backoff = reconnect_backoff(RECONNECT_MAX_S)  # reset by an accepted CONNACK
         self.client = self._make_client()
 
-    def _make_client(self) -> Client:
-        broker = self._plant.broker
-        client = FastClient(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id_of(broker, self._plant.collector.client_id),
-            protocol=MQTTProtocolVersion.MQTTv5, manual_ack=True,
-        )
-        if broker.username:
-            password = broker.password.get_secret_value() if broker.password else None
-            client.username_pw_set(broker.username, password)
-        if broker.tls:
-            client.tls_set()
-        client.max_queued_messages_set(0)
+    def _make_client(self) -> FastClient:
+        plant = self._plant
+        session = Session(client_id_of(plant.broker, plant.collector.client_id),
+                          expiry_s=plant.collector.session_expiry_s,
+                          receive_maximum=RECEIVE_MAXIMUM, manual_ack=True)
+        client = new_client(plant.broker, session, FastClient)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -162,17 +155,15 @@ class Subscriber:
             self.drained.set()
 
     def _run(self) -> None:
-        backoff = Backoff(RECONNECT_FIRST_S, RECONNECT_MAX_S)
         while not self._stop.is_set():
             if self._connect():
-                backoff.reset()
                 try:
                     self._serve()
                 except Exception as exc:  # noqa: BLE001 - never let the network thread die
                     self._failures.failure("network loop error, reconnecting: %r", exc)
                     self.connected = False
             if not self._stop.is_set():
-                self._wait(backoff.next_delay())
+                self._wait(self._backoff.next_delay())
         self._flush()
         self._close()
 
@@ -187,15 +178,10 @@ class Subscriber:
             self._stop.wait(max(0.0, min(left, 0.5)))
 
     def _connect(self) -> bool:
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = self._plant.collector.session_expiry_s
-        props.ReceiveMaximum = RECEIVE_MAXIMUM
-        broker = self._plant.broker
         try:
-            self.client.connect(broker.host, broker.port, keepalive=broker.keepalive_s,
-                                clean_start=False, properties=props)
-        except (OSError, ValueError) as exc:
-            self._failures.failure("cannot connect (retrying): %s", exc)
+            self.client.reconnect()
+        except OSError as exc:
+            self._failures.failure("cannot connect (retrying): %s", exc or type(exc).__name__)
             return False
         return True
 
@@ -267,6 +253,7 @@ class Subscriber:
             return
         self._generation += 1
         self.connected = True
+        self._backoff.reset()
         self._failures.success()
         filters = subscriptions(self._plant)
         options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)

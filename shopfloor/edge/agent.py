@@ -21,7 +21,7 @@ from shopfloor.edge.dispatch import CommandDispatcher
 from shopfloor.edge.drivers import Reading, build_drivers
 from shopfloor.edge.errors import EdgeError
 from shopfloor.edge.metrics import EdgeMetrics
-from shopfloor.edge.mqtt import EdgeMqttLink
+from shopfloor.edge.mqtt import SESSION_EXPIRY_S, EdgeMqttLink
 from shopfloor.edge.outbox import PENDING_POLLS, Outbox
 from shopfloor.edge.overload import Governor
 from shopfloor.edge.poller import MachinePoller
@@ -42,6 +42,7 @@ from shopfloor.shared.contract import (
     utc_now,
 )
 from shopfloor.shared.errors import ContractError
+from shopfloor.shared.mqtt import Session, Will
 from shopfloor.shared.plant import Agent, Plant
 from shopfloor.shared.status_server import StatusServer
 
@@ -152,13 +153,10 @@ class EdgeAgent:
             store, self.metrics, pending_max=PENDING_POLLS * len(self.agent.machines)
         )
         inflight = min(max(self.agent.publish_inflight, INFLIGHT_RANGE[0]), INFLIGHT_RANGE[1])
-        link = EdgeMqttLink(
-            self.plant.broker,
-            client_id_of(self.plant.broker, f"shopfloor-edge-{self.site}-{self.agent.id}"),
-            inflight=inflight,
-            backoff_max_s=self.agent.backoff_max_s,
-        )
-        link.set_will(self.status_topic, self._status(False))
+        client_id = client_id_of(self.plant.broker, f"shopfloor-edge-{self.site}-{self.agent.id}")
+        will = Will(self.status_topic, self._status(False))
+        session = Session(client_id, expiry_s=SESSION_EXPIRY_S, inflight=inflight, will=will)
+        link = EdgeMqttLink(self.plant.broker, session, backoff_max_s=self.agent.backoff_max_s)
         publisher = Publisher(outbox, link, inflight, self.metrics)
         self.governor = self._make_governor(link, store)
         drivers = build_drivers(

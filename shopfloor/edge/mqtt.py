@@ -3,9 +3,9 @@
 paho's socket callbacks register the socket with the event loop (as aiomqtt does), so
 reads, writes and PUBACK callbacks all run on the loop thread. The TCP connect is ours
 (asyncio, under a timeout); paho gets the connected socket, so nothing blocks the loop.
-`run()` (a supervised task) keeps the connection up: capped, jittered exponential
-backoff between attempts, birth message on every CONNACK, last will (offline, retained)
-set at connect time.
+`run()` (a supervised task) keeps the connection up: the shared reconnect backoff
+between attempts, birth message on every CONNACK. The client, its session and last will
+(offline, retained) are built by `shared/mqtt.py`.
 """
 
 from __future__ import annotations
@@ -18,19 +18,18 @@ from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from shopfloor.shared.backoff import Backoff
 from shopfloor.shared.logs import FailureLog
+from shopfloor.shared.mqtt import Session, broker_label, new_client, reconnect_backoff, tcp_no_delay
 from shopfloor.shared.plant import Broker
 
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10.0
-SESSION_EXPIRY_S = 3600
+SESSION_EXPIRY_S = 3600  # the agent's subscription (cmd) outlives a short outage
 MISC_PERIOD_S = 1.0
 RECV_BYTES = 256 * 1024
 
@@ -137,16 +136,14 @@ class EdgeMqttLink:
     """Owns the paho client. Set `on_publish(mid, ok)`, `on_message(topic, payload)`
     and `on_connected()` before `run()`; `connected` is an asyncio.Event."""
 
-    def __init__(
-        self, broker: Broker, client_id: str, *, inflight: int, backoff_max_s: float
-    ) -> None:
+    def __init__(self, broker: Broker, session: Session, *, backoff_max_s: float) -> None:
         self.broker = broker
         self.connected = asyncio.Event()
         self.on_publish: OnPublish = lambda mid, ok: None
         self.on_message: OnMessage = lambda topic, payload: None
         self.on_connected: Callable[[], None] = lambda: None
-        self._backoff = Backoff(0.5, backoff_max_s)
-        self._failures = FailureLog(log, f"broker {broker.host}:{broker.port}")
+        self._backoff = reconnect_backoff(backoff_max_s)
+        self._failures = FailureLog(log, broker_label(broker))
         self._loop = asyncio.get_running_loop()
         self._lost = asyncio.Event()
         self._waiters: dict[int, asyncio.Future[bool]] = {}
@@ -154,16 +151,10 @@ class EdgeMqttLink:
         self._writing = False
         self._flush_scheduled = False
         self._why_lost = ""
-        self.client = self._make_client(client_id, inflight)
+        self.client = self._make_client(session)
 
-    def _make_client(self, client_id: str, inflight: int) -> _Client:
-        client = _Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-        client.max_inflight_messages_set(inflight)
-        if self.broker.username:
-            password = self.broker.password.get_secret_value() if self.broker.password else None
-            client.username_pw_set(self.broker.username, password)
-        if self.broker.tls:
-            client.tls_set()
+    def _make_client(self, session: Session) -> _Client:
+        client = new_client(self.broker, session, _Client)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
@@ -174,20 +165,8 @@ class EdgeMqttLink:
         client.on_socket_unregister_write = self._on_unregister_write
         return client
 
-    def set_will(self, topic: str, payload: bytes) -> None:
-        self.client.will_set(topic, payload, qos=1, retain=True)
-
     async def run(self) -> None:
         """Connect, stay connected, reconnect after a loss. Runs until cancelled."""
-        properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = SESSION_EXPIRY_S
-        self.client.connect_async(
-            self.broker.host,
-            self.broker.port,
-            self.broker.keepalive_s,
-            clean_start=False,
-            properties=properties,
-        )
         misc = asyncio.create_task(self._misc(), name="mqtt-misc")
         try:
             while True:
@@ -244,9 +223,7 @@ class EdgeMqttLink:
             except BaseException:
                 sock.close()
                 raise
-            if family in (socket.AF_INET, socket.AF_INET6):
-                # Command results are small and awaited: no Nagle delay (~40 ms) on them.
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            tcp_no_delay(sock)  # command results are small and awaited
             return sock
         raise error
 

@@ -22,6 +22,7 @@ functions. Keep the v1 write path as it is: it is the collector's measured fast 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import httpx
@@ -68,6 +69,15 @@ class LinesRejected(InfluxError):
 def api_for_version(version: str) -> DatabaseApi:
     """v1 for a `/ping` version of 1.x (with or without a leading "v"), v2 otherwise."""
     return DatabaseApi.V1 if version.strip().lstrip("v").startswith("1.") else DatabaseApi.V2
+
+
+def version_of(url: str, status: int, headers: Mapping[str, str]) -> str:
+    """The server version a `/ping` answer names ("" when it names none: v2 then).
+    InfluxDB 1.x and 2.x answer 204, 3.x 200; any other status (a proxy, a wrong URL) is
+    DatabaseUnavailable, never taken for a server of some version."""
+    if not 200 <= status < 300:
+        raise DatabaseUnavailable(f"{url}: /ping answered HTTP {status}")
+    return headers.get("X-Influxdb-Version", "")
 
 
 def org(config: Database) -> str:
@@ -172,7 +182,7 @@ def ping(config: Database, timeout_s: float | None = None) -> str:
                           timeout=config.timeout_s if timeout_s is None else timeout_s)
     except httpx.HTTPError as exc:
         raise DatabaseUnavailable(f"{config.url}: {exc!r}") from exc
-    version = reply.headers.get("X-Influxdb-Version", "")
+    version = version_of(config.url, reply.status_code, reply.headers)
     log.debug("InfluxDB /ping: HTTP %d, version %r", reply.status_code, version)
     return version
 
@@ -180,9 +190,11 @@ def ping(config: Database, timeout_s: float | None = None) -> str:
 def responds(url: str, timeout_s: float = 1.0) -> bool:
     """True when the InfluxDB at `url` answers `/ping` (a readiness probe)."""
     try:
-        return httpx.get(f"{url.rstrip('/')}/ping", timeout=timeout_s).status_code < 300
-    except httpx.HTTPError:
+        reply = httpx.get(f"{url.rstrip('/')}/ping", timeout=timeout_s)
+        version_of(url, reply.status_code, reply.headers)
+    except (httpx.HTTPError, DatabaseUnavailable):
         return False
+    return True
 
 
 def detect_api(config: Database) -> DatabaseApi:

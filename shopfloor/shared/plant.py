@@ -28,6 +28,7 @@ from pydantic import (
 from shopfloor.shared import protocols
 from shopfloor.shared.alarm_rules import Alarms
 from shopfloor.shared.enums import DatabaseApi, MachineState, QueueFullPolicy
+from shopfloor.shared.notifications import Notifications
 from shopfloor.shared.protocols.base import (
     Connection,
     Ident,
@@ -67,7 +68,7 @@ def _check_zone(value: str) -> str:
 
 
 class Broker(Model):
-    host: str = "127.0.0.1"
+    host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
     port: Port = 1883
     username: str | None = None
     password: SecretStr | None = None
@@ -363,6 +364,7 @@ class Plant(Model):
     admission: Admission = Admission()
     downtime: Downtime = Downtime()
     alarms: Alarms = Alarms()
+    notifications: Notifications = Notifications()
 
     def agent(self, agent_id: str) -> Agent | None:
         return next((a for a in self.agents if a.id == agent_id), None)

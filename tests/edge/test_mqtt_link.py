@@ -13,7 +13,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from shopfloor.edge.mqtt import EdgeMqttLink
+from shopfloor.edge.mqtt import SESSION_EXPIRY_S, EdgeMqttLink
+from shopfloor.shared.mqtt import Session
 from shopfloor.shared.plant import Broker
 from tests.deploy.conftest import PASSWORD, SecuredMosquitto, User
 from tests.harness.services import LOOPBACK, running
@@ -28,7 +29,8 @@ async def _publish_all(port: int, messages: list[tuple[str, bytes]],
     (as the publisher does), and return each message's PUBACK outcome by index."""
     broker = Broker(host=LOOPBACK, port=port, username="edge",
                     password=SecretStr(PASSWORD.format(user="edge")))
-    link = EdgeMqttLink(broker, "edge-link-test", inflight=inflight, backoff_max_s=1)
+    session = Session("edge-link-test", expiry_s=SESSION_EXPIRY_S, inflight=inflight)
+    link = EdgeMqttLink(broker, session, backoff_max_s=1)
     outcomes: dict[int, bool] = {}
     index_of: dict[int, int] = {}
     space = asyncio.Event()

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import functools
+import http.server
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +46,53 @@ def test_a_1x_version_selects_v1(version):
 @given(st.sampled_from(["2.7.1", "v2.0.0", "3.0.0", "", "unknown", "victoria-metrics"]))
 def test_any_other_version_selects_v2(version):
     assert influx.api_for_version(version) is DatabaseApi.V2
+
+
+@pytest.mark.parametrize(("status", "headers", "version"), [
+    (204, {"X-Influxdb-Version": "1.6.7"}, "1.6.7"),   # 1.x, 2.x
+    (200, {"X-Influxdb-Version": "3.0.1"}, "3.0.1"),   # 3.x answers 200
+    (204, {}, ""),                                      # VictoriaMetrics: no version
+])
+def test_a_ping_answer_names_the_version(status, headers, version):
+    assert influx.version_of("http://db", status, httpx.Headers(headers)) == version
+
+
+@pytest.mark.parametrize("status", [301, 401, 404, 502])
+def test_any_other_ping_answer_is_no_database(status):
+    with pytest.raises(DatabaseUnavailable, match=f"/ping answered HTTP {status}"):
+        influx.version_of("http://db", status, httpx.Headers({"X-Influxdb-Version": "1.8"}))
+
+
+@pytest.fixture
+def not_influxdb(tmp_path: Path) -> Iterator[str]:
+    """A real HTTP server that is no InfluxDB (a wrong URL in the plant file): 404 on /ping."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_every_client_reads_a_ping_the_same_way(not_influxdb):
+    """The synchronous clients, the readiness probe and the API's asyncio client all
+    refuse a server whose /ping is no InfluxDB answer."""
+    config = Database(url=not_influxdb, timeout_s=5.0)
+    with pytest.raises(DatabaseUnavailable, match="/ping answered HTTP 404"):
+        influx.detect_api(config)
+    assert not influx.responds(not_influxdb, timeout_s=5.0)
+
+    async def api() -> None:
+        client = InfluxClient(config)
+        try:
+            await client.ping(timeout_s=5.0)
+        finally:
+            await client.aclose()
+    with pytest.raises(Unavailable, match="/ping answered HTTP 404"):
+        asyncio.run(api())
 
 
 def test_one_default_org_for_every_v2_write():
