@@ -26,7 +26,7 @@ import struct
 from dataclasses import dataclass
 from enum import StrEnum
 
-from shopfloor.shared.contract import PointValue
+from shopfloor.shared.contract import AlarmAction, CommandStatus, PointValue
 from shopfloor.shared.enums import ControlAction, DataType
 from shopfloor.shared.plant import Machine, Point, Role
 
@@ -45,16 +45,20 @@ class Permission(StrEnum):
     AUDIT = "audit"  # read the command audit
     CLASSIFY = "classify"  # give downtime a reason, split it (own lines; not a person's reason)
     RECLASSIFY = "reclassify"  # change a reason a person gave
+    ACKNOWLEDGE = "acknowledge"  # acknowledge an alarm (own lines), with a comment
+    SHELVE = "shelve"  # shelve an alarm for a while with a reason, or unshelve it
 
 
 P = Permission
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.VIEWER: frozenset({P.READ}),
-    Role.OPERATOR: frozenset({P.READ, P.OPERATE, P.SETPOINT, P.CLASSIFY}),
+    Role.OPERATOR: frozenset({P.READ, P.OPERATE, P.SETPOINT, P.CLASSIFY, P.ACKNOWLEDGE}),
     Role.SUPERVISOR: frozenset({P.READ, P.OPERATE, P.SETPOINT, P.CHANGEOVER, P.STOCKTAKE,
-                                P.AUDIT, P.CLASSIFY, P.RECLASSIFY}),
+                                P.AUDIT, P.CLASSIFY, P.RECLASSIFY, P.ACKNOWLEDGE,
+                                P.SHELVE}),
     Role.MAINTENANCE: frozenset({P.READ, P.OPERATE, P.SETPOINT, P.MAINTENANCE,
-                                 P.START_IN_MAINTENANCE, P.AUDIT, P.CLASSIFY}),
+                                 P.START_IN_MAINTENANCE, P.AUDIT, P.CLASSIFY,
+                                 P.ACKNOWLEDGE}),
     Role.ADMIN: frozenset(Permission),
 }
 
@@ -83,8 +87,28 @@ RULES: dict[ControlAction, ActionRule] = {
     A.CHANGEOVER: ActionRule(P.CHANGEOVER, ("product", "work_order")),
     A.SETPOINT: ActionRule(P.SETPOINT, ()),
 }
+ALARM_PERMISSIONS: dict[AlarmAction, Permission] = {
+    AlarmAction.ACK: P.ACKNOWLEDGE,
+    AlarmAction.SHELVE: P.SHELVE,
+    AlarmAction.UNSHELVE: P.SHELVE,
+}
+"""The permission each action on an alarm needs (the API checks it, the alarm component
+again on the role the command carries)."""
 ACTION_CONTROLS = frozenset(c for rule in RULES.values() for c in rule.controls)
 """The control roles some dedicated action writes (`speed` is not one of them)."""
+
+
+def expiry_refusal(expires_at: dt.datetime, now: dt.datetime
+                   ) -> tuple[CommandStatus, str] | None:
+    """The one expiry rule of every command (the edge's writes, the alarm component's
+    actions): expired at `expires_at`, or refused when it expires further ahead than
+    MAX_COMMAND_LIFETIME; None when it may run."""
+    if expires_at <= now:
+        return CommandStatus.EXPIRED, f"expired at {expires_at.isoformat()}"
+    if expires_at > now + MAX_COMMAND_LIFETIME:
+        return CommandStatus.REJECTED, (f"expires_at {expires_at.isoformat()} is more "
+                                        f"than {MAX_COMMAND_LIFETIME} ahead")
+    return None
 
 
 class RefusalKind(StrEnum):
