@@ -107,7 +107,7 @@ def run(plant: Plant, seed: int, origin_s: float, end_s: float,
         echo: Callable[[str], None]) -> int:
     """Anchor the lines at the origin, then bring [origin, end] into every agent's outbox.
     Returns the number of polls queued."""
-    from shopfloor.edge.drivers.modbus.history import history_drivers
+    from shopfloor.edge.drivers import history_drivers
     from shopfloor.edge.history import fill
     from shopfloor.sim.history import History
 
