@@ -51,7 +51,10 @@ class Webhook(Filter):
     url: str
     secret_env: EnvName
     timeout_s: Annotated[float, Field(gt=0, le=60)] = 10.0
-    """Bound of one delivery attempt (connect, send, answer)."""
+    """Bound of one delivery attempt as a whole (connect, send, the answer's head)."""
+    max_in_flight: Annotated[int, Field(ge=1, le=32)] = 4
+    """Notifications of different alarm instances sent at once; 1: the whole stream in
+    order (one instance's notifications are always in order)."""
 
     @field_validator("url")
     @classmethod

@@ -131,7 +131,8 @@ class Notifier:
         key = message.transition_key(alarm)
         event = message.EventType.TRANSITION
         body = message.WebhookBody(key=key, type=event, alarm=alarm).to_json()
-        return [Notification(t.id, key, event, body) for t in targets]
+        instance_id = f"{instance.machine}:{instance.rule.kind}"
+        return [Notification(t.id, instance_id, key, event, body) for t in targets]
 
     def _escalations(self, instance: Instance, raised_at: float) -> list[Pending]:
         return [Pending(instance.machine, instance.rule.kind, i, raised_at,
@@ -149,7 +150,8 @@ class Notifier:
             key=key, type=message.EventType.ESCALATION, alarm=alarm,
             escalation=message.EscalationInfo(after_s=escalation.after_s,
                                               raised_at=raised_at)).to_json()
-        return Notification(escalation.to, key, message.EventType.ESCALATION, body)
+        return Notification(escalation.to, f"{instance.machine}:{instance.rule.kind}", key,
+                            message.EventType.ESCALATION, body)
 
 
 class Silent:

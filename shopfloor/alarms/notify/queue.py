@@ -5,8 +5,9 @@ until its receiver answered 2xx, and the escalations waiting for their time.
   again changes nothing (UNIQUE), so a transition the engine computes again after a
   restart is not sent twice. Delivered rows keep their key (body emptied) for
   `keep_delivered_s`, for the same reason.
-- Rows leave `pending` in id order per target: delivered (2xx) or, after
-  `dead_letter_after_s` without success, dead (kept, counted, with the last error).
+- Rows of one target and one alarm instance leave `pending` in id order (`ready`
+  offers only an instance's oldest): delivered (2xx) or, failing past
+  `dead_letter_after_s`, dead (kept, counted, with the last error).
 - `max_bytes` caps the file (SQLite's max_page_count). When an add does not fit, room
   is made in this order: delivered keys, the oldest dead letters, then the oldest
   pending notifications (dropped, counted, logged): the newest alarms win.
@@ -35,6 +36,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS notifications (
     id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: the order of delivery
     target TEXT NOT NULL,
+    instance TEXT NOT NULL,                -- machine:rule: the unit of ordering
     key TEXT NOT NULL,
     event TEXT NOT NULL,
     body BLOB NOT NULL,
@@ -45,7 +47,7 @@ CREATE TABLE IF NOT EXISTS notifications (
     done_at REAL,
     UNIQUE (target, key)
 );
-CREATE INDEX IF NOT EXISTS by_state ON notifications (state, target, id);
+CREATE INDEX IF NOT EXISTS by_state ON notifications (state, target, instance, id);
 CREATE TABLE IF NOT EXISTS escalations (
     machine TEXT NOT NULL,
     rule TEXT NOT NULL,
@@ -68,6 +70,8 @@ class RowState(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Notification:
     target: str
+    instance: str
+    """`machine:rule`: one instance's notifications are delivered in order."""
     key: str
     event: str
     body: bytes
@@ -133,9 +137,10 @@ class NotificationQueue:
             try:
                 with self._transaction() as db:
                     db.executemany(
-                        "INSERT OR IGNORE INTO notifications (target, key, event, body,"
-                        " queued_at) VALUES (?, ?, ?, ?, ?)",
-                        [(n.target, n.key, n.event, n.body, now) for n in notifications])
+                        "INSERT OR IGNORE INTO notifications (target, instance, key, event,"
+                        " body, queued_at) VALUES (?, ?, ?, ?, ?, ?)",
+                        [(n.target, n.instance, n.key, n.event, n.body, now)
+                         for n in notifications])
                     db.executemany("DELETE FROM escalations WHERE machine = ? AND rule = ?",
                                    cancel)
                     db.executemany(
@@ -167,18 +172,21 @@ class NotificationQueue:
                     return True
         return False
 
-    def head(self, target: str) -> Queued | None:
-        """The target's oldest pending notification."""
+    def ready(self, target: str, limit: int, busy: frozenset[int] = frozenset()
+              ) -> list[Queued]:
+        """Up to `limit` of the target's notifications that may go now: the oldest pending
+        one of each alarm instance, in queue order, leaving out the `busy` row ids
+        (being delivered; their instances' later rows wait behind them)."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT id, target, key, event, body, queued_at, attempts FROM notifications"
-                " WHERE state = 'pending' AND target = ? ORDER BY id LIMIT 1",
-                (target,)).fetchone()
-        if row is None:
-            return None
-        row_id, target, key, event, body, queued_at, attempts = row
-        return Queued(row_id, Notification(target, key, event, bytes(body)), queued_at,
-                      attempts)
+            rows = self._db.execute(
+                "SELECT id, target, instance, key, event, body, queued_at, attempts"
+                " FROM notifications WHERE id IN (SELECT MIN(id) FROM notifications"
+                " WHERE state = 'pending' AND target = ? GROUP BY instance)"
+                " ORDER BY id LIMIT ?", (target, limit + len(busy))).fetchall()
+        return [Queued(row_id, Notification(target, instance, key, event, bytes(body)),
+                       queued_at, attempts)
+                for row_id, target, instance, key, event, body, queued_at, attempts in rows
+                if row_id not in busy][:limit]
 
     def delivered(self, row_id: int, now: float) -> None:
         with self._transaction() as db:
@@ -192,14 +200,11 @@ class NotificationQueue:
             db.execute("UPDATE notifications SET attempts = attempts + 1, last_error = ?"
                        " WHERE id = ?", (error[:500], row_id))
 
-    def expire(self, target: str, older_than: float, now: float) -> int:
-        """Pending notifications of `target` queued before `older_than` become dead
-        letters; returns how many."""
+    def dead(self, row_id: int, now: float) -> None:
+        """A notification that stays undelivered becomes a dead letter."""
         with self._transaction() as db:
-            cur = db.execute("UPDATE notifications SET state = 'dead', done_at = ?"
-                             " WHERE state = 'pending' AND target = ? AND queued_at < ?",
-                             (now, target, older_than))
-        return max(cur.rowcount, 0)
+            db.execute("UPDATE notifications SET state = 'dead', done_at = ? WHERE id = ?",
+                       (now, row_id))
 
     def counts(self) -> dict[tuple[str, RowState], int]:
         """Rows per (target, state)."""

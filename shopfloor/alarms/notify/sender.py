@@ -1,9 +1,10 @@
-"""Delivery: one asyncio task per webhook target, all in the notifier's own thread. A
-target's oldest pending notification is POSTed until the receiver answers 2xx, with the
-shared backoff between attempts; only then the next one (delivery in queue order). One
-attempt, from connecting to the answer's head, is bounded as a whole by the target's
-`timeout_s` (`asyncio.timeout`), so a hanging or trickling receiver delays its own
-notifications and nothing else: the alarm loop only adds rows to the queue.
+"""Delivery: one asyncio task per webhook target, all in the notifier's own thread. Each
+target sends up to `max_in_flight` notifications at once, of different alarm instances;
+each is POSTed until the receiver answers 2xx, with the shared backoff between
+attempts, and only then may the same instance's next one go (per instance in order).
+One attempt, from connecting to the answer's head, is bounded as a whole by the
+target's `timeout_s` (`asyncio.timeout`), so a hanging or trickling receiver delays its
+own notifications and nothing else: the alarm loop only adds rows to the queue.
 """
 
 from __future__ import annotations
@@ -30,16 +31,19 @@ IDLE_S = 5.0
 
 
 class Sender:
-    """One target's delivery loop (`run`, a task on the delivery thread's loop)."""
+    """One target's delivery (`run`, a task on the delivery thread's loop): up to
+    `max_in_flight` notifications at once, each of a different alarm instance, each
+    retried until delivered or dead."""
 
     def __init__(self, target: Webhook, secret: bytes, queue: NotificationQueue,
                  retry_max_s: float, dead_letter_after_s: float) -> None:
         self.target = target
         self._secret = secret
         self._queue = queue
+        self._retry_max_s = retry_max_s
         self._dead_after_s = dead_letter_after_s
         self._wake = asyncio.Event()
-        self._backoff = Backoff(base_s=min(0.5, retry_max_s), max_s=retry_max_s)
+        self._busy: set[int] = set()
         self._failures = FailureLog(log, f"webhook {target.id} ({target.url})")
         self.last_error = ""
         self.attempts_failed = 0
@@ -52,52 +56,73 @@ class Sender:
         """On the delivery thread's loop: look at the queue now."""
         self._wake.set()
 
+    def _backoff(self) -> Backoff:
+        return Backoff(base_s=min(0.5, self._retry_max_s), max_s=self._retry_max_s)
+
     async def run(self) -> None:
-        async with httpx.AsyncClient(follow_redirects=False) as client:
+        limits = httpx.Limits(max_connections=self.target.max_in_flight)
+        async with httpx.AsyncClient(follow_redirects=False, limits=limits) as client, \
+                asyncio.TaskGroup() as group:
+            backoff = self._backoff()
             while True:
+                self._wake.clear()
                 try:
-                    await self._next(client)
+                    for queued in self._queue.ready(
+                            self.target.id, self.target.max_in_flight - len(self._busy),
+                            frozenset(self._busy)):
+                        self._busy.add(queued.id)
+                        group.create_task(self._deliver(client, queued))
+                    backoff.reset()
                 except sqlite3.Error as exc:  # the queue file: retried, never fatal
                     self._failures.failure("notification queue: %s", exc)
-                    await asyncio.sleep(self._backoff.next_delay())
-
-    async def _next(self, client: httpx.AsyncClient) -> None:
-        """Deliver the oldest pending notification, or wait for one."""
-        self._wake.clear()
-        queued = self._queue.head(self.target.id)
-        if queued is None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(IDLE_S):
-                    await self._wake.wait()
-            return
-        await self._deliver(client, queued)
+                    await asyncio.sleep(backoff.next_delay())
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(IDLE_S):
+                        await self._wake.wait()
 
     async def _deliver(self, client: httpx.AsyncClient, queued: Queued) -> None:
-        error = await self._attempt(client, queued)
-        now = time.time()
-        if error is None:
-            self._queue.delivered(queued.id, now)
-            self._backoff.reset()
-            self._failures.success()
-            return
-        self.attempts_failed += 1
-        self.last_error = error
-        self._queue.failed(queued.id, error)
-        self._failures.failure("%s (attempt %d of %s)", error, queued.attempts + 1,
-                               queued.notification.key)
-        if queued.queued_at < now - self._dead_after_s:
-            dead = self._queue.expire(self.target.id, now - self._dead_after_s, now)
-            log.error("webhook %s: %d notification(s) undelivered for %.0f s are dead "
-                      "letters (last error: %s)", self.target.id, dead, self._dead_after_s,
-                      error)
-            return
-        await asyncio.sleep(self._backoff.next_delay())
+        """Attempt one notification until it is delivered or dead."""
+        backoff = self._backoff()
+        attempts = queued.attempts
+        try:
+            while not await self._settled(client, queued, attempts):
+                attempts += 1
+                await asyncio.sleep(backoff.next_delay())
+        finally:
+            self._busy.discard(queued.id)
+            self._wake.set()
 
-    async def _attempt(self, client: httpx.AsyncClient, queued: Queued) -> str | None:
+    async def _settled(self, client: httpx.AsyncClient, queued: Queued,
+                       attempts: int) -> bool:
+        """One attempt; True when the notification is delivered or now a dead letter."""
+        error = await self._attempt(client, queued, attempts + 1)
+        now = time.time()
+        try:
+            if error is None:
+                self._queue.delivered(queued.id, now)
+                self._failures.success()
+                return True
+            self.attempts_failed += 1
+            self.last_error = error
+            self._failures.failure("%s (attempt %d of %s)", error, attempts + 1,
+                                   queued.notification.key)
+            if queued.queued_at < now - self._dead_after_s:
+                self._queue.dead(queued.id, now)
+                log.error("webhook %s: %s undelivered for %.0f s is a dead letter (last "
+                          "error: %s)", self.target.id, queued.notification.key,
+                          now - queued.queued_at, error)
+                return True
+            self._queue.failed(queued.id, error)
+        except sqlite3.Error as exc:  # the queue file: this notification is tried again
+            self._failures.failure("notification queue: %s", exc)
+        return False
+
+    async def _attempt(self, client: httpx.AsyncClient, queued: Queued,
+                       attempt: int) -> str | None:
         """POST one notification; None on a 2xx answer, else what went wrong."""
         note = queued.notification
-        headers = message.headers(self._secret, note.key, note.event, note.body,
-                                  queued.attempts + 1, time.time())
+        headers = message.headers(self._secret, note.key, note.event, note.body, attempt,
+                                  time.time())
         try:
             async with asyncio.timeout(self.target.timeout_s), client.stream(
                     "POST", self.target.url, content=note.body, headers=headers) as response:
@@ -150,4 +175,5 @@ class Delivery:
         if self._loop is not None and self._main is not None:
             with contextlib.suppress(RuntimeError):  # the loop has already ended
                 self._loop.call_soon_threadsafe(self._main.cancel)
-        self._thread.join(timeout_s)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout_s)

@@ -26,13 +26,15 @@ T0 = time.time() - 3600.0
 """Event times of the transitions (an hour ago, so that `now` is after all of them)."""
 
 
-def plant_with(ops: Receiver, lead: Receiver, state_dir: Path, **settings: Any) -> Plant:
+def plant_with(ops: Receiver, lead: Receiver, state_dir: Path,
+               ops_settings: dict[str, Any] | None = None, **settings: Any) -> Plant:
     data = example_data()
     data["alarms"] = {"defaults": {"machine_stopped": {"after_s": 60, "clear_after_s": 10},
                                    "agent_offline": {"enabled": False}}}
     data["notifications"] = {
         "webhooks": [
-            {"id": "ops", "url": ops.url, "secret_env": "OPS_HOOK_SECRET", "timeout_s": 1},
+            {"id": "ops", "url": ops.url, "secret_env": "OPS_HOOK_SECRET", "timeout_s": 1,
+             **(ops_settings or {})},
             {"id": "lead", "url": lead.url, "secret_env": "LEAD_HOOK_SECRET",
              "severities": ["critical"]},
         ],

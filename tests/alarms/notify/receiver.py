@@ -10,9 +10,24 @@ import hmac
 import json
 import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+SECRETS = {"OPS_HOOK_SECRET": "ops-secret-0123456789",
+           "LEAD_HOOK_SECRET": "lead-secret-0123456789"}
+"""Secrets of the tests' two webhooks, as the alarm component's environment."""
+
+
+def health(port: int) -> dict[str, Any]:
+    """The notifier's /healthz body (also when it answers 503: a target failing)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+            return dict(json.loads(r.read()))
+    except urllib.error.HTTPError as exc:
+        return dict(json.loads(exc.read()))
 
 
 @dataclass(frozen=True)

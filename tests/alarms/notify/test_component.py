@@ -6,10 +6,7 @@ signed; the unacknowledged alarm escalates once to the second target."""
 
 from __future__ import annotations
 
-import json
 import signal
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,23 +15,12 @@ import pytest
 
 from shopfloor.shared import topics
 from shopfloor.shared.loader import load_plant
-from tests.alarms.notify.receiver import Receiver
+from tests.alarms.notify.receiver import SECRETS, Receiver, health
 from tests.alarms.test_service import RULES, Watcher, _run, chain_processes
 from tests.collector.helpers import wait_for
 from tests.harness.plants import example_data, relocate, write_plant
 from tests.harness.processes import ports_open
 from tests.harness.services import InfluxDB, Mosquitto, free_port
-
-SECRETS = {"OPS_HOOK_SECRET": "ops-secret-0123456789",
-           "LEAD_HOOK_SECRET": "lead-secret-0123456789"}
-
-
-def _health(port: int) -> dict[str, Any]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
-            return dict(json.loads(r.read()))
-    except urllib.error.HTTPError as exc:  # 503 while a target fails: same body
-        return dict(json.loads(exc.read()))
 
 
 @pytest.fixture
@@ -79,7 +65,7 @@ def test_a_killed_component_delivers_its_queue_once_after_the_receiver_returns(
     topic = topics.alarm_topic(plant.site.id, "line1", "press1", "machine_stopped")
     _run(plant, False)
     wait_for(lambda: watcher.state(topic) == "active_unack", 30)
-    wait_for(lambda: _health(metrics_port)["webhooks"]["ops"]["failing"], 30)
+    wait_for(lambda: health(metrics_port)["webhooks"]["ops"]["failing"], 30)
     escalated = wait_for(lambda: lead.accepted_keys("alarm.escalation"), 30)
     alarms.stop(signal.SIGKILL)
     ops.up()
@@ -94,5 +80,5 @@ def test_a_killed_component_delivers_its_queue_once_after_the_receiver_returns(
     assert {r.key for r in ops.requests if r.status == 200} == set(keys)
     assert lead.accepted_keys("alarm.escalation") == escalated and len(escalated) == 1
     assert lead.accepted[escalated[0]]["alarm"]["machine"] == "press1"
-    health = _health(metrics_port)
-    assert health["ok"] and health["webhooks"]["ops"]["pending"] == 0
+    status = health(metrics_port)
+    assert status["ok"] and status["webhooks"]["ops"]["pending"] == 0
