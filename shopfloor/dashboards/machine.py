@@ -50,8 +50,8 @@ def ratio_trend() -> InfluxQLTarget:
 
 def counts() -> InfluxQLTarget:
     return InfluxQLTarget(
-        f'{f.select(("produced", f.PRODUCED), ("scrap", f.SCRAP))} FROM "{f.ROLLUP}" '
-        f"{where(*ALL_TAGS)} GROUP BY time($__interval) fill(0)"
+        f'{f.select(("produced", f.whole_parts(f.PRODUCED)), ("scrap", f.whole_parts(f.SCRAP)))}'
+        f' FROM "{f.ROLLUP}" {where(*ALL_TAGS)} GROUP BY time($__interval) fill(0)'
     )
 
 

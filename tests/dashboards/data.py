@@ -143,9 +143,11 @@ def downtime_parts(plant: Plant, machine: str, window: Window
 
 
 def minute_agg(i: int) -> Agg:
-    """One minute of a machine: 50 s running, 5 s unplanned stop, 5 s minor stops."""
+    """One minute of a machine: 50 s running, 5 s unplanned stop, 5 s minor stops; parts
+    in fractions, as a rollup holds them (a counter pair cut by a minute boundary is
+    split in proportion: docs/oee.md)."""
     return Agg(pot_ms=60000, apt_ms=50000, l1_ms=5000, l1_stopped_ms=5000, l3_ms=5000,
-               pq=20.0, sq=1.0, nrt_s=40.0, fpt_s=38.0, l5_s=2.0,
+               pq=20.4, sq=0.7, nrt_s=40.0, fpt_s=38.0, l5_s=2.0,
                fe=1 if i % 10 == 0 else 0, minor_stops=1)
 
 

@@ -189,3 +189,24 @@ def test_collector_loss_panel_shows_the_latest_lost_and_late_counts(filled: Fill
         rows = [dict(zip(s["columns"], row, strict=True)) for row in s["values"]]
         final = [r for r in rows if r["lost"] is not None][-1]
         assert (final["lost"], final["late"]) == (last.lost, last.late)
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_counts_of_parts_are_whole_parts(filled: Filled, name: str) -> None:
+    """Rollups hold fractions of parts (data.minute_agg); a panel that shows a count of
+    parts (not a rate per hour) shows whole parts, as the API and MQTT do."""
+    outcomes = verify_dashboard(filled.client, DASHBOARDS[name], filled.window.from_ms,
+                                filled.window.to_ms)
+    counted = 0
+    for outcome in outcomes:
+        for series in outcome.series:
+            for i, column in enumerate(series.get("columns", [])):
+                if column in PART_COUNTS:
+                    values = [row[i] for row in series["values"] if row[i] is not None]
+                    counted += len(values)
+                    assert all(float(v).is_integer() for v in values), (outcome.label, values[:5])
+    assert counted or name not in ("machine-detail.json", "plant-overview.json",
+                                   "line-flow.json")
+
+
+PART_COUNTS = {"produced", "scrap", "wip", "parts", "inflow", "outflow_good", "change"}
