@@ -23,6 +23,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from shopfloor.alarms.actions import Actions
 from shopfloor.alarms.engine import Engine, Instance, Record, payload_of
 from shopfloor.alarms.notify.notifier import open_notifier
+from shopfloor.kpi.calendar import ShiftCalendar
 from shopfloor.shared import schema, topics
 from shopfloor.shared.access import client_id_of
 from shopfloor.shared.alarm_rules import RuleKind
@@ -52,6 +53,7 @@ class AlarmService:
         self.plant = plant
         self.engine = Engine(plant, time.time())
         self.actions = Actions(self.engine)
+        self._shift_name = ShiftCalendar.of(plant).shift_name
         self._inbox: queue.Queue[Any] = queue.Queue()
         self._live = False
         self._restore_mid: int | None = None
@@ -175,7 +177,8 @@ class AlarmService:
             self._client.publish(topics.alarm_topic(self.plant.site.id, instance.line,
                                                     instance.machine, instance.rule.kind),
                                  payload.to_json(), qos=1, retain=True)
-            line = transition_line(self.plant.site.id, record)
+            line = transition_line(self.plant.site.id, record,
+                                   self._shift_name(round(transition.at * 1000)))
             if line is not None and len(self._pending) < MAX_PENDING_LINES:
                 self._pending.append(line)
             log.info("alarm %s/%s: %s -> %s (%s)", instance.machine, instance.rule.kind,
@@ -206,13 +209,14 @@ class AlarmService:
         self._db_failures.success()
 
 
-def transition_line(site: str, record: Record) -> str | None:
-    """The `alarm` point of one transition (docs/influxdb-schema.md), at its event time."""
+def transition_line(site: str, record: Record, shift: str = "") -> str | None:
+    """The `alarm` point of one transition (docs/influxdb-schema.md), at its event time;
+    `shift`: the name of the shift it falls in (none outside shifts)."""
     instance, transition = record.instance, record.transition
     return schema.line(schema.ALARM, {
         schema.TAG_SITE: site, schema.TAG_LINE: instance.line,
         schema.TAG_MACHINE: instance.machine, schema.TAG_RULE: instance.rule.kind,
-        schema.TAG_SEVERITY: instance.rule.severity,
+        schema.TAG_SEVERITY: instance.rule.severity, schema.TAG_SHIFT: shift,
     }, {"kind": str(transition.kind), "from_state": str(transition.from_state),
         "to_state": str(transition.to_state), "by": transition.by,
         "comment": transition.comment, "command_id": transition.command_id or ""},
