@@ -32,6 +32,13 @@ STOP_WAIT_S = 15.0
 InstanceOf = Callable[[str, str], Instance | None]
 
 
+def open_queue(settings: Notifications) -> NotificationQueue:
+    """The queue file of `settings` (`state_dir`, default shopfloor-state/alarms)."""
+    state_dir = Path(settings.state_dir) if settings.state_dir else DEFAULT_STATE_DIR
+    return NotificationQueue(state_dir / QUEUE_FILE, settings.max_bytes,
+                             settings.dead_letter_after_s)
+
+
 def secrets_of(settings: Notifications, env: Mapping[str, str]) -> dict[str, bytes]:
     """Each webhook's secret from its environment variable; NotifyError naming every
     variable that is missing or too short."""
@@ -54,9 +61,8 @@ class Notifier:
         self.site = plant.site.id
         self.settings = plant.notifications
         secrets = secrets_of(self.settings, env)
-        state_dir = Path(self.settings.state_dir) if self.settings.state_dir else DEFAULT_STATE_DIR
-        self.queue = NotificationQueue(state_dir / QUEUE_FILE, self.settings.max_bytes,
-                           self.settings.dead_letter_after_s)
+        self.queue = open_queue(self.settings)
+
         self._instance_of = instance_of
         self.senders = {w.id: Sender(w, secrets[w.id], self.queue, self.settings.retry_max_s,
                                      self.settings.dead_letter_after_s)
