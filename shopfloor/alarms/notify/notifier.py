@@ -17,7 +17,7 @@ from shopfloor.alarms.engine import Instance, Record, payload_of
 from shopfloor.alarms.errors import NotifyError
 from shopfloor.alarms.lifecycle import UNACKED
 from shopfloor.alarms.notify import message
-from shopfloor.alarms.notify.queue import Notification, NotificationQueue, Pending
+from shopfloor.alarms.notify.queue import Notification, NotificationQueue, Pending, RowState
 from shopfloor.alarms.notify.sender import Delivery, Sender
 from shopfloor.alarms.notify.status import NotifyStatus
 from shopfloor.shared.logs import FailureLog
@@ -72,6 +72,12 @@ class Notifier:
         self.status = NotifyStatus(self)
 
     def start(self) -> None:
+        orphans = {target for (target, state), n in self.queue.counts().items()
+                   if state is RowState.PENDING and n and target not in self.senders}
+        if orphans:
+            log.warning("notification queue %s holds undelivered notifications of webhooks "
+                        "no longer in the plant file: %s (kept, not sent)", self.queue.path,
+                        sorted(orphans))
         self._delivery.start()
         self.status.start(self.settings.metrics_port)
         if self.senders:

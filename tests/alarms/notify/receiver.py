@@ -52,6 +52,8 @@ class Receiver:
         self.hold = threading.Event()
         """While set, a request waits (a hanging receiver) until `release` is set."""
         self.release = threading.Event()
+        self.garbage = False
+        """While true, answer with bytes that are not HTTP."""
         self.trickle = False
         """While true, answer with a head that never ends (a byte every 0.2 s)."""
         self.requests: list[Request] = []
@@ -124,6 +126,10 @@ class Receiver:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if receiver.trickle:
                     self._trickle()
+                    return
+                if receiver.garbage:
+                    self.close_connection = True
+                    self.wfile.write(b"\x00\xffNOT HTTP AT ALL\r\n\r\n")
                     return
                 status = receiver._answer(self.headers, raw)
                 self.send_response(status)

@@ -16,7 +16,7 @@ import pytest
 
 from shopfloor.alarms.notify.queue import RowState
 from shopfloor.alarms.notify.sender import retry_after_s
-from tests.alarms.notify.conftest import T0, running, stopped
+from tests.alarms.notify.conftest import T0, Component, running, stopped
 from tests.alarms.notify.receiver import Receiver
 from tests.collector.helpers import wait_for
 from tests.harness.plants import write_plant
@@ -139,6 +139,38 @@ def test_a_trickling_answer_is_cut_at_the_attempts_bound(
     ops.trickle = False
     wait_for(lambda: set(ops.accepted_keys()) == _expected_keys(records,
                                                                 component.engine.site), 30)
+
+
+def test_an_answer_that_is_not_http_is_a_failed_attempt_and_nothing_breaks(
+        component_factory: Any, receivers: tuple[Receiver, Receiver]) -> None:
+    ops, _ = receivers
+    ops.garbage = True
+    component = component_factory()
+    records = stopped(component.engine, "press1", T0)
+    component.notifier.notify(records, time.time())
+    wait_for(lambda: _failed_attempts(component) >= 2, 30)
+    assert "RemoteProtocolError" in component.notifier.senders["ops"].last_error
+    ops.garbage = False
+    wait_for(lambda: set(ops.accepted_keys()) == _expected_keys(records,
+                                                                component.engine.site), 30)
+
+
+def test_the_queue_of_a_webhook_removed_from_the_plant_file_is_kept_and_reported(
+        component_factory: Any, receivers: tuple[Receiver, Receiver],
+        caplog: pytest.LogCaptureFixture) -> None:
+    ops, _ = receivers
+    ops.down()
+    first = component_factory()
+    first.notifier.notify(stopped(first.engine, "press1", T0), time.time())
+    first.stop()
+    data = first.data
+    data["notifications"]["webhooks"] = data["notifications"]["webhooks"][1:]  # lead only
+    second = Component(data)
+    try:
+        assert "webhooks no longer in the plant file: ['ops'] (kept" in caplog.text
+        assert second.notifier.queue.counts()["ops", RowState.PENDING] == 1
+    finally:
+        second.stop()
 
 
 def test_a_receivers_retry_after_is_honoured_up_to_retry_max_s(
