@@ -11,7 +11,8 @@ import os
 import queue
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -73,8 +74,7 @@ def test_a_broker_that_fails_tls_is_never_connected(tls_broker, pki, caplog, cas
     try:
         with caplog.at_level(logging.DEBUG, logger="shopfloor.shared.mqtt"):
             link.start()
-            deadline_attempts = 3
-            assert _wait_for(lambda: link.failed_attempts >= deadline_attempts)
+            assert _wait_for(lambda: link.failed_attempts >= 3)
         assert not link.connected.is_set()
         errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
         assert errors and errors[0].startswith(f"broker {LOOPBACK}:{tls_broker.port}: ")
@@ -83,14 +83,14 @@ def test_a_broker_that_fails_tls_is_never_connected(tls_broker, pki, caplog, cas
         link.stop()
 
 
-def _wait_for(condition, timeout_s: float = WAIT_S) -> bool:  # type: ignore[no-untyped-def]
-    import threading
-    done = threading.Event()
-    for _ in range(int(timeout_s * 20)):
-        if condition():
-            return True
-        done.wait(0.05)
-    return bool(condition())
+def _wait_for(condition: Callable[[], bool], timeout_s: float = WAIT_S) -> bool:
+    """Poll `condition` until it holds or `timeout_s` passes."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def test_unusable_tls_files_are_refused_naming_the_setting(pki, tmp_path) -> None:
