@@ -24,6 +24,7 @@ def alarms(plant_file: str, log_level: str | None) -> None:
         plant = load_plant(plant_file)
     except PlantFileError as exc:
         raise click.ClickException(exc.render()) from None
+    from shopfloor.alarms.errors import NotifyError
     from shopfloor.alarms.service import AlarmService
 
     stop = threading.Event()
@@ -33,4 +34,8 @@ def alarms(plant_file: str, log_level: str | None) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    AlarmService(plant).run(stop)
+    try:
+        service = AlarmService(plant)
+    except NotifyError as exc:
+        raise click.ClickException(str(exc)) from None
+    service.run(stop)

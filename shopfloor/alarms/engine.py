@@ -68,14 +68,32 @@ class Engine:
         until = payload.shelved_until
         instance.alarm = Alarm(payload.state, payload.raised,
                                None if until is None else until.timestamp(),
-                               payload.last.at.timestamp() if payload.last else 0.0)
+                               payload.last.at.timestamp() if payload.last else 0.0,
+                               payload.last_command_id)
 
     def on_state(self, machine: str, state: StatePayload) -> list[Record]:
+        """The machine's condition, and its maintenance mode: entering it takes every
+        alarm of the machine out of service (before the state's own condition), leaving
+        it puts them back (after), both at the state's `since`."""
+        at = state.since.timestamp()
+        records = self._service(machine, state.maintenance, at) if state.maintenance else []
         instance = self.instances.get((machine, RuleKind.MACHINE_STOPPED))
-        if instance is None:
-            return []
-        return self._observe(instance, state.state in instance.rule.states,
-                             state.since.timestamp())
+        if instance is not None:
+            records += self._observe(instance, state.state in instance.rule.states, at)
+        if not state.maintenance:
+            records += self._service(machine, False, at)
+        return records
+
+    def _service(self, machine: str, out: bool, at: float) -> list[Record]:
+        kind = EventKind.REMOVE_FROM_SERVICE if out else EventKind.RETURN_TO_SERVICE
+        records: list[Record] = []
+        for rule in RuleKind:
+            instance = self.instances.get((machine, rule))
+            if instance is not None:
+                instance.alarm, transition = apply(instance.alarm, Event(kind, at))
+                if transition is not None:
+                    records.append(Record(instance, transition))
+        return records
 
     def on_status(self, status: AgentStatus, received_at: float) -> list[Record]:
         if status.agent not in self._agent_machines:
@@ -133,12 +151,13 @@ def payload_of(site: str, instance: Instance, transition: Transition | None,
     last = None if transition is None else AlarmTransition(
         kind=transition.kind, at=_ts(transition.at), by=transition.by,
         from_state=transition.from_state, to_state=transition.to_state,
-        comment=transition.comment)
+        comment=transition.comment, command_id=transition.command_id)
     return AlarmPayload(
         site=site, line=instance.line, machine=instance.machine, rule=instance.rule.kind,
         severity=instance.rule.severity, state=instance.alarm.state,
         condition=instance.debounce.condition,
         condition_since=_ts(instance.debounce.since), raised=instance.debounce.active,
         shelved_until=(None if instance.alarm.shelved_until is None
-                       else _ts(instance.alarm.shelved_until)), last=last, ts=_ts(now))
+                       else _ts(instance.alarm.shelved_until)), last=last,
+        last_command_id=instance.alarm.command_id, ts=_ts(now))
 

@@ -12,3 +12,10 @@ class LifecycleError(AlarmError):
 
     def __init__(self, message: str) -> None:
         super().__init__(f"alarm lifecycle: {message}")
+
+
+class NotifyError(AlarmError):
+    """The notifier cannot work: its queue file, a webhook's missing secret."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"alarm notifications: {message}")

@@ -32,6 +32,9 @@ class Alarm:
     condition: bool = False
     shelved_until: float | None = None
     changed_at: float = 0.0
+    command_id: str | None = None
+    """The id of the last person's action applied (kept across later engine transitions,
+    so that a restarted component still knows it: at most once)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,8 @@ class Event:
     comment: str = ""
     until: float | None = None
     """SHELVE only: when the shelve ends by itself (event time, s)."""
+    command_id: str | None = None
+    """A person's action: the id of the command that carried it (audit, at most once)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +57,7 @@ class Transition:
     from_state: AlarmState
     to_state: AlarmState
     comment: str = ""
+    command_id: str | None = None
 
 
 def apply(alarm: Alarm, event: Event) -> tuple[Alarm, Transition | None]:
@@ -62,9 +68,10 @@ def apply(alarm: Alarm, event: Event) -> tuple[Alarm, Transition | None]:
     after = handler(alarm, event)
     if after is None:
         return alarm, None
-    after = replace(after, changed_at=event.at)
+    after = replace(after, changed_at=event.at,
+                    command_id=event.command_id or alarm.command_id)
     return after, Transition(event.kind, event.at, event.by, alarm.state, after.state,
-                             event.comment)
+                             event.comment, event.command_id)
 
 
 def expire(alarm: Alarm, now: float) -> tuple[Alarm, Transition | None]:

@@ -20,11 +20,20 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from shopfloor.alarms.engine import Engine, Record, payload_of
+from shopfloor.alarms.actions import Actions
+from shopfloor.alarms.engine import Engine, Instance, Record, payload_of
+from shopfloor.alarms.notify.notifier import open_notifier
 from shopfloor.shared import schema, topics
 from shopfloor.shared.access import client_id_of
+from shopfloor.shared.alarm_rules import RuleKind
 from shopfloor.shared.backoff import Backoff
-from shopfloor.shared.contract import AgentStatus, AlarmPayload, StatePayload, parse
+from shopfloor.shared.contract import (
+    AgentStatus,
+    AlarmCommand,
+    AlarmPayload,
+    StatePayload,
+    parse,
+)
 from shopfloor.shared.errors import ContractError
 from shopfloor.shared.influx import DatabaseUnavailable, LinesRejected, LineWriter, open_writer
 from shopfloor.shared.logs import FailureLog
@@ -42,6 +51,7 @@ class AlarmService:
     def __init__(self, plant: Plant) -> None:
         self.plant = plant
         self.engine = Engine(plant, time.time())
+        self.actions = Actions(self.engine)
         self._inbox: queue.Queue[Any] = queue.Queue()
         self._live = False
         self._restore_mid: int | None = None
@@ -53,6 +63,7 @@ class AlarmService:
         self._db_failures = FailureLog(log, f"InfluxDB {plant.database.url}")
         self._link = self._make_link()
         self._client = self._link.client
+        self.notifier = open_notifier(plant, self._instance_of)
 
     def _make_link(self) -> BrokerThread:
         client_id = client_id_of(self.plant.broker, f"shopfloor-alarms-{self.plant.site.id}")
@@ -64,6 +75,7 @@ class AlarmService:
 
     def run(self, stop: threading.Event) -> None:
         self._link.start()
+        self.notifier.start()
         try:
             while not stop.is_set():
                 deadline = time.monotonic() + TICK_S
@@ -74,9 +86,11 @@ class AlarmService:
                         break
                 if self._live:
                     self._emit(self.engine.tick(time.time()))
+                    self.notifier.tick(time.time())
                 self._flush()
         finally:
             self._link.stop()
+            self.notifier.stop()
             self._flush()
             if self._writer is not None:
                 self._writer.close()
@@ -95,6 +109,7 @@ class AlarmService:
         _, self._live_mid = client.subscribe([
             (topics.all_of_kind(site, topics.STATE), SubscribeOptions(qos=1)),
             (topics.status_topic(site, "+"), SubscribeOptions(qos=1)),
+            (topics.alarm_cmd_topic(site), SubscribeOptions(qos=1)),
         ])
 
     def _on_subscribe(self, client: mqtt.Client, _u: Any, mid: int, _r: Any,
@@ -125,18 +140,35 @@ class AlarmService:
         parts = topic.split("/")
         if len(parts) == 7 and parts[5] == topics.ALARM:
             if not self._live and raw:
-                self.engine.restore(parse(AlarmPayload, raw))
+                payload = parse(AlarmPayload, raw)
+                self.engine.restore(payload)
+                self.actions.remember(payload)
             return []
         if not self._live or not raw:
             return []
+        if topic == topics.alarm_cmd_topic(self.plant.site.id):
+            return self._act(parse(AlarmCommand, raw))
         if parts[-1] == topics.STATUS and parts[3] == "edge":
             return self.engine.on_status(parse(AgentStatus, raw), received_at)
         if parts[-1] == topics.STATE and len(parts) == 6:
             return self.engine.on_state(parts[4], parse(StatePayload, raw))
         return []
 
+    def _act(self, command: AlarmCommand) -> list[Record]:
+        """A person's action: its transition is published (retained) before the answer,
+        so an API that got `done` finds the alarm's new state on the broker."""
+        result, record = self.actions.handle(command, time.time())
+        records = [] if record is None else [record]
+        self._emit(records)
+        self._client.publish(topics.alarm_result_topic(self.plant.site.id), result.to_json(),
+                             qos=1)
+        log.info("alarm action %s %s/%s by %s: %s %s", command.action, command.machine,
+                 command.rule, command.requested_by, result.status, result.detail)
+        return []
+
     def _emit(self, records: list[Record]) -> None:
         now = time.time()
+        self.notifier.notify(records, now)  # queued durably before it is published
         for record in records:
             instance, transition = record.instance, record.transition
             payload = payload_of(self.plant.site.id, instance, transition, now)
@@ -148,6 +180,13 @@ class AlarmService:
                 self._pending.append(line)
             log.info("alarm %s/%s: %s -> %s (%s)", instance.machine, instance.rule.kind,
                      transition.from_state, transition.to_state, transition.kind)
+
+    def _instance_of(self, machine: str, rule: str) -> Instance | None:
+        """The engine's instance (and so its lifecycle state) for the notifier."""
+        try:
+            return self.engine.instances.get((machine, RuleKind(rule)))
+        except ValueError:  # a rule kind this version does not know
+            return None
 
     def _flush(self) -> None:
         if not self._pending or time.monotonic() < self._db_retry_at:
@@ -176,4 +215,5 @@ def transition_line(site: str, record: Record) -> str | None:
         schema.TAG_SEVERITY: instance.rule.severity,
     }, {"kind": str(transition.kind), "from_state": str(transition.from_state),
         "to_state": str(transition.to_state), "by": transition.by,
-        "comment": transition.comment}, round(transition.at * 1000))
+        "comment": transition.comment, "command_id": transition.command_id or ""},
+        round(transition.at * 1000))

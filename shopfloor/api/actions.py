@@ -5,7 +5,7 @@ first that is not done), the audit of refusals, and the HTTP status of the outco
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -37,8 +37,16 @@ async def run_action(runtime: Runtime, principal: Principal, machine: MachineRef
                      planner: Planner, idempotency_key: str | None, path: str,
                      body: Any = None) -> JSONResponse:
     """Execute an action once per Idempotency-Key; the answer as an HTTP response."""
+    return await once(runtime, principal, idempotency_key, path, body,
+                      lambda: _answer(runtime, principal, machine, action, planner))
+
+
+async def once(runtime: Runtime, principal: Principal, idempotency_key: str | None,
+               path: str, body: Any, act: Callable[[], Awaitable[Answer]]) -> JSONResponse:
+    """`act` once per Idempotency-Key (every POST that acts: control, alarm actions): a
+    retry gets the first answer; an exception means nothing was acted on."""
     if idempotency_key is None:
-        status, content = await _answer(runtime, principal, machine, action, planner)
+        status, content = await act()
         return JSONResponse(content, status)
     key = check_key(idempotency_key)
     store = runtime.idempotency
@@ -48,7 +56,7 @@ async def run_action(runtime: Runtime, principal: Principal, machine: MachineRef
         status, content = await asyncio.shield(future)
         return JSONResponse(content, status, headers={REPLAY_HEADER: "true"})
     try:
-        answer = await _answer(runtime, principal, machine, action, planner)
+        answer = await act()
     except BaseException as exc:  # nothing was acted on: a retry may act
         store.forget(principal.name, key, exc)
         raise

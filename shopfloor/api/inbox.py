@@ -12,17 +12,28 @@ import asyncio
 import threading
 from collections import deque
 from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
 
 from shopfloor.api.commands import Dropped
-from shopfloor.shared.contract import CommandResult
 
-Item = tuple[CommandResult, str, str]  # the result, its topic's line and machine
+
+class Result(Protocol):
+    """A command's answer (`CommandResult`, `AlarmCommandResult`): it names its command."""
+
+    @property
+    def id(self) -> str: ...
+
+
+R = TypeVar("R", bound=Result)
 CAPACITY = 10_000
 BATCH = 200
 
 
-class ResultInbox:
-    def __init__(self, loop: asyncio.AbstractEventLoop, handle: Callable[[CommandResult, str,
+class ResultInbox(Generic[R]):
+    """Results of one kind with the line and machine of their topic (empty for the
+    site-level alarm action results)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, handle: Callable[[R, str,
                  str], None], on_drop: Callable[[str], None],
                  is_pending: Callable[[str], bool], capacity: int = CAPACITY,
                  batch: int = BATCH) -> None:
@@ -32,12 +43,12 @@ class ResultInbox:
         self._on_drop = on_drop
         self._capacity = capacity
         self._batch = batch
-        self._items: deque[Item] = deque()
-        self._urgent: deque[Item] = deque()
+        self._items: deque[tuple[R, str, str]] = deque()
+        self._urgent: deque[tuple[R, str, str]] = deque()
         self._lock = threading.Lock()
         self._scheduled = False
 
-    def put(self, result: CommandResult, line: str, machine: str) -> None:
+    def put(self, result: R, line: str, machine: str) -> None:
         """From any thread: queue one result, or drop it (counted) when full."""
         urgent = self._is_pending(result.id)
         with self._lock:

@@ -18,13 +18,11 @@ from typing import Any
 from shopfloor.shared import topics
 from shopfloor.shared.admission import Refusal, TimeAdmission, known_values, point_names
 from shopfloor.shared.contract import AgentStatus, PointValue, StatePayload, Telemetry, parse
-from shopfloor.shared.enums import MachineState
 from shopfloor.shared.errors import ContractError
 from shopfloor.shared.plant import Plant
 from shopfloor.shared.schema import to_ms
 
 log = logging.getLogger(__name__)
-MAINTENANCE_REASON = "maintenance"
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,12 +179,7 @@ class LiveView:
         live = self.machine(machine)
         if point is not None:
             return bool(live.values.get(point, False))
-        state = live.state
-        return (
-            state is not None
-            and state.state is MachineState.PLANNED_STOP
-            and state.reason == MAINTENANCE_REASON
-        )
+        return live.state is not None and live.state.maintenance
 
 
 def _status_agent(topic: str, site: str) -> str | None:

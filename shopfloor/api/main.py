@@ -20,7 +20,17 @@ from shopfloor.api.guard import KeyFirst
 from shopfloor.api.metrics import ApiMetrics, MetricsMiddleware
 from shopfloor.api.models.common import error_body
 from shopfloor.api.operator import routes as operator
-from shopfloor.api.routes import alarms, audit, commands, health, history, kpi, machines, wip
+from shopfloor.api.routes import (
+    alarm_actions,
+    alarms,
+    audit,
+    commands,
+    health,
+    history,
+    kpi,
+    machines,
+    wip,
+)
 from shopfloor.api.routes import plant as plant_routes
 from shopfloor.api.runtime import close_runtime, open_runtime, start_link
 from shopfloor.shared.plant import Plant
@@ -54,7 +64,7 @@ def create_app(plant: Plant, settings: ApiSettings) -> FastAPI:
     app = FastAPIOffline(title="shopfloor API", version="1", description=DESCRIPTION,
                          lifespan=lifespan, max_body_size=settings.max_body_bytes)
     for module in (plant_routes, machines, history, kpi, commands, wip, audit, downtime,
-                   alarms):
+                   alarms, alarm_actions):
         app.include_router(module.router)
     app.include_router(health.router)
     app.include_router(operator.router)

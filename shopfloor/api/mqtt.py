@@ -75,6 +75,7 @@ class ApiMqttLink:
             (topics.all_of_kind(site, topics.CMD_RESULT), SubscribeOptions(qos=1)),
             (topics.status_topic(site, "+"), SubscribeOptions(qos=1)),
             (topics.all_of_kind(site, topics.KPI), SubscribeOptions(qos=0)),  # retained
+            (topics.alarm_result_topic(site), SubscribeOptions(qos=1)),
         ]
 
     def _subscribe(self, client: mqtt.Client, _session_present: bool) -> None:

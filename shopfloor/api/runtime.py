@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shopfloor.api import audit as audit_log
 from shopfloor.api import queries
+from shopfloor.api.alarm_bus import AUDIT_ACTIONS, AlarmBus, AlarmOutcome
 from shopfloor.api.audit import AuditLog, recall
 from shopfloor.api.commands import (
     CommandBus,
@@ -34,7 +36,7 @@ from shopfloor.api.mqtt import ApiMqttLink
 from shopfloor.api.operator.andon import AndonHub
 from shopfloor.shared import schema, topics
 from shopfloor.shared.access import client_id_of
-from shopfloor.shared.contract import CommandResult, parse, utc_now
+from shopfloor.shared.contract import AlarmCommandResult, CommandResult, parse, utc_now
 from shopfloor.shared.errors import ContractError
 from shopfloor.shared.plant import Plant
 
@@ -61,6 +63,7 @@ class Runtime:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     downtime: DowntimeService | None = None  # downtime events (api/downtime/)
     andon: AndonHub | None = None  # live changes for the operator page (api/operator/)
+    alarms: AlarmBus | None = None  # people's actions on alarms (api/alarm_bus.py)
 
 
 def _listener(runtime_box: dict[str, Runtime]) -> Listener:
@@ -78,6 +81,25 @@ def _listener(runtime_box: dict[str, Runtime]) -> Listener:
     return on_record
 
 
+def _alarm_listener(runtime_box: dict[str, Runtime]) -> Callable[[AlarmOutcome], None]:
+    """Audit every alarm action when sent and when its outcome is known."""
+
+    def on_outcome(outcome: AlarmOutcome) -> None:
+        runtime, request = runtime_box["rt"], outcome.request
+        action = AUDIT_ACTIONS[request.action]
+        runtime.audit.add(audit_log.AuditEntry(
+            site=runtime.plant.site.id, line=request.line, machine=request.machine,
+            action=action, requested_by=request.requested_by, command_id=outcome.id,
+            outcome=(audit_log.SENT if outcome.outcome is Outcome.PENDING
+                     else outcome.outcome.value),
+            point=request.rule, value=request.shelve_s,
+            detail=outcome.detail or request.comment))
+        if outcome.outcome is not Outcome.PENDING:
+            runtime.metrics.commands.labels(action, outcome.outcome.value).inc()
+
+    return on_outcome
+
+
 def open_runtime(plant: Plant, settings: ApiSettings, metrics: ApiMetrics) -> Runtime:
     """Build and start everything (inside the running event loop)."""
     loop = asyncio.get_running_loop()
@@ -92,10 +114,23 @@ def open_runtime(plant: Plant, settings: ApiSettings, metrics: ApiMetrics) -> Ru
     def dropped(reason: str) -> None:
         metrics.results_dropped.labels(reason).inc()
 
-    inbox = ResultInbox(loop, lambda *item: box["rt"].bus.deliver(*item), dropped,
-                        lambda command_id: box["rt"].bus.is_pending(command_id))
+    inbox: ResultInbox[CommandResult] = ResultInbox(
+        loop, lambda *item: box["rt"].bus.deliver(*item), dropped,
+        lambda command_id: box["rt"].bus.is_pending(command_id))
+
+    alarm_inbox: ResultInbox[AlarmCommandResult] = ResultInbox(
+        loop, lambda *item: _alarms_of(box["rt"]).deliver(*item), dropped,
+        lambda command_id: _alarms_of(box["rt"]).is_pending(command_id))
+    alarm_results = topics.alarm_result_topic(plant.site.id)
 
     def on_message(topic: str, payload: bytes) -> None:
+        if topic == alarm_results:
+            try:
+                alarm_inbox.put(parse(AlarmCommandResult, payload), "", "")
+            except ContractError as exc:
+                log.debug("bad alarm action result: %s", exc)
+                dropped(Dropped.MALFORMED)
+            return
         if topic.endswith("/" + topics.CMD_RESULT):
             where = topics.parse_machine_topic(topic)
             spec = plant.machines.get(where.machine) if where else None
@@ -120,11 +155,17 @@ def open_runtime(plant: Plant, settings: ApiSettings, metrics: ApiMetrics) -> Ru
     runtime = Runtime(plant, settings, metrics, live, records, idempotency, influx,
                       audit, bus, mqtt, KpiService(plant, reads))
     box["rt"] = runtime
+    runtime.alarms = AlarmBus(plant.site.id, mqtt.publish, _alarm_listener(box))
     audit.start()
     runtime.downtime = DowntimeService(plant, influx, live, audit)
     runtime.andon = AndonHub(live, loop)
     runtime.downtime.start(lambda: schema.to_ms(utc_now()))
     return runtime
+
+
+def _alarms_of(runtime: Runtime) -> AlarmBus:
+    assert runtime.alarms is not None  # set in open_runtime
+    return runtime.alarms
 
 
 def _recover_later(box: dict[str, Runtime], dropped: Drop) -> Unknown:

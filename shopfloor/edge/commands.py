@@ -38,12 +38,8 @@ MAX_LIFETIME = control_rules.MAX_COMMAND_LIFETIME
 def check_command(machine: Machine, command: Command, now: dt.datetime) -> Refusal | None:
     """Why the command must not run (its expiry, its value, the control rules apart from
     the interlock, which needs the device: see `check_interlock`), or None when it may."""
-    if command.expires_at <= now:
-        return CommandStatus.EXPIRED, f"expired at {command.expires_at.isoformat()}"
-    if command.expires_at > now + MAX_LIFETIME:
-        return CommandStatus.REJECTED, (f"expires_at {command.expires_at.isoformat()} is more "
-                                        f"than {MAX_LIFETIME} ahead")
-    return _check_point(machine, command) or _check_rules(machine, command, False)
+    return (control_rules.expiry_refusal(command.expires_at, now)
+            or _check_point(machine, command) or _check_rules(machine, command, False))
 
 
 def _check_rules(machine: Machine, command: Command, in_maintenance: bool) -> Refusal | None:

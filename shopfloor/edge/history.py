@@ -34,10 +34,15 @@ class Clock(Protocol):
 
 async def fill(plant: Plant, agent: Agent, clock: Clock, drivers: Sequence[Driver],
                start_s: float, end_s: float,
-               progress: Callable[[float], None] | None = None) -> int:
+               progress: Callable[[float], None] | None = None,
+               step_factor: float = 1.0) -> int:
     """Poll `drivers` from start_s to end_s (epoch s) on each point group's own interval,
     advancing `clock` to each instant first, and queue the telemetry and state messages
-    in the agent's outbox. Returns the number of polls queued."""
+    in the agent's outbox. Returns the number of polls queued. `step_factor` >= 1
+    stretches the intervals: the polls are `step_factor` x the shortest interval apart,
+    each group due every round(interval / step) polls (at least every poll)."""
+    if step_factor < 1:
+        raise ValueError(f"step_factor must be at least 1, not {step_factor}")
     store = Store(outbox_path_of(agent), agent.queue.max_samples, agent.queue.when_full)
     metrics = EdgeMetrics()
     outbox = Outbox(store, metrics)
@@ -49,7 +54,7 @@ async def fill(plant: Plant, agent: Agent, clock: Clock, drivers: Sequence[Drive
             restore_tracker(saved.get(mid))), metrics)
         for mid in agent.machines
     ]
-    step = min((iv for p in pollers for iv in p.plans), default=1.0)
+    step = step_factor * min((iv for p in pollers for iv in p.plans), default=1.0)
     polls, commit_every = 0, max(1, round(COMMIT_EVERY_S / step))
     try:
         for k in range(int((end_s - start_s) / step) + 1):

@@ -8,11 +8,16 @@ import time
 from pathlib import Path
 
 import click
+import psutil
 
 from shopfloor.local import backfill, demo, grafana, runner
 from shopfloor.local.components import Component, plan, with_origin
 from shopfloor.shared.cli import load_or_exit
 from shopfloor.shared.plant import Plant
+
+FOREIGN = ("mosquitto", "influxdb")
+"""Started first (the history needs the database) and stopped last (our components
+flush into them while they stop)."""
 
 RUN_DIR = click.option(
     "--run-dir", default="run", show_default=True, type=click.Path(file_okay=False),
@@ -26,22 +31,34 @@ def local() -> None:
     agents, collector, API) in the background."""
 
 
-def _start(run: runner.RunDir, component: Component) -> bool:
-    click.echo(f"  {component.name:<14} ", nl=False)
+def _launch(run: runner.RunDir, component: Component) -> psutil.Process | None:
+    """Spawn the component unless it runs already (or, for a broker or database, one
+    answers on its port): then say so and return None."""
     if runner.running(run, component.name) is not None:
-        click.echo(f"already running   {component.where}")
-        return True
+        click.echo(f"  {component.name:<14} already running   {component.where}")
+        return None
     if component.reuse_if_healthy and component.healthy():
-        click.echo(f"found one running, using it   {component.where}")
-        return True
-    proc = runner.spawn(run, component.name, component.cmdline, component.env)
+        click.echo(f"  {component.name:<14} found one running, using it   {component.where}")
+        return None
+    return runner.spawn(run, component.name, component.cmdline, component.env)
+
+
+def _await(run: runner.RunDir, component: Component, proc: psutil.Process | None) -> None:
+    """Wait until a launched component is healthy; stop `up` if it is not."""
+    if proc is None:
+        return
     outcome = runner.wait_until(component.healthy, component.timeout_s, proc)
     if outcome == "ok":
-        click.echo(f"ok   {component.where}")
-        return True
-    click.echo(f"FAILED ({outcome}); last lines of its logs:")
+        click.echo(f"  {component.name:<14} ok   {component.where}")
+        return
+    click.echo(f"  {component.name:<14} FAILED ({outcome}); last lines of its logs:")
     click.echo(runner.tail_logs(run, component.name))
-    return False
+    click.echo("Stopping: fix the error above, then run again (it is safe to).")
+    sys.exit(1)
+
+
+def _start(run: runner.RunDir, component: Component) -> None:
+    _await(run, component, _launch(run, component))
 
 
 def _where_to_look(plant: Plant, plant_path: Path, run: runner.RunDir) -> str:
@@ -84,20 +101,25 @@ def up(plant: str, run_dir: str, speed: float, history_hours: float, seed: int) 
     run = runner.RunDir(Path(run_dir).resolve())
     run.prepare()
     click.echo(f"Starting shopfloor for site {model.site.id!r} (run folder {run.root}):")
-    history: backfill.Plan | None = None
-    brought = False
-    for component in plan(model, Path(plant).resolve(), run, speed, seed):
-        if component.name == "sim":
-            history = _history_plan(model, run, history_hours if speed == 1.0 else 0.0)
-            if history.wanted:
-                component = with_origin(component, history.origin_s)
-        if component.name.startswith("edge-") and history is not None and history.wanted:
-            _bring_history(model, seed, history)
-            history, brought = None, True
-        if not _start(run, component):
-            click.echo("Stopping: fix the error above, then run again (it is safe to).")
-            sys.exit(1)
-    if brought:
+    parts = plan(model, Path(plant).resolve(), run, speed, seed)
+    for component in [c for c in parts if c.name in FOREIGN]:  # the history needs them
+        _start(run, component)
+    history = _history_plan(model, run, history_hours if speed == 1.0 else 0.0)
+    if history.wanted:
+        parts = [with_origin(c, history.origin_s) if c.name == "sim" else c for c in parts]
+    edges = [c for c in parts if c.name.startswith("edge-")]
+    # The other parts start while the history is brought in (it keeps one core busy);
+    # the edge agents after it (they own the outbox it fills) and after the collector
+    # (its persistent session must exist before the first telemetry is published).
+    launched = [(c, _launch(run, c)) for c in parts
+                if c.name not in FOREIGN and not c.name.startswith("edge-")]
+    if history.wanted:
+        _bring_history(model, seed, history)
+    for component, proc in launched:
+        _await(run, component, proc)
+    for component in edges:
+        _start(run, component)
+    if history.wanted:
         click.echo(f"  {'first action':<14} {demo.confirm_speed(model)}")
     click.echo(_where_to_look(model, Path(plant), run))
 
@@ -118,10 +140,6 @@ def _bring_history(model: Plant, seed: int, history: backfill.Plan) -> None:
                          lambda text: click.echo(text, nl=False))
     click.echo(f"  {'history':<14} {polls} polls queued in {time.monotonic() - started:.0f} s; "
                "the edge agent publishes them before its live polls")
-
-
-FOREIGN = ("mosquitto", "influxdb")
-"""Stopped last: our components flush into them while they stop."""
 
 
 @local.command()

@@ -7,10 +7,11 @@ checks that every topic a component publishes arrives.
   its status and the edge dead letters; subscribes to its machines' cmd.
 - collector: publishes machine and line kpi and the collector dead letters; subscribes
   to telemetry, state and status.
-- api: publishes cmd; subscribes to state, telemetry, cmd/result, status and machine kpi
-  (the operator page).
-- alarms (the rule engine, docs/alarms.md): publishes the alarm topics (retained);
-  subscribes to them (to restore itself after a restart), to state and to status.
+- api: publishes cmd and the alarm actions (alarms/cmd); subscribes to state, telemetry,
+  cmd/result, status, machine kpi (the operator page) and the alarm actions' results.
+- alarms (the rule engine, docs/alarms.md): publishes the alarm topics (retained) and the
+  results of alarm actions; subscribes to the alarm topics (to restore itself after a
+  restart), to state, to status and to the alarm actions, which only the API may send.
 - observer (people, tools): publishes nothing; subscribes to the site's whole tree (dead
   letters included).
 
@@ -86,6 +87,8 @@ def api(plant: Plant) -> list[Grant]:
         Grant(SUBSCRIBE, topics.status_topic(site, "+")),
         Grant(SUBSCRIBE, topics.all_of_kind(site, topics.KPI)),  # the operator page's tiles
         Grant(PUBLISH, topics.all_of_kind(site, topics.CMD)),
+        Grant(PUBLISH, topics.alarm_cmd_topic(site)),
+        Grant(SUBSCRIBE, topics.alarm_result_topic(site)),
     ]
 
 
@@ -96,6 +99,8 @@ def alarms(plant: Plant) -> list[Grant]:
         Grant(SUBSCRIBE, topics.status_topic(site, "+")),
         Grant(SUBSCRIBE, topics.all_alarms(site)),
         Grant(PUBLISH, topics.all_alarms(site)),
+        Grant(SUBSCRIBE, topics.alarm_cmd_topic(site)),
+        Grant(PUBLISH, topics.alarm_result_topic(site)),
     ]
 
 

@@ -115,14 +115,12 @@ def decode(point: Point, registers: list[int]) -> Value:
 
 
 def encode(point: Point, value: Value) -> list[int]:
-    """Engineering value -> registers: (value - offset) / scale, rounded for integer types."""
+    """Engineering value -> registers: the point's raw value (`Point.raw_of`)."""
     if point.type in (DataType.BOOL, DataType.STRING):
         return encode_raw(point.type, value, point.order, point.length)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise CodecError(f"{point.name}: expected a number, got {value!r}")
-    raw: float | int = (value - point.offset) / point.scale
-    if point.type.is_integer:
-        if not math.isfinite(raw):
-            raise CodecError(f"{point.name}: {value!r} is not finite")
-        raw = round(raw)
+    raw = point.raw_of(value)
+    if point.type.is_integer and not isinstance(raw, int):
+        raise CodecError(f"{point.name}: {value!r} is not finite")
     return encode_raw(point.type, raw, point.order)

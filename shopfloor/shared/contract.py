@@ -15,6 +15,8 @@ from shopfloor.shared.errors import ContractError
 from shopfloor.shared.plant import Role
 
 SCHEMA_VERSION: Literal[1] = 1
+MAINTENANCE_REASON = "maintenance"
+"""The reason of the planned stop that is maintenance mode (machine state)."""
 MAX_PAYLOAD_BYTES = 256 * 1024
 
 PointValue = bool | int | float | str
@@ -56,6 +58,12 @@ class StatePayload(Payload):
     product: str | None = None
     work_order: str | None = None
     since: AwareDatetime
+
+    @property
+    def maintenance(self) -> bool:
+        """Maintenance mode as the state shows it: a planned stop with reason
+        `maintenance` (what the maintenance action's point maps to)."""
+        return self.state is MachineState.PLANNED_STOP and self.reason == MAINTENANCE_REASON
 
 
 class Action(StrEnum):
@@ -122,6 +130,8 @@ class AlarmTransition(Payload):
     from_state: AlarmState
     to_state: AlarmState
     comment: str = ""
+    command_id: str | None = None
+    """The person's action (`AlarmCommand.id`) that made it; absent for the engine's."""
 
 
 class AlarmPayload(Payload):
@@ -141,6 +151,48 @@ class AlarmPayload(Payload):
     raised: bool
     shelved_until: AwareDatetime | None = None
     last: AlarmTransition | None = None
+    last_command_id: str | None = None
+    """The last person's action applied to the instance (its `AlarmCommand.id`)."""
+    ts: AwareDatetime
+
+
+CommandId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+MAX_COMMENT_CHARS = 500
+MAX_SHELVE_S = 7 * 86_400.0
+
+
+class AlarmAction(StrEnum):
+    """What a person does to an alarm instance (docs/alarms.md, "Actions")."""
+
+    ACK = "ack"
+    SHELVE = "shelve"
+    UNSHELVE = "unshelve"
+
+
+class AlarmCommand(Payload):
+    """A person's action on one alarm instance, from the API to the alarm component on
+    `shopfloor/v1/{site}/alarms/cmd`. Applied at most once per id; refused when expired.
+    `comment`: the ack's comment or the shelve's reason; `shelve_s`: SHELVE only."""
+
+    id: CommandId
+    action: AlarmAction
+    machine: Annotated[str, Field(min_length=1, max_length=64)]
+    rule: RuleKind
+    comment: Annotated[str, Field(max_length=MAX_COMMENT_CHARS)] = ""
+    shelve_s: Annotated[float, Field(gt=0, le=MAX_SHELVE_S)] | None = None
+    requested_by: Annotated[str, Field(min_length=1, max_length=64)]
+    role: Role
+    expires_at: AwareDatetime
+
+
+class AlarmCommandResult(Payload):
+    """The alarm component's answer on `shopfloor/v1/{site}/alarms/cmd/result`. `alarm`:
+    the instance after the action (when the instance exists)."""
+
+    id: CommandId
+    status: CommandStatus
+    detail: str = ""
+    alarm: AlarmPayload | None = None
     ts: AwareDatetime
 
 

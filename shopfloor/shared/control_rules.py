@@ -26,7 +26,7 @@ import struct
 from dataclasses import dataclass
 from enum import StrEnum
 
-from shopfloor.shared.contract import PointValue
+from shopfloor.shared.contract import AlarmAction, CommandStatus, PointValue
 from shopfloor.shared.enums import ControlAction, DataType
 from shopfloor.shared.plant import Machine, Point, Role
 
@@ -45,16 +45,20 @@ class Permission(StrEnum):
     AUDIT = "audit"  # read the command audit
     CLASSIFY = "classify"  # give downtime a reason, split it (own lines; not a person's reason)
     RECLASSIFY = "reclassify"  # change a reason a person gave
+    ACKNOWLEDGE = "acknowledge"  # acknowledge an alarm (own lines), with a comment
+    SHELVE = "shelve"  # shelve an alarm for a while with a reason, or unshelve it
 
 
 P = Permission
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.VIEWER: frozenset({P.READ}),
-    Role.OPERATOR: frozenset({P.READ, P.OPERATE, P.SETPOINT, P.CLASSIFY}),
+    Role.OPERATOR: frozenset({P.READ, P.OPERATE, P.SETPOINT, P.CLASSIFY, P.ACKNOWLEDGE}),
     Role.SUPERVISOR: frozenset({P.READ, P.OPERATE, P.SETPOINT, P.CHANGEOVER, P.STOCKTAKE,
-                                P.AUDIT, P.CLASSIFY, P.RECLASSIFY}),
+                                P.AUDIT, P.CLASSIFY, P.RECLASSIFY, P.ACKNOWLEDGE,
+                                P.SHELVE}),
     Role.MAINTENANCE: frozenset({P.READ, P.OPERATE, P.SETPOINT, P.MAINTENANCE,
-                                 P.START_IN_MAINTENANCE, P.AUDIT, P.CLASSIFY}),
+                                 P.START_IN_MAINTENANCE, P.AUDIT, P.CLASSIFY,
+                                 P.ACKNOWLEDGE}),
     Role.ADMIN: frozenset(Permission),
 }
 
@@ -83,8 +87,28 @@ RULES: dict[ControlAction, ActionRule] = {
     A.CHANGEOVER: ActionRule(P.CHANGEOVER, ("product", "work_order")),
     A.SETPOINT: ActionRule(P.SETPOINT, ()),
 }
+ALARM_PERMISSIONS: dict[AlarmAction, Permission] = {
+    AlarmAction.ACK: P.ACKNOWLEDGE,
+    AlarmAction.SHELVE: P.SHELVE,
+    AlarmAction.UNSHELVE: P.SHELVE,
+}
+"""The permission each action on an alarm needs (the API checks it, the alarm component
+again on the role the command carries)."""
 ACTION_CONTROLS = frozenset(c for rule in RULES.values() for c in rule.controls)
 """The control roles some dedicated action writes (`speed` is not one of them)."""
+
+
+def expiry_refusal(expires_at: dt.datetime, now: dt.datetime
+                   ) -> tuple[CommandStatus, str] | None:
+    """The one expiry rule of every command (the edge's writes, the alarm component's
+    actions): expired at `expires_at`, or refused when it expires further ahead than
+    MAX_COMMAND_LIFETIME; None when it may run."""
+    if expires_at <= now:
+        return CommandStatus.EXPIRED, f"expired at {expires_at.isoformat()}"
+    if expires_at > now + MAX_COMMAND_LIFETIME:
+        return CommandStatus.REJECTED, (f"expires_at {expires_at.isoformat()} is more "
+                                        f"than {MAX_COMMAND_LIFETIME} ahead")
+    return None
 
 
 class RefusalKind(StrEnum):
@@ -225,27 +249,37 @@ def _check_number(point: Point, value: int | float) -> Refusal | None:
                         f"not {value!r}")
     if point.keeps_integer and value != int(value):
         return _invalid("wrong_type", f"point {point.name!r} takes an integer, not {value!r}")
-    if point.min is not None and value < point.min:
-        return _invalid("out_of_range", f"value {value} is below min {point.min:g} of "
-                        f"{point.name!r}")
-    if point.max is not None and value > point.max:
-        return _invalid("out_of_range", f"value {value} is above max {point.max:g} of "
-                        f"{point.name!r}")
+    refusal = check_limits(point, value)
+    if refusal is not None:
+        return refusal
     why = _raw_misfit(point, value)
     if why is not None:
         return _invalid("out_of_range", f"value {value!r} does not fit {point.type}: {why}")
     return None
 
 
+def check_limits(point: Point, value: int | float) -> Refusal | None:
+    """Why a number is outside the point's min/max (engineering units), or None. Also
+    the simulated devices' check of a client's write (sim/registers.py)."""
+    if point.min is not None and value < point.min:
+        return _invalid("out_of_range", f"value {value} is below min {point.min:g} of "
+                        f"{point.name!r}")
+    if point.max is not None and value > point.max:
+        return _invalid("out_of_range", f"value {value} is above max {point.max:g} of "
+                        f"{point.name!r}")
+    return None
+
+
 def _raw_misfit(point: Point, value: int | float) -> str | None:
-    """Why the raw value (value - offset) / scale, rounded for an integer type, is
-    outside the point's type, or None (whatever the protocol carries it in)."""
-    raw = (value - point.offset) / point.scale
+    """Why the raw value (`Point.raw_of`: (value - offset) / scale, rounded for an
+    integer type) is outside the point's type, or None (whatever the protocol carries
+    it in)."""
+    raw = point.raw_of(value)
     if not math.isfinite(raw):
         return f"raw value {raw} is not finite"
     if point.type.is_integer:
         low, high = point.type.int_range
-        return None if low <= round(raw) <= high else f"raw {round(raw)} is outside {low}..{high}"
+        return None if low <= raw <= high else f"raw {raw} is outside {low}..{high}"
     if point.type is DataType.FLOAT32:
         try:
             struct.pack(">f", raw)

@@ -28,6 +28,7 @@ from pydantic import (
 from shopfloor.shared import protocols
 from shopfloor.shared.alarm_rules import Alarms
 from shopfloor.shared.enums import DatabaseApi, MachineState, QueueFullPolicy
+from shopfloor.shared.notifications import Notifications
 from shopfloor.shared.protocols.base import (
     Connection,
     Ident,
@@ -377,6 +378,7 @@ class Plant(Model):
     admission: Admission = Admission()
     downtime: Downtime = Downtime()
     alarms: Alarms = Alarms()
+    notifications: Notifications = Notifications()
 
     def agent(self, agent_id: str) -> Agent | None:
         return next((a for a in self.agents if a.id == agent_id), None)

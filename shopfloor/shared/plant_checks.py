@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 from shopfloor.shared.alarm_rules import STOPPED_STATES, RuleKind, RuleMap
 from shopfloor.shared.control_rules import ACTION_CONTROLS, MAX_COMMAND_LIFETIME
+from shopfloor.shared.notifications import check_notifications
 from shopfloor.shared.plant import Machine, Plant
 from shopfloor.shared.protocols import PROTOCOLS
 from shopfloor.shared.protocols.base import Issue
@@ -20,7 +21,7 @@ def check_plant(plant: Plant) -> list[Issue]:
     """Every cross-reference problem of the plant, in file order."""
     issues: list[Issue] = []
     for check in (_lines, _machines, _devices, _agents, _calendar, _api, _downtime,
-                  _alarms):
+                  _alarms, check_notifications):
         issues.extend(check(plant))
     return issues
 

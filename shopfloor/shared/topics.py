@@ -15,6 +15,7 @@ KPI = "kpi"
 STATUS = "status"
 DEAD_LETTER = "deadletter"
 ALARM = "alarm"  # machine topic kind prefix: .../{machine}/alarm/{rule}
+ALARMS_CMD = "alarms/cmd"  # site-level segment pair of the alarm action topics
 MACHINE_KINDS = (TELEMETRY, STATE, CMD, CMD_RESULT, KPI)
 
 
@@ -43,6 +44,17 @@ def alarm_topic(site: str, line: str, machine: str, rule: str) -> str:
 def all_alarms(site: str) -> str:
     """Subscription filter for every alarm instance of a site."""
     return f"{ROOT}/{site}/+/+/{ALARM}/+"
+
+
+def alarm_cmd_topic(site: str) -> str:
+    """People's actions on alarms (ack, shelve, unshelve): the API publishes, the alarm
+    component reads. Site level, five segments: no machine or line filter matches it."""
+    return f"{ROOT}/{site}/{ALARMS_CMD}"
+
+
+def alarm_result_topic(site: str) -> str:
+    """The alarm component's answer to each action (by its id): the API reads it."""
+    return f"{ROOT}/{site}/{ALARMS_CMD}/result"
 
 
 def all_of_kind(site: str, kind: str) -> str:

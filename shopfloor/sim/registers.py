@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shopfloor.shared.codec import Value, decode, encode, encode_raw
+from shopfloor.shared.control_rules import check_limits
 from shopfloor.shared.enums import Table
 from shopfloor.shared.errors import CodecError
 from shopfloor.shared.plant import Machine
@@ -129,10 +130,9 @@ def _checked(point: Point, registers: list[int]) -> Value:
     except CodecError as exc:
         raise Refused(ILLEGAL_VALUE, f"{point.name}: {exc}") from exc
     if isinstance(value, int | float) and not isinstance(value, bool):
-        if point.min is not None and value < point.min:
-            raise Refused(ILLEGAL_VALUE, f"{point.name}: {value} < min {point.min}")
-        if point.max is not None and value > point.max:
-            raise Refused(ILLEGAL_VALUE, f"{point.name}: {value} > max {point.max}")
+        refusal = check_limits(point, value)
+        if refusal is not None:
+            raise Refused(ILLEGAL_VALUE, refusal.message)
     return value
 
 
@@ -141,7 +141,7 @@ def encode_clamped(point: Point, value: Value) -> list[int]:
     try:
         if point.type.is_integer and isinstance(value, int | float):
             low, high = point.type.int_range
-            raw = round((value - point.offset) / point.scale)
+            raw = int(point.raw_of(value))  # not finite: ValueError/OverflowError
             return encode_raw(point.type, min(max(raw, low), high), point.order)
         return encode(point, value)
     except (CodecError, ValueError, OverflowError):

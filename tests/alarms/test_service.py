@@ -58,6 +58,20 @@ class Watcher:
         self.client.disconnect()
 
 
+def chain_processes(path: Path, plant: Plant, workdir: Path,
+                    alarms: dict[str, Any] | None = None) -> list[ComponentProcess]:
+    """Simulator, edge agent and `shopfloor alarms` (`alarms`: its ComponentProcess
+    keyword arguments), in start order."""
+    ports = sorted({m.connection.port for m in plant.machines.values()})
+    agent = plant.agents[0]
+    return [
+        ComponentProcess("sim", ["sim", str(path)], workdir, healthy=ports_open(ports)),
+        ComponentProcess("edge", ["edge", str(path), "--agent", agent.id], workdir,
+                         healthy=health_url(agent.metrics_port)),
+        ComponentProcess("alarms", ["alarms", str(path)], workdir, **(alarms or {})),
+    ]
+
+
 @pytest.fixture
 def chain(tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB
           ) -> Iterator[tuple[Plant, list[ComponentProcess], Watcher]]:
@@ -65,14 +79,7 @@ def chain(tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB
     data["alarms"] = RULES
     path = write_plant(data, tmp_path / "plant.yaml")
     plant = load_plant(path)
-    ports = sorted({m.connection.port for m in plant.machines.values()})
-    agent = plant.agents[0]
-    procs = [
-        ComponentProcess("sim", ["sim", str(path)], tmp_path, healthy=ports_open(ports)),
-        ComponentProcess("edge", ["edge", str(path), "--agent", agent.id], tmp_path,
-                         healthy=health_url(agent.metrics_port)),
-        ComponentProcess("alarms", ["alarms", str(path)], tmp_path),
-    ]
+    procs = chain_processes(path, plant, tmp_path)
     watcher = Watcher(mosquitto.port, plant.site.id)
     try:
         for proc in procs:

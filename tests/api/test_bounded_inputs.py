@@ -1,8 +1,9 @@
 """Bounded input types (api/models/common.py) over real HTTP: every field of every
-control route's body, given a value no field can hold — infinity (`1e400`), NaN, a
-number wider than any point type, a bare epoch number as a time, a time in year 9999 —
-gets 422 naming the field, never a 500, and nothing is sent to the edge. The fields
-come from the models themselves, so a field added later is covered too."""
+control route's body (the actions on alarms included), given a value no field can
+hold — infinity (`1e400`), NaN, a number wider than any point type, a bare epoch
+number as a time, a time in year 9999 — gets 422 naming the field, never a 500, and
+nothing is sent to the edge. The fields come from the models themselves, so a field
+added later is covered too."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
+from shopfloor.api.models.alarms import AckIn, ShelveIn, UnshelveIn
 from shopfloor.api.models.control import ChangeoverIn, MaintenanceIn, SetpointIn, StocktakeIn
 from tests.api.conftest import ApiEnv
 
@@ -24,6 +26,10 @@ ROUTES: list[tuple[str, type[BaseModel], dict[str, Any]]] = [
     ("/api/v1/machines/press1/maintenance", MaintenanceIn, {"on": False}),
     ("/api/v1/lines/line1/stocktake", StocktakeIn, {"count": 1, "buffers": {"press1": 1},
                                                     "at": "2026-01-01T00:00:00Z"}),
+    ("/api/v1/alarms/press1/machine_stopped/ack", AckIn, {"comment": "x"}),
+    ("/api/v1/alarms/press1/machine_stopped/shelve", ShelveIn,
+     {"duration_s": 60, "reason": "x"}),
+    ("/api/v1/alarms/press1/machine_stopped/unshelve", UnshelveIn, {"comment": "x"}),
 ]
 NUMBERS = ["1e400", "-1e400", "NaN", "Infinity", "-Infinity", str(10**30), str(-(10**30))]
 TIMES = ["0", "1700000000", "1.7e9", '"1700000000"', '"9999-12-31T00:00:00Z"',

@@ -10,7 +10,7 @@ from __future__ import annotations
 import queue
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +125,15 @@ def _wait_all_seen(site: Site, grants: list[Grant], timeout_s: float = 60) -> No
     assert not site.missing(grants), f"never arrived: {site.missing(grants)}"
 
 
+def _wait_answer(post: Callable[[], httpx.Response], timeout_s: float = 60) -> httpx.Response:
+    """The first answer that is neither 409 (nothing to acknowledge until the alarm
+    raised) nor 504 (the alarm component not subscribed yet: it has no health check)."""
+    deadline = time.monotonic() + timeout_s
+    while (answer := post()).status_code in (409, 504) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return answer
+
+
 def test_every_component_publishes_and_receives_under_the_generated_acl(
         site: Site, influxdb: Any) -> None:
     plant = site.plant
@@ -132,6 +141,10 @@ def test_every_component_publishes_and_receives_under_the_generated_acl(
         for machine in ("press1", "weld1"):  # cmd from the API, cmd/result from the edge
             answer = api.post(f"/api/v1/machines/{machine}/stop")
             assert answer.status_code == 200 and answer.json()["status"] == "done", answer.text
+        # alarms/cmd from the API, its result from the alarm component (raised on the stop)
+        ack = "/api/v1/alarms/press1/machine_stopped/ack"
+        answer = _wait_answer(lambda: api.post(ack, json={"comment": "seen"}))
+        assert answer.json()["status"] == "done", answer.text
     # The edge dead-letters a command it cannot read (sent by a second API user), the
     # collector telemetry it cannot read (sent by edge2 for its own machine).
     replica, faulty_edge = User(site.broker.port, "api2"), User(site.broker.port, "edge2")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -22,10 +23,34 @@ from shopfloor.local.configs import influxdb_conf, mosquitto_conf
 LOOPBACK = "127.0.0.1"
 
 
+EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_ports = random.SystemRandom()
+
+
+def _below_ephemeral() -> range:
+    """Ports below the kernel's ephemeral range (default 32768-60999)."""
+    with contextlib.suppress(OSError, ValueError):
+        low = int(EPHEMERAL.read_text().split()[0])
+        if low > 12_000:
+            return range(10_000, low)
+    return range(10_000, 32_768)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nothing listens on, chosen below the ephemeral range: a port from
+    `bind(0)` is an ephemeral one, which any outgoing connection on the machine may take
+    as its source port before the service that was meant to listen there starts (seen:
+    an edge agent's metrics port taken during `up`'s half-minute backfill)."""
+    choices = _below_ephemeral()
+    for _ in range(200):
+        port = _ports.choice(choices)
+        with socket.socket() as sock:
+            try:
+                sock.bind((LOOPBACK, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free loopback port in {choices}")
 
 
 def wait_for_port(port: int, timeout_s: float = 15.0, host: str = LOOPBACK) -> None:

@@ -6,15 +6,24 @@ origin is what the simulated buffers held then. Real InfluxDB."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import httpx
+import pytest
 
+from shopfloor.kpi.aggregate import aggregate
+from shopfloor.kpi.calendar import ShiftCalendar
+from shopfloor.kpi.live import to_sample
+from shopfloor.kpi.model import KpiMachineSpec, KpiSettings, Sample
+from shopfloor.kpi.oee import compute
 from shopfloor.kpi.store import KpiStore
 from shopfloor.local import backfill
+from shopfloor.shared.contract import Telemetry, parse
 from shopfloor.shared.loader import parse_plant
 from shopfloor.shared.plant import Plant
 from shopfloor.sim.history import History
+from tests.edge.drivers.modbus.test_history import T0, plant_in, replay, rows
 from tests.harness.plants import example_data, relocate
 from tests.harness.services import InfluxDB, free_port
 
@@ -76,3 +85,32 @@ def test_lines_are_anchored_with_the_simulated_buffers_at_the_origin(
     assert anchor is not None and anchor.ts_ms == int(origin * 1000)
     assert anchor.line_count == sum(stock["line1"].values())
     assert anchor.buffers == stock["line1"]
+
+
+@pytest.mark.parametrize("factor", [backfill.POLL_FACTOR, 4.0])
+def test_the_stretched_history_is_fully_covered_for_the_kpis(tmp_path: Path,
+                                                            factor: float) -> None:
+    """Polled POLL_FACTOR times less often than live, the history's samples are still
+    close enough for the KPI engine to count all its time (coverage 1); stretched
+    beyond the engine's gap tolerance (3 poll periods), they would not be."""
+    plant = plant_in(tmp_path)
+    start, end = T0, T0 + 1200
+    replay(plant, History(plant, 5, start), start, end, step_factor=factor)
+    by_machine: dict[str, list[Sample]] = {}
+    for topic, payload in rows(plant):
+        if topic.endswith("/telemetry"):
+            sample = to_sample(parse(Telemetry, json.dumps(payload).encode()))
+            by_machine.setdefault(topic.split("/")[-2], []).append(sample)
+    calendar, settings = ShiftCalendar.of(plant), KpiSettings.of(plant)
+    assert settings.gap_factor > backfill.POLL_FACTOR
+    coverages = []
+    for machine, samples in sorted(by_machine.items()):
+        spec = KpiMachineSpec.from_plant(plant, machine)
+        [bucket] = aggregate(spec, samples, calendar, int(start * 1000), int(end * 1000),
+                             settings=settings, data_end_ms=int(end * 1000))
+        coverages.append(compute(bucket.agg, settings).coverage)
+    assert len(coverages) == 4
+    if factor < settings.gap_factor:
+        assert coverages == [1.0] * 4
+    else:
+        assert all(c is None or c < settings.coverage_null for c in coverages)

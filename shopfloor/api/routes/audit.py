@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from shopfloor.api import queries
+from shopfloor.api import alarm_bus, queries
 from shopfloor.api.audit import decode_json
 from shopfloor.api.commands import Outcome
 from shopfloor.api.control import Action
@@ -31,7 +31,8 @@ router = APIRouter(
     prefix=PREFIX, tags=["audit"],
     responses={**ERRORS, **NOT_FOUND, **UNPROCESSABLE, **UNAVAILABLE})
 IDENT = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-AUDIT_ACTIONS = [a.value for a in Action] + ["stocktake", "classify", "reclassify", "split"]
+AUDIT_ACTIONS = [a.value for a in Action] + ["stocktake", "classify", "reclassify", "split",
+                                             *alarm_bus.AUDIT_ACTIONS.values()]
 AUDIT_OUTCOMES = [o.value for o in Outcome if o is not Outcome.PENDING] + ["sent", "refused"]
 DEFAULT_WINDOW = dt.timedelta(days=1)
 

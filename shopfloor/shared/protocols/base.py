@@ -9,6 +9,7 @@ address, an OPC UA NodeId) is the protocol's half, in its own module.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -75,6 +76,17 @@ class Point(Model):
         """An integer point with scale 1 and offset 0 stays an integer (decoded, stored,
         written); any other numeric point is a float. The one statement of that rule."""
         return self.type.is_integer and self.scale == 1 and self.offset == 0
+
+    def raw_of(self, value: int | float) -> int | float:
+        """The raw value of an engineering value: (value - offset) / scale, rounded for
+        an integer type; a whole number for a `keeps_integer` point exactly (no float
+        division: int64 values beyond 2**53 stay exact). May be non-finite."""
+        if self.keeps_integer and (isinstance(value, int) or value.is_integer()):
+            return int(value)
+        raw = (value - self.offset) / self.scale
+        if self.type.is_integer and math.isfinite(raw):
+            return round(raw)
+        return raw
 
     @property
     def max_chars(self) -> int | None:

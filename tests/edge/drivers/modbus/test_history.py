@@ -10,6 +10,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from shopfloor.edge.agent import outbox_path_of
 from shopfloor.edge.drivers.modbus.history import history_drivers
 from shopfloor.edge.history import fill
@@ -30,11 +32,12 @@ def plant_in(tmp_path: Path) -> Plant:
 
 
 def replay(plant: Plant, history: History, start_s: float, end_s: float,
-           progress: Callable[[float], None] | None = None) -> int:
+           progress: Callable[[float], None] | None = None, step_factor: float = 1.0) -> int:
     """The simulator's past through the Modbus driver into the first agent's outbox."""
     agent = plant.agents[0]
     drivers = history_drivers(history, plant, agent)
-    return asyncio.run(fill(plant, agent, history, drivers, start_s, end_s, progress))
+    return asyncio.run(fill(plant, agent, history, drivers, start_s, end_s, progress,
+                            step_factor))
 
 
 def rows(plant: Plant) -> list[tuple[str, dict]]:
@@ -74,3 +77,24 @@ def test_a_second_fill_continues_the_sequence_numbers(tmp_path: Path) -> None:
     replay(plant, History(plant, 5, T0 + 10), T0 + 10, T0 + 19)
     weld = [m["seq"] for t, m in rows(plant) if t.endswith("/weld1/telemetry")]
     assert weld == list(range(20))
+
+
+def test_polls_stretched_by_a_factor_keep_each_groups_share(tmp_path: Path) -> None:
+    plant = plant_in(tmp_path)
+    polls = replay(plant, History(plant, 5, T0), T0, T0 + 600, step_factor=2.0)
+    assert polls == 4 * 301  # every 2 s instead of every second
+    press = [m for t, m in rows(plant) if t.endswith("/press1/telemetry")]
+    assert [m["seq"] for m in press] == list(range(301))  # no gap in the stream
+    assert press[1]["ts"].startswith("2023-11-14T22:13:22")
+    # energy (5 s) is due every round(5 / 2) = 2 polls: every 4 s
+    assert sum("energy" in m["values"] for m in press) == 151
+    check = History(plant, 5, T0)
+    check.advance(T0 + 600)
+    point = next(p for p in plant.machines["press1"].points if p.name == "total_count")
+    assert press[-1]["values"]["total_count"] == check.devices["press1"].registers.get(point)
+
+
+def test_a_factor_below_one_is_refused(tmp_path: Path) -> None:
+    plant = plant_in(tmp_path)
+    with pytest.raises(ValueError, match="at least 1"):
+        replay(plant, History(plant, 5, T0), T0, T0 + 9, step_factor=0.5)

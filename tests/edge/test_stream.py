@@ -1,0 +1,103 @@
+"""A machine's stream takes readings from any driver, polled or pushing: the contract a
+pushing driver (OPC UA subscriptions) relies on. Readings carry their source timestamp;
+failed readings take the machine offline like failed polls; the agent's sink stamps a
+reading without one with the time it arrives. Real SQLite outbox, no broker needed."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from shopfloor.edge.agent import _sink
+from shopfloor.edge.drivers import Reading, factories
+from shopfloor.edge.errors import DeviceError
+from shopfloor.edge.metrics import EdgeMetrics
+from shopfloor.edge.outbox import Outbox
+from shopfloor.edge.state import StateTracker
+from shopfloor.edge.store import Store
+from shopfloor.edge.stream import MachineStream
+from shopfloor.shared.enums import DeviceFailure, QueueFullPolicy
+from shopfloor.shared.loader import parse_plant
+from tests.harness.plants import example_data
+
+T0 = dt.datetime(2026, 12, 3, 6, 0, tzinfo=dt.UTC)
+
+
+def messages(store: Store) -> list[tuple[str, dict[str, Any]]]:
+    return [(r.message.topic, json.loads(r.message.payload))  # type: ignore[union-attr]
+            for r in store.fetch(0, 10_000)]
+
+
+def run_stream(tmp_path: Path, feed: Any) -> tuple[list[tuple[str, dict[str, Any]]], Any]:
+    plant = parse_plant(example_data())
+    agent = plant.agents[0]
+    store = Store(tmp_path / "outbox.sqlite3", 10_000, QueueFullPolicy.DROP_OLDEST)
+    metrics = EdgeMetrics()
+
+    async def main() -> None:
+        outbox = Outbox(store, metrics)
+        stream = MachineStream(plant.site.id, "press1", plant.machines["press1"], agent,
+                               outbox, metrics, StateTracker())
+        feed(stream, _sink({"press1": stream}))
+        await outbox.close()
+
+    asyncio.run(main())  # closing the outbox commits and closes the store
+    again = Store(tmp_path / "outbox.sqlite3", 10_000, QueueFullPolicy.DROP_OLDEST)
+    try:
+        return messages(again), metrics
+    finally:
+        again.close()
+
+
+def failed(ts: dt.datetime | None) -> Reading:
+    error = DeviceError("press1", DeviceFailure.CONNECT, "server went away")
+    return Reading({}, {"state", "total_count"}, [error], answered=False, ts=ts)
+
+
+def test_pushed_readings_keep_their_source_time_and_take_the_machine_offline(
+    tmp_path: Path,
+) -> None:
+    def feed(stream: MachineStream, sink: Any) -> None:
+        sink("press1", Reading({"state": 1, "total_count": 7}, set(), ts=T0))
+        for k in range(1, 4):  # offline_after_failures of the example plant: 3
+            sink("press1", failed(T0 + dt.timedelta(seconds=k)))
+        sink("press1", Reading({"state": 1}, {"total_count"}, ts=T0 + dt.timedelta(seconds=9)))
+
+    out, metrics = run_stream(tmp_path, feed)
+    telemetry = [m for t, m in out if t.endswith("/press1/telemetry")]
+    assert [m["seq"] for m in telemetry] == [0, 1, 2, 3, 4]
+    assert [m["ts"] for m in telemetry] == [
+        "2026-12-03T06:00:00Z", "2026-12-03T06:00:01Z", "2026-12-03T06:00:02Z",
+        "2026-12-03T06:00:03Z", "2026-12-03T06:00:09Z"]
+    assert telemetry[0]["values"] == {"state": 1, "total_count": 7}
+    assert telemetry[1]["quality"] == {"state": "bad", "total_count": "bad"}
+    assert telemetry[4]["quality"] == {"total_count": "bad"}
+    states = [m for t, m in out if t.endswith("/press1/state")]
+    assert [(s["state"], s.get("reason"), s["since"]) for s in states] == [
+        ("running", None, "2026-12-03T06:00:00Z"),
+        ("offline", "device_connect", "2026-12-03T06:00:01Z"),  # since the first failure
+        ("running", None, "2026-12-03T06:00:09Z"),
+    ]
+    assert metrics.registry.get_sample_value(
+        "shopfloor_edge_poll_failures_total", {"machine": "press1", "kind": "connect"}) == 3
+
+
+def test_the_sink_stamps_a_reading_without_source_time_on_arrival(tmp_path: Path) -> None:
+    before = dt.datetime.now(dt.UTC)
+
+    def feed(stream: MachineStream, sink: Any) -> None:
+        sink("press1", Reading({"state": 1}, set()))
+
+    out, _ = run_stream(tmp_path, feed)
+    (stamp,) = [m["ts"] for t, m in out if t.endswith("/telemetry")]
+    after = dt.datetime.now(dt.UTC)
+    assert before <= dt.datetime.fromisoformat(stamp) <= after
+
+
+def test_every_protocol_of_the_plant_file_has_an_edge_driver() -> None:
+    from shopfloor.shared.protocols import PROTOCOLS
+
+    assert sorted(factories()) == sorted(PROTOCOLS)
