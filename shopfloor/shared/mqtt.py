@@ -45,6 +45,7 @@ RECONNECT_MAX_S = 10.0
 LOOP_TIMEOUT_S = 1.0
 """`BrokerThread`: the longest select wait (keepalive and stop are checked at least this often)."""
 
+TLS_HINT = "; does the broker accept this client's certificate (broker.tls_cert_file)?"
 C = TypeVar("C", bound=Client)
 OnConnected = Callable[[Client, bool], None]
 """(client, session_present) after an accepted CONNACK."""
@@ -261,9 +262,15 @@ class BrokerThread:
 
     def _handle_disconnect(self, _client: Client, _userdata: Any, _flags: Any, reason: Any,
                            _props: Any = None) -> None:
+        accepted = self.connected.is_set()
         self.connected.clear()
-        if reason.is_failure and not self._stop.is_set():
+        if self._stop.is_set() or not reason.is_failure:
+            return
+        if accepted:
             self._failures.failure("connection lost: %s", reason)
+        else:  # the broker closed it before any CONNACK: TLS or the listener refused us
+            self._failures.failure("closed by the broker before it answered the CONNECT (%s)%s",
+                                   reason, TLS_HINT if self.broker.tls else "")
 
 
 def _written_by_the_loop(_client: Client, _userdata: Any, _sock: Any) -> None:

@@ -63,7 +63,7 @@ def test_a_trusted_broker_and_a_client_certificate_carry_messages(tls_broker, pk
 
 @pytest.mark.parametrize(("case", "ca", "client_cert", "why"), [
     ("untrusted broker", "stranger", True, "CERTIFICATE_VERIFY_FAILED"),
-    ("no client certificate", "plant", False, ""),
+    ("no client certificate", "plant", False, "broker.tls_cert_file"),
 ])
 def test_a_broker_that_fails_tls_is_never_connected(tls_broker, pki, caplog, case, ca,
                                                     client_cert, why) -> None:
