@@ -6,17 +6,13 @@ exactly what it did not acknowledge comes again."""
 from __future__ import annotations
 
 import queue
-from collections.abc import Iterator
-
-import pytest
 
 from shopfloor.collector.mqtt import Ack, Subscriber
 from shopfloor.shared import topics
 from shopfloor.shared.loader import parse_plant
 from shopfloor.shared.mqtt import BrokerThread, Session
 from tests.harness.plants import example_data
-from tests.harness.services import running
-from tests.harness.tls import Pki, TlsMosquitto, make_pki, tls_broker_settings
+from tests.harness.tls import tls_broker_settings
 
 TIMEOUT_S = 60.0
 COUNT = 500
@@ -39,16 +35,8 @@ class Taken:
         pass
 
 
-@pytest.fixture
-def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TlsMosquitto, Pki]]:
-    pki = make_pki(tmp_path_factory.mktemp("pki"))
-    with running(TlsMosquitto(tmp_path_factory.mktemp("tls-mosquitto"), pki)) as broker:
-        yield broker, pki
-
-
-def test_the_collector_receives_and_acks_over_tls(tls_broker, unique_site) -> None:
-    broker, pki = tls_broker
-    settings = tls_broker_settings(broker.port, pki)
+def test_the_collector_receives_and_acks_over_tls(tls_mosquitto, pki, unique_site) -> None:
+    settings = tls_broker_settings(tls_mosquitto.port, pki)
     data = example_data()
     data["site"]["id"] = unique_site
     data["broker"] = settings.model_dump(mode="json")

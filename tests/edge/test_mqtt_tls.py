@@ -8,28 +8,14 @@ import asyncio
 import queue
 import socket
 import threading
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from shopfloor.edge.mqtt import SESSION_EXPIRY_S, EdgeMqttLink
 from shopfloor.shared.mqtt import BrokerThread, Session
-from tests.harness.services import LOOPBACK, running
-from tests.harness.tls import Pki, TlsMosquitto, make_pki, tls_broker_settings
+from tests.harness.services import LOOPBACK
+from tests.harness.tls import tls_broker_settings
 
 TIMEOUT_S = 60.0  # generous: the machine is shared
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture(scope="module")
-def tls_broker(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsMosquitto]:
-    with running(TlsMosquitto(tmp_path_factory.mktemp("tls-mosquitto"), pki)) as broker:
-        yield broker
 
 
 async def _publish(link: EdgeMqttLink, count: int) -> dict[int, bool]:
@@ -56,8 +42,8 @@ async def _publish(link: EdgeMqttLink, count: int) -> dict[int, bool]:
     return acked
 
 
-def test_the_edge_link_publishes_over_tls_with_a_client_certificate(tls_broker, pki) -> None:
-    broker = tls_broker_settings(tls_broker.port, pki)
+def test_the_edge_link_publishes_over_tls_with_a_client_certificate(tls_mosquitto, pki) -> None:
+    broker = tls_broker_settings(tls_mosquitto.port, pki)
     got: queue.Queue[bytes] = queue.Queue()
     subscribed = threading.Event()
     reader = BrokerThread(broker, Session("tls-edge-reader"), name="test-reader",

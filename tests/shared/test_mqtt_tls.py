@@ -12,7 +12,7 @@ import queue
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,26 +23,15 @@ from shopfloor.shared.loader import parse_plant
 from shopfloor.shared.mqtt import BrokerThread, Session, tls_context
 from shopfloor.shared.plant import Broker
 from tests.harness.plants import example_data
-from tests.harness.services import LOOPBACK, running
-from tests.harness.tls import Pki, TlsMosquitto, make_pki, tls_broker_settings
+from tests.harness.services import LOOPBACK
+from tests.harness.tls import tls_broker_settings
 
 WAIT_S = 20.0
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture(scope="module")
-def tls_broker(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsMosquitto]:
-    with running(TlsMosquitto(tmp_path_factory.mktemp("tls-mosquitto"), pki)) as broker:
-        yield broker
-
-
-def test_a_trusted_broker_and_a_client_certificate_carry_messages(tls_broker, pki) -> None:
-    broker = tls_broker_settings(tls_broker.port, pki)
+def test_a_trusted_broker_and_a_client_certificate_carry_messages(tls_mosquitto, pki) -> None:
+    broker = tls_broker_settings(tls_mosquitto.port, pki)
     got: queue.Queue[bytes] = queue.Queue()
     subscribed: queue.Queue[int] = queue.Queue()
     reader = BrokerThread(broker, Session("tls-reader"), name="test-reader",
@@ -65,9 +54,9 @@ def test_a_trusted_broker_and_a_client_certificate_carry_messages(tls_broker, pk
     ("untrusted broker", "stranger", True, "CERTIFICATE_VERIFY_FAILED"),
     ("no client certificate", "plant", False, "broker.tls_cert_file"),
 ])
-def test_a_broker_that_fails_tls_is_never_connected(tls_broker, pki, caplog, case, ca,
+def test_a_broker_that_fails_tls_is_never_connected(tls_mosquitto, pki, caplog, case, ca,
                                                     client_cert, why) -> None:
-    broker = tls_broker_settings(tls_broker.port, pki, client_cert=client_cert,
+    broker = tls_broker_settings(tls_mosquitto.port, pki, client_cert=client_cert,
                                  ca=pki.stranger_ca if ca == "stranger" else pki.ca)
     link = BrokerThread(broker, Session(f"tls-{ca}-{client_cert}"), name="test-refused",
                         backoff_max_s=0.5)
@@ -77,7 +66,7 @@ def test_a_broker_that_fails_tls_is_never_connected(tls_broker, pki, caplog, cas
             assert _wait_for(lambda: link.failed_attempts >= 3)
         assert not link.connected.is_set()
         errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
-        assert errors and errors[0].startswith(f"broker {LOOPBACK}:{tls_broker.port}: ")
+        assert errors and errors[0].startswith(f"broker {LOOPBACK}:{tls_mosquitto.port}: ")
         assert why in errors[0]
     finally:
         link.stop()
