@@ -124,7 +124,8 @@ def main(argv: list[str]) -> None:
     for run in range(args.runs):
         held = one_run(args.hours)
         print(f"\nrun {run + 1} ({os.cpu_count()} cores; {args.hours:g} h of history):")
-        for name, value in sorted(held.items(), key=lambda kv: (kv[0].startswith("load"),
-                                                                  kv[1])):
+        loads = [name for name in held if name.startswith("load")]
+        for name, value in [*sorted((kv for kv in held.items() if kv[0] not in loads),
+                                    key=lambda kv: kv[1]), *((n, held[n]) for n in loads)]:
             unit = "" if name.startswith("load") else " s"
             print(f"  {name:<42} {value:6.1f}{unit}")

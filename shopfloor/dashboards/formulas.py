@@ -27,6 +27,13 @@ QUALITY = f'{s("fpt_s")} / {s("nrt_s")}'
 PRODUCED = f'{s("pq")} + {s("pq_unattributed")} + {s("pq_unplanned")}'
 SCRAP = f'{s("sq")} + {s("sq_unattributed")} + {s("sq_unplanned")}'
 
+
+def whole_parts(expression: str) -> str:
+    """A count of parts as shown: whole parts. Rollups hold fractions (a counter pair cut
+    by a minute boundary is split in proportion) so that they add up; like the API and
+    MQTT, a panel rounds only on the way out. Rates (parts per hour) stay unrounded."""
+    return f"round({expression})"
+
 SIX_LOSSES_S = {
     "L1 unplanned stops": f'{s("l1_ms")} / 1000',
     "L2 setup": f'{s("aust_ms")} / 1000',

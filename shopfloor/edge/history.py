@@ -10,7 +10,7 @@ Run it only while the agent is stopped: the outbox has one owner.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from shopfloor.edge.agent import outbox_path_of, restore_tracker
@@ -35,12 +35,15 @@ class Clock(Protocol):
 async def fill(plant: Plant, agent: Agent, clock: Clock, drivers: Sequence[Driver],
                start_s: float, end_s: float,
                progress: Callable[[float], None] | None = None,
-               step_factor: float = 1.0) -> int:
+               step_factor: float = 1.0, follow: Callable[[], float] | None = None) -> int:
     """Poll `drivers` from start_s to end_s (epoch s) on each point group's own interval,
     advancing `clock` to each instant first, and queue the telemetry and state messages
     in the agent's outbox. Returns the number of polls queued. `step_factor` >= 1
     stretches the intervals: the polls are `step_factor` x the shortest interval apart,
-    each group due every round(interval / step) polls (at least every poll)."""
+    each group due every round(interval / step) polls (at least every poll). `follow`
+    (e.g. the wall clock): once end_s is passed, polling goes on up to follow(), asked
+    again each time it is passed, so that the history ends less than a step before the
+    moment fill returns, however long it took."""
     if step_factor < 1:
         raise ValueError(f"step_factor must be at least 1, not {step_factor}")
     store = Store(outbox_path_of(agent), agent.queue.max_samples, agent.queue.when_full)
@@ -57,8 +60,7 @@ async def fill(plant: Plant, agent: Agent, clock: Clock, drivers: Sequence[Drive
     step = step_factor * min((iv for p in pollers for iv in p.plans), default=1.0)
     polls, commit_every = 0, max(1, round(COMMIT_EVERY_S / step))
     try:
-        for k in range(int((end_s - start_s) / step) + 1):
-            now_s = start_s + k * step
+        for k, now_s in _instants(start_s, step, end_s, follow):
             clock.advance(now_s)
             ts = dt.datetime.fromtimestamp(now_s, dt.UTC)
             for poller in pollers:
@@ -75,6 +77,20 @@ async def fill(plant: Plant, agent: Agent, clock: Clock, drivers: Sequence[Drive
     if progress is not None:
         progress(end_s)
     return polls
+
+
+def _instants(start_s: float, step: float, end_s: float,
+              follow: Callable[[], float] | None) -> Iterator[tuple[int, float]]:
+    """(k, start_s + k * step) up to end_s, then on up to follow() while it moves on."""
+    k = 0
+    while True:
+        now_s = start_s + k * step
+        if now_s > end_s and follow is not None:
+            end_s = max(end_s, follow())
+        if now_s > end_s:
+            return
+        yield k, now_s
+        k += 1
 
 
 def _due(poller: MachinePoller, k: int, step: float) -> list[Any]:

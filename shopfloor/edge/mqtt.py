@@ -12,6 +12,7 @@ between attempts, birth message on every CONNACK. The client, its session and la
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
 import ssl
@@ -60,8 +61,8 @@ class _Client(mqtt.Client):
       length bytes and its body separately, three system calls per PUBACK; here one recv
       serves a whole batch of PUBACKs;
     - writes every queued packet in one send (paho sends each packet on its own);
-    - a plain PUBACK (success, no properties: the 2 bytes of its packet id) is handled
-      without decoding a reason code and a properties object for it;
+    - a plain PUBACK (a success code, no properties) is handled without decoding a
+      reason code and a properties object for it (one shared object per code);
     - after a PUBACK paho walks every message in flight looking for one queued behind
       the in-flight limit; that is skipped when none is queued."""
 
@@ -112,18 +113,28 @@ class _Client(mqtt.Client):
 
     def _handle_pubackcomp(self, cmd: Any) -> mqtt.MQTTErrorCode:
         body = self._in_packet["packet"]
-        if cmd != "PUBACK" or len(body) != 2:
+        size = len(body)
+        # A PUBACK of 2 bytes (packet id), 3 (+ reason code) or 4 (+ empty properties)
+        # with a success code (< 0x80); anything else goes the way paho decodes it.
+        if cmd != "PUBACK" or size > 4 or (size == 4 and body[3]) or (size > 2 and body[2] >= 0x80):
             return super()._handle_pubackcomp(cmd)
         mid = body[0] << 8 | body[1]
+        reason = _PUBACK_OK if size == 2 else _puback_reason(body[2])
         with self._out_message_mutex:
             if mid in self._out_messages:
-                return self._do_on_publish(mid, _PUBACK_OK, _NO_PROPERTIES)
+                return self._do_on_publish(mid, reason, _NO_PROPERTIES)
         return mqtt.MQTT_ERR_SUCCESS
 
     def _update_inflight(self) -> mqtt.MQTTErrorCode:
         if len(self._out_messages) <= self._inflight_messages:
             return mqtt.MQTT_ERR_SUCCESS  # nothing queued behind the in-flight limit
         return super()._update_inflight()
+
+
+@functools.cache
+def _puback_reason(code: int) -> ReasonCode:
+    """The (immutable in use) reason code object of a PUBACK, one per code value."""
+    return ReasonCode(PacketTypes.PUBACK, identifier=code)
 
 
 def _mergeable(packet: Any) -> bool:

@@ -218,9 +218,13 @@ class Store:
         self.samples = self._count_samples()
 
     def _delete(self, ids: list[int]) -> int:
+        """Delete these rows; returns how many there were. PUBACKs come mostly in queue
+        order, so the ids form a few runs of consecutive ids: one statement per run."""
         if not ids:
             return 0
-        cur = self._db.executemany("DELETE FROM outbox WHERE id = ?", ((i,) for i in ids))
+        cur = self._db.executemany(
+            "DELETE FROM outbox WHERE id BETWEEN ? AND ?", _runs(sorted(set(ids)))
+        )
         return max(cur.rowcount, 0)
 
     def _insert(self, messages: list[Message], sent_upto: int) -> int:
@@ -305,6 +309,19 @@ class Store:
         with contextlib.suppress(sqlite3.Error):  # a full disk: the WAL stays for the next open
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._db.close()
+
+
+def _runs(ids: list[int]) -> list[tuple[int, int]]:
+    """Sorted distinct ids as (first, last) runs of consecutive ids."""
+    runs: list[tuple[int, int]] = []
+    first = last = ids[0]
+    for i in ids[1:]:
+        if i != last + 1:
+            runs.append((first, last))
+            first = i
+        last = i
+    runs.append((first, last))
+    return runs
 
 
 def _row(

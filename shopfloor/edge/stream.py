@@ -59,8 +59,9 @@ class MachineStream:
     def accept(self, ts: dt.datetime, reading: Reading) -> bool:
         """Queue the reading's telemetry and state, stamped `ts` (its event time). True
         when the machine just came back online."""
-        for error in reading.errors:
-            self.metrics.poll_failures.labels(self.machine_id, error.kind).inc()
+        if reading.errors:
+            for error in reading.errors:
+                self.metrics.poll_failures.labels(self.machine_id, error.kind).inc()
         self._queue_telemetry(ts, reading)
         came_back = self._track(ts, reading)
         self._queue_state(ts, reading)

@@ -207,8 +207,9 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def parse(model: type[Payload], raw: bytes | str) -> Any:
-    """Validate a JSON payload; ContractError with a short reason on any problem."""
+def parse(model: type[BaseModel], raw: bytes | str) -> Any:
+    """Validate a JSON payload (a `Payload`, or a reader's view of one); ContractError
+    with a short reason on any problem."""
     if len(raw) > MAX_PAYLOAD_BYTES:
         raise ContractError(f"payload of {len(raw)} bytes exceeds {MAX_PAYLOAD_BYTES}")
     try:

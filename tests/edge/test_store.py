@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from shopfloor.edge.store import Batch, Message, Store
 from shopfloor.shared.enums import QueueFullPolicy
@@ -74,3 +78,26 @@ def test_old_command_ids_are_forgotten(tmp_path: Path) -> None:
     store.forget_commands(100.0)
     assert store.claim_command("old", "m1", 600.0)
     assert not store.claim_command("new", "m1", 600.0)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.booleans(), min_size=1, max_size=60), st.data())
+def test_acks_delete_exactly_the_acked_rows(tmp_path: Path, kinds: list[bool],
+                                            data: st.DataObject) -> None:
+    """PUBACKed rows are deleted in runs of consecutive ids: whatever rows are acked (in
+    any order, samples and other messages interleaved), exactly those go and the sample
+    count stays right."""
+    acked_at = data.draw(st.lists(st.integers(0, len(kinds) - 1), unique=True))
+    store = Store(Path(tempfile.mkdtemp(dir=tmp_path)) / "o.db", 1000,
+                  QueueFullPolicy.DROP_OLDEST)  # a new file per example
+    store.commit(Batch(messages=[Message("t", b"%d" % i, sample=s) for i, s in enumerate(kinds)]))
+    rows = store.fetch(0, 1000)
+    acked = [rows[i] for i in acked_at]
+    acked_ids = {r.id for r in acked}
+    store.commit(Batch(acked_samples=[r.id for r in acked if r.message.sample],
+                       acked_other=[r.id for r in acked if not r.message.sample]))
+    left = store.fetch(0, 1000)
+    assert [r.id for r in left] == [r.id for r in rows if r.id not in acked_ids]
+    assert store.samples == sum(1 for r in left if r.message.sample)
+    store.close()

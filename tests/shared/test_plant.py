@@ -200,13 +200,17 @@ def test_isolated_loading_gives_the_same_plant_and_the_same_errors(tmp_path: Pat
 
 
 def test_machines_with_one_register_map_share_its_points(tmp_path: Path) -> None:
-    """Memory at thousands of machines: equal maps are validated once and shared, also
-    through the edge's isolated loading; a map that differs keeps its own points."""
+    """Memory at thousands of machines: equal maps (and state codes, products, control)
+    are validated once and shared, also through the edge's isolated loading; one that
+    differs keeps its own."""
     from shopfloor.sim.generate import plant_data
 
     data = plant_data(machines=3, points=20, base_port=5020)
     data["machines"]["m3"]["points"] = copy.deepcopy(data["machines"]["m3"]["points"])
     data["machines"]["m3"]["points"][-1]["unit"] = "furlongs"
+    data["machines"]["m3"]["state"] = copy.deepcopy(data["machines"]["m3"]["state"])
+    data["machines"]["m3"]["state"]["unmapped"] = {"state": "idle", "reason": "other"}
+    data["machines"]["m2"]["products"] = copy.deepcopy(data["machines"]["m1"]["products"])
     path = tmp_path / "plant.yaml"
     path.write_text(yaml.safe_dump(data))
     for plant in (parse_plant(copy.deepcopy(data)), load_plant(path, isolated=True)):
@@ -216,3 +220,8 @@ def test_machines_with_one_register_map_share_its_points(tmp_path: Path) -> None
         assert m1.points is not m2.points  # each machine its own list
         assert m3.points[-1].unit == "furlongs" and m3.points[0] is m1.points[0]
         assert m1.points[-1].unit != "furlongs"
+        # the rest of a machine model too (state codes, products, control points)
+        assert m1.state is m2.state and m1.control is m2.control
+        assert m1.products == m2.products and m1.products is not m2.products
+        assert all(a is b for a, b in zip(m1.products, m2.products, strict=True))
+        assert m3.state is not m1.state and m3.state != m1.state

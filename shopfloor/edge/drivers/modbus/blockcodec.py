@@ -41,7 +41,7 @@ class _Field:
 class BlockDecoder:
     """Decodes the response of one read block: `decode(raw) -> (values, bad)`."""
 
-    __slots__ = ("_bits", "_fields", "_permute", "_size", "_struct")
+    __slots__ = ("_bits", "_fields", "_names", "_permute", "_post", "_size", "_struct")
 
     def __init__(self, base: int, points: Sequence[Point], count: int, bits: bool) -> None:
         self._bits = [(p.name, p.address - base) for p in points] if bits else []
@@ -49,8 +49,13 @@ class BlockDecoder:
         self._fields: list[_Field] = []
         self._permute: Any = None
         self._struct = struct.Struct("")
+        self._names: tuple[str, ...] = ()
+        self._post: tuple[tuple[int, _Field], ...] = ()
+        """The fields a raw value is not the value of (scaled, float, bool, string)."""
         if not bits:
             self._compile(base, points)
+            self._names = tuple(f.name for f in self._fields)
+            self._post = tuple((i, f) for i, f in enumerate(self._fields) if f.kind != _PLAIN)
 
     def _compile(self, base: int, points: Sequence[Point]) -> None:
         layout = sorted(points, key=lambda p: p.address)
@@ -75,8 +80,24 @@ class BlockDecoder:
         if self._bits:
             return self._decode_bits(raw)
         available = len(raw)
-        if available < self._size:
-            raw = raw.ljust(self._size, b"\x00")
+        if available >= self._size:  # a full answer: every field is there
+            data = bytes(self._permute(raw)) if self._permute is not None else raw
+            unpacked = self._struct.unpack_from(data)
+            values: dict[str, Value] = dict(zip(self._names, unpacked, strict=True))
+            bad: set[str] = set()
+            for i, field in self._post:
+                value = _finish(field, unpacked[i])
+                if value is None:
+                    del values[field.name]
+                    bad.add(field.name)
+                else:
+                    values[field.name] = value
+            return values, bad
+        return self._decode_short(raw, available)
+
+    def _decode_short(self, raw: bytes, available: int) -> tuple[dict[str, Value], set[str]]:
+        """An answer shorter than the block: the fields it does not cover are bad."""
+        raw = raw.ljust(self._size, b"\x00")
         data = bytes(self._permute(raw)) if self._permute is not None else raw
         values: dict[str, Value] = {}
         bad: set[str] = set()

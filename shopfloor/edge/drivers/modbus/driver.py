@@ -56,7 +56,7 @@ class ModbusDriver:
         outcomes = await self.bus.read_blocks(
             machine_id, connection.device_id, blocks, connection.timeout_s
         )
-        reading = Reading({}, set(), answered=False)
+        reading = Reading({}, set(), [], False)
         for block, outcome in zip(blocks, outcomes, strict=True):
             if outcome is None or isinstance(outcome, DeviceError):
                 if outcome is not None:  # None: not tried after the device failed

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import socket
 import struct
 from collections import deque
@@ -103,10 +104,32 @@ class _Link(asyncio.Protocol):
         self.pending.clear()
 
 
-def _expire(waiters: list[asyncio.Future[bytes]]) -> None:
-    for waiter in waiters:
-        if not waiter.done():
-            waiter.set_exception(TimeoutError())
+class _Deadlines:
+    """Request timeouts, one timer per `TICK_S` for every request due to expire in it
+    (rounded up: a request times out at most one tick late) instead of a timer per
+    exchange: at 1,000 polls a second that was a timer created, pushed on the event
+    loop's heap and cancelled for every poll."""
+
+    TICK_S = 0.01
+
+    def __init__(self) -> None:
+        self._due: dict[int, list[list[asyncio.Future[bytes]]]] = {}
+
+    def add(self, timeout_s: float, waiters: list[asyncio.Future[bytes]]) -> None:
+        """Fail the waiters not answered `timeout_s` from now with TimeoutError."""
+        loop = asyncio.get_running_loop()
+        tick = math.ceil((loop.time() + timeout_s) / self.TICK_S)
+        due = self._due.get(tick)
+        if due is None:
+            due = self._due[tick] = []
+            loop.call_at(tick * self.TICK_S, self._expire, tick)
+        due.append(waiters)
+
+    def _expire(self, tick: int) -> None:
+        for waiters in self._due.pop(tick, ()):
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(TimeoutError())
 
 
 class _Slots:
@@ -168,6 +191,7 @@ class TcpReader:
         self._tid = 0
         self._backoff = Backoff(min(1.0, backoff_max_s), backoff_max_s)
         self._retry_at = 0.0
+        self._deadlines = _Deadlines()
 
     async def read(
         self, machine: str, unit: int, table: Table, address: int, count: int, timeout_s: float
@@ -198,7 +222,7 @@ class TcpReader:
                 outcomes[start] = exc
                 break
             outcomes[start : start + len(done)] = done
-            if any(isinstance(o, DeviceError) and o.kind is DeviceFailure.TIMEOUT for o in done):
+            if _timed_out(done):
                 break
         return outcomes
 
@@ -210,21 +234,18 @@ class TcpReader:
             link = self._link
             if link is None or link.lost:
                 link = await self._connect(machine, timeout_s)
-            waiters = self._send(link, unit, chunk)
-            loop = asyncio.get_running_loop()
-            timer = loop.call_later(timeout_s, _expire, [w for _, w in waiters])
+            tids, waiters = self._send(link, unit, chunk)
+            self._deadlines.add(timeout_s, waiters)
             try:
                 outcomes = [
                     await self._outcome(machine, unit, request, waiter, timeout_s)
-                    for request, (_, waiter) in zip(chunk, waiters, strict=True)
+                    for request, waiter in zip(chunk, waiters, strict=True)
                 ]
             finally:
-                timer.cancel()
-                for tid, _ in waiters:
+                for tid in tids:
                     link.pending.pop(tid, None)
-            if not self.shared and any(
-                isinstance(o, DeviceError) and o.kind is DeviceFailure.TIMEOUT for o in outcomes
-            ):
+                waiters.clear()  # the deadline keeps the (now empty) list only
+            if not self.shared and _timed_out(outcomes):
                 self._drop(link)  # a late answer must not be taken for the next request's
             return outcomes
         finally:
@@ -232,19 +253,21 @@ class TcpReader:
 
     def _send(
         self, link: _Link, unit: int, chunk: Sequence[Request]
-    ) -> list[tuple[int, asyncio.Future[bytes]]]:
-        """Write every request of the chunk in one send; their waiters by tid."""
+    ) -> tuple[list[int], list[asyncio.Future[bytes]]]:
+        """Write every request of the chunk in one send; their tids and waiters."""
         loop = asyncio.get_running_loop()
+        tids = []
         waiters = []
         frames = []
         for table, address, count in chunk:
             tid = self._next_tid(link)
             waiter: asyncio.Future[bytes] = loop.create_future()
             link.pending[tid] = waiter
-            waiters.append((tid, waiter))
+            tids.append(tid)
+            waiters.append(waiter)
             frames.append(_REQUEST.pack(tid, 0, 6, unit, FUNCTION[table], address, count))
         link.write(frames)
-        return waiters
+        return tids, waiters
 
     async def _outcome(
         self,
@@ -319,3 +342,8 @@ class TcpReader:
     def close(self) -> None:
         if self._link is not None:
             self._drop(self._link)
+
+
+def _timed_out(outcomes: Sequence[bytes | DeviceError | None]) -> bool:
+    """True when one of the outcomes is a timeout (the device is not there)."""
+    return any(isinstance(o, DeviceError) and o.kind is DeviceFailure.TIMEOUT for o in outcomes)

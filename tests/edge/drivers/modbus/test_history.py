@@ -98,3 +98,18 @@ def test_a_factor_below_one_is_refused(tmp_path: Path) -> None:
     plant = plant_in(tmp_path)
     with pytest.raises(ValueError, match="at least 1"):
         replay(plant, History(plant, 5, T0), T0, T0 + 9, step_factor=0.5)
+
+
+def test_following_a_clock_polls_on_until_it_is_caught_up(tmp_path: Path) -> None:
+    """The queueing takes a while: with `follow`, the history goes on to where the clock
+    is when end_s is passed, and again, until it is caught up."""
+    plant = plant_in(tmp_path)
+    agent = plant.agents[0]
+    history = History(plant, 5, T0)
+    clock = iter([T0 + 20, T0 + 25, T0 + 25.5])
+    polls = asyncio.run(fill(plant, agent, history, history_drivers(history, plant, agent),
+                             T0, T0 + 10, follow=lambda: next(clock)))
+    assert polls == 4 * 26  # T0 .. T0 + 25, one poll a second
+    press = [m for t, m in rows(plant) if t.endswith("/press1/telemetry")]
+    assert [m["seq"] for m in press] == list(range(26))
+    assert press[-1]["ts"].startswith("2023-11-14T22:13:45")
