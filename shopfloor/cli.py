@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "api": "shopfloor.api.cli:api",
     "api-key": "shopfloor.api.cli:api_key",
     "alarms": "shopfloor.alarms.cli:alarms",
+    "alarm-webhooks": "shopfloor.alarms.notify.cli:alarm_webhooks",
     "local": "shopfloor.local.cli:local",
     "dashboards": "shopfloor.dashboards.cli:dashboards",
     "mosquitto-acl": "shopfloor.deploy.cli:mosquitto_acl",

@@ -20,12 +20,15 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from shopfloor.alarms import inputs
 from shopfloor.alarms.actions import Actions
 from shopfloor.alarms.engine import Engine, Instance, Record, payload_of
+from shopfloor.alarms.inputs import LineKpi, MachineKpi
 from shopfloor.alarms.notify.notifier import open_notifier
+from shopfloor.kpi.calendar import ShiftCalendar
 from shopfloor.shared import schema, topics
 from shopfloor.shared.access import client_id_of
-from shopfloor.shared.alarm_rules import RuleKind
+from shopfloor.shared.alarm_rules import RuleKind, site_rules
 from shopfloor.shared.backoff import Backoff
 from shopfloor.shared.contract import (
     AgentStatus,
@@ -43,6 +46,13 @@ from shopfloor.shared.plant import Plant
 log = logging.getLogger(__name__)
 
 TICK_S = 1.0
+READ_PERIOD_S = 5.0
+"""How often the downtime events and collector stats are read from InfluxDB (and the
+ongoing stops judged: the API's own downtime sync runs every 5 s too)."""
+STATS_OVERLAP_MS = 60_000
+"""Stats points are read again this far back: collectors write them independently, so
+one may land after another's newer point was read; each collector's own last point read
+decides what is new."""
 MAX_PENDING_LINES = 100_000
 _LIVE = object()  # queue marker: restore is over, live messages follow
 
@@ -52,6 +62,7 @@ class AlarmService:
         self.plant = plant
         self.engine = Engine(plant, time.time())
         self.actions = Actions(self.engine)
+        self._shift_name = ShiftCalendar.of(plant).shift_name
         self._inbox: queue.Queue[Any] = queue.Queue()
         self._live = False
         self._restore_mid: int | None = None
@@ -61,6 +72,18 @@ class AlarmService:
         self._db_backoff = Backoff(max_s=30.0)
         self._db_retry_at = 0.0
         self._db_failures = FailureLog(log, f"InfluxDB {plant.database.url}")
+        self._read_failures = FailureLog(log, f"InfluxDB {plant.database.url} (reading)")
+        self._read_at = 0.0
+        # at start, the last minute of stats is read again: its first point is each
+        # collector's baseline for dead letters, and replaying it against the restored
+        # alarms changes nothing that was already decided
+        self._stats_after_ms = int(time.time() * 1000) - STATS_OVERLAP_MS
+        self._stats_seen: dict[str, int] = {}  # collector -> time of its last point read
+        self._reads_stats = plant.collector.stats_period_s is not None and \
+            bool(site_rules(plant.alarms))
+        self._lookback_s = max((i.rule.lookback_s for i in self.engine.instances.values()
+                                if i.rule.kind is RuleKind.DOWNTIME_UNCLASSIFIED),
+                               default=None)
         self._link = self._make_link()
         self._client = self._link.client
         self.notifier = open_notifier(plant, self._instance_of)
@@ -86,6 +109,7 @@ class AlarmService:
                         break
                 if self._live:
                     self._emit(self.engine.tick(time.time()))
+                    self._read_database()
                     self.notifier.tick(time.time())
                 self._flush()
         finally:
@@ -109,6 +133,8 @@ class AlarmService:
         _, self._live_mid = client.subscribe([
             (topics.all_of_kind(site, topics.STATE), SubscribeOptions(qos=1)),
             (topics.status_topic(site, "+"), SubscribeOptions(qos=1)),
+            (topics.all_of_kind(site, topics.KPI), SubscribeOptions(qos=0)),
+            (topics.line_kpi_topic(site, "+"), SubscribeOptions(qos=0)),
             (topics.alarm_cmd_topic(site), SubscribeOptions(qos=1)),
         ])
 
@@ -152,6 +178,10 @@ class AlarmService:
             return self.engine.on_status(parse(AgentStatus, raw), received_at)
         if parts[-1] == topics.STATE and len(parts) == 6:
             return self.engine.on_state(parts[4], parse(StatePayload, raw))
+        if parts[-1] == topics.KPI and len(parts) == 6:
+            return self.engine.on_kpi(parts[4], parse(MachineKpi, raw))
+        if parts[-1] == topics.KPI and len(parts) == 5:
+            return self.engine.on_line_kpi(parse(LineKpi, raw))
         return []
 
     def _act(self, command: AlarmCommand) -> list[Record]:
@@ -175,11 +205,54 @@ class AlarmService:
             self._client.publish(topics.alarm_topic(self.plant.site.id, instance.line,
                                                     instance.machine, instance.rule.kind),
                                  payload.to_json(), qos=1, retain=True)
-            line = transition_line(self.plant.site.id, record)
+            line = transition_line(self.plant.site.id, record,
+                                   self._shift_name(round(transition.at * 1000)))
             if line is not None and len(self._pending) < MAX_PENDING_LINES:
                 self._pending.append(line)
             log.info("alarm %s/%s: %s -> %s (%s)", instance.machine, instance.rule.kind,
                      transition.from_state, transition.to_state, transition.kind)
+
+    def _read_database(self) -> None:
+        """Every READ_PERIOD_S: the unclassified downtime parts and the new collector
+        stats points, fed to the engine. A database that does not answer is retried at
+        the next period (logged once, recovery at INFO); nothing is lost meanwhile: the
+        stats cursor only moves past points that were read."""
+        now = time.time()
+        if now < self._read_at or (self._lookback_s is None and not self._reads_stats):
+            return
+        self._read_at = now + READ_PERIOD_S
+        site = self.plant.site.id
+        try:
+            db = self._database()
+            if self._lookback_s is not None:
+                since_ms = int((now - self._lookback_s) * 1000)
+                stored = inputs.stored_downtime(db.query(
+                    inputs.downtime_query(site, since_ms)))
+                self._emit(self.engine.on_downtime(stored, now))
+            if self._reads_stats:
+                self._read_stats(db)
+        except DatabaseUnavailable as exc:
+            self._read_failures.failure("%s", exc)
+            return
+        self._read_failures.success()
+
+    def _read_stats(self, db: LineWriter) -> None:
+        seen = self._stats_seen.values()
+        after_ms = max(seen) - STATS_OVERLAP_MS if seen else self._stats_after_ms
+        by_collector = inputs.stats_points(db.query(
+            inputs.stats_query(self.plant.site.id, after_ms)))
+        for collector, points in by_collector.items():
+            for point in points:
+                at_ms = round(point.at * 1000)
+                if at_ms <= self._stats_seen.get(collector, self._stats_after_ms):
+                    continue
+                self._stats_seen[collector] = at_ms
+                self._emit(self.engine.on_stats(collector, point))
+
+    def _database(self) -> LineWriter:
+        if self._writer is None:
+            self._writer = open_writer(self.plant.database)
+        return self._writer
 
     def _instance_of(self, machine: str, rule: str) -> Instance | None:
         """The engine's instance (and so its lifecycle state) for the notifier."""
@@ -192,9 +265,7 @@ class AlarmService:
         if not self._pending or time.monotonic() < self._db_retry_at:
             return
         try:
-            if self._writer is None:
-                self._writer = open_writer(self.plant.database)
-            self._writer.write(self._pending)
+            self._database().write(self._pending)
         except LinesRejected as exc:
             log.error("InfluxDB refused %d alarm line(s): %s", len(self._pending), exc)
         except DatabaseUnavailable as exc:
@@ -206,13 +277,14 @@ class AlarmService:
         self._db_failures.success()
 
 
-def transition_line(site: str, record: Record) -> str | None:
-    """The `alarm` point of one transition (docs/influxdb-schema.md), at its event time."""
+def transition_line(site: str, record: Record, shift: str = "") -> str | None:
+    """The `alarm` point of one transition (docs/influxdb-schema.md), at its event time;
+    `shift`: the name of the shift it falls in (none outside shifts)."""
     instance, transition = record.instance, record.transition
     return schema.line(schema.ALARM, {
         schema.TAG_SITE: site, schema.TAG_LINE: instance.line,
         schema.TAG_MACHINE: instance.machine, schema.TAG_RULE: instance.rule.kind,
-        schema.TAG_SEVERITY: instance.rule.severity,
+        schema.TAG_SEVERITY: instance.rule.severity, schema.TAG_SHIFT: shift,
     }, {"kind": str(transition.kind), "from_state": str(transition.from_state),
         "to_state": str(transition.to_state), "by": transition.by,
         "comment": transition.comment, "command_id": transition.command_id or ""},

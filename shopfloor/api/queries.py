@@ -174,5 +174,6 @@ def alarm_history(site: str, filters: AlarmFilter, window: Window, limit: int,
 def alarm_latest(site: str, filters: AlarmFilter) -> str:
     """The last transition of every alarm instance (one series per machine x rule)."""
     where = " AND ".join(filters.conditions(site))
+    instance = ", ".join(quote_ident(t) for t in schema.ALARM_INSTANCE_TAGS)
     return (f"SELECT * FROM {quote_ident(schema.ALARM)} WHERE {where} "
-            f"GROUP BY * ORDER BY time DESC LIMIT 1")
+            f"GROUP BY {instance} ORDER BY time DESC LIMIT 1")

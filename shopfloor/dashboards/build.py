@@ -11,7 +11,7 @@ from typing import Any
 from grafana_foundation_sdk.builders.dashboard import Dashboard
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
-from shopfloor.dashboards import audit, health, line_flow, machine, overview
+from shopfloor.dashboards import alarms, audit, health, line_flow, machine, overview
 from shopfloor.dashboards.files import DASHBOARD_DIR, load_committed
 
 __all__ = ["CATALOG", "DASHBOARD_DIR", "load_committed", "render_all", "stale", "write_all"]
@@ -22,6 +22,7 @@ CATALOG: dict[str, Callable[[], Dashboard]] = {
     "line-flow": line_flow.dashboard,
     "control-audit": audit.dashboard,
     "system-health": health.dashboard,
+    "alarms": alarms.dashboard,
 }
 """File stem -> dashboard builder, in menu order."""
 

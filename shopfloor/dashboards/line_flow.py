@@ -5,6 +5,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
 
 from shopfloor.dashboards import formulas as f
+from shopfloor.dashboards.alarms import annotation as alarm_annotation
 from shopfloor.dashboards.common import new_dashboard
 from shopfloor.dashboards.panels import bar_chart_panel, timeseries_panel
 from shopfloor.dashboards.query import InfluxQLTarget
@@ -67,6 +68,7 @@ def dashboard() -> Dashboard:
             "Work in progress between stations, throughput of each station, lead time "
             "(Little's law: mean WIP / throughput; docs/oee.md, WIP).",
         )
+        .annotation(alarm_annotation(*LINE_TAGS))
         .with_row(Row("WIP"))
         .with_panel(timeseries_panel("WIP per buffer", [wip_per_buffer()], w=24, h=8,
                                      unit="none"))

@@ -7,6 +7,7 @@ from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
 from grafana_foundation_sdk.models.dashboard import DataTransformerConfig
 
 from shopfloor.dashboards import formulas as f
+from shopfloor.dashboards.alarms import annotation as alarm_annotation
 from shopfloor.dashboards.common import new_dashboard
 from shopfloor.dashboards.panels import (
     bar_chart_panel,
@@ -143,6 +144,7 @@ def dashboard() -> Dashboard:
             "(ISO 22400 / docs/oee.md), downtime reasons, MTBF and MTTR.",
             single_machine=True,
         )
+        .annotation(alarm_annotation(*ALL_TAGS))
         .with_row(Row("State"))
         .with_panel(state_timeline_panel("State timeline", state_timeline(), w=24, h=5))
         .with_row(Row("OEE"))

@@ -89,6 +89,17 @@ def panel_queries(model: dict[str, Any]) -> list[PanelQuery]:
     return out
 
 
+def annotation_queries(model: dict[str, Any]) -> list[PanelQuery]:
+    """The InfluxQL annotations (e.g. alarm transitions), as queries Grafana runs over the
+    dashboard's time range (Grafana's built-in annotations have no query)."""
+    return [
+        PanelQuery(dashboard=model["title"], panel=f"annotation {a.get('name', '')}",
+                   panel_type="annotation", query=a["query"], result_format="table",
+                   min_interval_ms=DATASOURCE_MIN_INTERVAL_MS)
+        for a in model.get("annotations", {}).get("list", []) if a.get("query")
+    ]
+
+
 def variable_queries(model: dict[str, Any]) -> list[VariableQuery]:
     return [
         VariableQuery(v["name"], v["query"], bool(v.get("multi")), bool(v.get("includeAll")),

@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from shopfloor.dashboards.macros import ALL, Variable, expand, interpolate
 from shopfloor.dashboards.panels_model import (
     PanelQuery,
+    annotation_queries,
     bind,
     interval_for,
     panel_queries,
@@ -95,9 +96,9 @@ def verify_dashboard(
     to_ms: int,
     selection: dict[str, str | list[str]] | None = None,
 ) -> list[Outcome]:
-    """Outcomes of every variable and panel query of one dashboard."""
+    """Outcomes of every variable, panel and annotation query of one dashboard."""
     variables, outcomes = resolve_variables(client, model, selection)
-    for query in panel_queries(model):
+    for query in panel_queries(model) + annotation_queries(model):
         text = expand(query.query, variables, from_ms, to_ms, interval_for(query, from_ms, to_ms))
         outcome = Outcome(query.label, text)
         try:

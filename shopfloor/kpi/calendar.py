@@ -121,6 +121,12 @@ class ShiftCalendar:
         found = self.instances(ts_ms, ts_ms + 1)
         return found[0] if found else None
 
+    def shift_name(self, ts_ms: int) -> str:
+        """The name of the shift running at `ts_ms`, "" outside every shift: the `shift`
+        tag of the points counted per shift (downtime parts, alarm transitions)."""
+        found = self.at(ts_ms)
+        return found.name if found else ""
+
     def planned(self, start_ms: int, end_ms: int) -> list[PlannedSpan]:
         """POT inside [start_ms, end_ms) as disjoint spans, breaks marked."""
         if not self.shifts:

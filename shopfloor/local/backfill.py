@@ -108,17 +108,20 @@ def run(plant: Plant, seed: int, origin_s: float, end_s: float,
     """Anchor the lines at the origin, then bring [origin, end] into every agent's outbox,
     and on up to the moment it is done (the queueing takes a while: the live polls then
     continue the history without a gap). Returns the number of polls queued."""
-    from shopfloor.edge.drivers.modbus.history import history_drivers
+    from shopfloor.edge.drivers import history_drivers
     from shopfloor.edge.history import fill
     from shopfloor.sim.history import History
 
     anchor_lines(plant, History(plant, seed, origin_s).stock(), origin_s)
     hours = (end_s - origin_s) / 3600
     total = 0
-    for agent in plant.agents:
+    for polling in plant.agents:
         history = History(plant, seed, origin_s)  # each agent walks the same past
-        if not any(m in history.devices for m in agent.machines):
+        # machines the simulator does not model (serial RTU, another protocol) have no past
+        simulated = [m for m in polling.machines if m in history.devices]
+        if not simulated:
             continue
+        agent = polling.model_copy(update={"machines": simulated})
 
         def progress(now_s: float, agent_id: str = agent.id) -> None:
             done = min(1.0, (now_s - origin_s) / max(1.0, end_s - origin_s))

@@ -97,6 +97,8 @@ def alarms(plant: Plant) -> list[Grant]:
     return [
         Grant(SUBSCRIBE, topics.all_of_kind(site, topics.STATE)),
         Grant(SUBSCRIBE, topics.status_topic(site, "+")),
+        Grant(SUBSCRIBE, topics.all_of_kind(site, topics.KPI)),  # coverage, shift KPIs
+        Grant(SUBSCRIBE, topics.line_kpi_topic(site, "+")),  # buffer WIP
         Grant(SUBSCRIBE, topics.all_alarms(site)),
         Grant(PUBLISH, topics.all_alarms(site)),
         Grant(SUBSCRIBE, topics.alarm_cmd_topic(site)),

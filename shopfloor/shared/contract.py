@@ -176,7 +176,8 @@ class AlarmCommand(Payload):
 
     id: CommandId
     action: AlarmAction
-    machine: Annotated[str, Field(min_length=1, max_length=64)]
+    machine: Annotated[str, Field(min_length=1, max_length=128)]
+    """A machine id, or a collector's for its site-wide alarms (line `_site`)."""
     rule: RuleKind
     comment: Annotated[str, Field(max_length=MAX_COMMENT_CHARS)] = ""
     shelve_s: Annotated[float, Field(gt=0, le=MAX_SHELVE_S)] | None = None
@@ -207,8 +208,9 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def parse(model: type[Payload], raw: bytes | str) -> Any:
-    """Validate a JSON payload; ContractError with a short reason on any problem."""
+def parse(model: type[BaseModel], raw: bytes | str) -> Any:
+    """Validate a JSON payload (a `Payload`, or a reader's view of one); ContractError
+    with a short reason on any problem."""
     if len(raw) > MAX_PAYLOAD_BYTES:
         raise ContractError(f"payload of {len(raw)} bytes exceeds {MAX_PAYLOAD_BYTES}")
     try:

@@ -8,7 +8,15 @@ from __future__ import annotations
 from collections import Counter as Tally
 from collections.abc import Iterator
 
-from shopfloor.shared.alarm_rules import STOPPED_STATES, RuleKind, RuleMap
+from shopfloor.shared.alarm_rules import (
+    COMMON_FIELDS,
+    FIELDS,
+    SITE_KINDS,
+    STOPPED_STATES,
+    RuleKind,
+    RuleMap,
+    effective,
+)
 from shopfloor.shared.control_rules import ACTION_CONTROLS, MAX_COMMAND_LIFETIME
 from shopfloor.shared.notifications import check_notifications
 from shopfloor.shared.plant import Machine, Plant
@@ -198,31 +206,60 @@ def _tree(base: str, categories: list[Category], plc_known: set[str],
 
 
 def _alarms(plant: Plant) -> Iterator[Issue]:
-    """Alarm overrides name known lines and machines; `states` only on machine_stopped
-    rules, and never `running`."""
+    """Alarm overrides name known lines and machines and only the fields their rule kind
+    takes; site rules (collectors) only under `defaults`; `states` never `running`;
+    buffer limits in order and only where there is a buffer."""
     alarms = plant.alarms
     yield from _rule_map("alarms.defaults", alarms.defaults)
     line_ids = {line.id for line in plant.lines}
     for line, rules in alarms.lines.items():
         if line not in line_ids:
             yield f"alarms.lines.{line}", f"unknown line {line!r} (known: {sorted(line_ids)})"
-        yield from _rule_map(f"alarms.lines.{line}", rules)
+        yield from _rule_map(f"alarms.lines.{line}", rules, site_allowed=False)
     for machine, rules in alarms.machines.items():
         if machine not in plant.machines:
             yield (f"alarms.machines.{machine}",
                    f"unknown machine {machine!r} (known: {sorted(plant.machines)})")
-        yield from _rule_map(f"alarms.machines.{machine}", rules)
+        yield from _rule_map(f"alarms.machines.{machine}", rules, site_allowed=False)
+    yield from _buffer_limits(plant)
 
 
-def _rule_map(base: str, rules: RuleMap) -> Iterator[Issue]:
+def _rule_map(base: str, rules: RuleMap, site_allowed: bool = True) -> Iterator[Issue]:
     for kind, rule in rules.items():
-        if rule.states is None:
+        path = f"{base}.{kind}"
+        if kind in SITE_KINDS and not site_allowed:
+            yield path, (f"{kind} is a rule of the site's collectors: set it under "
+                         "alarms.defaults")
+        allowed = COMMON_FIELDS | FIELDS[kind]
+        for name in sorted(rule.model_fields_set - allowed):
+            if getattr(rule, name) is not None:
+                yield f"{path}.{name}", (f"`{name}` does not apply to {kind} rules (they "
+                                         f"take: {sorted(allowed)})")
+        if kind is RuleKind.MACHINE_STOPPED and rule.states is not None:
+            for state in rule.states:
+                if state not in STOPPED_STATES:
+                    yield f"{path}.states", (
+                        f"{str(state)!r} is not a stopped state (allowed: "
+                        f"{sorted(str(s) for s in STOPPED_STATES)})")
+
+
+def _buffer_limits(plant: Plant) -> Iterator[Issue]:
+    """An enabled buffer_wip rule of a machine with a buffer after it needs limits in
+    order; a machine with no buffer after it cannot be given one."""
+    upstream = {s for line in plant.lines for s in line.stations[:-1]}
+    for mid, rules in plant.alarms.machines.items():
+        if RuleKind.BUFFER_WIP in rules and mid in plant.machines and mid not in upstream:
+            yield (f"alarms.machines.{mid}.buffer_wip",
+                   f"{mid} has no buffer after it (buffers are named by their upstream "
+                   "station: any station of a line but the last)")
+    for mid in sorted(upstream & set(plant.machines)):
+        rule = effective(plant.alarms, RuleKind.BUFFER_WIP, plant.machines[mid].line, mid)
+        if not rule.enabled:
             continue
-        path = f"{base}.{kind}.states"
-        if kind is not RuleKind.MACHINE_STOPPED:
-            yield path, f"`states` applies to {RuleKind.MACHINE_STOPPED} rules only"
-            continue
-        for state in rule.states:
-            if state not in STOPPED_STATES:
-                yield path, (f"{str(state)!r} is not a stopped state (allowed: "
-                             f"{sorted(str(s) for s in STOPPED_STATES)})")
+        path = f"alarms.machines.{mid}.buffer_wip"
+        if rule.min_parts is None and rule.max_parts is None:
+            yield path, "enabled without min_parts or max_parts (set them at any level)"
+        elif rule.min_parts is not None and rule.max_parts is not None \
+                and rule.min_parts > rule.max_parts:
+            yield path, (f"min_parts {rule.min_parts} (from its levels) is above "
+                         f"max_parts {rule.max_parts}")

@@ -15,8 +15,12 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shopfloor.shared.enums import MachineState
+
 Code = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 UNCLASSIFIED = "unclassified"  # the reason tag of a part nobody (and no PLC code) classified
+DOWNTIME_STATES = frozenset({MachineState.STOPPED, MachineState.IDLE, MachineState.OFFLINE})
+"""States whose episodes are downtime events once they last the line's threshold."""
 
 
 class Loss(StrEnum):
@@ -110,3 +114,13 @@ def tree_of(downtime: Downtime, line: str, default_threshold_s: float) -> Reason
     threshold = extra.threshold_s or downtime.threshold_s or default_threshold_s
     return ReasonTree(line, threshold, tuple(categories), reasons, plc,
                       frozenset(downtime.generic_plc_reasons))
+
+
+def qualifies(state: MachineState, duration_s: float, tree: ReasonTree) -> bool:
+    """A downtime state lasting at least the line's threshold: a downtime event."""
+    return state in DOWNTIME_STATES and duration_s >= tree.threshold_s
+
+
+def event_id(machine: str, start_ms: int) -> str:
+    """A downtime event's id: its machine and start (the same data, the same id)."""
+    return f"{machine}:{start_ms}"

@@ -52,6 +52,9 @@ TAG_LOSS = "loss"
 # alarm tags (with site, line, machine): the rule kind and its severity
 TAG_RULE = "rule"
 TAG_SEVERITY = "severity"
+ALARM_INSTANCE_TAGS = (TAG_SITE, TAG_LINE, TAG_MACHINE, TAG_RULE)
+"""The tags naming one alarm instance; an `alarm` point also has `severity` and `shift`
+(which change within an instance's life: group the latest state by these only)."""
 
 SEQ_FIELD = "_seq"  # sequence number of a telemetry sample (a field, never a tag)
 EPOCH_FIELD = "_epoch"  # the sample's stream epoch, when the edge sends one (a field)

@@ -27,7 +27,9 @@ def _state(state: MachineState, since: float) -> StatePayload:
 
 
 def _store(env: ApiEnv, records: list[Record]) -> None:
-    lines = [transition_line(env.site, r) for r in records]
+    # alternating shift tags: the latest state of an instance spans shifts
+    lines = [transition_line(env.site, r, ("early", "late")[i % 2])
+             for i, r in enumerate(records)]
     r = httpx.post(f"{env.influx.url}/write",
                    params={"db": env.plant.database.database, "precision": "ms"},
                    content="\n".join(x for x in lines if x))

@@ -1,13 +1,14 @@
 """Two hours of a two-site plant in InfluxDB, each measurement written by its writer's
 own code: telemetry, machine_state and agent_status as the collector encodes contract
 payloads (`collector.messages.classify`, `collector.encode.Encoder`), state_duration as
-the collector derives it from those state messages (`collector.durations`); oee_rollup, oee and
-wip as the KPI engine records them (`kpi.records`, results from `kpi.oee.compute`);
-control_audit as the API does (`api.audit.to_line`); downtime as the API does
-(`api.downtime.rows`: PLC-classified jams, one starvation an operator classified, one
-left unclassified); collector_stats as the collector does
-(`collector.stats.stats_line`). One sample of press1 on the first site is missing (a
-seq gap) for the lost-samples panel."""
+the collector derives it from those state messages (`collector.durations`); oee_rollup,
+oee and wip as the KPI engine records them (`kpi.records`, results from
+`kpi.oee.compute`); control_audit as the API does (`api.audit.to_line`); alarm as the
+rule engine makes and `shopfloor alarms` stores them (`alarms.engine`,
+`alarms.service.transition_line`); downtime as the API does (`api.downtime.rows`:
+PLC-classified jams, one starvation an operator classified, one left unclassified);
+collector_stats as the collector does (`collector.stats.stats_line`). One sample of
+press1 on the first site is missing (a seq gap) for the lost-samples panel."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from dataclasses import dataclass
 
 import httpx
 
+from shopfloor.alarms.engine import Engine, Record
+from shopfloor.alarms.lifecycle import Event
+from shopfloor.alarms.service import transition_line
 from shopfloor.api.audit import AuditEntry, to_line
 from shopfloor.api.downtime import events as downtime_events
 from shopfloor.api.downtime import rows as downtime_rows
@@ -29,8 +33,9 @@ from shopfloor.kpi.calendar import ShiftCalendar, ShiftInstance
 from shopfloor.kpi.oee import compute
 from shopfloor.kpi.wip import BufferWip, WipResult
 from shopfloor.shared import topics
+from shopfloor.shared.alarm_rules import RuleKind
 from shopfloor.shared.contract import AgentStatus, StatePayload, Telemetry
-from shopfloor.shared.enums import MachineState
+from shopfloor.shared.enums import AlarmState, EventKind, MachineState
 from shopfloor.shared.loader import parse_plant
 from shopfloor.shared.plant import Plant
 from shopfloor.shared.reasons import tree_of
@@ -118,12 +123,7 @@ def downtime_parts(plant: Plant, machine: str, window: Window
     (the third is still open: no point)."""
     line = plant.machines[machine].line
     tree = tree_of(plant.downtime, line, plant.collector.minor_stop_s)
-    calendar = ShiftCalendar.of(plant)
-
-    def shift_of(ms: int) -> str:
-        found = calendar.at(ms)
-        return found.name if found else ""
-
+    shift_of = ShiftCalendar.of(plant).shift_name
     durations = StateDurations(known_reasons(plant))
     starvations, out = 0, []
     for i, ts in enumerate(range(window.from_ms, window.to_ms, 10 * MINUTE_MS)):
@@ -140,6 +140,41 @@ def downtime_parts(plant: Plant, machine: str, window: Window
                 event = downtime_events.classify(event, 0, "starved", "op1", "no coils", tree)
         out += downtime_rows.changes(event, tree, [], shift_of)
     return out
+
+
+ALARM_ACK_BY = "op1"
+STOPPED = RuleKind.MACHINE_STOPPED
+
+
+def alarm_records(plant: Plant, window: Window) -> list[Record]:
+    """The rule engine's transitions (machine_stopped) for the STATE_CYCLE states of every
+    machine: each stop and starvation raises after the line's on-delay; op1 acknowledges
+    the first alarm of every machine."""
+    engine, out = Engine(plant, window.from_ms / 1000), []
+    for i, ts in enumerate(range(window.from_ms, window.to_ms, 10 * MINUTE_MS)):
+        _, state, reason = STATE_CYCLE[i % len(STATE_CYCLE)]
+        at = _at(ts)
+        for machine in plant.machines:
+            out += engine.tick(ts / 1000)
+            out += engine.on_state(machine, StatePayload(ts=at, state=MachineState(state),
+                                                         reason=reason, since=at))
+            alarm = engine.instances[machine, STOPPED].alarm
+            if alarm.state is AlarmState.ACTIVE_UNACK and not any(
+                    r.instance.machine == machine and r.transition.kind is EventKind.ACK
+                    for r in out):
+                acked = engine.act(machine, STOPPED,
+                                   Event(EventKind.ACK, ts / 1000, ALARM_ACK_BY, "seen"))
+                out += [acked] if acked else []
+    out += engine.tick(window.to_ms / 1000)
+    return [r for r in out if r.instance.rule.kind is STOPPED]  # agents are not fed
+
+
+def alarm_lines(plant: Plant, window: Window) -> list[str]:
+    """As `shopfloor alarms` stores them (with the shift each falls in)."""
+    shift_name = ShiftCalendar.of(plant).shift_name
+    lines = [transition_line(plant.site.id, r, shift_name(round(r.transition.at * 1000)))
+             for r in alarm_records(plant, window)]
+    return [line for line in lines if line]
 
 
 def minute_agg(i: int) -> Agg:
@@ -241,7 +276,8 @@ def plant_lines(plant: Plant, window: Window, with_gap: bool) -> list[str]:
         out += kpi_lines(plant, machine, window)
         out += [downtime_rows.to_line(plant.site.id, s)
                 for s in downtime_parts(plant, machine, window)]
-    return out + wip_lines(plant, window) + collector_stats_lines(plant, window)
+    return (out + wip_lines(plant, window) + collector_stats_lines(plant, window)
+            + alarm_lines(plant, window))
 
 
 def write(url: str, database: str, lines: list[str], precision: str = "ms") -> None:

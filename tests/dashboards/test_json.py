@@ -48,7 +48,7 @@ def test_committed_json_equals_a_fresh_build() -> None:
 
 def test_uids_unique_and_valid() -> None:
     uids = [m["uid"] for m in DASHBOARDS.values()]
-    assert len(set(uids)) == len(uids) == 5
+    assert len(set(uids)) == len(uids) == 6
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{1,40}", uid) for uid in uids)
 
 

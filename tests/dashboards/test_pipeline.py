@@ -1,9 +1,10 @@
 """The dashboards on data the real system wrote: simulator -> edge agent -> mosquitto ->
-collector (with its live KPI sink) -> InfluxDB, and the control API, all real processes.
-Through the API a supervisor stops one machine, starts it and stops it again (API -> MQTT
--> edge -> Modbus, audited; the ended stop is in the downtime Pareto) and records a
-stocktake; then every panel of every dashboard gets data of the shape it
-draws, with Grafana's macros expanded."""
+collector (with its live KPI sink) -> InfluxDB, the control API and the alarm component,
+all real processes. Through the API a supervisor stops one machine, starts it and stops
+it again (API -> MQTT -> edge -> Modbus, audited; the ended stop is in the downtime
+Pareto), acknowledges the alarm the stop raised and records a stocktake; then every
+panel of every dashboard gets data of the shape it draws, with Grafana's macros
+expanded."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from shopfloor.shared.enums import MachineState
 from shopfloor.shared.influx import InfluxQLClient
 from shopfloor.shared.loader import load_plant
 from tests.harness.plants import example_data, relocate, write_plant
-from tests.harness.processes import pipeline
+from tests.harness.processes import ComponentProcess, pipeline
 from tests.harness.services import InfluxDB, Mosquitto
 
 AFTER_SHIFT_START_S = 5
@@ -50,6 +51,20 @@ def supervisor_actions(plant: Any, client: InfluxQLClient) -> None:
         take = api.post(f"/lines/{line.id}/stocktake",
                         json={"count": sum(buffers.values()), "buffers": buffers})
         assert take.status_code == 201, take.text
+
+
+def acknowledge_stop(plant: Any, client: InfluxQLClient) -> None:
+    """The supervisor acknowledges press1's stop alarm once the alarm component raised it
+    (409 until then), and it is stored: the alarm dashboards and annotations show it."""
+    base = f"http://127.0.0.1:{plant.api.port}/api/v1"
+    deadline = time.monotonic() + 30
+    with httpx.Client(base_url=base, headers={"X-API-Key": SUPERVISOR_KEY}, timeout=30) as api:
+        while (reply := api.post("/alarms/press1/machine_stopped/ack",
+                                 json={"comment": "seen"})).status_code in (409, 504):
+            assert time.monotonic() < deadline, reply.text
+            time.sleep(0.5)
+        assert reply.status_code == 200, reply.text
+    wait_for(client, "SELECT kind FROM alarm WHERE machine = 'press1' AND kind = 'ack'", 1, 20)
 
 
 def wait_for_state(client: InfluxQLClient, machine: str, stopped: bool, timeout_s: float) -> None:
@@ -95,11 +110,15 @@ def test_dashboards_on_pipeline_data(mosquitto: Mosquitto, influxdb: InfluxDB,
                                     "end": end.strftime("%H:%M:%S")}]}
     data["collector"].update(kpi_period_s=1, rolling_window_s=60, stats_period_s=1)
     data["downtime"]["threshold_s"] = 0.1  # the supervisor's short stop is a downtime event
+    data["alarms"] = {"defaults": {  # each stop raises at once; no agent goes silent here
+        "machine_stopped": {"after_s": 0, "clear_after_s": 0, "states": ["stopped"]},
+        "agent_offline": {"enabled": False}}}
     data["api"].update(dev_mode=False, keys=[
         {"name": "shift-lead", "hash": hash_key(SUPERVISOR_KEY), "role": "supervisor"}])
     plant_file = write_plant(data, tmp_path / "plant.yaml")
     plant = load_plant(plant_file)
-    procs = pipeline(plant_file, plant, tmp_path, speed=10, api=True)
+    procs = [*pipeline(plant_file, plant, tmp_path, speed=10, api=True),
+             ComponentProcess("alarms", ["alarms", str(plant_file)], tmp_path)]
     client = influxql_client(influxdb.url, plant.database.database)
     # the dashboard's time range: from the minute before the run (rollups are stamped
     # with their minute's start) to its end
@@ -109,6 +128,7 @@ def test_dashboards_on_pipeline_data(mosquitto: Mosquitto, influxdb: InfluxDB,
             proc.start()
         time.sleep(max(0.0, (start - dt.datetime.now(dt.UTC)).total_seconds()) + 2)
         supervisor_actions(plant, client)  # while the line runs
+        acknowledge_stop(plant, client)
         time.sleep(AFTER_SHIFT_START_S - 2)
         wait_for(client, "SELECT last(oee) FROM oee WHERE \"window\" = 'shift' GROUP BY machine",
                  1, 30)
@@ -140,9 +160,12 @@ def test_dashboards_on_pipeline_data(mosquitto: Mosquitto, influxdb: InfluxDB,
     assert set(last.values()) <= set(STATE_COLORS)  # every state has its colour
     log = next(o for o in outcomes["control-audit.json"] if o.label.endswith("Audit log"))
     rows = [dict(zip(s["columns"], row, strict=True)) for s in log.series for row in s["values"]]
-    assert {(r["machine"], r["requested_by"], r["action"], r["outcome"]) for r in rows} == {
+    entries = {(r["machine"], r["requested_by"], r["action"], r["outcome"]) for r in rows}
+    assert {e for e in entries if e[2] != "acknowledge"} == {
         ("press1", "shift-lead", action, outcome)
         for action in ("stop", "start") for outcome in ("sent", "done")}
+    # (an ack sent before the alarm raised is audited as rejected too)
+    assert {("press1", "shift-lead", "acknowledge", o) for o in ("sent", "done")} <= entries
     downtime = next(o for o in outcomes["machine-detail.json"]
                     if o.label.endswith("Downtime by classified reason (Pareto, s)"))
     assert all(row[1] > 0 for s in downtime.series for row in s["values"])

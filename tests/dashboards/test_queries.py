@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from itertools import pairwise
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from shopfloor.dashboards.build import load_committed
 from shopfloor.dashboards.macros import Variable, expand
 from shopfloor.dashboards.panels_model import walk_panels
 from shopfloor.dashboards.verify import verify_dashboard
+from shopfloor.kpi.calendar import ShiftCalendar
 from tests.dashboards import data
 from tests.dashboards.conftest import Filled
 
@@ -189,6 +191,65 @@ def test_collector_loss_panel_shows_the_latest_lost_and_late_counts(filled: Fill
         rows = [dict(zip(s["columns"], row, strict=True)) for row in s["values"]]
         final = [r for r in rows if r["lost"] is not None][-1]
         assert (final["lost"], final["late"]) == (last.lost, last.late)
+
+
+def _alarm_outcomes(filled: Filled, name: str, selection: dict[str, str | list[str]]
+                    ) -> dict[str, Any]:
+    outcomes = verify_dashboard(filled.client, DASHBOARDS[name], filled.window.from_ms,
+                                filled.window.to_ms, {"site": [filled.sites[0]], **selection})
+    return {o.label.split(" / ", 1)[1]: o for o in outcomes}
+
+
+def _rows(outcome: Any) -> list[dict[str, Any]]:
+    return [{**s.get("tags", {}), **dict(zip(s["columns"], row, strict=True))}
+            for s in outcome.series for row in s["values"]]
+
+
+def test_alarm_panels_show_active_alarms_flood_and_shifts(filled: Filled) -> None:
+    """Against the rule engine's own transitions for the stored states (data.py): the
+    active table (normal rows dropped as its transformation does), raises per line and
+    10 minutes, raises per shift."""
+    plant = data.site_plant(filled.sites[0], filled.lines[0])
+    records = data.alarm_records(plant, filled.window)
+    latest = {r.instance.machine: r.transition.to_state for r in records}
+    raised = [r for r in records if r.transition.kind == "raise"
+              and r.transition.to_state == "active_unack"
+              and filled.window.from_ms <= r.transition.at * 1000 <= filled.window.to_ms]
+    panels = _alarm_outcomes(filled, "alarms.json", {})
+    active = {(r["machine"], r["state"]) for r in _rows(panels["Active alarms"])
+              if r["state"] != "normal"}
+    assert active == {(m, s) for m, s in latest.items() if s != "normal"} and active
+    flood = {r["time"]: r["alarms"] for r in _rows(
+        panels["Alarms per operator per 10 min (ISA-18.2 flood: > 10)"]) if r["alarms"]}
+    want: dict[int, int] = {}
+    for r in raised:
+        bucket = int(r.transition.at * 1000) // 600_000 * 600_000
+        want[bucket] = want.get(bucket, 0) + 1
+    assert flood == want and sum(want.values()) == len(raised) > 4
+    shift_name = ShiftCalendar.of(plant).shift_name
+    per_shift = {r["shift"]: r["alarms"] for r in _rows(panels["Alarms raised per shift"])}
+    want_shift: dict[str, int] = {}
+    for r in raised:
+        name = shift_name(round(r.transition.at * 1000))
+        want_shift[name] = want_shift.get(name, 0) + 1
+    assert per_shift == want_shift
+
+
+def test_alarm_annotations_mark_the_selected_machines_transitions(filled: Filled) -> None:
+    panels = _alarm_outcomes(filled, "machine-detail.json",
+                             {"line": filled.lines[0], "machine": "press1"})
+    rows = _rows(panels["annotation Alarms"])
+    assert {r["machine"] for r in rows} == {"press1"}
+    kinds = [r["kind"] for r in sorted(rows, key=lambda r: r["time"])]
+    assert kinds[0] == "raise" and "clear" in kinds
+    assert [(r["by"], r["comment"]) for r in rows if r["kind"] == "ack"] == [
+        (data.ALARM_ACK_BY, "seen")]
+    line = _alarm_outcomes(filled, "line-flow.json", {})
+    assert {r["machine"] for r in _rows(line["annotation Alarms"])} == set(plant_machines())
+
+
+def plant_machines() -> list[str]:
+    return list(data.site_plant("s", "line1").machines)
 
 
 @pytest.mark.parametrize("name", sorted(DASHBOARDS))

@@ -5,8 +5,10 @@ origin is what the simulated buffers held then. Real InfluxDB."""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -114,3 +116,21 @@ def test_the_stretched_history_is_fully_covered_for_the_kpis(tmp_path: Path,
         assert coverages == [1.0] * 4
     else:
         assert all(c is None or c < settings.coverage_null for c in coverages)
+
+
+def test_machines_the_simulator_does_not_model_get_no_history(tmp_path: Path,
+                                                              influxdb: InfluxDB) -> None:
+    """An agent may also poll machines the simulator does not serve (a serial RTU line,
+    another protocol): the history covers the simulated ones and `up` goes on."""
+    data = relocate(example_data(), tmp_path, free_port(), influxdb.url)
+    extra = copy.deepcopy(data["machines"]["press1"])
+    extra["connection"] = {"transport": "rtu", "device_id": 9,
+                           "serial": {"port": "/dev/ttyUSB9", "baudrate": 19200}}
+    data["machines"]["press9"] = extra
+    data["agents"][0]["machines"].append("press9")
+    plant = parse_plant(data)
+    now = time.time()
+    polls = backfill.run(plant, 0, now - 60, now, lambda text: None)
+    machines = {topic.split("/")[-2] for topic, _ in rows(plant)}
+    assert machines == {"press1", "weld1", "paint1", "pack1"}
+    assert polls >= 4 * 31 and polls % 4 == 0

@@ -33,7 +33,7 @@ def test_grafana_config_points_at_our_database_and_dashboards(tmp_path: Path) ->
 
     provider = yaml.safe_load((provisioning / "dashboards/shopfloor.yaml").read_text())
     folder = Path(provider["providers"][0]["options"]["path"])
-    assert folder == DASHBOARD_DIR and len(list(folder.glob("*.json"))) == 5
+    assert folder == DASHBOARD_DIR and len(list(folder.glob("*.json"))) == 6
     assert Path(ini["dashboards"]["default_home_dashboard_path"]).exists()
 
 

@@ -17,7 +17,7 @@ from shopfloor.alarms.engine import Instance, Record, payload_of
 from shopfloor.alarms.errors import NotifyError
 from shopfloor.alarms.lifecycle import UNACKED
 from shopfloor.alarms.notify import message
-from shopfloor.alarms.notify.queue import Notification, NotificationQueue, Pending
+from shopfloor.alarms.notify.queue import Notification, NotificationQueue, Pending, RowState
 from shopfloor.alarms.notify.sender import Delivery, Sender
 from shopfloor.alarms.notify.status import NotifyStatus
 from shopfloor.shared.logs import FailureLog
@@ -30,6 +30,13 @@ DEFAULT_STATE_DIR = Path("shopfloor-state/alarms")
 QUEUE_FILE = "notifications.sqlite"
 STOP_WAIT_S = 15.0
 InstanceOf = Callable[[str, str], Instance | None]
+
+
+def open_queue(settings: Notifications) -> NotificationQueue:
+    """The queue file of `settings` (`state_dir`, default shopfloor-state/alarms)."""
+    state_dir = Path(settings.state_dir) if settings.state_dir else DEFAULT_STATE_DIR
+    return NotificationQueue(state_dir / QUEUE_FILE, settings.max_bytes,
+                             settings.dead_letter_after_s)
 
 
 def secrets_of(settings: Notifications, env: Mapping[str, str]) -> dict[str, bytes]:
@@ -54,9 +61,8 @@ class Notifier:
         self.site = plant.site.id
         self.settings = plant.notifications
         secrets = secrets_of(self.settings, env)
-        state_dir = Path(self.settings.state_dir) if self.settings.state_dir else DEFAULT_STATE_DIR
-        self.queue = NotificationQueue(state_dir / QUEUE_FILE, self.settings.max_bytes,
-                           self.settings.dead_letter_after_s)
+        self.queue = open_queue(self.settings)
+
         self._instance_of = instance_of
         self.senders = {w.id: Sender(w, secrets[w.id], self.queue, self.settings.retry_max_s,
                                      self.settings.dead_letter_after_s)
@@ -66,6 +72,12 @@ class Notifier:
         self.status = NotifyStatus(self)
 
     def start(self) -> None:
+        orphans = {target for (target, state), n in self.queue.counts().items()
+                   if state is RowState.PENDING and n and target not in self.senders}
+        if orphans:
+            log.warning("notification queue %s holds undelivered notifications of webhooks "
+                        "no longer in the plant file: %s (kept, not sent)", self.queue.path,
+                        sorted(orphans))
         self._delivery.start()
         self.status.start(self.settings.metrics_port)
         if self.senders:

@@ -108,6 +108,7 @@ class NotificationQueue:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # survives a kill -9
+            self._db.execute("PRAGMA busy_timeout=2000")  # `shopfloor alarm-webhooks` too
             self._db.executescript(SCHEMA)
             page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
             self._db.execute(f"PRAGMA max_page_count = {max(1, math.floor(max_bytes / page_size))}")
@@ -200,11 +201,28 @@ class NotificationQueue:
             db.execute("UPDATE notifications SET attempts = attempts + 1, last_error = ?"
                        " WHERE id = ?", (error[:500], row_id))
 
-    def dead(self, row_id: int, now: float) -> None:
-        """A notification that stays undelivered becomes a dead letter."""
+    def dead(self, row_id: int, now: float, error: str) -> None:
+        """A notification whose attempt failed with `error` past its time: a dead letter."""
         with self._transaction() as db:
-            db.execute("UPDATE notifications SET state = 'dead', done_at = ? WHERE id = ?",
-                       (now, row_id))
+            db.execute("UPDATE notifications SET state = 'dead', done_at = ?,"
+                       " attempts = attempts + 1, last_error = ? WHERE id = ?",
+                       (now, error[:500], row_id))
+
+    def requeue_dead(self, target: str | None, now: float) -> int:
+        """Dead letters (of one target, or all) back to pending, as if queued `now`;
+        returns how many. They keep their place before their instances' later rows."""
+        with self._transaction() as db:
+            cur = db.execute("UPDATE notifications SET state = 'pending', queued_at = ?,"
+                             " done_at = NULL WHERE state = 'dead'"
+                             " AND (? IS NULL OR target = ?)", (now, target, target))
+        return max(cur.rowcount, 0)
+
+    def dead_letters(self, limit: int) -> list[tuple[str, str, int, str]]:
+        """(target, key, attempts, last error) of the oldest dead letters."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT target, key, attempts, last_error FROM notifications"
+                " WHERE state = 'dead' ORDER BY id LIMIT ?", (limit,)).fetchall()
 
     def counts(self) -> dict[tuple[str, RowState], int]:
         """Rows per (target, state)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import logging
 import sqlite3
 import threading
@@ -85,41 +86,43 @@ class Sender:
         backoff = self._backoff()
         attempts = queued.attempts
         try:
-            while not await self._settled(client, queued, attempts):
+            while (asked_s := await self._settled(client, queued, attempts)) is not None:
                 attempts += 1
-                await asyncio.sleep(backoff.next_delay())
+                await asyncio.sleep(max(backoff.next_delay(), min(asked_s, self._retry_max_s)))
         finally:
             self._busy.discard(queued.id)
             self._wake.set()
 
     async def _settled(self, client: httpx.AsyncClient, queued: Queued,
-                       attempts: int) -> bool:
-        """One attempt; True when the notification is delivered or now a dead letter."""
-        error = await self._attempt(client, queued, attempts + 1)
+                       attempts: int) -> float | None:
+        """One attempt; None when the notification is delivered or now a dead letter,
+        else the wait the receiver asked for (Retry-After, s; 0 when it did not)."""
+        error, asked_s = await self._attempt(client, queued, attempts + 1)
         now = time.time()
         try:
             if error is None:
                 self._queue.delivered(queued.id, now)
                 self._failures.success()
-                return True
+                return None
             self.attempts_failed += 1
             self.last_error = error
             self._failures.failure("%s (attempt %d of %s)", error, attempts + 1,
                                    queued.notification.key)
             if queued.queued_at < now - self._dead_after_s:
-                self._queue.dead(queued.id, now)
+                self._queue.dead(queued.id, now, error)
                 log.error("webhook %s: %s undelivered for %.0f s is a dead letter (last "
                           "error: %s)", self.target.id, queued.notification.key,
                           now - queued.queued_at, error)
-                return True
+                return None
             self._queue.failed(queued.id, error)
         except sqlite3.Error as exc:  # the queue file: this notification is tried again
             self._failures.failure("notification queue: %s", exc)
-        return False
+        return asked_s
 
     async def _attempt(self, client: httpx.AsyncClient, queued: Queued,
-                       attempt: int) -> str | None:
-        """POST one notification; None on a 2xx answer, else what went wrong."""
+                       attempt: int) -> tuple[str | None, float]:
+        """POST one notification: (None on a 2xx answer, else what went wrong; the
+        receiver's Retry-After in seconds, 0 without one)."""
         note = queued.notification
         headers = message.headers(self._secret, note.key, note.event, note.body, attempt,
                                   time.time())
@@ -127,11 +130,25 @@ class Sender:
             async with asyncio.timeout(self.target.timeout_s), client.stream(
                     "POST", self.target.url, content=note.body, headers=headers) as response:
                 status = response.status_code
+                asked_s = retry_after_s(response.headers.get("Retry-After"), time.time())
         except TimeoutError:
-            return f"no answer within {self.target.timeout_s} s"
+            return f"no answer within {self.target.timeout_s} s", 0.0
         except httpx.HTTPError as exc:
-            return f"{type(exc).__name__}: {exc}"
-        return None if 200 <= status < 300 else f"HTTP {status}"
+            return f"{type(exc).__name__}: {exc}", 0.0
+        return (None if 200 <= status < 300 else f"HTTP {status}"), asked_s
+
+
+def retry_after_s(value: str | None, now: float) -> float:
+    """A Retry-After header (seconds, or an HTTP date) as seconds from `now`; 0 when
+    absent or not understood."""
+    if not value:
+        return 0.0
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - now)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 class Delivery:

@@ -14,10 +14,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from shopfloor.shared.enums import MachineState
+from shopfloor.shared.reasons import DOWNTIME_STATES as DOWNTIME_STATES
 from shopfloor.shared.reasons import ReasonTree
+from shopfloor.shared.reasons import event_id as event_id
+from shopfloor.shared.reasons import qualifies as qualifies
 from shopfloor.shared.schema import REASON_NONE
 
-DOWNTIME_STATES = frozenset({MachineState.STOPPED, MachineState.IDLE, MachineState.OFFLINE})
 PLC_BY = "plc"  # `by` of a part classified by its PLC reason code
 
 
@@ -59,10 +61,6 @@ class Event:
         return ((self.end_ms if self.end_ms is not None else now_ms) - self.start_ms) / 1000
 
 
-def event_id(machine: str, start_ms: int) -> str:
-    return f"{machine}:{start_ms}"
-
-
 def parse_id(text: str) -> tuple[str, int] | None:
     """(machine, start_ms) of an event id, None when it is not one."""
     machine, sep, start = text.rpartition(":")
@@ -84,11 +82,6 @@ def new_event(line: str, machine: str, start_ms: int, end_ms: int | None,
     plc = None if plc_reason in (None, "", REASON_NONE) else plc_reason
     return Event(event_id(machine, start_ms), line, machine, start_ms, end_ms, state, plc,
                  initial_parts(start_ms, plc, tree))
-
-
-def qualifies(state: MachineState, duration_s: float, tree: ReasonTree) -> bool:
-    """A downtime state lasting at least the line's threshold."""
-    return state in DOWNTIME_STATES and duration_s >= tree.threshold_s
 
 
 def with_parts(event: Event, parts: Iterable[Part]) -> Event:

@@ -52,8 +52,7 @@ class DowntimeService:
         self._trees = {line.id: tree_of(plant.downtime, line.id, plant.collector.minor_stop_s)
                        for line in plant.lines}
         self._lock = asyncio.Lock()
-        calendar = ShiftCalendar.of(plant)
-        self._shift_of = lambda ms: (found.name if (found := calendar.at(ms)) else "")
+        self._shift_of = ShiftCalendar.of(plant).shift_name
         self._task: asyncio.Task[None] | None = None
         self._failures = FailureLog(log, "downtime sync")
         self._open: dict[str, int] = {}  # id -> start of events seen open, until finished

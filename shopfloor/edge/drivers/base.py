@@ -86,4 +86,5 @@ class DriverFactory(Protocol):
 
     def __call__(self, machines: Mapping[str, Machine], agent: Agent) -> list[Driver]:
         """The drivers for these machines (all of this protocol), each serving one or
-        more of them (e.g. one Modbus driver per gateway or serial line)."""
+        more of them (e.g. one Modbus driver per gateway or serial line). Called on the
+        agent's running event loop (clients may bind to it)."""

@@ -15,7 +15,6 @@ from shopfloor.alarms.notify.notifier import Notifier
 from shopfloor.shared.contract import StatePayload
 from shopfloor.shared.enums import MachineState
 from shopfloor.shared.loader import parse_plant
-from shopfloor.shared.plant import Plant
 from tests.alarms.notify.receiver import Receiver
 from tests.harness.plants import example_data
 
@@ -27,7 +26,10 @@ T0 = time.time() - 3600.0
 
 
 def plant_with(ops: Receiver, lead: Receiver, state_dir: Path,
-               ops_settings: dict[str, Any] | None = None, **settings: Any) -> Plant:
+               ops_settings: dict[str, Any] | None = None, **settings: Any
+               ) -> dict[str, Any]:
+    """The example plant's data with two webhooks (ops: every alarm; lead: critical
+    ones and the escalation)."""
     data = example_data()
     data["alarms"] = {"defaults": {"machine_stopped": {"after_s": 60, "clear_after_s": 10},
                                    "agent_offline": {"enabled": False}}}
@@ -41,7 +43,7 @@ def plant_with(ops: Receiver, lead: Receiver, state_dir: Path,
         "escalations": [{"after_s": 300, "to": "lead", "rules": ["machine_stopped"]}],
         "state_dir": str(state_dir), "retry_max_s": 0.5, **settings,
     }
-    return parse_plant(data, "<test>")
+    return data
 
 
 def stopped(engine: Engine, machine: str, at: float) -> list[Record]:
@@ -69,7 +71,9 @@ def receivers() -> Iterator[tuple[Receiver, Receiver]]:
 class Component:
     """The engine and a notifier as the alarm service holds them (started, stoppable)."""
 
-    def __init__(self, plant: Plant) -> None:
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        plant = parse_plant(data, "<test>")
         self.engine = Engine(plant, T0)
         self.notifier = Notifier(plant, lambda m, r: self.engine.instances.get((m, r)),
                                  env=ENV)  # type: ignore[arg-type]

@@ -38,6 +38,8 @@ class Request:
     signed: bool
     body: dict[str, Any]
     status: int
+    received_at: float
+    """time.monotonic() when the request came."""
 
 
 class Receiver:
@@ -45,9 +47,13 @@ class Receiver:
         self.secret = secret.encode()
         self.fail_next = 0
         """Answer this many of the next requests with 503."""
+        self.retry_after: str | None = None
+        """Retry-After header of those 503 answers."""
         self.hold = threading.Event()
         """While set, a request waits (a hanging receiver) until `release` is set."""
         self.release = threading.Event()
+        self.garbage = False
+        """While true, answer with bytes that are not HTTP."""
         self.trickle = False
         """While true, answer with a head that never ends (a byte every 0.2 s)."""
         self.requests: list[Request] = []
@@ -87,6 +93,8 @@ class Receiver:
             return [k for k, b in self.accepted.items() if kind is None or b["type"] == kind]
 
     def _answer(self, headers: Any, raw: bytes) -> int:
+        """The status to answer with; the request recorded (and counted when accepted)."""
+        received_at = time.monotonic()
         if self.hold.is_set():
             self.release.wait(60)
         signed = self.verify(headers.get("X-Shopfloor-Timestamp", ""), raw,
@@ -107,7 +115,7 @@ class Receiver:
                     self.accepted[key] = body
             self.requests.append(Request(key, headers.get("X-Shopfloor-Event", ""),
                                          int(headers.get("X-Shopfloor-Attempt", 0)),
-                                         signed, body, status))
+                                         signed, body, status, received_at))
         return status
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -119,8 +127,14 @@ class Receiver:
                 if receiver.trickle:
                     self._trickle()
                     return
+                if receiver.garbage:
+                    self.close_connection = True
+                    self.wfile.write(b"\x00\xffNOT HTTP AT ALL\r\n\r\n")
+                    return
                 status = receiver._answer(self.headers, raw)
                 self.send_response(status)
+                if status == 503 and receiver.retry_after is not None:
+                    self.send_header("Retry-After", receiver.retry_after)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

@@ -4,14 +4,22 @@ still queued; a hanging receiver holds up nothing but its own deliveries; dead l
 
 from __future__ import annotations
 
+import datetime as dt
+import subprocess
+import sys
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from shopfloor.alarms.notify.queue import RowState
-from tests.alarms.notify.conftest import T0, running, stopped
+from shopfloor.alarms.notify.sender import retry_after_s
+from tests.alarms.notify.conftest import T0, Component, running, stopped
 from tests.alarms.notify.receiver import Receiver
 from tests.collector.helpers import wait_for
+from tests.harness.plants import write_plant
 
 MACHINES = ("press1", "weld1", "paint1", "pack1")
 
@@ -133,6 +141,59 @@ def test_a_trickling_answer_is_cut_at_the_attempts_bound(
                                                                 component.engine.site), 30)
 
 
+def test_an_answer_that_is_not_http_is_a_failed_attempt_and_nothing_breaks(
+        component_factory: Any, receivers: tuple[Receiver, Receiver]) -> None:
+    ops, _ = receivers
+    ops.garbage = True
+    component = component_factory()
+    records = stopped(component.engine, "press1", T0)
+    component.notifier.notify(records, time.time())
+    wait_for(lambda: _failed_attempts(component) >= 2, 30)
+    assert "RemoteProtocolError" in component.notifier.senders["ops"].last_error
+    ops.garbage = False
+    wait_for(lambda: set(ops.accepted_keys()) == _expected_keys(records,
+                                                                component.engine.site), 30)
+
+
+def test_the_queue_of_a_webhook_removed_from_the_plant_file_is_kept_and_reported(
+        component_factory: Any, receivers: tuple[Receiver, Receiver],
+        caplog: pytest.LogCaptureFixture) -> None:
+    ops, _ = receivers
+    ops.down()
+    first = component_factory()
+    first.notifier.notify(stopped(first.engine, "press1", T0), time.time())
+    first.stop()
+    data = first.data
+    data["notifications"]["webhooks"] = data["notifications"]["webhooks"][1:]  # lead only
+    second = Component(data)
+    try:
+        assert "webhooks no longer in the plant file: ['ops'] (kept" in caplog.text
+        assert second.notifier.queue.counts()["ops", RowState.PENDING] == 1
+    finally:
+        second.stop()
+
+
+def test_a_receivers_retry_after_is_honoured_up_to_retry_max_s(
+        component_factory: Any, receivers: tuple[Receiver, Receiver]) -> None:
+    ops, _ = receivers
+    ops.fail_next, ops.retry_after = 1, "2"  # the backoff alone would wait <= 0.5 s
+    component = component_factory(retry_max_s=5)
+    component.notifier.notify(stopped(component.engine, "press1", T0), time.time())
+    wait_for(lambda: ops.accepted_keys(), 30)
+    first, second = ops.requests
+    assert (first.status, second.status) == (503, 200)
+    assert second.received_at - first.received_at >= 2.0
+
+
+@pytest.mark.parametrize(("value", "seconds"), [
+    (None, 0.0), ("", 0.0), ("7", 7.0), (" 12 ", 12.0), ("soon", 0.0), ("-3", 0.0),
+    ("Thu, 03 Dec 2026 06:00:30 GMT", 30.0), ("Thu, 03 Dec 2026 05:59:00 GMT", 0.0),
+])
+def test_retry_after_in_seconds_or_as_a_date(value: str | None, seconds: float) -> None:
+    now = dt.datetime(2026, 12, 3, 6, 0, tzinfo=dt.UTC).timestamp()
+    assert retry_after_s(value, now) == seconds
+
+
 def test_undelivered_past_the_limit_becomes_a_counted_dead_letter(
         component_factory: Any, receivers: tuple[Receiver, Receiver]) -> None:
     ops, _ = receivers
@@ -147,6 +208,34 @@ def test_undelivered_past_the_limit_becomes_a_counted_dead_letter(
     wait_for(lambda: _failed_attempts(component) >= 2, 30)
     counts = component.notifier.queue.counts()
     assert counts["ops", RowState.DEAD] == 1 and counts["ops", RowState.PENDING] == 1
+
+
+def test_dead_letters_are_sent_again_on_request(
+        component_factory: Any, receivers: tuple[Receiver, Receiver], tmp_path: Path) -> None:
+    ops, _ = receivers
+    ops.fail_next = 1_000_000
+    component = component_factory(dead_letter_after_s=5)
+    records = stopped(component.engine, "press1", T0)
+    component.notifier.notify(records, time.time() - 10)
+    wait_for(lambda: component.notifier.status.summary()["ops"]["dead"], 30)
+    path = write_plant(component.data, tmp_path / "plant.yaml")
+    shown = _shopfloor("alarm-webhooks", str(path))
+    assert "ops: 0 pending, 0 delivered, 1 dead" in shown
+    assert "dead: ops demo:press1:machine_stopped:raise:" in shown
+    assert "after 1 attempt(s): HTTP 503" in shown
+    ops.fail_next = 0  # the receiver is fixed
+    assert "1 dead letter(s) queued again" in _shopfloor("alarm-webhooks", str(path),
+                                                         "--retry-dead", "--webhook", "ops")
+    wait_for(lambda: set(ops.accepted_keys()) == _expected_keys(records,
+                                                                component.engine.site), 30)
+    assert component.notifier.status.summary()["ops"]["dead"] == 0
+
+
+def _shopfloor(*args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "shopfloor.cli", *args],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def test_dead_letters_and_depth_on_the_metrics_endpoint(

@@ -48,9 +48,12 @@ def test_ready_offers_each_instances_oldest_and_leaves_busy_ones_out(
     assert [q.notification.key for q in queue.ready("a", 1)] == ["p-raise"]
     busy = frozenset({ready[0].id})  # press1's raise in flight: its clear waits
     assert [q.notification.key for q in queue.ready("a", 10, busy)] == ["w-raise"]
-    queue.dead(ready[0].id, now=200)
+    queue.dead(ready[0].id, now=200, error="HTTP 410")
     assert [q.notification.key for q in queue.ready("a", 10)] == ["p-clear", "w-raise"]
     assert queue.counts()["a", RowState.DEAD] == 1
+    assert queue.dead_letters(10) == [("a", "p-raise", 1, "HTTP 410")]
+    assert queue.requeue_dead("b", now=300) == 0 and queue.requeue_dead(None, now=300) == 1
+    assert [q.notification.key for q in queue.ready("a", 10)] == ["p-raise", "w-raise"]
 
 
 def test_a_full_queue_drops_the_oldest_counts_them_and_keeps_its_cap(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from pymodbus.framer import FramerType
 
 from shopfloor.edge.drivers.modbus.plan import ReadBlock
 from shopfloor.edge.drivers.modbus.tcpread import TcpReader
-from shopfloor.edge.errors import DeviceError
+from shopfloor.edge.errors import DeviceError, DeviceRefusedWrite
 from shopfloor.shared.backoff import Backoff
 from shopfloor.shared.enums import DeviceFailure, Table, Transport
 from shopfloor.shared.protocols.modbus import ModbusConnection
@@ -155,15 +155,22 @@ class Bus:
     async def write(
         self, machine: str, device_id: int, table: Table, address: int, values: Sequence[int]
     ) -> None:
-        """Write a coil (write_coil) or holding registers (write_registers)."""
-        if table is Table.COIL:
-            await self._request(
-                machine, self.client.write_coil, address, bool(values[0]), device_id=device_id
-            )
-        else:
-            await self._request(
-                machine, self.client.write_registers, address, list(values), device_id=device_id
-            )
+        """Write a coil (write_coil) or holding registers (write_registers). An
+        exception answer saying the device will not take it (illegal function, address
+        or data value) raises DeviceRefusedWrite; others (device failure, busy) raise
+        DeviceError."""
+        try:
+            if table is Table.COIL:
+                await self._request(
+                    machine, self.client.write_coil, address, bool(values[0]), device_id=device_id
+                )
+            else:
+                await self._request(
+                    machine, self.client.write_registers, address, list(values),
+                    device_id=device_id,
+                )
+        except _Refused as exc:
+            raise DeviceRefusedWrite(machine, DeviceFailure.EXCEPTION, exc.detail) from None
 
     async def _request(self, machine: str, method: Any, *args: Any, **kwargs: Any) -> Any:
         async with self.lock:
@@ -182,7 +189,8 @@ class Bus:
                     await asyncio.sleep(self.pause_s)
         if response.isError():
             code = getattr(response, "exception_code", "?")
-            raise DeviceError(
+            error = _Refused if code in REFUSALS else DeviceError
+            raise error(
                 machine, DeviceFailure.EXCEPTION,
                 f"exception code {code} for {method.__name__} {args[0]}",
             )
@@ -223,6 +231,15 @@ class Bus:
         self.client.close()
         if self.reader is not None:
             self.reader.close()
+
+
+REFUSALS = frozenset({1, 2, 3})
+"""Exception codes by which a device says no (illegal function, data address, data
+value): a write answered so was refused, not failed."""
+
+
+class _Refused(DeviceError):
+    """An exception answer with a code of REFUSALS (still a DeviceError to a read)."""
 
 
 def _describe(exc: BaseException) -> str:
