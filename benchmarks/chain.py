@@ -3,8 +3,9 @@
     ./dev.sh bench chain --machines 1000 --duration 60 [--agents 4] [--warmup 15]
 
 simulator (`shopfloor sim`, N machines x 20 points) -> edge agents (`shopfloor edge`,
-1 Hz polls) -> mosquitto -> `shopfloor collector` -> InfluxDB, plus `shopfloor api`, every
-one its own process. Prints, from one run:
+1 Hz polls) -> mosquitto -> `shopfloor collector` -> InfluxDB, plus `shopfloor api` and
+`shopfloor alarms` with every rule type on every machine (`ALL_RULES`; `--no-alarms`
+leaves it out), every one its own process. Prints, from one run:
 
 1. the limits of the parts we did not write, measured first on the same services:
    mosquitto QoS 1 publish -> subscribe and InfluxDB's direct line-protocol ingest
@@ -48,6 +49,21 @@ from tests.harness.services import InfluxDB, Mosquitto, free_port
 
 PER_PORT = 200
 PROBES = 10
+ALL_RULES: dict[str, dict[str, Any]] = {
+    "machine_stopped": {"enabled": True, "after_s": 30},
+    "agent_offline": {"enabled": True},
+    "downtime_unclassified": {"enabled": True, "after_s": 60},
+    "coverage_low": {"enabled": True, "below_pct": 80, "after_s": 0},
+    "shift_kpi_low": {"enabled": True, "kpi": "oee", "below_pct": 60, "after_shift_s": 0},
+    "buffer_wip": {"enabled": True, "min_parts": 0, "max_parts": 50},
+    "collector_lag": {"enabled": True, "max_lag_s": 30},
+    "dead_letters": {"enabled": True},
+}
+"""Every rule type, on every machine (buffer_wip: every station with a buffer after it)
+and every collector: the alarm component's full load (docs/alarms.md). Short on-delays,
+so that it also publishes and stores transitions: coverage_low raises on every machine
+at start (the rolling window begins before the first data), machine_stopped on the
+simulator's stops."""
 
 
 def make_plant(args: argparse.Namespace, workdir: Path, broker: Mosquitto,
@@ -65,6 +81,10 @@ def make_plant(args: argparse.Namespace, workdir: Path, broker: Mosquitto,
     if args.kpi_period is not None:
         data["collector"]["kpi_period_s"] = args.kpi_period
     data["api"] = {"port": free_port(), "dev_mode": True}
+    # two shifts around the clock, so that shift KPIs (and shift_kpi_low) are always judged
+    data["calendar"] = {"shifts": [{"name": "day", "start": "06:00", "end": "18:00"},
+                                   {"name": "night", "start": "18:00", "end": "06:00"}]}
+    data["alarms"] = {"defaults": ALL_RULES}
     path = workdir / "plant.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
@@ -93,7 +113,7 @@ def limits(plant_file: Path, plant: Plant, broker: Mosquitto, influx: InfluxDB,
 
 # ---------------------------------------------------------------- chain processes
 def start_chain(plant_file: Path, plant: Plant, workdir: Path,
-                kpi: bool = True) -> dict[str, ComponentProcess]:
+                kpi: bool = True, alarms: bool = True) -> dict[str, ComponentProcess]:
     quiet = ["--log-level", "WARNING"]
     collector_args = ["collector", str(plant_file), *quiet, "--kpi" if kpi else "--no-kpi"]
     procs = {
@@ -102,6 +122,9 @@ def start_chain(plant_file: Path, plant: Plant, workdir: Path,
         "api": ComponentProcess("api", ["api", str(plant_file), *quiet], workdir,
                                 health_url(plant.api.port)),
     }
+    if alarms:
+        procs["alarms"] = ComponentProcess("alarms", ["alarms", str(plant_file), *quiet],
+                                           workdir)
     for agent in plant.agents:
         procs[f"edge {agent.id}"] = ComponentProcess(
             f"edge-{agent.id}", ["edge", str(plant_file), "--agent", agent.id, *quiet], workdir,
@@ -286,6 +309,16 @@ def account(plant: Plant, influx: InfluxDB, timeout_s: float) -> dict[str, int]:
             "duplicated": sum(len(v) - len(set(v)) for v in seqs.values())}
 
 
+def alarm_counts(influx: InfluxDB) -> dict[str, int]:
+    """Alarm transitions stored over the whole run, per rule kind."""
+    try:
+        series = influx.query('SELECT count("kind") FROM alarm GROUP BY "rule"',
+                              database="chain")
+    except RuntimeError:  # no alarm written at all
+        return {}
+    return {s["tags"]["rule"]: int(s["values"][0][1]) for s in series}
+
+
 # ---------------------------------------------------------------- main
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="./dev.sh bench chain", description=__doc__,
@@ -301,6 +334,8 @@ def main(argv: list[str]) -> None:
                         help="collector.kpi_period_s (default: the plant model's)")
     parser.add_argument("--no-kpi", action="store_true",
                         help="run the collector without its live KPI sink (to see its cost)")
+    parser.add_argument("--no-alarms", action="store_true",
+                        help="leave the alarm component out (to see its cost)")
     parser.add_argument("--drain", type=float, default=180.0,
                         help="max seconds to wait for the backlog after the edges stop")
     args = parser.parse_args(argv)
@@ -318,7 +353,8 @@ def main(argv: list[str]) -> None:
             procs["sim"] = ComponentProcess("sim", ["sim", str(plant_file)], workdir,
                                             ports_open(modbus_ports)).start(timeout_s=120)
             limit = limits(plant_file, plant, broker, influx, args.limit_seconds)
-            procs.update(start_chain(plant_file, plant, workdir, kpi=not args.no_kpi))
+            procs.update(start_chain(plant_file, plant, workdir, kpi=not args.no_kpi,
+                                     alarms=not args.no_alarms))
             pids = {name: p.proc.pid for name, p in procs.items() if p.proc is not None}
             pids.update(mosquitto=broker.proc.pid, influxd=influx.proc.pid)  # type: ignore[union-attr]
             result = measure(plant, influx, pids, args.warmup, args.duration)
@@ -326,6 +362,7 @@ def main(argv: list[str]) -> None:
                 if name.startswith("edge"):
                     proc.stop()
             result.update(account(plant, influx, args.drain))
+            result["alarms"] = alarm_counts(influx)
         finally:
             for proc in procs.values():
                 proc.stop()
@@ -346,7 +383,8 @@ def report(args: argparse.Namespace, limit: dict[str, float], r: dict[str, Any])
           f" ({args.machines:,} samples/s = {args.machines * POINTS:,} values/s offered),"
           f" {args.agents} edge agent(s), {args.duration:g} s measured after {args.warmup:g} s"
           f" warm-up, {psutil.cpu_count()} cores, load average {psutil.getloadavg()[0]:.1f}"
-          f"{', collector without live KPIs' if args.no_kpi else ''}")
+          f"{', collector without live KPIs' if args.no_kpi else ''}"
+          f"{', without the alarm component' if args.no_alarms else ', alarms: every rule type'}")
     print("limits of the parts we did not write (each alone, measured first):")
     for name, value in limit.items():
         print(f"  {name:<44} {value:>12,.0f} values/s = {value / POINTS:>9,.0f} samples/s")
@@ -363,6 +401,9 @@ def report(args: argparse.Namespace, limit: dict[str, float], r: dict[str, Any])
     print(f"  {'edge queue depth (peak, all agents)':<44} {r['queue_peak']:,.0f} samples")
     for name, value in r["diag"].items():
         print(f"  {name:<44} {value:>12,.3f}")
+    if not args.no_alarms:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(r["alarms"].items())) or "none"
+        print(f"  {'alarm transitions stored (whole run)':<44} {counts}")
     print("  CPU (% of one core) and peak RSS per component:")
     for name in r["cpu"]:
         print(f"    {name:<20} {r['cpu'][name]:6.1f} %  {r['rss'][name]:7.0f} MiB")

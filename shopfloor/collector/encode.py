@@ -37,7 +37,7 @@ def field_kind(point: Point) -> FieldKind:
     """The InfluxDB field type of a point's engineering value (see shared codec.decode)."""
     if point.type is DataType.BOOL:
         return FieldKind.BOOL
-    if point.type is DataType.STRING:
+    if point.type.is_text:
         return FieldKind.STRING
     if point.keeps_integer:
         return FieldKind.INT

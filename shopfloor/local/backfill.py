@@ -108,7 +108,7 @@ def run(plant: Plant, seed: int, origin_s: float, end_s: float,
     """Anchor the lines at the origin, then bring [origin, end] into every agent's outbox,
     and on up to the moment it is done (the queueing takes a while: the live polls then
     continue the history without a gap). Returns the number of polls queued."""
-    from shopfloor.edge.drivers.modbus.history import history_drivers
+    from shopfloor.edge.drivers import history_drivers
     from shopfloor.edge.history import fill
     from shopfloor.sim.history import History
 

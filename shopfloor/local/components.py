@@ -18,6 +18,7 @@ from shopfloor.shared import influx
 from shopfloor.shared.logs import LOG_FILE_ENV
 from shopfloor.shared.plant import Plant
 from shopfloor.shared.protocols.modbus import ModbusConnection
+from shopfloor.shared.protocols.opcua import OpcUaConnection
 
 API_STATE_DIR_ENV = "SHOPFLOOR_API_STATE_DIR"
 
@@ -76,13 +77,25 @@ def database(plant: Plant, run: RunDir) -> Component:
 
 
 def simulator(plant: Plant, plant_path: Path, speed: float, seed: int = 0) -> Component:
-    ports = sorted({m.connection.port for m in plant.machines.values()
-                    if isinstance(m.connection, ModbusConnection) and m.connection.host})
+    ports = sorted(served_ports(plant))
     return Component(
         "sim", _shopfloor("sim", str(plant_path), "--speed", str(speed), "--seed", str(seed)),
         lambda: all(port_open(p) for p in ports),
-        f"modbus://127.0.0.1:{','.join(map(str, ports))} ({len(plant.machines)} machines)",
+        f"127.0.0.1:{','.join(map(str, ports))} ({len(plant.machines)} machines)",
     )
+
+
+def served_ports(plant: Plant) -> set[int]:
+    """The TCP ports the simulator listens on for the plant: its Modbus TCP machines'
+    and its OPC UA machines' endpoints."""
+    ports = set()
+    for machine in plant.machines.values():
+        conn = machine.connection
+        if isinstance(conn, OpcUaConnection):
+            ports.add(conn.host_port[1])
+        elif isinstance(conn, ModbusConnection) and conn.host:
+            ports.add(conn.port)
+    return ports
 
 
 def _status_health(port: int | None) -> Callable[[], bool]:

@@ -7,7 +7,6 @@ unsigned ints as Modbus carries them. Bit tables (coil, discrete_input) carry bo
 
 from __future__ import annotations
 
-import math
 import struct
 from typing import TYPE_CHECKING
 
@@ -104,14 +103,7 @@ def encode_raw(
 def decode(point: Point, registers: list[int]) -> Value:
     """Registers -> engineering value: raw * scale + offset (numeric types only).
     Integers stay ints when scale is 1 and offset 0; NaN/inf floats raise CodecError."""
-    raw = decode_raw(point.type, registers, point.order)
-    if isinstance(raw, bool | str):
-        return raw
-    if isinstance(raw, float) and not math.isfinite(raw):
-        raise CodecError(f"{point.name}: non-finite value {raw}")
-    if point.scale == 1 and point.offset == 0:
-        return raw
-    return raw * point.scale + point.offset
+    return point.value_of(decode_raw(point.type, registers, point.order))
 
 
 def encode(point: Point, value: Value) -> list[int]:

@@ -35,6 +35,18 @@ class DataType(StrEnum):
     FLOAT32 = "float32"
     FLOAT64 = "float64"
     STRING = "string"
+    DATETIME = "datetime"
+    """OPC UA DateTime (read-only; published as ISO 8601 text, UTC)."""
+
+    @property
+    def is_text(self) -> bool:
+        """Published as text: string, and datetime (ISO 8601, UTC)."""
+        return self in (DataType.STRING, DataType.DATETIME)
+
+    @property
+    def in_registers(self) -> bool:
+        """A Modbus point may have this type (datetime is OPC UA's alone)."""
+        return self is not DataType.DATETIME
 
     @property
     def is_unsigned_int(self) -> bool:
@@ -73,6 +85,7 @@ _BITS = {
     DataType.FLOAT32: 32,
     DataType.FLOAT64: 64,
     DataType.STRING: 0,
+    DataType.DATETIME: 64,
 }
 INTEGER_BITS = {
     DataType.INT16: 16,

@@ -1,27 +1,34 @@
-"""One simulated device: a machine model, its register image and the outputs that copy
-one into the other; client writes go the other way, into the model's controls."""
+"""One simulated device: a machine model, its image (Modbus registers, or OPC UA node
+values) and the outputs that copy one into the other; client writes go the other way,
+into the model's controls."""
 
 from __future__ import annotations
 
 from shopfloor.shared.codec import Value
 from shopfloor.shared.enums import Table
-from shopfloor.shared.plant import Machine
+from shopfloor.shared.plant import Machine, Point
+from shopfloor.shared.protocols.opcua import OpcUaConnection
 from shopfloor.sim.errors import Refused
 from shopfloor.sim.faults import NORMAL, Fault
 from shopfloor.sim.machine import MachineModel
+from shopfloor.sim.opcua_image import NodeImage
 from shopfloor.sim.outputs import Output, Refresh, outputs_for
 from shopfloor.sim.registers import ILLEGAL_VALUE, DeviceRegisters
 
 
 class SimDevice:
-    """Machine `machine_id` as a Modbus unit: `registers` is what clients read."""
+    """Machine `machine_id` as a Modbus unit (`registers` is what clients read) or as
+    OPC UA nodes (`nodes`)."""
 
     def __init__(self, machine_id: str, machine: Machine, model: MachineModel, now_s: float):
         self.machine_id = machine_id
         self.machine = machine
         self.model = model
         self.fault: Fault = NORMAL
-        self.registers = DeviceRegisters(machine)
+        self.nodes: NodeImage | None = None
+        self.registers = DeviceRegisters(machine)  # empty for an OPC UA machine
+        if isinstance(machine.connection, OpcUaConnection):
+            self.nodes = NodeImage(machine)
         outputs = outputs_for(machine)
         self._event = [o for o in outputs if o.refresh is Refresh.EVENT]
         self._analog = [o for o in outputs if o.refresh is Refresh.ANALOG]
@@ -49,7 +56,10 @@ class SimDevice:
         name = output.point.name
         if self._shown.get(name) != value or name not in self._shown:
             self._shown[name] = value
-            self.registers.set(output.point, value)
+            if self.nodes is not None:
+                self.nodes.set(output.point, value)
+            else:
+                self.registers.set(output.point, value)
 
     def write(
         self, table: Table, address: int, values: list[int] | list[bool], now_s: float
@@ -64,6 +74,17 @@ class SimDevice:
         for point, value in changes:
             self._shown.pop(point.name, None)
             self._apply(self._roles.get(point.name), value, now_s)
+
+    def write_node(self, point: Point, raw: Value, now_s: float) -> None:
+        """An OPC UA client's write of `raw` to the point's node at virtual time `now_s`
+        (the model advanced to it). Raises Refused, changing nothing."""
+        assert self.nodes is not None
+        value = self.nodes.check_write(point, raw)
+        if self._roles.get(point.name) == "product":
+            self._check_product(value)
+        self.nodes.commit(point, raw)
+        self._shown.pop(point.name, None)
+        self._apply(self._roles.get(point.name), value, now_s)
 
     def _check_product(self, value: Value) -> None:
         known = self.model.spec.cycle_times_s

@@ -282,3 +282,30 @@ def _sensors(count: int) -> list[dict[str, Any]]:
         }
         for k in range(count)
     ]
+
+
+MODBUS_POINT_KEYS = ("table", "address", "order", "length")
+
+
+def as_opcua(data: dict[str, Any], per_server: int = 25,
+             publishing_interval_s: float | None = None) -> dict[str, Any]:
+    """The generated plant with every machine served over OPC UA instead: `per_server`
+    machines share a server (endpoint port = the Modbus base port + index // per_server),
+    each point the node `ns=2;s=<machine>.<point>`. Changes `data` in place."""
+    machines = data["machines"]
+    base = min(m["connection"]["port"] for m in machines.values())
+    for index, (mid, machine) in enumerate(machines.items()):
+        host = machine["connection"]["host"]
+        connection: dict[str, Any] = {
+            "protocol": "opcua", "timeout_s": 4.0,
+            "endpoint": f"opc.tcp://{host}:{base + index // per_server}/",
+        }
+        if publishing_interval_s is not None:
+            connection["publishing_interval_s"] = publishing_interval_s
+        machine["connection"] = connection
+        machine["points"] = [
+            {**{k: v for k, v in p.items() if k not in MODBUS_POINT_KEYS},
+             "node_id": f"ns=2;s={mid}.{p['name']}"}
+            for p in machine["points"]
+        ]
+    return data

@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
+from shopfloor.shared.codec import Value
 from shopfloor.shared.enums import Table
-from shopfloor.shared.plant import Plant
+from shopfloor.shared.plant import Plant, Point
 from shopfloor.sim.device import SimDevice
 from shopfloor.sim.errors import Refused, SimError
 from shopfloor.sim.line import PlantModel
@@ -47,6 +48,13 @@ class History:
         self.model.advance(now_s)
         for device in self.devices.values():
             device.refresh(now_s, analog=True)
+
+    def read_values(self, machine: str, points: Iterable[Point]) -> dict[str, Value]:
+        """An OPC UA machine's point values as its nodes show them now."""
+        nodes = self.devices[machine].nodes
+        if nodes is None:
+            raise SimError(f"{machine} is not an OPC UA machine")
+        return {p.name: nodes.get(p) for p in points}
 
     async def read(self, machine: str, device_id: int, block: _Block) -> list[int] | list[bool]:
         """The registers (or bits) of one read block as the device shows them now."""

@@ -10,6 +10,7 @@ Writable points without a role keep what was last written. Pure: no I/O.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -97,6 +98,9 @@ def _by_name(point: Point, index: int) -> tuple[Source, Refresh]:
         return (lambda m, t: False), Refresh.HELD
     if point.type is DataType.STRING:
         return (lambda m, t: m.spec.machine_id), Refresh.HELD
+    if point.type is DataType.DATETIME:  # the device's clock (virtual time), UTC
+        return (lambda m, t: dt.datetime.fromtimestamp(t, dt.UTC).isoformat()
+                .replace("+00:00", "Z")), Refresh.ANALOG
     named: list[tuple[str, Source, Refresh]] = [
         ("alarm", lambda m, t: m.alarm_code(), Refresh.EVENT),
         ("cycle", lambda m, t: round(m.last_cycle_s, 3), Refresh.EVENT),

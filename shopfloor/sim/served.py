@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from shopfloor.shared.enums import Transport
 from shopfloor.shared.plant import Plant
 from shopfloor.shared.protocols.modbus import ModbusConnection
+from shopfloor.shared.protocols.opcua import OpcUaConnection
 from shopfloor.sim.errors import SimError
 
 log = logging.getLogger(__name__)
@@ -17,7 +18,7 @@ SIMULATED_TRANSPORTS = frozenset({Transport.TCP, Transport.RTU_OVER_TCP})
 
 
 def served_ids(plant: Plant, machines: Iterable[str] | None) -> list[str]:
-    """The machines to simulate, in plant order: Modbus TCP and RTU-over-TCP ones
+    """The machines to simulate, in plant order: OPC UA, Modbus TCP and RTU-over-TCP ones
     (serial RTU machines are not served)."""
     wanted = list(plant.machines) if machines is None else list(machines)
     unknown = [m for m in wanted if m not in plant.machines]
@@ -36,5 +37,5 @@ def served_ids(plant: Plant, machines: Iterable[str] | None) -> list[str]:
 
 
 def _simulated(connection: object) -> bool:
-    return (isinstance(connection, ModbusConnection)
-            and connection.transport in SIMULATED_TRANSPORTS)
+    return isinstance(connection, OpcUaConnection) or (
+        isinstance(connection, ModbusConnection) and connection.transport in SIMULATED_TRANSPORTS)

@@ -1,4 +1,5 @@
-"""The simulator: every machine of a plant file served as a Modbus TCP device.
+"""The simulator: every machine of a plant file served as a Modbus TCP device, or as
+OPC UA nodes for a machine with `protocol: opcua` (sim/opcua_server.py).
 
 In-process API (stable; the edge's tests use it)::
 
@@ -28,15 +29,18 @@ from typing import Any
 
 from pymodbus.framer import FramerType
 
+from shopfloor.shared.codec import Value
 from shopfloor.shared.enums import Table, Transport
 from shopfloor.shared.logs import FailureLog
-from shopfloor.shared.plant import Plant
+from shopfloor.shared.plant import Plant, Point
 from shopfloor.shared.protocols.modbus import ModbusConnection
+from shopfloor.shared.protocols.opcua import OpcUaConnection
 from shopfloor.sim.device import SimDevice
 from shopfloor.sim.errors import SimError
 from shopfloor.sim.faults import Fault, FaultMode
 from shopfloor.sim.history import History
 from shopfloor.sim.line import PlantModel
+from shopfloor.sim.opcua_server import OpcuaPlantServer
 from shopfloor.sim.params import Behaviour
 from shopfloor.sim.served import served_ids
 from shopfloor.sim.server import PlantServer
@@ -85,16 +89,28 @@ class Simulator:
         """machine id -> (host, port, unit id) it is served at."""
         self._by_endpoint: dict[Endpoint, dict[int, SimDevice]] = {}
         self._transports: dict[Endpoint, Transport] = {}
+        self._opcua: dict[Endpoint, list[SimDevice]] = {}
         for mid in ids:
             self._place(mid, bind)
         self._servers: list[PlantServer] = []
+        self._opcua_servers: list[OpcuaPlantServer] = []
         self._ticker: asyncio.Task[None] | None = None
         self._ticks = 0
 
     def _place(self, mid: str, bind: str | None) -> None:
         conn = self.plant.machines[mid].connection
-        assert isinstance(conn, ModbusConnection)  # served_ids: Modbus machines only
+        if isinstance(conn, OpcUaConnection):
+            host, port = conn.host_port
+            endpoint = (bind or host, port)
+            if endpoint in self._by_endpoint:
+                raise SimError(f"{mid}: port {endpoint} is Modbus, not OPC UA")
+            self._opcua.setdefault(endpoint, []).append(self.devices[mid])
+            self.endpoints[mid] = (endpoint[0], endpoint[1], 0)
+            return
+        assert isinstance(conn, ModbusConnection)  # served_ids: Modbus or OPC UA only
         endpoint = (bind or conn.host or "127.0.0.1", conn.port)
+        if endpoint in self._opcua:
+            raise SimError(f"{mid}: port {endpoint} is OPC UA, not Modbus")
         units = self._by_endpoint.setdefault(endpoint, {})
         transport = self._transports.setdefault(endpoint, conn.transport)
         if transport is not conn.transport:
@@ -127,6 +143,10 @@ class Simulator:
                 server = PlantServer(units, self._on_write, host, port, framer)
                 await server.serve_forever(background=True)
                 self._servers.append(server)
+            for (host, port), devices in sorted(self._opcua.items()):
+                opcua = OpcuaPlantServer(devices, host, port, self._on_node_write)
+                self._opcua_servers.append(opcua)
+                await opcua.start()
         except BaseException:
             await self.stop()
             raise
@@ -134,7 +154,7 @@ class Simulator:
         log.info(
             "simulating %d machine(s) on %s at %gx speed (seed %d, tick %g s)",
             len(self.devices),
-            _describe(sorted(self._by_endpoint)),
+            _describe(sorted([*self._by_endpoint, *self._opcua])),
             self.speed,
             self.seed,
             self.tick_s,
@@ -150,6 +170,9 @@ class Simulator:
         for server in self._servers:
             await server.shutdown()
         self._servers.clear()
+        for opcua in self._opcua_servers:
+            await opcua.stop()
+        self._opcua_servers.clear()
 
     async def _tick_loop(self) -> None:
         failures = FailureLog(log, "tick")
@@ -157,6 +180,8 @@ class Simulator:
             started = time.monotonic()
             try:
                 self.tick()
+                for opcua in self._opcua_servers:
+                    await opcua.flush()
                 failures.success()
             except Exception as exc:  # a model bug must not freeze every device
                 failures.failure("%s: %s", type(exc).__name__, exc)
@@ -176,6 +201,15 @@ class Simulator:
         now = self.now_s()
         self.model.advance(now)
         device.write(table, address, values, now)
+        self._after_write(device, now)
+
+    def _on_node_write(self, device: SimDevice, point: Point, raw: Value) -> None:
+        now = self.now_s()
+        self.model.advance(now)
+        device.write_node(point, raw, now)
+        self._after_write(device, now)
+
+    def _after_write(self, device: SimDevice, now: float) -> None:
         self.model.changed(device.machine_id, now)
         for mate in self.model.line_mates(device.machine_id):  # neighbours may have moved
             self.devices[mate].refresh(now, analog=False)

@@ -229,3 +229,43 @@ def test_the_readers_take_influx_series() -> None:
                                                  StatsPoint(2.0, 4, 0.25)]}
     assert ">= 5ms" in inputs.downtime_query("demo", 5)
     assert "> 7ms" in inputs.stats_query("demo", 7)
+
+
+coverages = st.lists(st.tuples(st.integers(1, 120), st.sampled_from([0.2, 0.79, 0.8, 1.0]),
+                               st.booleans()), min_size=1, max_size=25)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(coverages, st.integers(0, 25))
+def test_a_restart_anywhere_gives_the_same_kpi_transitions(
+        script: list[tuple[int, float, bool]], restart_at: int) -> None:
+    """KPI payloads (coverage_low) and ticks at any moments, the component restarted
+    before step `restart_at` (restored from its retained payloads as sent, then handed the
+    retained KPI payload again): the transitions of a run without the restart."""
+    restart_at %= len(script)
+    plant = _plant({"coverage_low": {"enabled": True, "below_pct": 80, "after_s": 30,
+                                     "clear_after_s": 20}})
+    whole, parts, now = Engine(plant, T0), Engine(plant, T0), T0
+    expected: list[Record] = []
+    got: list[Record] = []
+    last: MachineKpi | None = None
+    for i, (gap, coverage, tick) in enumerate(script):
+        if i == restart_at:
+            retained = [payload_of(parts.site, inst, None, now).to_json()
+                        for inst in parts.instances.values()]
+            parts = Engine(plant, now)
+            for raw in retained:
+                parts.restore(parse(AlarmPayload, raw))
+            if last is not None:
+                got += parts.on_kpi("press1", last)
+        now += gap
+        if tick:
+            expected += whole.tick(now)
+            got += parts.tick(now)
+        last = _kpi(now, coverage=coverage)
+        expected += whole.on_kpi("press1", last)
+        got += parts.on_kpi("press1", last)
+    expected += whole.tick(now + 1000)
+    got += parts.tick(now + 1000)
+    kind = RuleKind.COVERAGE_LOW
+    assert _seen(got, kind) == _seen(expected, kind)

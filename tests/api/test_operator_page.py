@@ -1,9 +1,11 @@
 """The operator page in a real headless browser (Debian's chromium, tests/harness/
 browser.py) on the real chain: simulator (Modbus TCP), edge agent, mosquitto, collector
-(InfluxDB, live KPIs) and the API. A stop forced on one machine turns its tile red and
-appears as an unclassified stop; a click classifies it; the API's events, the audit and
-OEE on demand show it. Screenshots go to the test artifacts (SHOPFLOOR_TEST_ARTIFACTS,
-default test-artifacts/) for a human to look at."""
+(InfluxDB, live KPIs), the alarm component and the API. A stop forced on one machine turns
+its tile red and appears as an unclassified stop; a click classifies it; the API's
+events, the audit and OEE on demand show it. A stop's alarm is listed and acknowledged
+with a comment by a click; the alarm's history shows who and why. Screenshots go to the
+test artifacts (SHOPFLOOR_TEST_ARTIFACTS, default test-artifacts/) for a human to look
+at."""
 
 from __future__ import annotations
 
@@ -65,6 +67,9 @@ def chain(mosquitto: Any, influxdb: Any, tmp_path_factory: pytest.TempPathFactor
         {"name": "a", "start": "00:00", "end": "12:00"},
         {"name": "b", "start": "12:00", "end": "00:00"}]}
     data["collector"]["kpi_period_s"] = 2
+    data["alarms"] = {"defaults": {  # a stop raises its alarm after 1 s
+        "machine_stopped": {"after_s": 1, "clear_after_s": 1, "states": ["stopped"]},
+        "agent_offline": {"enabled": False}}}
     plant = load(data)
     create_database(influxdb.url, plant.database.database)
     plant_file = workdir / "plant.yaml"
@@ -74,6 +79,9 @@ def chain(mosquitto: Any, influxdb: Any, tmp_path_factory: pytest.TempPathFactor
                                      health_url(data["collector"]["metrics_port"]))
         running.callback(collector.stop)
         collector.start()
+        alarms = ComponentProcess("alarms", ["alarms", str(plant_file)], workdir)
+        running.callback(alarms.stop)
+        alarms.start()
         sim = SimThread(plant).start()
         running.callback(sim.stop)
         edge = _edge(plant)
@@ -198,3 +206,31 @@ def test_split_on_the_page_then_classify_each_part(chain: Chain,
         ("jam", "operator"), ("motor", "operator")]
     cut = dt.datetime.fromtimestamp((start_ms + 1500) // 1000, dt.UTC)  # to the second
     assert event["parts"][1]["start"] == cut.isoformat().replace("+00:00", "Z")
+
+
+def test_alarm_listed_and_acknowledged_on_the_page(chain: Chain,
+                                                  browser: webdriver.Chrome) -> None:
+    browser.set_window_size(1280, 800)
+    browser.get(f"{chain.api.url}/operator?line=line1")  # signed in: session storage
+    _wait(browser, 30, "the tiles", '.tile[data-machine="paint1"]')
+    item = '#alarm-list li[data-alarm="paint1/machine_stopped"]'
+    with chain.client("operator") as op:
+        assert op.post("/api/v1/machines/paint1/stop").status_code == 200
+        _wait(browser, 30, "paint1's alarm waiting for an ack",
+              f'{item}[data-state="active_unack"] button.ack-button')
+        browser.find_element(By.CSS_SELECTOR, f"{item} .ack input").send_keys("feeder jam")
+        browser.save_screenshot(str(ARTIFACTS / "operator-alarm.png"))
+        _click(browser, f"{item} button.ack-button", "Acknowledge")
+        _wait(browser, 15, "the alarm acknowledged", f'{item}[data-state="active_ack"]')
+        assert not browser.find_elements(By.CSS_SELECTOR, f"{item} button.ack-button")
+        history = wait_for(lambda: [t for t in op.get(
+            "/api/v1/alarms/history", params={"machine": "paint1"}).json()["items"]
+            if t["kind"] == "ack"], 15, "the stored ack")
+        assert [(t["by"], t["comment"], t["to_state"]) for t in history] == [
+            ("operator", "feeder jam", "active_ack")]
+        _wait(browser, 15, "the stored state listed", f'{item}[data-state="active_ack"] .part')
+        assert op.post("/api/v1/machines/paint1/start").status_code == 200
+    # acknowledged and cleared: back to normal, off the list
+    WebDriverWait(browser, 30).until_not(ec.presence_of_element_located(
+        (By.CSS_SELECTOR, item)), "timed out: the cleared alarm leaving the list")
+    assert offline_requests(browser) == []

@@ -26,7 +26,8 @@ def test_page_and_assets_come_from_the_package(api_env: ApiEnv) -> None:
         page = anon.get("/operator")
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert "default-src 'self'" in page.headers["content-security-policy"]
-        for asset, kind in (("operator.js", "javascript"), ("operator.css", "text/css")):
+        for asset, kind in (("operator.js", "javascript"), ("operator-alarms.js", "javascript"),
+                            ("operator.css", "text/css")):
             assert f"/operator/assets/{asset}" in page.text
             got = anon.get(f"/operator/assets/{asset}")
             assert got.status_code == 200 and kind in got.headers["content-type"]

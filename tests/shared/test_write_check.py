@@ -21,7 +21,7 @@ from shopfloor.sim.errors import Refused
 from shopfloor.sim.registers import DeviceRegisters
 from tests.harness.plants import example_data
 
-NUMERIC = [t for t in DataType if t not in (DataType.BOOL, DataType.STRING)]
+NUMERIC = [t for t in DataType if t is not DataType.BOOL and not t.is_text]
 
 
 @st.composite

@@ -87,7 +87,7 @@ async def history(
 
 
 def _points(spec: Any, wanted: list[str] | None, aggregation: Aggregation | None) -> list[str]:
-    numeric = [p.name for p in spec.points if p.type not in (DataType.STRING, DataType.BOOL)]
+    numeric = [p.name for p in spec.points if not p.type.is_text and p.type is not DataType.BOOL]
     if not wanted:
         return numeric
     names = list(dict.fromkeys(wanted))

@@ -1,5 +1,6 @@
-// The operator page: andon tiles from the API's server-sent events, unclassified stops
-// with the reason tree as buttons, and what was entered this shift. No library, no build
+// The operator page: andon tiles from the API's server-sent events, the line's alarms
+// (operator-alarms.js), unclassified stops with the reason tree as buttons, and what was
+// entered this shift. No library, no build
 // step; the API key lives in this tab's session storage only. docs/operator.md.
 "use strict";
 
@@ -36,7 +37,7 @@ async function api(path, options = {}) {
   }
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
-    throw new Error(body.error ? body.error.message : `HTTP ${response.status}`);
+    throw new Error(body.error ? body.error.message : body.detail || `HTTP ${response.status}`);
   }
   return body;
 }
@@ -48,7 +49,7 @@ function signOut(message) {
   page.key = null;
   if (page.stream) page.stream.abort();
   stopTimers();
-  for (const id of ["board", "stops", "entered"]) $(id).hidden = true;
+  for (const id of ["board", "alarms", "stops", "entered"]) $(id).hidden = true;
   document.querySelector(".line-picker").hidden = true;
   $("logout").hidden = true;
   $("login").hidden = false;
@@ -83,11 +84,12 @@ async function openLine(line) {
   url.searchParams.set("line", line);
   history.replaceState(null, "", url);
   page.tree = await api(`/api/v1/lines/${encodeURIComponent(line)}/reasons`);
-  for (const id of ["board", "stops", "entered"]) $(id).hidden = false;
+  for (const id of ["board", "alarms", "stops", "entered"]) $(id).hidden = false;
   stream(line);
-  await refreshEvents();
+  await Promise.all([refreshEvents(), refreshAlarms()]);  // alarms: operator-alarms.js
   page.timers.push(setInterval(renderDurations, 1000),  // local clock only, no request
-                   setInterval(refreshEvents, EVENTS_REFRESH_MS));
+                   setInterval(refreshEvents, EVENTS_REFRESH_MS),
+                   setInterval(refreshAlarms, EVENTS_REFRESH_MS));
 }
 
 async function stream(line) {

@@ -35,10 +35,11 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Mapping
+from typing import Any
 
 from shopfloor.edge.drivers.base import Driver, DriverFactory, Reading, Sink
 from shopfloor.edge.errors import EdgeError
-from shopfloor.shared.plant import Agent, Machine
+from shopfloor.shared.plant import Agent, Machine, Plant
 
 
 def factories() -> dict[str, DriverFactory]:
@@ -48,6 +49,17 @@ def factories() -> dict[str, DriverFactory]:
         if info.ispkg:
             found[info.name] = importlib.import_module(f"{__name__}.{info.name}").FACTORY
     return found
+
+
+def history_drivers(source: Any, plant: Plant, agent: Agent) -> list[Driver]:
+    """Drivers reading the agent's machines from a simulated plant's past (`source`:
+    sim.history.History), each protocol's from its package's `history` module."""
+    protocols = sorted({plant.machines[m].connection.protocol for m in agent.machines})
+    drivers: list[Driver] = []
+    for protocol in protocols:
+        module = importlib.import_module(f"{__name__}.{protocol}.history")
+        drivers.extend(module.history_drivers(source, plant, agent))
+    return drivers
 
 
 def build_drivers(machines: Mapping[str, Machine], agent: Agent) -> list[Driver]:
@@ -66,4 +78,5 @@ def build_drivers(machines: Mapping[str, Machine], agent: Agent) -> list[Driver]
     return drivers
 
 
-__all__ = ["Driver", "DriverFactory", "Reading", "Sink", "build_drivers", "factories"]
+__all__ = ["Driver", "DriverFactory", "Reading", "Sink", "build_drivers", "factories",
+           "history_drivers"]

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shopfloor.shared.enums import DataType
+from shopfloor.shared.errors import CodecError
 
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 """An id usable in MQTT topics and InfluxDB tags: letters, digits, _ . - (no / + #)."""
@@ -87,6 +88,19 @@ class Point(Model):
         if self.type.is_integer and math.isfinite(raw):
             return round(raw)
         return raw
+
+    def value_of(self, raw: bool | int | float | str) -> bool | int | float | str:
+        """The engineering value of a raw value as the device holds it (any protocol):
+        raw * scale + offset for numbers, an int staying an int for a `keeps_integer`
+        point (the inverse of `raw_of`). Bools and text pass as they are; a NaN or
+        infinite float raises CodecError."""
+        if isinstance(raw, bool | str):
+            return raw
+        if isinstance(raw, float) and not math.isfinite(raw):
+            raise CodecError(f"{self.name}: non-finite value {raw}")
+        if self.scale == 1 and self.offset == 0:
+            return raw
+        return raw * self.scale + self.offset
 
     @property
     def max_chars(self) -> int | None:

@@ -50,6 +50,7 @@ class SourceReader:
 
 
 def history_drivers(source: Source, plant: Plant, agent: Agent) -> list[Driver]:
-    """One driver reading every machine of the agent from `source`."""
-    machines = {mid: plant.machines[mid] for mid in agent.machines}
-    return [ModbusDriver(SourceReader(source), machines, agent)]
+    """One driver reading every Modbus machine of the agent from `source`."""
+    machines = {mid: plant.machines[mid] for mid in agent.machines
+                if plant.machines[mid].connection.protocol == "modbus"}
+    return [ModbusDriver(SourceReader(source), machines, agent)] if machines else []

@@ -75,6 +75,8 @@ class ModbusPoint(Point):
 
     @model_validator(mode="after")
     def _fits_the_map(self) -> ModbusPoint:
+        if not self.type.in_registers:
+            raise ValueError(f"{self.type} is an OPC UA type; a Modbus point cannot have it")
         if self.table.is_bit and self.type is not DataType.BOOL:
             raise ValueError(f"a {self.table} point must have type bool, not {self.type}")
         if self.type is DataType.STRING and self.length is None:

@@ -19,7 +19,8 @@ from shopfloor.shared.enums import ByteOrder, DataType, Table
 from shopfloor.shared.errors import CodecError
 from shopfloor.shared.protocols.modbus import ModbusPoint as Point
 
-REGISTER_TYPES = [t for t in DataType if t is not DataType.BOOL] + [DataType.BOOL]
+REGISTER_TYPES = [t for t in DataType if t.in_registers and t is not DataType.BOOL] + [
+    DataType.BOOL]
 
 
 @st.composite

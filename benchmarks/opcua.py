@@ -1,0 +1,165 @@
+"""OPC UA edge load: N simulated OPC UA machines x 20 nodes, one agent, subscription mode.
+
+    ./dev.sh bench opcua --machines 100 [--per-server 25] [--publishing 0.05]
+                         [--seconds 30] [--warmup 15] [--find-max]
+
+Starts a real mosquitto, the simulator (`shopfloor sim`, its own process) serving a
+generated plant whose machines speak OPC UA (`generate.as_opcua`: `--per-server`
+machines per asyncua server), and one agent (`shopfloor edge`, its own process), every
+machine in subscription mode: values sampled at 1 Hz (the simulator's analog values
+change every second, counters at each cycle), published by the server every
+`--publishing` seconds. A subscriber in this process records every telemetry message and
+its arrival time. Prints samples/s, the agent's CPU (% of one core) and RSS, and the
+source-timestamp -> MQTT latency (arrival at the subscriber minus the sample's `ts`,
+which is the OPC UA source timestamp): p50, p99, max. `--find-max` doubles N from
+`--machines` while p99 <= 100 ms and no machine is silent, and reports the largest N that
+held. The machine is shared: the load average is printed with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import psutil
+import yaml
+from paho.mqtt.enums import CallbackAPIVersion
+
+from benchmarks.edge import free_base_port
+from shopfloor.sim.generate import as_opcua, plant_data
+from tests.harness.services import Mosquitto, free_port, wait_for_port
+
+BIN = Path(sys.executable).with_name("shopfloor")
+TARGET_P99_S = 0.100
+
+
+class Arrivals:
+    """Telemetry with its arrival time (wall clock, as the source timestamps are)."""
+
+    def __init__(self, port: int, site: str) -> None:
+        self.samples: list[tuple[float, str, bytes]] = []
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client.on_message = self._on_message
+        self.client.on_connect = lambda c, *a: c.subscribe(f"shopfloor/v1/{site}/+/+/telemetry", 0)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        arrived = time.time()
+        with self.lock:
+            self.samples.append((arrived, msg.topic, msg.payload))
+
+    def take(self) -> list[tuple[float, str, bytes]]:
+        with self.lock:
+            out, self.samples = self.samples, []
+        return out
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def run(tmp: Path, machines: int, per_server: int, publishing_s: float, seconds: float,
+        warmup: float) -> dict[str, Any]:
+    broker = Mosquitto(tmp / "mosquitto")
+    broker.start()
+    servers = -(-machines // per_server)
+    data = as_opcua(plant_data(machines=machines, points=20, base_port=free_base_port(servers),
+                               site="bench"), per_server, publishing_s)
+    metrics_port = free_port()
+    data["broker"] = {"host": "127.0.0.1", "port": broker.port}
+    data["agents"][0].update(state_dir=str(tmp / "edge"), metrics_port=metrics_port)
+    plant = tmp / "plant.yaml"
+    plant.write_text(yaml.safe_dump(data, sort_keys=False))
+    env = {**os.environ, "SHOPFLOOR_LOG_LEVEL": "WARNING"}
+    logs = open(tmp / "procs.log", "ab")  # noqa: SIM115
+    sim = subprocess.Popen([BIN, "sim", str(plant)], stdout=logs, stderr=logs, env=env)
+    agent: subprocess.Popen[bytes] | None = None
+    try:
+        last = list(data["machines"].values())[-1]["connection"]["endpoint"]
+        wait_for_port(int(last.rsplit(":", 1)[1].strip("/")), 300)
+        arrivals = Arrivals(broker.port, "bench")
+        agent = subprocess.Popen([BIN, "edge", str(plant), "--agent", "edge1"], stdout=logs,
+                                 stderr=logs, env=env)
+        wait_for_port(metrics_port, 180)
+        time.sleep(warmup)
+        proc = psutil.Process(agent.pid)
+        arrivals.take()
+        cpu0, t0 = proc.cpu_times(), time.monotonic()
+        time.sleep(seconds)
+        cpu1, t1 = proc.cpu_times(), time.monotonic()
+        window = arrivals.take()
+        rss = proc.memory_info().rss
+    finally:
+        for process in (agent, sim):
+            if process is not None:
+                process.terminate()
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        broker.stop()
+    latencies, per_machine = [], dict.fromkeys(data["machines"], 0)
+    for arrived, topic, payload in window:
+        ts = datetime.fromisoformat(json.loads(payload)["ts"]).timestamp()
+        latencies.append(arrived - ts)
+        per_machine[topic.split("/")[4]] += 1
+    elapsed = t1 - t0
+    cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / elapsed
+    return {
+        "machines": machines, "servers": servers, "publishing_s": publishing_s,
+        "samples_per_s": round(len(window) / elapsed, 1),
+        "silent_machines": sum(1 for n in per_machine.values() if n == 0),
+        "agent_cpu_pct": round(100 * cpu, 1), "agent_rss_mib": round(rss / 2**20, 1),
+        "latency_p50_ms": round(1000 * quantile(latencies, 0.50), 1),
+        "latency_p99_ms": round(1000 * quantile(latencies, 0.99), 1),
+        "latency_max_ms": round(1000 * max(latencies, default=float("nan")), 1),
+        "latency_mean_ms": round(1000 * statistics.fmean(latencies), 1) if latencies else None,
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }
+
+
+def holds(result: dict[str, Any]) -> bool:
+    return result["latency_p99_ms"] <= 1000 * TARGET_P99_S and result["silent_machines"] == 0
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="./dev.sh bench opcua")
+    parser.add_argument("--machines", type=int, default=100)
+    parser.add_argument("--per-server", type=int, default=25,
+                        help="machines per simulated OPC UA server (default 25)")
+    parser.add_argument("--publishing", type=float, default=0.05,
+                        help="publishing interval, s (default 0.05; sampling stays 1 Hz)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="measured window")
+    parser.add_argument("--warmup", type=float, default=15.0)
+    parser.add_argument("--find-max", action="store_true",
+                        help="double N while p99 <= 100 ms and no machine is silent")
+    args = parser.parse_args(argv)
+    machines, best = args.machines, None
+    while True:
+        with tempfile.TemporaryDirectory(prefix="bench-opcua-") as tmp:
+            result = run(Path(tmp), machines, args.per_server, args.publishing, args.seconds,
+                         args.warmup)
+        print(json.dumps({**result, "holds": holds(result)}), flush=True)
+        if not args.find_max or not holds(result):
+            break
+        best, machines = machines, machines * 2
+    if args.find_max:
+        print(json.dumps({"largest_n_that_held": best}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
