@@ -12,6 +12,7 @@ import asyncio
 import datetime as dt
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -51,9 +52,13 @@ class AlarmOutcome:
     outcome: Outcome
     detail: str = ""
     alarm: AlarmPayload | None = None
+    late: bool = False
+    """The answer came after the API had answered `timeout`."""
 
 
 Listener = Callable[[AlarmOutcome], None]
+MAX_TIMED_OUT = 1000
+"""Actions that timed out, remembered (newest) so that a late answer is audited."""
 AUDIT_ACTIONS = {AlarmAction.ACK: "acknowledge", AlarmAction.SHELVE: "shelve",
                  AlarmAction.UNSHELVE: "unshelve"}
 """The `action` of an alarm action's audit entries (the rule is their `point`)."""
@@ -68,6 +73,7 @@ class AlarmBus:
         self._publish = publish
         self._listener = listener
         self._waiting: dict[str, asyncio.Future[AlarmCommandResult]] = {}
+        self._timed_out: OrderedDict[str, AlarmRequest] = OrderedDict()
 
     async def send(self, request: AlarmRequest, timeout_s: float) -> AlarmOutcome:
         command = AlarmCommand(
@@ -85,6 +91,9 @@ class AlarmBus:
         except TimeoutError:
             outcome = AlarmOutcome(command.id, request, Outcome.TIMEOUT,
                                    f"no answer from the alarm component within {timeout_s:g} s")
+            self._timed_out[command.id] = request
+            while len(self._timed_out) > MAX_TIMED_OUT:
+                self._timed_out.popitem(last=False)
         else:
             outcome = AlarmOutcome(command.id, request, Outcome(result.status.value),
                                    result.detail, result.alarm)
@@ -97,10 +106,16 @@ class AlarmBus:
         return command_id in self._waiting
 
     def deliver(self, result: AlarmCommandResult, _line: str = "", _machine: str = "") -> None:
-        """The component's answer: wakes its waiter; one nobody waits for (timed out, or
-        another API replica's) is only logged."""
+        """The component's answer: wakes its waiter, or records a late answer to one that
+        timed out (audited with `late`, once); another API replica's is only logged."""
         future = self._waiting.get(result.id)
-        if future is None or future.done():
+        if future is not None and not future.done():
+            future.set_result(result)
+            return
+        request = self._timed_out.pop(result.id, None)
+        if request is None:
             log.debug("alarm action result %s: nobody waits for it", result.id)
             return
-        future.set_result(result)
+        log.info("late answer to alarm action %s: %s", result.id, result.status)
+        self._listener(AlarmOutcome(result.id, request, Outcome(result.status.value),
+                                    result.detail, result.alarm, late=True))

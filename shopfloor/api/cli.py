@@ -24,6 +24,7 @@ def api(plant: str, host: str | None, port: int | None, log_level: str | None) -
     from shopfloor.api.idempotency import AnswerFile
     from shopfloor.api.main import create_app
     from shopfloor.api.server import serve
+    from shopfloor.shared.mqtt import tls_context
 
     setup_logging(log_level)
     model = load_or_exit(plant)
@@ -32,6 +33,8 @@ def api(plant: str, host: str | None, port: int | None, log_level: str | None) -
         settings = settings_from_plant(model, **overrides)
         # checked here, not in the lifespan, so that an unusable folder is one line
         AnswerFile.open(state_dir_of(settings), settings.idempotency_ttl_s).close()
+        if model.broker.tls:  # unusable TLS files: one line, not a failed lifespan
+            tls_context(model.broker)
     except ConfigError as exc:
         click.echo(f"{plant}: {exc}", err=True)
         sys.exit(2)

@@ -93,7 +93,7 @@ def _alarm_listener(runtime_box: dict[str, Runtime]) -> Callable[[AlarmOutcome],
             outcome=(audit_log.SENT if outcome.outcome is Outcome.PENDING
                      else outcome.outcome.value),
             point=request.rule, value=request.shelve_s,
-            detail=outcome.detail or request.comment))
+            detail=outcome.detail or request.comment, late=outcome.late))
         if outcome.outcome is not Outcome.PENDING:
             runtime.metrics.commands.labels(action, outcome.outcome.value).inc()
 

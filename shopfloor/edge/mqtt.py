@@ -2,7 +2,8 @@
 
 paho's socket callbacks register the socket with the event loop (as aiomqtt does), so
 reads, writes and PUBACK callbacks all run on the loop thread. The TCP connect is ours
-(asyncio, under a timeout); paho gets the connected socket, so nothing blocks the loop.
+(asyncio, under a timeout), and so is the TLS handshake (`shared/mqtt.start_tls`); paho
+gets the connected socket, so nothing blocks the loop.
 `run()` (a supervised task) keeps the connection up: the shared reconnect backoff
 between attempts, birth message on every CONNACK. The client, its session and last will
 (offline, retained) are built by `shared/mqtt.py`.
@@ -14,6 +15,7 @@ import asyncio
 import functools
 import logging
 import socket
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +25,15 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from shopfloor.shared.logs import FailureLog
-from shopfloor.shared.mqtt import Session, broker_label, new_client, reconnect_backoff, tcp_no_delay
+from shopfloor.shared.mqtt import (
+    Session,
+    broker_label,
+    new_client,
+    reconnect_backoff,
+    start_tls,
+    tcp_no_delay,
+    tls_context,
+)
 from shopfloor.shared.plant import Broker
 
 log = logging.getLogger(__name__)
@@ -59,6 +69,11 @@ class _Client(mqtt.Client):
     prepared: socket.socket | None = None
     _inbox = b""
     _at = 0
+
+    def _ssl_wrap_socket(self, tcp_sock: socket.socket) -> ssl.SSLSocket:
+        if isinstance(tcp_sock, ssl.SSLSocket):  # our handshake is done (start_tls)
+            return tcp_sock
+        return super()._ssl_wrap_socket(tcp_sock)
 
     def _create_socket_connection(self) -> socket.socket:
         sock, self.prepared = self.prepared, None
@@ -144,6 +159,7 @@ class EdgeMqttLink:
         self.on_connected: Callable[[], None] = lambda: None
         self._backoff = reconnect_backoff(backoff_max_s)
         self._failures = FailureLog(log, broker_label(broker))
+        self._tls = tls_context(broker) if broker.tls else None
         self._loop = asyncio.get_running_loop()
         self._lost = asyncio.Event()
         self._waiters: dict[int, asyncio.Future[bool]] = {}
@@ -224,6 +240,8 @@ class EdgeMqttLink:
                 sock.close()
                 raise
             tcp_no_delay(sock)  # command results are small and awaited
+            if self._tls is not None:
+                return await start_tls(sock, host, self._tls)
             return sock
         raise error
 

@@ -18,6 +18,7 @@ from shopfloor.shared import influx
 from shopfloor.shared.logs import LOG_FILE_ENV
 from shopfloor.shared.plant import Plant
 from shopfloor.shared.protocols.modbus import ModbusConnection
+from shopfloor.shared.protocols.opcua import OpcUaConnection
 
 API_STATE_DIR_ENV = "SHOPFLOOR_API_STATE_DIR"
 
@@ -76,13 +77,25 @@ def database(plant: Plant, run: RunDir) -> Component:
 
 
 def simulator(plant: Plant, plant_path: Path, speed: float, seed: int = 0) -> Component:
-    ports = sorted({m.connection.port for m in plant.machines.values()
-                    if isinstance(m.connection, ModbusConnection) and m.connection.host})
+    ports = sorted(served_ports(plant))
     return Component(
         "sim", _shopfloor("sim", str(plant_path), "--speed", str(speed), "--seed", str(seed)),
         lambda: all(port_open(p) for p in ports),
-        f"modbus://127.0.0.1:{','.join(map(str, ports))} ({len(plant.machines)} machines)",
+        f"127.0.0.1:{','.join(map(str, ports))} ({len(plant.machines)} machines)",
     )
+
+
+def served_ports(plant: Plant) -> set[int]:
+    """The TCP ports the simulator listens on for the plant: its Modbus TCP machines'
+    and its OPC UA machines' endpoints."""
+    ports = set()
+    for machine in plant.machines.values():
+        conn = machine.connection
+        if isinstance(conn, OpcUaConnection):
+            ports.add(conn.host_port[1])
+        elif isinstance(conn, ModbusConnection) and conn.host:
+            ports.add(conn.port)
+    return ports
 
 
 def _status_health(port: int | None) -> Callable[[], bool]:
@@ -110,6 +123,16 @@ def collector(plant: Plant, plant_path: Path) -> list[Component]:
         "collector", _shopfloor("collector", str(plant_path)), _status_health(port),
         f"http://127.0.0.1:{port}/metrics" if port else "",
     )]
+
+
+def alarms(plant: Plant, plant_path: Path) -> list[Component]:
+    """The alarm rule engine (one per site). It has no status port: healthy once started.
+    It starts before the edge agents: it judges the states of the history as they are
+    published, on their own event time (docs/alarms.md), so the demo has alarms too."""
+    if not _available("shopfloor.alarms.cli"):
+        return []
+    return [Component("alarms", _shopfloor("alarms", str(plant_path)), lambda: True,
+                      f"{len(plant.machines)} machines' alarm rules")]
 
 
 def api(plant: Plant, plant_path: Path, run: RunDir) -> list[Component]:
@@ -148,14 +171,16 @@ def with_origin(sim: Component, origin_s: float) -> Component:
 
 def plan(plant: Plant, plant_path: Path, run: RunDir, speed: float,
          seed: int = 0) -> list[Component]:
-    """Every component of a local run, in start order. The collector starts before the
-    edge agents: its persistent session must exist before the first telemetry (the
-    backfilled history among it) is published."""
+    """Every component of a local run, in start order. The collector and the alarm
+    engine start before the edge agents: the collector's persistent session must exist
+    before the first telemetry (the backfilled history among it) is published, and the
+    alarm engine sees the history's states as they come."""
     parts = [
         broker(plant, run),
         database(plant, run),
         simulator(plant, plant_path, speed, seed),
         *collector(plant, plant_path),
+        *alarms(plant, plant_path),
         *edges(plant, plant_path),
         *api(plant, plant_path, run),
         *grafana(plant, run),

@@ -176,7 +176,8 @@ class AlarmCommand(Payload):
 
     id: CommandId
     action: AlarmAction
-    machine: Annotated[str, Field(min_length=1, max_length=64)]
+    machine: Annotated[str, Field(min_length=1, max_length=128)]
+    """A machine id, or a collector's for its site-wide alarms (line `_site`)."""
     rule: RuleKind
     comment: Annotated[str, Field(max_length=MAX_COMMENT_CHARS)] = ""
     shelve_s: Annotated[float, Field(gt=0, le=MAX_SHELVE_S)] | None = None

@@ -30,6 +30,13 @@ class PlantFileError(ShopfloorError):
         return "\n".join(lines)
 
 
+class BrokerSetupError(ShopfloorError):
+    """The broker connection cannot be set up from the plant file (e.g. a TLS file that
+    cannot be read), before any attempt to connect."""
+
+    prefix = "broker"
+
+
 class CodecError(ShopfloorError):
     """A value cannot be encoded into or decoded from registers."""
 

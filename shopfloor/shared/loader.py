@@ -163,12 +163,16 @@ def _in_child(function: Callable[[str], Any], text: str) -> Any:
 ENV_SECRETS = {
     "SHOPFLOOR_BROKER_USERNAME": ("broker", "username"),
     "SHOPFLOOR_BROKER_PASSWORD": ("broker", "password"),
+    "SHOPFLOOR_BROKER_TLS_CA_FILE": ("broker", "tls_ca_file"),
+    "SHOPFLOOR_BROKER_TLS_CERT_FILE": ("broker", "tls_cert_file"),
+    "SHOPFLOOR_BROKER_TLS_KEY_FILE": ("broker", "tls_key_file"),
     "SHOPFLOOR_DATABASE_USERNAME": ("database", "username"),
     "SHOPFLOOR_DATABASE_PASSWORD": ("database", "password"),
     "SHOPFLOOR_DATABASE_TOKEN": ("database", "token"),
 }
 """Credentials that the environment sets over the plant file, so that one plant file
-serves every box (each with its own MQTT user, see deploy/) and no secret sits in it."""
+serves every box (each with its own MQTT user and client certificate, see deploy/) and no
+secret sits in it."""
 
 
 def apply_env_secrets(data: dict[str, Any]) -> None:

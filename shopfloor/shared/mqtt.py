@@ -18,8 +18,10 @@ its credentials, TLS, will or connect arguments)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from shopfloor.shared.backoff import Backoff
+from shopfloor.shared.errors import BrokerSetupError
 from shopfloor.shared.logs import FailureLog
 from shopfloor.shared.plant import Broker
 
@@ -42,6 +45,7 @@ RECONNECT_MAX_S = 10.0
 LOOP_TIMEOUT_S = 1.0
 """`BrokerThread`: the longest select wait (keepalive and stop are checked at least this often)."""
 
+TLS_HINT = "; does the broker accept this client's certificate (broker.tls_cert_file)?"
 C = TypeVar("C", bound=Client)
 OnConnected = Callable[[Client, bool], None]
 """(client, session_present) after an accepted CONNACK."""
@@ -98,13 +102,66 @@ def new_client(broker: Broker, session: Session, cls: type[C]) -> C:
         password = broker.password.get_secret_value() if broker.password else None
         client.username_pw_set(broker.username, password)
     if broker.tls:
-        client.tls_set()
+        client.tls_set_context(tls_context(broker))
     if session.will is not None:
         client.will_set(session.will.topic, session.will.payload, qos=1, retain=True)
     client.connect_async(broker.host, broker.port, broker.keepalive_s,
                          clean_start=session.expiry_s is None,
                          properties=session.connect_properties())
     return client
+
+
+def tls_context(broker: Broker) -> ssl.SSLContext:
+    """TLS as the plant file sets it: the broker's certificate verified (chain and host
+    name) against `tls_ca_file` or the system's trust store, and this component's client
+    certificate when given. BrokerSetupError, naming the setting, when a file is unusable
+    (call it at start for a one-line error; `new_client` does)."""
+    try:
+        context = ssl.create_default_context(cafile=broker.tls_ca_file)
+    except (OSError, ValueError) as exc:
+        raise BrokerSetupError(f"broker.tls_ca_file {broker.tls_ca_file}: {exc}") from exc
+    if broker.tls_cert_file:
+        try:
+            context.load_cert_chain(broker.tls_cert_file, broker.tls_key_file)
+        except (OSError, ValueError) as exc:
+            raise BrokerSetupError(f"broker.tls_cert_file {broker.tls_cert_file} / "
+                                   f"tls_key_file {broker.tls_key_file}: {exc}") from exc
+    return context
+
+
+async def start_tls(sock: socket.socket, host: str,
+                    context: ssl.SSLContext) -> ssl.SSLSocket:
+    """The TLS handshake on a connected non-blocking socket, waiting on the running
+    asyncio loop (paho's own handshake blocks its caller: on an event loop, every other
+    task would stop until the broker answers). Closes the socket on failure."""
+    loop = asyncio.get_running_loop()
+    tls = context.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
+    try:
+        while True:
+            try:
+                tls.do_handshake()
+                return tls
+            except ssl.SSLWantReadError:
+                await _ready(loop.add_reader, loop.remove_reader, tls)
+            except ssl.SSLWantWriteError:
+                await _ready(loop.add_writer, loop.remove_writer, tls)
+    except BaseException:
+        tls.close()
+        raise
+
+
+async def _ready(add: Callable[..., None], remove: Callable[[Any], object], sock: Any) -> None:
+    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def wake() -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    add(sock, wake)
+    try:
+        await waiter
+    finally:
+        remove(sock)
 
 
 def reconnect_backoff(max_s: float = RECONNECT_MAX_S) -> Backoff:
@@ -205,9 +262,15 @@ class BrokerThread:
 
     def _handle_disconnect(self, _client: Client, _userdata: Any, _flags: Any, reason: Any,
                            _props: Any = None) -> None:
+        accepted = self.connected.is_set()
         self.connected.clear()
-        if reason.is_failure and not self._stop.is_set():
+        if self._stop.is_set() or not reason.is_failure:
+            return
+        if accepted:
             self._failures.failure("connection lost: %s", reason)
+        else:  # the broker closed it before any CONNACK: TLS or the listener refused us
+            self._failures.failure("closed by the broker before it answered the CONNECT (%s)%s",
+                                   reason, TLS_HINT if self.broker.tls else "")
 
 
 def _written_by_the_loop(_client: Client, _userdata: Any, _sock: Any) -> None:

@@ -74,6 +74,21 @@ class Broker(Model):
     password: SecretStr | None = None
     keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
     tls: bool = False
+    tls_ca_file: str | None = None
+    """PEM file of the CA(s) the broker's certificate must chain to (a plant's own CA);
+    unset: the system's trust store. The broker's host name (or IP) must be in it."""
+    tls_cert_file: str | None = None
+    """This component's certificate (PEM), for a broker that requires client certificates."""
+    tls_key_file: str | None = None
+    """Its private key (PEM, unencrypted)."""
+
+    @model_validator(mode="after")
+    def _tls_files_need_tls(self) -> Broker:
+        if not self.tls and (self.tls_ca_file or self.tls_cert_file or self.tls_key_file):
+            raise ValueError("tls_ca_file, tls_cert_file and tls_key_file need `tls: true`")
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ValueError("tls_cert_file and tls_key_file go together (client certificate)")
+        return self
 
 
 class Database(Model):

@@ -192,3 +192,17 @@ def test_maintenance_mode_takes_the_alarms_out_of_service_and_back(site: Site) -
     # depending on how long the maintenance lasted: tracked, not shown)
     assert kinds[0] == "raise" and [k for k in kinds if "service" in k] == [
         "remove_from_service", "return_to_service"], kinds
+
+
+def test_a_collectors_alarm_is_site_wide(site: Site) -> None:
+    """collector_lag and dead_letters belong to a collector (line `_site`): keys that see
+    the whole site act on them (no collector runs here: the component answers that it
+    has no such alarm), a line-restricted key does not see them."""
+    path = "/api/v1/alarms/collector-x/collector_lag/ack"
+    with site.client("operator") as operator:
+        answer = operator.post(path, json={})
+        assert answer.status_code == 409, answer.text
+        assert "rule off or unknown" in answer.json()["detail"]
+    with site.client("line2op") as other_line:
+        refused = other_line.post(path, json={})
+        assert refused.status_code == 404 and refused.json()["error"]["code"] == "unknown_alarm"

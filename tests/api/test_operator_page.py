@@ -212,7 +212,7 @@ def test_alarm_listed_and_acknowledged_on_the_page(chain: Chain,
                                                   browser: webdriver.Chrome) -> None:
     browser.set_window_size(1280, 800)
     browser.get(f"{chain.api.url}/operator?line=line1")  # signed in: session storage
-    _wait(browser, 15, "the tiles", '.tile[data-machine="paint1"]')
+    _wait(browser, 30, "the tiles", '.tile[data-machine="paint1"]')
     item = '#alarm-list li[data-alarm="paint1/machine_stopped"]'
     with chain.client("operator") as op:
         assert op.post("/api/v1/machines/paint1/stop").status_code == 200

@@ -40,7 +40,10 @@ def relocate(
     ports: dict[int, int] = {}
     for machine in data["machines"].values():
         conn = machine["connection"]
-        if conn.get("transport", "tcp") != "rtu":
+        if conn.get("protocol") == "opcua":
+            old = int(conn["endpoint"].rsplit(":", 1)[1].split("/")[0])
+            conn["endpoint"] = f"opc.tcp://127.0.0.1:{ports.setdefault(old, free_port())}/"
+        elif conn.get("transport", "tcp") != "rtu":
             conn["host"] = "127.0.0.1"
             conn["port"] = ports.setdefault(conn["port"], free_port())
     for agent in data.get("agents", []):
@@ -66,3 +69,40 @@ def example_plant_for(
     workdir.mkdir(parents=True, exist_ok=True)
     data = relocate(example_data(), workdir, broker_port, influx_url, database)
     return write_plant(data, workdir / "plant.yaml")
+
+
+def mixed_example_data() -> dict[str, Any]:
+    """The example plant plus a mixed line, `assembly`: frame1 (Modbus, on the example's
+    Modbus port) feeding fit1 (OPC UA, subscription mode, the simulator's OPC UA server;
+    points by NodeId and by browse path, a datetime), both polled by the example's agent."""
+    data = example_data()
+    press = data["machines"]["press1"]
+    frame = {**press, "name": "Frame press",
+             "connection": {**press["connection"], "device_id": 7},
+             "products": [{"id": "F1", "code": 1, "ideal_cycle_time_s": 1.8},
+                          {"id": "F2", "code": 2, "ideal_cycle_time_s": 2.2}]}
+    nodes = {"total_count": "2:Assembly/2:fit1/2:total_count",
+             "reject_count": "2:Assembly/2:fit1/2:reject_count"}
+    points = []  # the same names, types and scales: one InfluxDB field type per name
+    for point in press["points"]:
+        spec = {k: v for k, v in point.items() if k not in ("table", "address", "order")}
+        if point["name"] in nodes:
+            spec["browse_path"] = nodes[point["name"]]
+        else:
+            spec["node_id"] = f"ns=2;s=fit1.{point['name']}"
+        points.append(spec)
+    points.append({"name": "clock", "node_id": "ns=2;s=fit1.clock", "type": "datetime"})
+    fit = {**press, "name": "Fitting cell", "points": points, "poll_interval_s": 1.0,
+           "connection": {"protocol": "opcua", "endpoint": "opc.tcp://127.0.0.1:4840/",
+                          "mode": "subscription", "timeout_s": 2.0},
+           "products": [{"id": "F1", "code": 1, "ideal_cycle_time_s": 2.4},
+                        {"id": "F2", "code": 2, "ideal_cycle_time_s": 2.9}]}
+    for machine in (frame, fit):
+        machine["line"] = "assembly"
+    frame["points"] = [dict(p, max=2) if p["name"] == "product" else p for p in press["points"]]
+    fit["points"] = [dict(p, max=2) if p["name"] == "product" else p for p in fit["points"]]
+    data["machines"].update(frame1=frame, fit1=fit)
+    data["lines"].append({"id": "assembly", "name": "Assembly line (Modbus and OPC UA)",
+                          "stations": ["frame1", "fit1"], "buffer_capacity": {"frame1": 50}})
+    data["agents"][0]["machines"] += ["frame1", "fit1"]
+    return data

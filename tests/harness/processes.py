@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from shopfloor.local.components import served_ports
 from shopfloor.local.runner import http_ok, port_open
 from shopfloor.shared.plant import Plant
 
@@ -111,7 +112,7 @@ def pipeline(
     plant_file: Path, plant: Plant, workdir: Path, speed: float = 1.0, api: bool = False
 ) -> list[ComponentProcess]:
     """The plant's simulator, collector, first edge agent (and API), in start order."""
-    ports = sorted({m.connection.port for m in plant.machines.values()})
+    ports = sorted(served_ports(plant))
     agent = plant.agents[0]
     procs = [
         ComponentProcess("sim", ["sim", str(plant_file), "--speed", str(speed)], workdir,

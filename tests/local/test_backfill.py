@@ -26,7 +26,7 @@ from shopfloor.shared.loader import parse_plant
 from shopfloor.shared.plant import Plant
 from shopfloor.sim.history import History
 from tests.edge.drivers.modbus.test_history import T0, plant_in, replay, rows
-from tests.harness.plants import example_data, relocate
+from tests.harness.plants import example_data, mixed_example_data, relocate
 from tests.harness.services import InfluxDB, free_port
 
 NOW = dt.datetime(2026, 12, 3, 5, 30, tzinfo=dt.UTC).timestamp()  # 06:30 in Berlin
@@ -134,3 +134,28 @@ def test_machines_the_simulator_does_not_model_get_no_history(tmp_path: Path,
     machines = {topic.split("/")[-2] for topic, _ in rows(plant)}
     assert machines == {"press1", "weld1", "paint1", "pack1"}
     assert polls >= 4 * 31 and polls % 4 == 0
+
+
+def test_the_mixed_plant_gets_history_for_its_opcua_machine_too(tmp_path: Path,
+                                                                influxdb: InfluxDB) -> None:
+    """The example plant with a mixed line (a Modbus and an OPC UA machine): the history
+    covers both protocols, the OPC UA machine's points (and its datetime) read through
+    the OPC UA history driver from the simulator's node images."""
+    data = relocate(mixed_example_data(), tmp_path, free_port(), influxdb.url)
+    plant = parse_plant(data)
+    now = time.time()
+    polls = backfill.run(plant, 0, now - 60, now, lambda text: None)
+    samples: dict[str, list[Telemetry]] = {}
+    for topic, payload in rows(plant):
+        if topic.endswith("/telemetry"):
+            sample = parse(Telemetry, json.dumps(payload).encode())
+            samples.setdefault(topic.split("/")[-2], []).append(sample)
+    assert set(samples) == {"press1", "weld1", "paint1", "pack1", "frame1", "fit1"}
+    assert polls >= 6 * 31 and polls % 6 == 0
+    fit = samples["fit1"]
+    assert [s.seq for s in fit] == list(range(fit[0].seq, fit[0].seq + len(fit)))
+    assert all(not s.quality for s in fit)
+    first = fit[0].values
+    assert isinstance(first["total_count"], int) and isinstance(first["run"], bool)
+    assert dt.datetime.fromisoformat(str(first["clock"])).tzinfo is not None
+    assert max(s.values["total_count"] for s in fit) > first["total_count"]  # it makes parts

@@ -29,6 +29,10 @@ def example_on_port(port: int | None = None) -> Plant:
 
 def example_on_port_data(port: int) -> dict[str, Any]:
     data = example_data()
+    opcua_port = free_port()
     for machine in data["machines"].values():
-        machine["connection"]["port"] = port
+        if machine["connection"].get("protocol") == "opcua":
+            machine["connection"]["endpoint"] = f"opc.tcp://127.0.0.1:{opcua_port}/"
+        else:
+            machine["connection"]["port"] = port
     return data
