@@ -125,6 +125,16 @@ def collector(plant: Plant, plant_path: Path) -> list[Component]:
     )]
 
 
+def alarms(plant: Plant, plant_path: Path) -> list[Component]:
+    """The alarm rule engine (one per site). It has no status port: healthy once started.
+    It starts before the edge agents: it judges the states of the history as they are
+    published, on their own event time (docs/alarms.md), so the demo has alarms too."""
+    if not _available("shopfloor.alarms.cli"):
+        return []
+    return [Component("alarms", _shopfloor("alarms", str(plant_path)), lambda: True,
+                      f"{len(plant.machines)} machines' alarm rules")]
+
+
 def api(plant: Plant, plant_path: Path, run: RunDir) -> list[Component]:
     """The API keeps its Idempotency-Key answers under the run folder (data/api) unless
     the plant file or the environment says where."""
@@ -161,14 +171,16 @@ def with_origin(sim: Component, origin_s: float) -> Component:
 
 def plan(plant: Plant, plant_path: Path, run: RunDir, speed: float,
          seed: int = 0) -> list[Component]:
-    """Every component of a local run, in start order. The collector starts before the
-    edge agents: its persistent session must exist before the first telemetry (the
-    backfilled history among it) is published."""
+    """Every component of a local run, in start order. The collector and the alarm
+    engine start before the edge agents: the collector's persistent session must exist
+    before the first telemetry (the backfilled history among it) is published, and the
+    alarm engine sees the history's states as they come."""
     parts = [
         broker(plant, run),
         database(plant, run),
         simulator(plant, plant_path, speed, seed),
         *collector(plant, plant_path),
+        *alarms(plant, plant_path),
         *edges(plant, plant_path),
         *api(plant, plant_path, run),
         *grafana(plant, run),

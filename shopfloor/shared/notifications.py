@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shopfloor.shared.alarm_rules import Ident, RuleKind, Severity
@@ -59,8 +60,14 @@ class Webhook(Filter):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts = urlsplit(value)
+            _ = parts.port  # a port that is not one raises here
+            httpx.URL(value)  # what the sender will make of it
+        except (ValueError, httpx.InvalidURL) as exc:
+            raise ValueError(f"{value!r} is not a valid URL: {exc}") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname \
+                or any(c.isspace() for c in value):
             raise ValueError(f"{value!r} is not an http:// or https:// URL with a host")
         if parts.username or parts.password:
             raise ValueError("no credentials in the URL: the secret goes in secret_env")

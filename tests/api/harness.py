@@ -27,7 +27,15 @@ from shopfloor.api.config import settings_from_plant
 from shopfloor.api.main import create_app
 from shopfloor.api.security import hash_key
 from shopfloor.shared import topics
-from shopfloor.shared.contract import Command, CommandResult, CommandStatus, parse, utc_now
+from shopfloor.shared.contract import (
+    AlarmCommand,
+    AlarmCommandResult,
+    Command,
+    CommandResult,
+    CommandStatus,
+    parse,
+    utc_now,
+)
 from shopfloor.shared.loader import parse_plant
 from shopfloor.shared.plant import Plant, Role
 from tests.harness.plants import example_data, relocate
@@ -100,7 +108,9 @@ class ApiServer:
 class EdgeStandIn:
     """Answers commands for a site like an edge: `mode[machine]` is done (store the value,
     read it back), rejected, failed or silent (remember, answer nothing). Expired
-    commands are answered `expired` and not executed, like the edge."""
+    commands are answered `expired` and not executed, like the edge. Actions on alarms
+    (no alarm component runs here) are answered `rejected` (`alarm_actions` keeps them;
+    tests/alarms/test_people.py acts on real alarms)."""
 
     def __init__(self, broker_port: int, site: str, only: set[str] | None = None) -> None:
         self.site = site
@@ -108,13 +118,14 @@ class EdgeStandIn:
         self.mode: dict[str, str] = {}
         self.values: dict[tuple[str, str], Any] = {}
         self.received: list[Command] = []
+        self.alarm_actions: list[AlarmCommand] = []
         self.silent: list[tuple[str, Command]] = []
         self._lock = threading.Lock()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2,
                                   client_id=f"standin-{uuid.uuid4().hex[:8]}")
         subscribed = threading.Event()
         self.client.on_connect = lambda c, *_: c.subscribe(
-            topics.all_of_kind(site, topics.CMD), qos=1)
+            [(topics.all_of_kind(site, topics.CMD), 1), (topics.alarm_cmd_topic(site), 1)])
         self.client.on_subscribe = lambda *_: subscribed.set()
         self.client.on_message = self._on_message
         self.client.on_socket_open = lambda _c, _u, sock: sock.setsockopt(
@@ -124,6 +135,9 @@ class EdgeStandIn:
         assert subscribed.wait(10)
 
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic == topics.alarm_cmd_topic(self.site):
+            self._refuse_alarm_action(msg.payload)
+            return
         where = topics.parse_machine_topic(msg.topic)
         assert where is not None
         if self.only is not None and where.machine not in self.only:
@@ -151,6 +165,14 @@ class EdgeStandIn:
                                ts=utc_now())
         self.client.publish(topics.machine_topic(self.site, line, machine, topics.CMD_RESULT),
                             result.to_json(), qos=1)
+
+    def _refuse_alarm_action(self, payload: bytes) -> None:
+        action: AlarmCommand = parse(AlarmCommand, payload)
+        with self._lock:
+            self.alarm_actions.append(action)
+        result = AlarmCommandResult(id=action.id, status=CommandStatus.REJECTED,
+                                    detail="stand-in: no alarm component here", ts=utc_now())
+        self.client.publish(topics.alarm_result_topic(self.site), result.to_json(), qos=1)
 
     def publish(self, topic: str, payload: dict[str, Any], retain: bool = False) -> None:
         self.client.publish(topic, json.dumps(payload), qos=1, retain=retain).wait_for_publish(5)

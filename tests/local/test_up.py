@@ -22,7 +22,7 @@ from tests.harness.plants import example_data, relocate, write_plant
 from tests.harness.services import free_port
 
 REPO = Path(__file__).parents[2]
-PARTS = ("mosquitto", "influxdb", "sim", "edge-edge1", "collector", "api")
+PARTS = ("mosquitto", "influxdb", "sim", "edge-edge1", "collector", "alarms", "api")
 
 
 def dev(command: str, plant: Path, run_dir: Path) -> subprocess.CompletedProcess[str]:

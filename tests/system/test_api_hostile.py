@@ -42,7 +42,8 @@ def may(key: str | None, permission: str) -> bool:
 def cases(operation: Any, path: str) -> Any:
     """Valid requests (random ids, and the plant's real machine and line), and requests
     that break the schema (schemathesis' negative mode), where the operation has any."""
-    real = {k: v for k, v in (("machine", "pack1"), ("line", "line1"), ("command_id", "x"))
+    real = {k: v for k, v in (("machine", "pack1"), ("line", "line1"), ("command_id", "x"),
+                              ("rule", "machine_stopped"))
             if "{" + k + "}" in path}
     query = stream_query(path)  # a stream of server-sent events: one that ends at once
     options = [operation.as_strategy(GenerationMode.POSITIVE, query=query)]
@@ -83,13 +84,14 @@ def test_every_operation_with_every_key(schema: Any, api_env: ApiEnv,  # noqa: F
     statuses: Counter[int] = Counter()
     routes = documented_routes()
     forbidden = [(m, p) for m, p, perm in routes if not may(key, perm)]
-    received = len(env.edge.received)
+    received, acted = len(env.edge.received), len(env.edge.alarm_actions)
     for method, path in forbidden:  # first the refused ones: nothing may reach the edge
         property_run(schema, env, key, method, path, False, statuses)
         if method == "POST":  # and a request that would be valid but for the key
             _valid_request(env, key, path, statuses)
     time.sleep(0.5)  # a command would have arrived at the stand-in edge by now
     assert len(env.edge.received) == received, env.edge.received[received:]
+    assert len(env.edge.alarm_actions) == acted, env.edge.alarm_actions[acted:]
     for method, path, perm in routes:
         if may(key, perm):
             property_run(schema, env, key, method, path, True, statuses)
@@ -100,7 +102,8 @@ def test_every_operation_with_every_key(schema: Any, api_env: ApiEnv,  # noqa: F
 
 
 def _valid_request(env: ApiEnv, key: str | None, path: str, statuses: Counter[int]) -> None:
-    url = path.format(machine="pack1", line="line1", command_id="x", event_id="pack1:1")
+    url = path.format(machine="pack1", line="line1", command_id="x", event_id="pack1:1",
+                      rule="machine_stopped")
     body = BODIES.get(path.rsplit("/", 1)[-1])
     with env.client(key) as client:
         status = client.post(url, json=body).status_code

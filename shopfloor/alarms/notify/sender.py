@@ -86,12 +86,23 @@ class Sender:
         backoff = self._backoff()
         attempts = queued.attempts
         try:
-            while (asked_s := await self._settled(client, queued, attempts)) is not None:
+            while (asked_s := await self._supervised(client, queued, attempts)) is not None:
                 attempts += 1
                 await asyncio.sleep(max(backoff.next_delay(), min(asked_s, self._retry_max_s)))
         finally:
             self._busy.discard(queued.id)
             self._wake.set()
+
+    async def _supervised(self, client: httpx.AsyncClient, queued: Queued,
+                          attempts: int) -> float | None:
+        """`_settled`, where an unexpected error (a bug) is logged and the notification
+        tried again, instead of ending every delivery of the notifier's task group."""
+        try:
+            return await self._settled(client, queued, attempts)
+        except Exception:
+            log.exception("webhook %s: delivering %s failed unexpectedly; trying again",
+                          self.target.id, queued.notification.key)
+            return 0.0
 
     async def _settled(self, client: httpx.AsyncClient, queued: Queued,
                        attempts: int) -> float | None:
@@ -133,7 +144,7 @@ class Sender:
                 asked_s = retry_after_s(response.headers.get("Retry-After"), time.time())
         except TimeoutError:
             return f"no answer within {self.target.timeout_s} s", 0.0
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
             return f"{type(exc).__name__}: {exc}", 0.0
         return (None if 200 <= status < 300 else f"HTTP {status}"), asked_s
 

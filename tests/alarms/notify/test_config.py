@@ -40,6 +40,10 @@ def _errors(notifications: dict[str, Any]) -> list[str]:
 @pytest.mark.parametrize(("notifications", "path"), [
     ({"webhooks": [{**HOOK, "url": "ftp://x/y"}]}, "notifications.webhooks[0].url"),
     ({"webhooks": [{**HOOK, "url": "https://u:p@x/y"}]}, "notifications.webhooks[0].url"),
+    ({"webhooks": [{**HOOK, "url": "http://x:99999/y"}]}, "notifications.webhooks[0].url"),
+    ({"webhooks": [{**HOOK, "url": "http://x:abc/y"}]}, "notifications.webhooks[0].url"),
+    ({"webhooks": [{**HOOK, "url": "http://[::1/y"}]}, "notifications.webhooks[0].url"),
+    ({"webhooks": [{**HOOK, "url": "http://a b/y"}]}, "notifications.webhooks[0].url"),
     ({"webhooks": [{**HOOK, "secret": "inline"}]}, "notifications.webhooks[0].secret"),
     ({"webhooks": [{**HOOK, "secret_env": "lower case"}]},
      "notifications.webhooks[0].secret_env"),
