@@ -96,8 +96,13 @@ def chain(mosquitto: Any, influxdb: Any, tmp_path_factory: pytest.TempPathFactor
         yield rig
 
 
+# The waits are for real processes on a possibly loaded machine: generous, since a wait
+# only lasts that long when something is wrong (the timed-out message names what).
+SLACK = 4
+
+
 def _wait(driver: webdriver.Chrome, timeout_s: float, what: str, css: str) -> Any:
-    return WebDriverWait(driver, timeout_s).until(
+    return WebDriverWait(driver, timeout_s * SLACK).until(
         ec.presence_of_element_located((By.CSS_SELECTOR, css)), f"timed out: {what}")
 
 
@@ -111,7 +116,7 @@ def _click(driver: webdriver.Chrome, css: str, what: str) -> None:
             return False
         return True
 
-    WebDriverWait(driver, 15).until(attempt, f"timed out: {what}")
+    WebDriverWait(driver, 15 * SLACK).until(attempt, f"timed out: {what}")
 
 
 def test_stop_seen_classified_by_click_and_reflected(chain: Chain,
@@ -195,7 +200,7 @@ def test_split_on_the_page_then_classify_each_part(chain: Chain,
               f'#unclassified li[data-event="{event_id}"] .part:not([data-part])')
         _click(browser, f'li[data-event="{event_id}"] .part[data-part="1"] '
                         'button[data-reason="motor"]', "motor for the second part")
-        WebDriverWait(browser, 15).until_not(ec.presence_of_element_located(
+        WebDriverWait(browser, 15 * SLACK).until_not(ec.presence_of_element_located(
             (By.CSS_SELECTOR, f'#unclassified li[data-event="{event_id}"]')),
             "timed out: the split stop leaving the unclassified")
         _wait(browser, 15, "the event entered", f'#classified li[data-event="{event_id}"]')
@@ -231,6 +236,6 @@ def test_alarm_listed_and_acknowledged_on_the_page(chain: Chain,
         _wait(browser, 15, "the stored state listed", f'{item}[data-state="active_ack"] .part')
         assert op.post("/api/v1/machines/paint1/start").status_code == 200
     # acknowledged and cleared: back to normal, off the list
-    WebDriverWait(browser, 30).until_not(ec.presence_of_element_located(
+    WebDriverWait(browser, 30 * SLACK).until_not(ec.presence_of_element_located(
         (By.CSS_SELECTOR, item)), "timed out: the cleared alarm leaving the list")
     assert offline_requests(browser) == []
