@@ -35,7 +35,7 @@ import time
 from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import paho.mqtt.client as mqtt
@@ -104,6 +104,22 @@ def histogram_quantile(before: str, after: str, name: str, q: float) -> float | 
 def metric(metrics: str, name: str) -> float:
     found = re.search(rf"^{name}(?:{{[^}}]*}})? (\S+)$", metrics, re.M)
     return float(found.group(1)) if found else 0.0
+
+
+
+def start_sim(tmp: Path, data: dict[str, Any], broker_port: int, metrics_port: int,
+              ) -> tuple[Path, dict[str, str], IO[bytes], subprocess.Popen[bytes]]:
+    """Write the benchmark's plant (one agent, its state in `tmp`) and start the simulator
+    serving it; returns the plant file, the environment for the other processes, the log
+    file they share and the simulator."""
+    data["broker"] = {"host": "127.0.0.1", "port": broker_port}
+    data["agents"][0].update(state_dir=str(tmp / "edge"), metrics_port=metrics_port)
+    plant = tmp / "plant.yaml"
+    plant.write_text(yaml.safe_dump(data, sort_keys=False))
+    env = {**os.environ, "SHOPFLOOR_LOG_LEVEL": "WARNING"}
+    logs = open(tmp / "procs.log", "ab")  # noqa: SIM115
+    sim = subprocess.Popen([BIN, "sim", str(plant)], stdout=logs, stderr=logs, env=env)
+    return plant, env, logs, sim
 
 
 def free_base_port(count: int) -> int:
@@ -177,13 +193,7 @@ def run(
         if gateway
         else f"port per device: {ports} ports and connections, max_in_flight {max_in_flight}"
     )
-    data["broker"] = {"host": "127.0.0.1", "port": broker.port}
-    data["agents"][0].update(state_dir=str(tmp / "edge"), metrics_port=metrics_port)
-    plant = tmp / "plant.yaml"
-    plant.write_text(yaml.safe_dump(data, sort_keys=False))
-    env = {**os.environ, "SHOPFLOOR_LOG_LEVEL": "WARNING"}
-    logs = open(tmp / "procs.log", "ab")  # noqa: SIM115
-    sim = subprocess.Popen([BIN, "sim", str(plant)], stdout=logs, stderr=logs, env=env)
+    plant, env, logs, sim = start_sim(tmp, data, broker.port, metrics_port)
     agent: subprocess.Popen[bytes] | None = None
     try:
         last_port = data["machines"][list(data["machines"])[-1]]["connection"]["port"]

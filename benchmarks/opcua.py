@@ -33,14 +33,12 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import psutil
-import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from benchmarks.edge import free_base_port
+from benchmarks.edge import BIN, free_base_port, start_sim
 from shopfloor.sim.generate import as_opcua, plant_data
 from tests.harness.services import Mosquitto, free_port, wait_for_port
 
-BIN = Path(sys.executable).with_name("shopfloor")
 TARGET_P99_S = 0.100
 
 
@@ -80,13 +78,7 @@ def run(tmp: Path, machines: int, per_server: int, publishing_s: float, seconds:
     data = as_opcua(plant_data(machines=machines, points=20, base_port=free_base_port(servers),
                                site="bench"), per_server, publishing_s)
     metrics_port = free_port()
-    data["broker"] = {"host": "127.0.0.1", "port": broker.port}
-    data["agents"][0].update(state_dir=str(tmp / "edge"), metrics_port=metrics_port)
-    plant = tmp / "plant.yaml"
-    plant.write_text(yaml.safe_dump(data, sort_keys=False))
-    env = {**os.environ, "SHOPFLOOR_LOG_LEVEL": "WARNING"}
-    logs = open(tmp / "procs.log", "ab")  # noqa: SIM115
-    sim = subprocess.Popen([BIN, "sim", str(plant)], stdout=logs, stderr=logs, env=env)
+    plant, env, logs, sim = start_sim(tmp, data, broker.port, metrics_port)
     agent: subprocess.Popen[bytes] | None = None
     try:
         last = list(data["machines"].values())[-1]["connection"]["endpoint"]

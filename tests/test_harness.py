@@ -13,7 +13,7 @@ from tests.harness.services import InfluxDB, Mosquitto, require_binary
 def test_mosquitto_round_trip(mosquitto: Mosquitto, unique_site: str) -> None:
     topic = f"shopfloor/v1/{unique_site}/probe"
     # -h 127.0.0.1: on a minimal image without /etc/hosts, the clients' default
-    # "localhost" does not resolve.
+    # host name does not resolve.
     pub = [require_binary("mosquitto_pub"), "-h", "127.0.0.1", "-p", str(mosquitto.port),
            "-t", topic]
     sub = subprocess.Popen(
