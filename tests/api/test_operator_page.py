@@ -158,7 +158,8 @@ def test_stop_seen_classified_by_click_and_reflected(chain: Chain,
                   "end": (start + dt.timedelta(seconds=THRESHOLD_S)).isoformat()}
         before = op.get("/api/v1/machines/press1/oee", params=window).json()["result"]
         browser.save_screenshot(str(ARTIFACTS / "operator-stop.png"))
-        item.find_element(By.CSS_SELECTOR, f'button.reason[data-reason="{MEETING}"]').click()
+        _click(browser, f'#unclassified li[data-event="{event_id}"] '
+                        f'button.reason[data-reason="{MEETING}"]', "the reason")
         _wait(browser, 15, "the stop under 'entered this shift'",
               f'#classified li[data-event="{event_id}"]')
         assert not browser.find_elements(By.CSS_SELECTOR,

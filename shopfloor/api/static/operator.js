@@ -189,6 +189,9 @@ function renderDurations() {
     const prefix = tile && tile.reason ? `${tile.reason} · ` : "";
     node.textContent = `${prefix}for ${duration((Date.now() - Date.parse(since)) / 1000)}`;
   }
+  for (const node of document.querySelectorAll(".event .lasted[data-since]")) {
+    node.textContent = duration((Date.now() - Date.parse(node.dataset.since)) / 1000);
+  }
 }
 
 function duration(seconds) {
@@ -232,16 +235,27 @@ async function loadEvents() {
   renderList("classified", "entered-empty", entered, enteredEvent);
 }
 
+// A list is redrawn only when what it shows changed (an ongoing event's duration counts
+// up in the browser), and not while someone is typing in it: a redraw would throw away a
+// half-typed split time, or move the button under a finger.
 function renderList(listId, emptyId, events, render) {
-  $(listId).replaceChildren(...events.map(render));
+  const list = $(listId);
+  const shown = JSON.stringify(events, (key, value) => (key === "duration_s" ? undefined : value));
+  const typing = document.activeElement instanceof HTMLInputElement
+    && list.contains(document.activeElement);
+  if (list.dataset.shown === shown || typing) return;
+  list.dataset.shown = shown;
+  list.replaceChildren(...events.map(render));
   $(emptyId).hidden = events.length > 0;
 }
 
 function eventHead(event) {
   const end = event.end ? `–${clock(event.end)}` : " (ongoing)";
   const plc = event.plc_reason ? `, PLC: ${event.plc_reason}` : "";
+  const lasted = el("span", { class: "lasted", "data-since": event.end ? null : event.start,
+                              text: duration(event.duration_s) });
   return el("div", { class: "head",
-    text: `${event.machine} · ${event.state}${plc} · ${clock(event.start)}${end} · ${duration(event.duration_s)}` });
+    text: `${event.machine} · ${event.state}${plc} · ${clock(event.start)}${end} · ` }, lasted);
 }
 
 function unclassifiedEvent(event) {
@@ -314,7 +328,10 @@ async function act(item, path, body) {
   try {
     await api(path, { method: "POST", body: JSON.stringify(body) });
     setStatus("saved");
+    document.activeElement.blur();  // the list may be redrawn now
     await refreshEvents();
+    // an answer that changed nothing shown leaves the item as it is: usable again
+    for (const button of item.querySelectorAll("button")) button.disabled = false;
   } catch (error) {  // on the item, and in the status line: a refresh may redraw the item
     showError(item, error.message);
     setStatus(`not saved: ${error.message}`);
