@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -108,18 +109,23 @@ def metric(metrics: str, name: str) -> float:
 
 
 def start_sim(tmp: Path, data: dict[str, Any], broker_port: int, metrics_port: int,
-              ) -> tuple[Path, dict[str, str], IO[bytes], subprocess.Popen[bytes]]:
+              groups: Sequence[Sequence[str]] = ((),),
+              ) -> tuple[Path, dict[str, str], IO[bytes], list[subprocess.Popen[bytes]]]:
     """Write the benchmark's plant (one agent, its state in `tmp`) and start the simulator
-    serving it; returns the plant file, the environment for the other processes, the log
-    file they share and the simulator."""
+    serving it, one process per group of machine ids (an empty group: every machine);
+    returns the plant file, the environment for the other processes, the log file they
+    share and the simulator processes."""
     data["broker"] = {"host": "127.0.0.1", "port": broker_port}
     data["agents"][0].update(state_dir=str(tmp / "edge"), metrics_port=metrics_port)
     plant = tmp / "plant.yaml"
     plant.write_text(yaml.safe_dump(data, sort_keys=False))
     env = {**os.environ, "SHOPFLOOR_LOG_LEVEL": "WARNING"}
     logs = open(tmp / "procs.log", "ab")  # noqa: SIM115
-    sim = subprocess.Popen([BIN, "sim", str(plant)], stdout=logs, stderr=logs, env=env)
-    return plant, env, logs, sim
+    sims = [subprocess.Popen([BIN, "sim", str(plant), *(["--machines", ",".join(group)]
+                                                        if group else [])],
+                             stdout=logs, stderr=logs, env=env)
+            for group in groups]
+    return plant, env, logs, sims
 
 
 def free_base_port(count: int) -> int:
@@ -193,7 +199,7 @@ def run(
         if gateway
         else f"port per device: {ports} ports and connections, max_in_flight {max_in_flight}"
     )
-    plant, env, logs, sim = start_sim(tmp, data, broker.port, metrics_port)
+    plant, env, logs, (sim,) = start_sim(tmp, data, broker.port, metrics_port)
     agent: subprocess.Popen[bytes] | None = None
     try:
         last_port = data["machines"][list(data["machines"])[-1]]["connection"]["port"]

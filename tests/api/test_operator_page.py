@@ -20,7 +20,11 @@ import httpx
 import pytest
 import yaml
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    TimeoutException,
+)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
@@ -119,6 +123,14 @@ def _click(driver: webdriver.Chrome, css: str, what: str) -> None:
     WebDriverWait(driver, 15 * SLACK).until(attempt, f"timed out: {what}")
 
 
+def _page_said(driver: webdriver.Chrome) -> str:
+    """What the page shows besides the lists: its status line and any error it drew (for
+    the message of a wait that timed out)."""
+    status = driver.find_element(By.ID, "status").text
+    errors = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".error")]
+    return f"page status {status!r}, errors {errors}"
+
+
 def test_stop_seen_classified_by_click_and_reflected(chain: Chain,
                                                      browser: webdriver.Chrome) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -146,7 +158,8 @@ def test_stop_seen_classified_by_click_and_reflected(chain: Chain,
                   "end": (start + dt.timedelta(seconds=THRESHOLD_S)).isoformat()}
         before = op.get("/api/v1/machines/press1/oee", params=window).json()["result"]
         browser.save_screenshot(str(ARTIFACTS / "operator-stop.png"))
-        item.find_element(By.CSS_SELECTOR, f'button.reason[data-reason="{MEETING}"]').click()
+        _click(browser, f'#unclassified li[data-event="{event_id}"] '
+                        f'button.reason[data-reason="{MEETING}"]', "the reason")
         _wait(browser, 15, "the stop under 'entered this shift'",
               f'#classified li[data-event="{event_id}"]')
         assert not browser.find_elements(By.CSS_SELECTOR,
@@ -200,9 +213,13 @@ def test_split_on_the_page_then_classify_each_part(chain: Chain,
               f'#unclassified li[data-event="{event_id}"] .part:not([data-part])')
         _click(browser, f'li[data-event="{event_id}"] .part[data-part="1"] '
                         'button[data-reason="motor"]', "motor for the second part")
-        WebDriverWait(browser, 15 * SLACK).until_not(ec.presence_of_element_located(
-            (By.CSS_SELECTOR, f'#unclassified li[data-event="{event_id}"]')),
-            "timed out: the split stop leaving the unclassified")
+        try:
+            WebDriverWait(browser, 15 * SLACK).until_not(ec.presence_of_element_located(
+                (By.CSS_SELECTOR, f'#unclassified li[data-event="{event_id}"]')))
+        except TimeoutException:
+            pytest.fail(f"timed out: the split stop leaving the unclassified; "
+                        f"{_page_said(browser)}; the API has "
+                        f"{op.get(f'/api/v1/downtime/events/{event_id}').json()}")
         _wait(browser, 15, "the event entered", f'#classified li[data-event="{event_id}"]')
         event = op.get(f"/api/v1/downtime/events/{event_id}").json()
         browser.save_screenshot(str(ARTIFACTS / "operator-split.png"))
