@@ -52,6 +52,7 @@ class MachineStream:
         )
         self.state_topic = topics.machine_topic(site, machine.line, machine_id, topics.STATE)
         self.failures = FailureLog(log, f"machine {machine_id}")
+        self.tally = metrics.machine(machine_id)
         self.failed_polls = 0
         self.first_failure: dt.datetime | None = None
         self.online: bool | None = None
@@ -100,7 +101,7 @@ class MachineStream:
     def _set_online(self, online: bool) -> None:
         if online == self.online:
             return
-        self.metrics.device_online.labels(self.machine_id).set(1 if online else 0)
+        self.tally.online = 1 if online else 0
         if online:
             self.metrics.devices_online.inc()
             if self.online is False:
