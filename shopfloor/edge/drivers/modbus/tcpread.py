@@ -236,6 +236,12 @@ class TcpReader:
         yet sent are not tried (None): the device is not there."""
         outcomes: list[bytes | DeviceError | None] = [None] * len(requests)
         step = self._per_device
+        if len(requests) <= step:  # the usual case: one exchange
+            try:
+                return await self._exchange(machine, unit, requests, timeout_s)
+            except DeviceError as exc:  # could not connect
+                outcomes[0] = exc
+                return outcomes
         for start in range(0, len(requests), step):
             chunk = requests[start : start + step]
             try:
@@ -250,7 +256,7 @@ class TcpReader:
 
     async def _exchange(
         self, machine: str, unit: int, chunk: Sequence[Request], timeout_s: float
-    ) -> list[bytes | DeviceError]:
+    ) -> list[bytes | DeviceError | None]:
         await self._slots.acquire(len(chunk))
         try:
             link = self._link
@@ -267,7 +273,7 @@ class TcpReader:
             finally:
                 for tid in tids:
                     link.pending.pop(tid, None)
-            outcomes = [
+            outcomes: list[bytes | DeviceError | None] = [
                 self._outcome(machine, unit, request, answer, failure, timeout_s)
                 for request, answer in zip(chunk, exchange.answers, strict=True)
             ]
