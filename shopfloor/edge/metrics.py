@@ -12,7 +12,12 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from shopfloor.shared.plainmetrics import BucketHistogram, CounterFamily, PlainCounter
+from shopfloor.shared.plainmetrics import (
+    BucketHistogram,
+    CounterFamily,
+    GaugeFamily,
+    PlainCounter,
+)
 
 _LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 _JITTER_BUCKETS = (
@@ -45,6 +50,8 @@ class MachineTally:
     """Scheduled polls shed under overload."""
     late: int = 0
     """Scheduled polls missed because the poller woke after its next tick."""
+    online: int | None = None
+    """1 answering, 0 offline, None before its first reading (not exported then)."""
 
 
 class EdgeMetrics:
@@ -122,9 +129,8 @@ class EdgeMetrics:
         self.devices_online = Gauge(
             "shopfloor_edge_devices_online", "Machines answering their polls", registry=r
         )
-        self.device_online = Gauge(
-            "shopfloor_edge_device_online", "1 when the machine answers", ["machine"], registry=r
-        )
+        r.register(GaugeFamily("shopfloor_edge_device_online", "1 when the machine answers",
+                               ["machine"], self._online_rows))
         self.broker_connected = Gauge(
             "shopfloor_edge_broker_connected", "1 when connected to the broker", registry=r
         )
@@ -141,3 +147,8 @@ class EdgeMetrics:
         for machine, tally in list(self.machines.items()):
             yield (machine, "shed"), tally.shed
             yield (machine, "late"), tally.late
+
+    def _online_rows(self) -> Iterator[tuple[tuple[str], int]]:
+        for machine, tally in list(self.machines.items()):
+            if tally.online is not None:
+                yield (machine,), tally.online

@@ -14,7 +14,12 @@ import threading
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 
@@ -37,6 +42,8 @@ class CounterFamily(Collector):
     """A labelled counter family whose samples are read from the caller's own objects
     when scraped: `rows()` yields (label values, value) pairs."""
 
+    family: type[CounterMetricFamily] | type[GaugeMetricFamily] = CounterMetricFamily
+
     def __init__(self, name: str, documentation: str, labels: Sequence[str],
                  rows: Callable[[], Iterable[tuple[Sequence[str], float]]]) -> None:
         self._name = name
@@ -45,10 +52,16 @@ class CounterFamily(Collector):
         self._rows = rows
 
     def collect(self) -> Iterator[Metric]:
-        family = CounterMetricFamily(self._name, self._documentation, labels=self._labels)
+        family = self.family(self._name, self._documentation, labels=self._labels)
         for labels, value in self._rows():
             family.add_metric(list(labels), value)
         yield family
+
+
+class GaugeFamily(CounterFamily):
+    """A labelled gauge family read like `CounterFamily`."""
+
+    family = GaugeMetricFamily
 
 
 class BucketHistogram(Collector):

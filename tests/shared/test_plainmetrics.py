@@ -6,9 +6,14 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from shopfloor.shared.plainmetrics import BucketHistogram, CounterFamily, PlainCounter
+from shopfloor.shared.plainmetrics import (
+    BucketHistogram,
+    CounterFamily,
+    GaugeFamily,
+    PlainCounter,
+)
 
 BOUNDS = (0.0005, 0.001, 0.01, 0.02, 0.5, 1.0, 5.0)
 
@@ -43,8 +48,13 @@ def test_counters_expose_what_prometheus_counters_do(by_label: dict[tuple[str, s
     for labels, value in by_label.items():
         labelled.labels(*labels).inc(value)
     single.inc(total)
+    gauge = Gauge("g", "doc", ["machine", "reason"], registry=theirs)
+    for labels, value in by_label.items():
+        gauge.labels(*labels).set(value % 2)
     ours.register(CounterFamily("c", "doc", ["machine", "reason"], lambda: by_label.items()))
+    ours.register(GaugeFamily("g", "doc", ["machine", "reason"],
+                              lambda: ((k, v % 2) for k, v in by_label.items())))
     plain = PlainCounter("d", "doc")
     plain.inc(total)
     ours.register(plain)
-    assert exposition(ours) == exposition(theirs)
+    assert sorted(exposition(ours)) == sorted(exposition(theirs))
