@@ -233,6 +233,7 @@ async function loadEvents() {
   const recent = await api(`/api/v1/downtime/events?line=${line}&limit=200&start=${encodeURIComponent(from)}`);
   const entered = recent.items.filter((e) => e.parts.some((p) => p.by && p.by !== "plc"));
   renderList("classified", "entered-empty", entered, enteredEvent);
+  $("stops").dataset.refreshes = String(Number($("stops").dataset.refreshes || 0) + 1);
 }
 
 // A list is redrawn only when what it shows changed (an ongoing event's duration counts
