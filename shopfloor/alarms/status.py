@@ -14,12 +14,10 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector
 
 from shopfloor.shared.enums import AlarmState
-from shopfloor.shared.status_server import StatusServer
+from shopfloor.shared.status_server import StatusFigures
 
 if TYPE_CHECKING:
     from shopfloor.alarms.service import AlarmService
@@ -28,27 +26,13 @@ STALLED_AFTER_S = 10.0
 """The loop ticks every second; this long without a tick and the component is unhealthy."""
 
 
-class AlarmStatus(Collector):
+class AlarmStatus(StatusFigures):
     def __init__(self, service: AlarmService) -> None:
         self._service = service
-        self.registry = CollectorRegistry()
-        self.registry.register(self)
+        super().__init__()
         notifier_status = getattr(service.notifier, "status", None)
         if notifier_status is not None:
             self.registry.register(notifier_status)
-        self._server: StatusServer | None = None
-
-    def start(self, port: int | None) -> None:
-        if port is not None:
-            self._server = StatusServer(port, self.health, registry=self.registry).start()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-
-    @property
-    def port(self) -> int | None:
-        return None if self._server is None else self._server.port
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         s = self._service

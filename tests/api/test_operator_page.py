@@ -123,6 +123,20 @@ def _click(driver: webdriver.Chrome, css: str, what: str) -> None:
     WebDriverWait(driver, 15 * SLACK).until(attempt, f"timed out: {what}")
 
 
+def _open_line(driver: webdriver.Chrome, chain: Chain) -> None:
+    """line1's page on a touch panel's screen, signed in (the key is in session storage)."""
+    driver.set_window_size(1280, 800)
+    driver.get(f"{chain.api.url}/operator?line=line1")
+    _wait(driver, 15, "the tiles", '.tile[data-machine="pack1"]')
+
+
+def _stop_listed(driver: webdriver.Chrome, op: httpx.Client, machine: str) -> Any:
+    """Stop `machine` through the API; its stop as the page lists it, unclassified."""
+    assert op.post(f"/api/v1/machines/{machine}/stop").status_code == 200
+    return _wait(driver, 20, f"{machine}'s stop",
+                 f'#unclassified li[data-event^="{machine}:"]')
+
+
 def _page_said(driver: webdriver.Chrome) -> str:
     """What the page shows besides the lists: its status line and any error it drew (for
     the message of a wait that timed out)."""
@@ -191,12 +205,9 @@ def test_stop_seen_classified_by_click_and_reflected(chain: Chain,
 def test_split_on_the_page_then_classify_each_part(chain: Chain,
                                                    browser: webdriver.Chrome) -> None:
     """A jam that turned into a repair: split where it changed, a reason for each part."""
-    browser.set_window_size(1280, 800)
-    browser.get(f"{chain.api.url}/operator?line=line1")  # signed in: session storage
-    _wait(browser, 15, "the tiles", '.tile[data-machine="weld1"]')
+    _open_line(browser, chain)
     with chain.client("operator") as op:
-        assert op.post("/api/v1/machines/weld1/stop").status_code == 200
-        item = _wait(browser, 20, "weld1's stop", '#unclassified li[data-event^="weld1:"]')
+        item = _stop_listed(browser, op, "weld1")
         event_id = item.get_attribute("data-event")
         start_ms = int(event_id.rsplit(":", 1)[1])
         # the page takes a time of day (the browser's zone), to the second
@@ -234,12 +245,9 @@ def test_a_half_typed_split_time_is_not_thrown_away(chain: Chain,
                                                     browser: webdriver.Chrome) -> None:
     """The lists are refreshed every 5 s; while someone types in one, it is not redrawn
     (which would empty the field), and it catches up once they leave it."""
-    browser.set_window_size(1280, 800)
-    browser.get(f"{chain.api.url}/operator?line=line1")  # signed in: session storage
-    _wait(browser, 15, "the tiles", '.tile[data-machine="pack1"]')
+    _open_line(browser, chain)
     with chain.client("operator") as op:
-        assert op.post("/api/v1/machines/pack1/stop").status_code == 200
-        item = _wait(browser, 20, "pack1's stop", '#unclassified li[data-event^="pack1:"]')
+        item = _stop_listed(browser, op, "pack1")
         field = item.find_element(By.CSS_SELECTOR, ".split input")
         field.click()
         field.send_keys("10")  # the hours of a split time, the rest not typed yet
