@@ -12,7 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shopfloor.edge.metrics import EdgeMetrics
-from shopfloor.edge.outbox import COMMIT_INTERVAL_S, IDLE_COMMIT_S, Outbox, commit_delay_s
+from shopfloor.edge.outbox import (
+    COMMIT_INTERVAL_S,
+    IDLE_COMMIT_S,
+    Outbox,
+    commit_delay_s,
+)
 from shopfloor.edge.store import Batch, Message, Store
 from shopfloor.shared.enums import QueueFullPolicy
 
@@ -62,6 +67,25 @@ def test_the_commit_rule_bounds_every_wait_and_the_commit_rate(
     else:
         assert delay == IDLE_COMMIT_S  # bookkeeping alone, or a retry: no hurry
     assert delay <= IDLE_COMMIT_S
+
+
+@settings(derandomize=True, max_examples=100)
+@given(st.integers(0, 10_000), st.integers(0, 10_000))
+def test_a_busy_agent_commits_less_often_the_more_each_commit_carries(
+    fewer: int, more: int
+) -> None:
+    """The interval between commits of new messages grows with the messages the last
+    commit carried, from COMMIT_INTERVAL_S (a few: ~500 a second or less) to
+    IDLE_COMMIT_S, never beyond."""
+    fewer, more = sorted((fewer, more))
+    batch = Batch(messages=[sample(0)])
+    short = commit_delay_s(batch, False, False, fewer)
+    long = commit_delay_s(batch, False, False, more)
+    assert short is not None and long is not None
+    assert COMMIT_INTERVAL_S <= short <= long <= IDLE_COMMIT_S
+    assert commit_delay_s(batch, False, False, 5) == COMMIT_INTERVAL_S  # 500/s at 10 ms
+    assert commit_delay_s(batch, False, False, 50) == IDLE_COMMIT_S  # 1,000/s: 50 per 50 ms
+    assert commit_delay_s(batch, True, False, more) == 0.0  # a caller waits
 
 
 async def passes(outbox_store: CountingStore, want: int, limit: int = 20) -> int:
