@@ -13,7 +13,7 @@ import pytest
 from shopfloor.collector.stats import summarize
 from shopfloor.dashboards.build import load_committed
 from shopfloor.dashboards.macros import Variable, expand
-from shopfloor.dashboards.panels_model import walk_panels
+from shopfloor.dashboards.panels_model import annotation_queries, panel_queries, walk_panels
 from shopfloor.dashboards.verify import verify_dashboard
 from shopfloor.kpi.calendar import ShiftCalendar
 from tests.dashboards import data
@@ -277,3 +277,29 @@ def test_counts_of_parts_are_whole_parts(filled: Filled, name: str) -> None:
 
 
 PART_COUNTS = {"produced", "scrap", "wip", "parts", "inflow", "outflow_good", "change"}
+
+
+def test_a_range_without_events_leaves_only_event_panels_empty(filled: Filled) -> None:
+    """Over a range after the data (no stop, no alarm, no sample), the panels that list
+    events (downtime log and Pareto, alarm tables, annotations) are empty and that is
+    not a problem; every panel over measured data still reports `no series`."""
+    after = filled.window.to_ms + 3600_000
+    events = measured = 0
+    for name, model in DASHBOARDS.items():
+        selection = {"site": [filled.sites[0]], "line": filled.lines[0], "machine": "press1"}
+        for outcome, query in zip(
+                verify_dashboard(filled.client, model, after, after + 600_000, selection)[
+                    -len(panel_queries(model) + annotation_queries(model)):],
+                panel_queries(model) + annotation_queries(model), strict=True):
+            assert outcome.label == query.label
+            if outcome.series:
+                continue  # a query not bound to the range (e.g. the latest state)
+            if query.lists_events:
+                events += 1
+                assert outcome.problems == [], (name, outcome.label)
+            else:
+                measured += 1
+                assert outcome.problems == ["no series"], (name, outcome.label)
+    assert events and measured
+    assert {q.panel for m in DASHBOARDS.values() for q in panel_queries(m)
+            if q.lists_events} >= {"Downtime log", "Downtime by classified reason (Pareto, s)"}
