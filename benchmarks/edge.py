@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -108,18 +109,23 @@ def metric(metrics: str, name: str) -> float:
 
 
 def start_sim(tmp: Path, data: dict[str, Any], broker_port: int, metrics_port: int,
-              ) -> tuple[Path, dict[str, str], IO[bytes], subprocess.Popen[bytes]]:
+              groups: Sequence[Sequence[str]] = ((),),
+              ) -> tuple[Path, dict[str, str], IO[bytes], list[subprocess.Popen[bytes]]]:
     """Write the benchmark's plant (one agent, its state in `tmp`) and start the simulator
-    serving it; returns the plant file, the environment for the other processes, the log
-    file they share and the simulator."""
+    serving it, one process per group of machine ids (an empty group: every machine);
+    returns the plant file, the environment for the other processes, the log file they
+    share and the simulator processes."""
     data["broker"] = {"host": "127.0.0.1", "port": broker_port}
     data["agents"][0].update(state_dir=str(tmp / "edge"), metrics_port=metrics_port)
     plant = tmp / "plant.yaml"
     plant.write_text(yaml.safe_dump(data, sort_keys=False))
     env = {**os.environ, "SHOPFLOOR_LOG_LEVEL": "WARNING"}
     logs = open(tmp / "procs.log", "ab")  # noqa: SIM115
-    sim = subprocess.Popen([BIN, "sim", str(plant)], stdout=logs, stderr=logs, env=env)
-    return plant, env, logs, sim
+    sims = [subprocess.Popen([BIN, "sim", str(plant), *(["--machines", ",".join(group)]
+                                                        if group else [])],
+                             stdout=logs, stderr=logs, env=env)
+            for group in groups]
+    return plant, env, logs, sims
 
 
 def free_base_port(count: int) -> int:
@@ -193,7 +199,7 @@ def run(
         if gateway
         else f"port per device: {ports} ports and connections, max_in_flight {max_in_flight}"
     )
-    plant, env, logs, sim = start_sim(tmp, data, broker.port, metrics_port)
+    plant, env, logs, (sim,) = start_sim(tmp, data, broker.port, metrics_port)
     agent: subprocess.Popen[bytes] | None = None
     try:
         last_port = data["machines"][list(data["machines"])[-1]]["connection"]["port"]
@@ -239,7 +245,7 @@ def report(
     scraped_before = time.monotonic()
     rec.take()
     cpu0, sim0, t0 = agent.cpu_times(), sim.cpu_times(), time.monotonic()
-    depths = sample_depth(url, seconds)
+    depths = sample_depth(f"http://127.0.0.1:{metrics_port}/healthz", seconds)
     cpu1, sim1, elapsed = agent.cpu_times(), sim.cpu_times(), time.monotonic() - t0
     load = os.getloadavg()
     sim_cpu = (sim1.user + sim1.system - sim0.user - sim0.system) / elapsed * 100
@@ -280,7 +286,9 @@ def report(
         "(agent's own clock vs schedule, this window)"
     )
     per_poll = cpu_s / polls * 1e6 if polls else float("nan")
-    print(f"agent CPU:          {cpu:.1f} % of one core = {per_poll:.0f} us per poll")
+    user_share = (cpu1.user - cpu0.user) / cpu_s * 100 if cpu_s else float("nan")
+    print(f"agent CPU:          {cpu:.1f} % of one core = {per_poll:.0f} us per poll "
+          f"({user_share:.0f} % of it in user space)")
     print(f"simulator CPU:      {sim_cpu:.0f} % of one core")
     print(
         f"load average:       {' '.join(f'{x:.1f}' for x in load)} "
@@ -293,11 +301,13 @@ def report(
 
 
 def sample_depth(url: str, seconds: float, every_s: float = 5.0) -> list[float]:
-    """The agent's outbox depth every `every_s` over `seconds` (waits that long)."""
+    """The agent's outbox depth every `every_s` over `seconds` (waits that long), from
+    its /healthz: a /metrics scrape every 5 s (1,000 machines' series) would add its
+    own cost to the figures; /metrics is read only before and after the window."""
     depths = []
     end = time.monotonic() + seconds
     while True:
-        depths.append(metric(httpx.get(url, timeout=10).text, "shopfloor_edge_queue_depth"))
+        depths.append(float(httpx.get(url, timeout=10).json()["queue_depth"]))
         left = end - time.monotonic()
         if left <= 0:
             return depths

@@ -25,6 +25,7 @@ from shopfloor.alarms.actions import Actions
 from shopfloor.alarms.engine import Engine, Instance, Record, payload_of
 from shopfloor.alarms.inputs import LineKpi, MachineKpi
 from shopfloor.alarms.notify.notifier import open_notifier
+from shopfloor.alarms.status import AlarmStatus
 from shopfloor.kpi.calendar import ShiftCalendar
 from shopfloor.shared import schema, topics
 from shopfloor.shared.access import client_id_of
@@ -67,10 +68,14 @@ class AlarmService:
         self._live = False
         self._restore_mid: int | None = None
         self._live_mid: int | None = None
-        self._pending: list[str] = []
+        self.pending: list[str] = []
+        """Transition lines not yet in InfluxDB (at most MAX_PENDING_LINES)."""
+        self.dropped_lines = 0
+        self.last_tick = time.monotonic()
         self._writer: LineWriter | None = None
         self._db_backoff = Backoff(max_s=30.0)
         self._db_retry_at = 0.0
+        self._write_failing = self._read_failing = False
         self._db_failures = FailureLog(log, f"InfluxDB {plant.database.url}")
         self._read_failures = FailureLog(log, f"InfluxDB {plant.database.url} (reading)")
         self._read_at = 0.0
@@ -87,6 +92,21 @@ class AlarmService:
         self._link = self._make_link()
         self._client = self._link.client
         self.notifier = open_notifier(plant, self._instance_of)
+        self.status = AlarmStatus(self)
+
+    @property
+    def broker_connected(self) -> bool:
+        return self._link.connected.is_set()
+
+    @property
+    def live(self) -> bool:
+        """The alarm state is restored from the broker: rules are being evaluated."""
+        return self._live
+
+    @property
+    def database_failing(self) -> bool:
+        """The last write of transitions, or the last read of the rules' inputs, failed."""
+        return self._write_failing or self._read_failing
 
     def _make_link(self) -> BrokerThread:
         client_id = client_id_of(self.plant.broker, f"shopfloor-alarms-{self.plant.site.id}")
@@ -99,8 +119,10 @@ class AlarmService:
     def run(self, stop: threading.Event) -> None:
         self._link.start()
         self.notifier.start()
+        self.status.start(self.plant.alarms.metrics_port)
         try:
             while not stop.is_set():
+                self.last_tick = time.monotonic()
                 deadline = time.monotonic() + TICK_S
                 while (left := deadline - time.monotonic()) > 0 and not stop.is_set():
                     try:
@@ -113,6 +135,7 @@ class AlarmService:
                     self.notifier.tick(time.time())
                 self._flush()
         finally:
+            self.status.stop()
             self._link.stop()
             self.notifier.stop()
             self._flush()
@@ -207,8 +230,10 @@ class AlarmService:
                                  payload.to_json(), qos=1, retain=True)
             line = transition_line(self.plant.site.id, record,
                                    self._shift_name(round(transition.at * 1000)))
-            if line is not None and len(self._pending) < MAX_PENDING_LINES:
-                self._pending.append(line)
+            if line is not None and len(self.pending) < MAX_PENDING_LINES:
+                self.pending.append(line)
+            elif line is not None:  # the database has been down that long: counted
+                self.dropped_lines += 1
             log.info("alarm %s/%s: %s -> %s (%s)", instance.machine, instance.rule.kind,
                      transition.from_state, transition.to_state, transition.kind)
 
@@ -233,8 +258,10 @@ class AlarmService:
                 self._read_stats(db)
         except DatabaseUnavailable as exc:
             self._read_failures.failure("%s", exc)
+            self._read_failing = True
             return
         self._read_failures.success()
+        self._read_failing = False
 
     def _read_stats(self, db: LineWriter) -> None:
         seen = self._stats_seen.values()
@@ -262,17 +289,19 @@ class AlarmService:
             return None
 
     def _flush(self) -> None:
-        if not self._pending or time.monotonic() < self._db_retry_at:
+        if not self.pending or time.monotonic() < self._db_retry_at:
             return
         try:
-            self._database().write(self._pending)
+            self._database().write(self.pending)
         except LinesRejected as exc:
-            log.error("InfluxDB refused %d alarm line(s): %s", len(self._pending), exc)
+            log.error("InfluxDB refused %d alarm line(s): %s", len(self.pending), exc)
         except DatabaseUnavailable as exc:
             self._db_failures.failure("%s", exc)
+            self._write_failing = True
             self._db_retry_at = time.monotonic() + self._db_backoff.next_delay()
             return
-        self._pending = []
+        self._write_failing = False
+        self.pending = []
         self._db_backoff.reset()
         self._db_failures.success()
 

@@ -3,12 +3,9 @@ can live in one process, e.g. in tests)."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator, Sequence
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import HistogramMetricFamily
-from prometheus_client.registry import Collector
+
+from shopfloor.shared.plainmetrics import BucketHistogram
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 LAG_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
@@ -57,35 +54,3 @@ class Metrics:
         """Sum of a counter or gauge over all its labels (for /healthz and tests)."""
         return sum(s.value for m in metric.collect() for s in m.samples
                    if s.name in (m.name, m.name + "_total"))
-
-
-class BucketHistogram(Collector):
-    """A Prometheus histogram filled with whole batches of pre-bucketed observations
-    (`prometheus_client.Histogram.observe` takes a lock per value: ~2 us, a cost the
-    collector's hot path would pay 10,000 times a second). Bucket i counts values
-    <= bounds[i]; the last one counts the rest (+Inf)."""
-
-    def __init__(self, name: str, documentation: str, bounds: Sequence[float]) -> None:
-        self._name = name
-        self._documentation = documentation
-        self._bounds = tuple(bounds)
-        self._counts = [0] * (len(self._bounds) + 1)
-        self._sum = 0.0
-        self._lock = threading.Lock()
-
-    def add(self, counts: Sequence[int], total: float) -> None:
-        """Add per-bucket counts (len(bounds) + 1 of them) and their sum."""
-        with self._lock:
-            for i, n in enumerate(counts):
-                self._counts[i] += n
-            self._sum += total
-
-    def collect(self) -> Iterator[HistogramMetricFamily]:
-        with self._lock:
-            counts, total = list(self._counts), self._sum
-        cumulative, buckets = 0, []
-        for bound, n in zip((*map(str, self._bounds), "+Inf"), counts, strict=True):
-            cumulative += n
-            buckets.append((bound, cumulative))
-        yield HistogramMetricFamily(self._name, self._documentation, buckets=buckets,
-                                    sum_value=total)

@@ -12,7 +12,6 @@ between attempts, birth message on every CONNACK. The client, its session and la
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import socket
 import ssl
@@ -20,15 +19,14 @@ from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 
 from shopfloor.shared.logs import FailureLog
 from shopfloor.shared.mqtt import (
+    LeanClient,
     Session,
     broker_label,
     new_client,
+    puback_reason,
     reconnect_backoff,
     start_tls,
     tcp_no_delay,
@@ -41,34 +39,17 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 10.0
 SESSION_EXPIRY_S = 3600  # the agent's subscription (cmd) outlives a short outage
 MISC_PERIOD_S = 1.0
-RECV_BYTES = 256 * 1024
 
 OnPublish = Callable[[int, bool], None]
 
 
-_PUBACK_OK = ReasonCode(PacketTypes.PUBACK)
-_NO_PROPERTIES = Properties(PacketTypes.PUBACK)
-_PUBLISH = 0x30
-_DISCONNECT = 0xE0
-
-
-class _Client(mqtt.Client):
-    """paho's client, handed a socket we connected asynchronously (paho's own connect
-    blocks for up to its connect timeout), with a cheaper hot path (paho 2.x internals,
-    each change kept to what paho itself would do):
-
-    - reads the socket in large chunks: paho asks for every packet's first byte, its
-      length bytes and its body separately, three system calls per PUBACK; here one recv
-      serves a whole batch of PUBACKs;
-    - writes every queued packet in one send (paho sends each packet on its own);
-    - a plain PUBACK (a success code, no properties) is handled without decoding a
-      reason code and a properties object for it (one shared object per code);
-    - after a PUBACK paho walks every message in flight looking for one queued behind
-      the in-flight limit; that is skipped when none is queued."""
+class _Client(LeanClient):
+    """The foundation's lean client (`shared/mqtt.LeanClient`: QoS 1 publishing and
+    PUBACKs without paho's per-message objects, large reads, one send per batch),
+    handed a socket we connected asynchronously (paho's own connect blocks for up to
+    its connect timeout)."""
 
     prepared: socket.socket | None = None
-    _inbox = b""
-    _at = 0
 
     def _ssl_wrap_socket(self, tcp_sock: socket.socket) -> ssl.SSLSocket:
         if isinstance(tcp_sock, ssl.SSLSocket):  # our handshake is done (start_tls)
@@ -79,69 +60,7 @@ class _Client(mqtt.Client):
         sock, self.prepared = self.prepared, None
         if sock is None:
             raise OSError("no connected socket prepared")
-        self._inbox, self._at = b"", 0
         return sock
-
-    @property
-    def buffered(self) -> int:
-        """Bytes received and not yet handed to paho."""
-        return len(self._inbox) - self._at
-
-    def _sock_recv(self, bufsize: int) -> bytes:
-        if self._at >= len(self._inbox):
-            self._inbox, self._at = super()._sock_recv(RECV_BYTES), 0
-            if not self._inbox:
-                return b""  # closed by the broker
-        start = self._at
-        self._at = min(start + bufsize, len(self._inbox))
-        return self._inbox[start : self._at]
-
-    def _packet_write(self) -> mqtt.MQTTErrorCode:
-        out = self._out_packet
-        if len(out) > 1:
-            parts = []
-            while out and _mergeable(out[0]):
-                packet = out.popleft()
-                parts.append(packet["packet"][packet["pos"] :])
-            if len(parts) > 1:
-                data = b"".join(parts)
-                out.appendleft({"command": PacketTypes.PUBACK << 4, "mid": 0, "qos": 1,
-                                "pos": 0, "to_process": len(data), "packet": data, "info": None})
-            elif parts:
-                out.appendleft(packet)
-        return super()._packet_write()
-
-    def _handle_pubackcomp(self, cmd: Any) -> mqtt.MQTTErrorCode:
-        body = self._in_packet["packet"]
-        size = len(body)
-        # A PUBACK of 2 bytes (packet id), 3 (+ reason code) or 4 (+ empty properties)
-        # with a success code (< 0x80); anything else goes the way paho decodes it.
-        if cmd != "PUBACK" or size > 4 or (size == 4 and body[3]) or (size > 2 and body[2] >= 0x80):
-            return super()._handle_pubackcomp(cmd)
-        mid = body[0] << 8 | body[1]
-        reason = _PUBACK_OK if size == 2 else _puback_reason(body[2])
-        with self._out_message_mutex:
-            if mid in self._out_messages:
-                return self._do_on_publish(mid, reason, _NO_PROPERTIES)
-        return mqtt.MQTT_ERR_SUCCESS
-
-    def _update_inflight(self) -> mqtt.MQTTErrorCode:
-        if len(self._out_messages) <= self._inflight_messages:
-            return mqtt.MQTT_ERR_SUCCESS  # nothing queued behind the in-flight limit
-        return super()._update_inflight()
-
-
-@functools.cache
-def _puback_reason(code: int) -> ReasonCode:
-    """The (immutable in use) reason code object of a PUBACK, one per code value."""
-    return ReasonCode(PacketTypes.PUBACK, identifier=code)
-
-
-def _mergeable(packet: Any) -> bool:
-    """A queued packet whose completion paho does not track once written (all but QoS 0
-    PUBLISH and DISCONNECT), so it may go out as part of a larger write."""
-    command = packet["command"] & 0xF0
-    return not (command == _PUBLISH and packet["qos"] == 0) and command != _DISCONNECT
 
 
 OnMessage = Callable[[str, bytes], None]
@@ -173,7 +92,7 @@ class EdgeMqttLink:
         client = new_client(self.broker, session, _Client)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
-        client.on_publish = self._on_publish
+        client.on_acked = self._on_acked
         client.on_message = self._on_message
         client.on_socket_open = self._on_socket_open
         client.on_socket_close = self._on_socket_close
@@ -253,9 +172,9 @@ class EdgeMqttLink:
                 self._mark_lost("keepalive")
 
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> int:
-        """Hand one QoS 1 message to paho; returns its mid (the PUBACK names it)."""
-        info = self.client.publish(topic, payload, qos=1, retain=retain)
-        return int(info.mid)
+        """Queue one QoS 1 message; returns its mid (the PUBACK names it). ValueError or
+        TypeError when it can never be published (a topic with wildcards, ...)."""
+        return self.client.publish_qos1(topic, payload, retain)
 
     async def publish_and_wait(self, topic: str, payload: bytes, timeout_s: float) -> bool:
         """Publish (QoS 1, retained) and wait up to `timeout_s` for the PUBACK."""
@@ -303,10 +222,10 @@ class EdgeMqttLink:
         self.connected.clear()
         self._lost.set()
 
-    def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, props: Any) -> None:
-        ok = not getattr(reason, "is_failure", False)
+    def _on_acked(self, mid: int, code: int) -> None:
+        ok = code < 0x80
         if not ok:
-            log.error("broker refused message mid=%d: %s", mid, reason)
+            log.error("broker refused message mid=%d: %s", mid, puback_reason(code))
         waiter = self._waiters.pop(mid, None)
         if waiter is not None and not waiter.done():
             waiter.set_result(ok)

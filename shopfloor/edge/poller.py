@@ -39,11 +39,9 @@ class MachinePoller:
         self.machine = stream.machine
         self.metrics = metrics
         self.plans = plans_of(driver, self.machine_id, self.machine)
-        self._polls = metrics.polls.labels(self.machine_id)
+        self.tally = metrics.machine(self.machine_id)
         self.governor = governor or Governor(lambda: 0, lambda: False, 0)
         self._credit = 0.0
-        self._shed = metrics.polls_skipped.labels(self.machine_id, "shed")
-        self._late = metrics.polls_skipped.labels(self.machine_id, "late")
         self.ticker = ticker
 
     async def run(self, start_offset_s: float = 0.0) -> None:
@@ -68,18 +66,16 @@ class MachinePoller:
                 missed += _missed_ticks(due[interval], interval, now)
                 due[interval] = _next_tick(due[interval], interval, now)
             if missed:
-                self._skip(self._late, missed)
+                self.tally.late += missed
+                self.governor.count_skipped(missed)
             admitted, self._credit = self.governor.admit(self._credit)
             if not admitted:
-                self._skip(self._shed, 1)
+                self.tally.shed += 1
+                self.governor.count_skipped(1)
                 continue
             came_back = await self.poll_once(plans)
             if came_back:  # read everything now, so the state is known at once
                 due = dict.fromkeys(due, loop.time())
-
-    def _skip(self, counter: Any, n: int) -> None:
-        counter.inc(n)
-        self.governor.count_skipped(n)
 
     async def poll_once(self, plans: list[Any], ts: dt.datetime | None = None) -> bool:
         """One poll: read, queue telemetry and state. True when the machine came back.
@@ -90,7 +86,7 @@ class MachinePoller:
         started = loop.time()
         reading = await self.driver.read(self.machine_id, plans)
         self.metrics.poll_duration.observe(loop.time() - started)
-        self._polls.inc()
+        self.tally.polls += 1
         return self.stream.accept(reading.ts or ts, reading)
 
 

@@ -50,7 +50,6 @@ CREATE TABLE IF NOT EXISTS quarantine (      -- outbox rows that cannot be publi
 );
 """
 EPOCH_KEY = "epoch"
-_WILDCARDS = ("+", "#", "\0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,7 +327,9 @@ def _row(
     row_id: int, topic: object, payload: object, retain: object, sample: object
 ) -> Row | BadRow:
     """A row as a `Row`, or a `BadRow` saying why it cannot be published."""
-    if type(topic) is not str or not topic or any(c in topic for c in _WILDCARDS):
+    # wildcards and NUL: not a topic to publish to (three `in` tests: a generator per row
+    # was a few per cent of the agent's CPU)
+    if type(topic) is not str or not topic or "+" in topic or "#" in topic or "\0" in topic:
         return BadRow(row_id, f"topic {_show(topic)} is not a topic to publish to")
     if type(payload) is not bytes:
         return BadRow(row_id, f"payload is {type(payload).__name__}, not a blob")

@@ -17,7 +17,7 @@ from shopfloor.edge.drivers.base import Reading
 from shopfloor.edge.metrics import EdgeMetrics
 from shopfloor.edge.outbox import Outbox
 from shopfloor.edge.sample import DeadbandFilter, telemetry_payload
-from shopfloor.edge.state import StateTracker, derive_state, offline_view
+from shopfloor.edge.state import StateTracker, StateView, derive_state, offline_view
 from shopfloor.edge.store import Message
 from shopfloor.shared import topics
 from shopfloor.shared.enums import DeviceFailure, offline_reason
@@ -52,9 +52,13 @@ class MachineStream:
         )
         self.state_topic = topics.machine_topic(site, machine.line, machine_id, topics.STATE)
         self.failures = FailureLog(log, f"machine {machine_id}")
+        self.tally = metrics.machine(machine_id)
         self.failed_polls = 0
         self.first_failure: dt.datetime | None = None
         self.online: bool | None = None
+        self._state_points = _state_points(machine)
+        self._state_inputs: tuple[object, ...] | None = None
+        self._derived: StateView | None = None
 
     def accept(self, ts: dt.datetime, reading: Reading) -> bool:
         """Queue the reading's telemetry and state, stamped `ts` (its event time). True
@@ -97,7 +101,7 @@ class MachineStream:
     def _set_online(self, online: bool) -> None:
         if online == self.online:
             return
-        self.metrics.device_online.labels(self.machine_id).set(1 if online else 0)
+        self.tally.online = 1 if online else 0
         if online:
             self.metrics.devices_online.inc()
             if self.online is False:
@@ -118,8 +122,22 @@ class MachineStream:
             view = offline_view(self.tracker.view, offline_reason(failure))
             payload = self.tracker.update(view, ts, since=self.first_failure)
         else:
-            payload = self.tracker.update(
-                derive_state(self.machine, reading.values, self.tracker.view), ts
-            )
+            values = reading.values
+            inputs = tuple(values.get(name, _ABSENT) for name in self._state_points)
+            if inputs == self._state_inputs and self.tracker.view is self._derived:
+                return  # what the state is derived from did not change: neither did it
+            payload = self.tracker.update(derive_state(self.machine, values, self.tracker.view), ts)
+            self._state_inputs, self._derived = inputs, self.tracker.view
         if payload is not None:
             self.outbox.put_state(self.machine_id, self.state_topic, payload)
+
+
+_ABSENT = object()
+"""A point not read in this reading (unlike one read as None)."""
+
+
+def _state_points(machine: Machine) -> tuple[str, ...]:
+    """The points `derive_state` reads: state, product, work order."""
+    names = (machine.state.point if machine.state else None, machine.control.product,
+             machine.control.work_order)
+    return tuple(name for name in names if name is not None)

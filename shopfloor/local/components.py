@@ -126,13 +126,16 @@ def collector(plant: Plant, plant_path: Path) -> list[Component]:
 
 
 def alarms(plant: Plant, plant_path: Path) -> list[Component]:
-    """The alarm rule engine (one per site). It has no status port: healthy once started.
-    It starts before the edge agents: it judges the states of the history as they are
-    published, on their own event time (docs/alarms.md), so the demo has alarms too."""
+    """The alarm rule engine (one per site); healthy when its `/healthz` says so (without
+    `alarms.metrics_port`: once started). It starts before the edge agents: it judges the
+    states of the history as they are published, on their own event time
+    (docs/alarms.md), so the demo has alarms too."""
     if not _available("shopfloor.alarms.cli"):
         return []
-    return [Component("alarms", _shopfloor("alarms", str(plant_path)), lambda: True,
-                      f"{len(plant.machines)} machines' alarm rules")]
+    port = plant.alarms.metrics_port
+    where = f"http://127.0.0.1:{port}/healthz, " if port else ""
+    return [Component("alarms", _shopfloor("alarms", str(plant_path)), _status_health(port),
+                      f"{where}{len(plant.machines)} machines' alarm rules")]
 
 
 def api(plant: Plant, plant_path: Path, run: RunDir) -> list[Component]:

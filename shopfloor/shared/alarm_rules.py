@@ -141,6 +141,8 @@ class Alarms(_Model):
     defaults: RuleMap = Field(default_factory=dict)
     lines: dict[Ident, RuleMap] = Field(default_factory=dict)
     machines: dict[Ident, RuleMap] = Field(default_factory=dict)
+    metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    """`/healthz` and `/metrics` of `shopfloor alarms` (alarms/status.py)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -154,10 +157,24 @@ def _yaml_data_shared(text: str) -> Any:
 
 
 def _in_child(function: Callable[[str], Any], text: str) -> Any:
-    """function(text) in a forked child process (fork: nothing to import again)."""
+    """function(text) in a forked child process (fork: nothing to import again) that
+    dies with this one: an agent stopped while it parses leaves nothing behind."""
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         return pool.submit(function, text).result()
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the child: the kernel sends SIGKILL when the parent dies (Linux; elsewhere the
+    child ends when its work does). A parent already gone ends it at once."""
+    with contextlib.suppress(OSError, AttributeError):  # not Linux
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 ENV_SECRETS = {

@@ -8,7 +8,9 @@ What differs per component is only how the socket is driven, each for a measured
 
 - `BrokerThread` (below): paho's network loop on a named thread of ours — the API and
   the alarm engine;
-- the edge agent (`edge/mqtt.py`): the asyncio event loop reads and writes the socket;
+- the edge agent (`edge/mqtt.py`): the asyncio event loop reads and writes the socket,
+  through `LeanClient` (below): QoS 1 publishing and acknowledging without paho's
+  per-message objects;
 - the collector (`collector/mqtt.py`, `collector/fastclient.py`): its own select loop
   with batched acks and a receive fast path.
 
@@ -23,6 +25,7 @@ import logging
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -31,6 +34,7 @@ from paho.mqtt.client import Client, ConnectFlags
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from shopfloor.shared.backoff import Backoff
 from shopfloor.shared.errors import BrokerSetupError
@@ -276,3 +280,192 @@ class BrokerThread:
 def _written_by_the_loop(_client: Client, _userdata: Any, _sock: Any) -> None:
     """Registered so that paho never writes on the publishing thread: the socket pair has
     woken the loop thread, which writes what is queued."""
+
+
+OnAcked = Callable[[int, int], None]
+"""(packet id, PUBACK reason code) when the broker acknowledged a
+`LeanClient.publish_qos1`; a code >= 0x80 is a refusal (`puback_reason` names it)."""
+
+_PUBLISH = 0x30
+_PUBACK = 0x40
+_DISCONNECT = 0xE0
+_DUP = 0x08
+_QOS1 = (b"\x32", b"\x33")  # PUBLISH, QoS 1, not retained / retained
+_MAX_REMAINING = 268_435_455
+
+
+class LeanClient(Client):
+    """paho's client with a lean path for a component that publishes many small QoS 1
+    messages and tracks their acknowledgements itself (the edge agent, whose outbox
+    holds every message until its PUBACK). Everything else (CONNECT, SUBSCRIBE, incoming
+    messages, keepalive, paho's own `publish`) is paho's.
+
+    - `publish_qos1` packs the PUBLISH itself and queues the bytes: no `MQTTMessage`,
+      `MQTTMessageInfo` (a `threading.Condition` each), state machine or debug
+      formatting per message — they were most of paho's cost per publish;
+    - its PUBACKs are taken straight from the receive buffer (a run of them per read)
+      and reported to `on_acked(mid, code)`: a reason code >= 0x80 is a refusal (an
+      ACL's, say); 0 and 0x10 ("no matching subscribers") are successes;
+    - what is not acknowledged when the connection drops is sent again after the next
+      CONNACK, in the order it was published, with the DUP flag where it had been sent
+      (as paho does with its own messages); a message published while disconnected
+      waits for that CONNACK too;
+    - the socket is read in large chunks (paho asks for a packet's first byte, its
+      length and its body separately: three system calls per PUBACK) and every queued
+      packet is written in one send (paho sends each on its own).
+
+    paho 2.x internals (`_packet_queue`, `_packet_read`, `_handle_pubackcomp`,
+    `_handle_connack`, `_sock_recv`, `_packet_write`) are overridden, each kept to what
+    paho itself would do; tests/edge/test_mqtt_link.py checks the meaning against a
+    real mosquitto."""
+
+    RECV_BYTES = 256 * 1024
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_acked: OnAcked = lambda mid, code: None
+        self._lean: dict[int, bytes] = {}  # unacknowledged publish_qos1 packets by mid
+        self._unsent: set[int] = set()  # published while not connected
+        self._heads: dict[str, bytes] = {}  # topic -> its packed, checked UTF-8 string
+        self._inbox = b""
+        self._at = 0
+
+    @property
+    def lean_inflight(self) -> int:
+        """`publish_qos1` messages not yet acknowledged."""
+        return len(self._lean)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet handled."""
+        return len(self._inbox) - self._at
+
+    def publish_qos1(self, topic: str, payload: bytes, retain: bool = False) -> int:
+        """Queue one QoS 1 PUBLISH (no properties); returns its packet id, which
+        `on_acked` names. ValueError for a topic paho would refuse (wildcards, too
+        long) or a payload over MQTT's limit, TypeError for a payload not bytes."""
+        head = self._heads.get(topic) or self._head(topic)
+        if not isinstance(payload, bytes):
+            raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
+        size = len(head) + 3 + len(payload)  # + packet id + empty properties
+        if size > _MAX_REMAINING:
+            raise ValueError("Payload too large.")
+        mid = self._mid_generate()
+        while mid in self._lean or mid in self._out_messages:
+            mid = self._mid_generate()
+        packet = b"".join((_QOS1[retain], _remaining_length(size), head,
+                           mid.to_bytes(2, "big"), b"\x00", payload))
+        self._lean[mid] = packet
+        if self.is_connected():
+            self._packet_queue(_PUBLISH, packet, mid, 1)
+        else:
+            self._unsent.add(mid)
+        return mid
+
+    def _head(self, topic: str) -> bytes:
+        encoded = topic.encode("utf-8")
+        self._raise_for_invalid_topic(encoded)
+        if len(self._heads) >= 65_536:  # topics come from our own rows; bound it anyway
+            self._heads.clear()
+        head = self._heads[topic] = len(encoded).to_bytes(2, "big") + encoded
+        return head
+
+    def reconnect(self) -> MQTTErrorCode:
+        self._inbox, self._at = b"", 0
+        return super().reconnect()
+
+    def _handle_connack(self) -> MQTTErrorCode:
+        waiting = list(self._lean.items())
+        rc = super()._handle_connack()  # runs on_connect, which may publish anew
+        if self.is_connected():
+            for mid, packet in waiting:
+                if mid in self._unsent:
+                    self._unsent.discard(mid)
+                else:
+                    packet = bytes((packet[0] | _DUP,)) + packet[1:]
+                self._packet_queue(_PUBLISH, packet, mid, 1)
+        return rc
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if self._at >= len(self._inbox):
+            self._inbox, self._at = super()._sock_recv(self.RECV_BYTES), 0
+            if not self._inbox:
+                return b""  # closed by the broker
+        start = self._at
+        self._at = min(start + bufsize, len(self._inbox))
+        return self._inbox[start : self._at]
+
+    def _packet_read(self) -> MQTTErrorCode:
+        if self._in_packet["command"] == 0 and self._lean and self._at < len(self._inbox):
+            self._take_pubacks()  # at a packet boundary, with bytes buffered
+            if self._at >= len(self._inbox):
+                return MQTTErrorCode.MQTT_ERR_SUCCESS
+        return super()._packet_read()
+
+    def _take_pubacks(self) -> None:
+        """Acknowledge the run of plain PUBACKs (2..4 bytes, no properties) of lean
+        messages at the head of the buffer; anything else is left to paho."""
+        inbox, at, end, lean = self._inbox, self._at, len(self._inbox), self._lean
+        taken = False
+        while end - at >= 4 and inbox[at] == _PUBACK:
+            size = inbox[at + 1]
+            if not 2 <= size <= 4 or end - at < 2 + size or (size == 4 and inbox[at + 5]):
+                break
+            mid = inbox[at + 2] << 8 | inbox[at + 3]
+            if lean.pop(mid, None) is None:
+                break
+            self._at = at = at + 2 + size
+            taken = True
+            self.on_acked(mid, 0 if size == 2 else inbox[at - size + 2])
+        if taken:
+            with self._msgtime_mutex:
+                self._last_bytes_received = time.monotonic()
+
+    def _handle_pubackcomp(self, cmd: Any) -> MQTTErrorCode:
+        body = self._in_packet["packet"]
+        if cmd == "PUBACK" and len(body) >= 2:
+            mid = body[0] << 8 | body[1]
+            if self._lean.pop(mid, None) is not None:
+                self.on_acked(mid, body[2] if len(body) > 2 else 0)
+                return MQTTErrorCode.MQTT_ERR_SUCCESS
+        return super()._handle_pubackcomp(cmd)
+
+    def _packet_write(self) -> MQTTErrorCode:
+        out = self._out_packet
+        if len(out) > 1:
+            parts = []
+            while out and _mergeable(out[0]):
+                packet = out.popleft()
+                parts.append(packet["packet"][packet["pos"] :])
+            if len(parts) > 1:
+                data = b"".join(parts)
+                out.appendleft({"command": _PUBACK, "mid": 0, "qos": 1, "pos": 0,
+                                "to_process": len(data), "packet": data, "info": None})
+            elif parts:
+                out.appendleft(packet)
+        return super()._packet_write()
+
+
+def puback_reason(code: int) -> str:
+    """The name of a PUBACK reason code (for logs)."""
+    return f"{ReasonCode(PacketTypes.PUBACK, identifier=code)} (0x{code:02x})"
+
+
+def _remaining_length(size: int) -> bytes:
+    """MQTT's variable-length encoding of a packet's remaining length."""
+    if size < 0x80:
+        return bytes((size,))
+    if size < 0x4000:
+        return bytes((size & 0x7F | 0x80, size >> 7))
+    out = bytearray()
+    while size:
+        size, byte = size >> 7, size & 0x7F
+        out.append(byte | 0x80 if size else byte)
+    return bytes(out)
+
+
+def _mergeable(packet: Any) -> bool:
+    """A queued packet whose completion paho does not track once written (all but QoS 0
+    PUBLISH and DISCONNECT), so it may go out as part of a larger write."""
+    command = packet["command"] & 0xF0
+    return not (command == _PUBLISH and packet["qos"] == 0) and command != _DISCONNECT

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
 
@@ -73,3 +74,24 @@ class StatusServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class StatusFigures(Collector):
+    """A component's figures read when scraped (`collect`) and its health (`health`),
+    in a registry of their own, served by a StatusServer once `start` is given a port."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.registry.register(self)
+        self._server: StatusServer | None = None
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        raise NotImplementedError
+
+    def start(self, port: int | None) -> None:
+        if port is not None:
+            self._server = StatusServer(port, self.health, registry=self.registry).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()

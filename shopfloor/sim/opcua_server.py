@@ -144,13 +144,15 @@ class OpcuaPlantServer:
         attribute.value_callback = None
 
     async def flush(self) -> None:
-        """Copy every changed image value into its node (source timestamp: now)."""
+        """Copy every changed image value into its node. The source timestamp is taken
+        per machine, as its values go in: a real machine's server stamps a value when it
+        has it, not when a simulator serving many machines began its round."""
         assert self._server is not None
-        now = dt.datetime.now(dt.UTC)
         for device in self.devices:
             image = device.nodes
             if image is None or not image.dirty:
                 continue
+            now = dt.datetime.now(dt.UTC)
             names, image.dirty = image.dirty, set()
             for name in names:
                 point = image.points[name]

@@ -10,18 +10,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from pymodbus.client import ModbusTcpClient
 
 from shopfloor.shared import topics
+from shopfloor.shared.contract import StatePayload
 from shopfloor.shared.loader import load_plant
 from shopfloor.shared.plant import Plant
 from tests.collector.helpers import wait_for
 from tests.harness.plants import example_data, relocate, write_plant
 from tests.harness.processes import ComponentProcess, health_url, sim_healthy
-from tests.harness.services import InfluxDB, Mosquitto
+from tests.harness.services import InfluxDB, Mosquitto, free_port
 
 RULES = {
     "defaults": {"machine_stopped": {"enabled": False},
@@ -75,10 +77,12 @@ def chain_processes(path: Path, plant: Plant, workdir: Path,
 def chain(tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB
           ) -> Iterator[tuple[Plant, list[ComponentProcess], Watcher]]:
     data = relocate(example_data(), tmp_path, mosquitto.port, influxdb.url)
-    data["alarms"] = RULES
+    data["alarms"] = {**RULES, "metrics_port": free_port()}
     path = write_plant(data, tmp_path / "plant.yaml")
     plant = load_plant(path)
-    procs = chain_processes(path, plant, tmp_path)
+    # started = healthy: connected, restored from the broker, ticking, database taking it
+    procs = chain_processes(path, plant, tmp_path,
+                            {"healthy": health_url(plant.alarms.metrics_port)})
     watcher = Watcher(mosquitto.port, plant.site.id)
     try:
         for proc in procs:
@@ -140,3 +144,50 @@ def test_a_stopped_edge_agent_raises_agent_offline(chain: Any, influxdb: InfluxD
     wait_for(lambda: watcher.state(topic) == "active_unack", 30)
     assert "raise" in wait_for(lambda: _transitions(influxdb, plant, "weld1",
                                                     "agent_offline"), 15)
+
+
+def test_health_says_what_is_wrong(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """A database that does not answer: the stop's transition waits (not lost) and
+    /healthz says 503 with why; /metrics counts the instances by state."""
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    data = relocate(example_data(), tmp_path, mosquitto.port, down)
+    port = free_port()
+    data["alarms"] = {**RULES, "metrics_port": port}
+    data["alarms"]["machines"]["press1"]["machine_stopped"]["after_s"] = 0
+    path = write_plant(data, tmp_path / "plant.yaml")
+    plant = load_plant(path)
+    alarms = ComponentProcess("alarms", ["alarms", str(path)], tmp_path,
+                              healthy=lambda: _health(port) is not None)
+    publisher = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    publisher.connect("127.0.0.1", mosquitto.port)
+    publisher.loop_start()
+    alarms.start()
+    try:
+        assert wait_for(lambda: (h := _health(port)) and h[1]["restored"] and h, 30)
+        now = "2026-12-03T08:00:00Z"
+        state = StatePayload.model_validate({"ts": now, "since": now, "state": "stopped"})
+        publisher.publish(topics.machine_topic(plant.site.id, "line1", "press1", topics.STATE),
+                          state.to_json(), qos=1, retain=True).wait_for_publish(10)
+        status, body = wait_for(lambda: (h := _health(port)) and h[1]["database_failing"] and h,
+                                30)
+        assert status == 503, body
+        assert body["broker_connected"] and body["restored"]
+        assert body["pending_lines"] == 1 and body["dropped_lines"] == 0
+        assert body["instances"]["active_unack"] == 1
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert 'shopfloor_alarms_instances{state="active_unack"} 1.0' in metrics
+        assert "shopfloor_alarms_pending_lines 1.0" in metrics
+    finally:
+        alarms.stop()
+        publisher.publish(topics.machine_topic(plant.site.id, "line1", "press1", topics.STATE), b"",
+                          retain=True).wait_for_publish(10)
+        publisher.loop_stop()
+        publisher.disconnect()
+
+
+def _health(port: int) -> tuple[int, dict[str, Any]] | None:
+    try:
+        reply = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+    except httpx.HTTPError:
+        return None
+    return reply.status_code, reply.json()

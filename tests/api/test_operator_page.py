@@ -20,7 +20,11 @@ import httpx
 import pytest
 import yaml
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    TimeoutException,
+)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
@@ -119,6 +123,28 @@ def _click(driver: webdriver.Chrome, css: str, what: str) -> None:
     WebDriverWait(driver, 15 * SLACK).until(attempt, f"timed out: {what}")
 
 
+def _open_line(driver: webdriver.Chrome, chain: Chain) -> None:
+    """line1's page on a touch panel's screen, signed in (the key is in session storage)."""
+    driver.set_window_size(1280, 800)
+    driver.get(f"{chain.api.url}/operator?line=line1")
+    _wait(driver, 15, "the tiles", '.tile[data-machine="pack1"]')
+
+
+def _stop_listed(driver: webdriver.Chrome, op: httpx.Client, machine: str) -> Any:
+    """Stop `machine` through the API; its stop as the page lists it, unclassified."""
+    assert op.post(f"/api/v1/machines/{machine}/stop").status_code == 200
+    return _wait(driver, 20, f"{machine}'s stop",
+                 f'#unclassified li[data-event^="{machine}:"]')
+
+
+def _page_said(driver: webdriver.Chrome) -> str:
+    """What the page shows besides the lists: its status line and any error it drew (for
+    the message of a wait that timed out)."""
+    status = driver.find_element(By.ID, "status").text
+    errors = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".error")]
+    return f"page status {status!r}, errors {errors}"
+
+
 def test_stop_seen_classified_by_click_and_reflected(chain: Chain,
                                                      browser: webdriver.Chrome) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -146,7 +172,8 @@ def test_stop_seen_classified_by_click_and_reflected(chain: Chain,
                   "end": (start + dt.timedelta(seconds=THRESHOLD_S)).isoformat()}
         before = op.get("/api/v1/machines/press1/oee", params=window).json()["result"]
         browser.save_screenshot(str(ARTIFACTS / "operator-stop.png"))
-        item.find_element(By.CSS_SELECTOR, f'button.reason[data-reason="{MEETING}"]').click()
+        _click(browser, f'#unclassified li[data-event="{event_id}"] '
+                        f'button.reason[data-reason="{MEETING}"]', "the reason")
         _wait(browser, 15, "the stop under 'entered this shift'",
               f'#classified li[data-event="{event_id}"]')
         assert not browser.find_elements(By.CSS_SELECTOR,
@@ -178,12 +205,9 @@ def test_stop_seen_classified_by_click_and_reflected(chain: Chain,
 def test_split_on_the_page_then_classify_each_part(chain: Chain,
                                                    browser: webdriver.Chrome) -> None:
     """A jam that turned into a repair: split where it changed, a reason for each part."""
-    browser.set_window_size(1280, 800)
-    browser.get(f"{chain.api.url}/operator?line=line1")  # signed in: session storage
-    _wait(browser, 15, "the tiles", '.tile[data-machine="weld1"]')
+    _open_line(browser, chain)
     with chain.client("operator") as op:
-        assert op.post("/api/v1/machines/weld1/stop").status_code == 200
-        item = _wait(browser, 20, "weld1's stop", '#unclassified li[data-event^="weld1:"]')
+        item = _stop_listed(browser, op, "weld1")
         event_id = item.get_attribute("data-event")
         start_ms = int(event_id.rsplit(":", 1)[1])
         # the page takes a time of day (the browser's zone), to the second
@@ -200,9 +224,13 @@ def test_split_on_the_page_then_classify_each_part(chain: Chain,
               f'#unclassified li[data-event="{event_id}"] .part:not([data-part])')
         _click(browser, f'li[data-event="{event_id}"] .part[data-part="1"] '
                         'button[data-reason="motor"]', "motor for the second part")
-        WebDriverWait(browser, 15 * SLACK).until_not(ec.presence_of_element_located(
-            (By.CSS_SELECTOR, f'#unclassified li[data-event="{event_id}"]')),
-            "timed out: the split stop leaving the unclassified")
+        try:
+            WebDriverWait(browser, 15 * SLACK).until_not(ec.presence_of_element_located(
+                (By.CSS_SELECTOR, f'#unclassified li[data-event="{event_id}"]')))
+        except TimeoutException:
+            pytest.fail(f"timed out: the split stop leaving the unclassified; "
+                        f"{_page_said(browser)}; the API has "
+                        f"{op.get(f'/api/v1/downtime/events/{event_id}').json()}")
         _wait(browser, 15, "the event entered", f'#classified li[data-event="{event_id}"]')
         event = op.get(f"/api/v1/downtime/events/{event_id}").json()
         browser.save_screenshot(str(ARTIFACTS / "operator-split.png"))
@@ -211,6 +239,39 @@ def test_split_on_the_page_then_classify_each_part(chain: Chain,
         ("jam", "operator"), ("motor", "operator")]
     cut = dt.datetime.fromtimestamp((start_ms + 1500) // 1000, dt.UTC)  # to the second
     assert event["parts"][1]["start"] == cut.isoformat().replace("+00:00", "Z")
+
+
+def test_a_half_typed_split_time_is_not_thrown_away(chain: Chain,
+                                                    browser: webdriver.Chrome) -> None:
+    """The lists are refreshed every 5 s; while someone types in one, it is not redrawn
+    (which would empty the field), and it catches up once they leave it."""
+    _open_line(browser, chain)
+    with chain.client("operator") as op:
+        item = _stop_listed(browser, op, "pack1")
+        field = item.find_element(By.CSS_SELECTOR, ".split input")
+        field.click()
+        field.send_keys("10")  # the hours of a split time, the rest not typed yet
+        typed = field.get_attribute("value")
+        assert browser.execute_script("return document.activeElement") == field
+        # something new for the list: weld1 stops too
+        assert op.post("/api/v1/machines/weld1/stop").status_code == 200
+        wait_for(lambda: any(e["machine"] == "weld1" for e in op.get(
+            "/api/v1/downtime/events", params={"line": "line1", "unclassified": "true"}
+        ).json()["items"]), 20, "weld1's stop listed by the API")
+        refreshes = int(browser.find_element(By.ID, "stops").get_attribute("data-refreshes"))
+        WebDriverWait(browser, 15 * SLACK).until(
+            lambda d: int(d.find_element(By.ID, "stops").get_attribute("data-refreshes"))
+            >= refreshes + 2, "timed out: two refreshes of the lists")
+        # the same element, still in the page with what was typed: not redrawn
+        assert browser.execute_script("return arguments[0].isConnected", field)
+        assert field.get_attribute("value") == typed
+        assert not browser.find_elements(By.CSS_SELECTOR,
+                                         '#unclassified li[data-event^="weld1:"]')
+        browser.find_element(By.TAG_NAME, "h1").click()  # done typing
+        _wait(browser, 15, "weld1's stop once nobody types",
+              '#unclassified li[data-event^="weld1:"]')
+        for machine in ("pack1", "weld1"):
+            assert op.post(f"/api/v1/machines/{machine}/start").status_code == 200
 
 
 def test_alarm_listed_and_acknowledged_on_the_page(chain: Chain,

@@ -8,6 +8,7 @@ a success, one that carries a failure code (an ACL refusal) still counts as refu
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -75,5 +76,66 @@ def test_publishes_arrive_in_order_and_refusals_stay_refused(tmp_path: Path) -> 
             got: list[Any] = [reader.inbox.get(timeout=TIMEOUT_S) for _ in wanted]
             assert got == wanted  # each once, in order (one subscriber, QoS 1, one session)
             assert reader.inbox.empty()
+        finally:
+            reader.close()
+
+
+async def _publish_across_a_cut(port: int) -> tuple[list[bytes], dict[int, list[bool]]]:
+    """Publish 100 messages and let them go out, 100 more and cut the connection before
+    they are written, 50 while it is down; return the payloads in publishing order and
+    every PUBACK outcome reported per mid."""
+    broker = Broker(host=LOOPBACK, port=port, username="edge",
+                    password=SecretStr(PASSWORD.format(user="edge")))
+    link = EdgeMqttLink(broker, Session("edge-cut-test", expiry_s=SESSION_EXPIRY_S),
+                        backoff_max_s=1)
+    acks: dict[int, list[bool]] = {}
+    link.on_publish = lambda mid, ok: acks.setdefault(mid, []).append(ok)
+    runner = asyncio.create_task(link.run())
+    payloads: list[bytes] = []
+    mids: list[int] = []
+
+    def publish(n: int) -> None:
+        for _ in range(n):
+            payloads.append(b"m%d" % len(payloads))
+            mids.append(link.publish("ok/cut", payloads[-1]))
+
+    try:
+        async with asyncio.timeout(TIMEOUT_S):
+            await link.connected.wait()
+            publish(100)
+            await asyncio.sleep(0)  # the flush writes them
+            publish(100)  # queued, not yet written
+            link.client.socket().shutdown(socket.SHUT_RDWR)
+            while link.connected.is_set():
+                await asyncio.sleep(0.01)
+            publish(50)  # while disconnected: sent after the next CONNACK
+            while set(acks) != set(mids):
+                await asyncio.sleep(0.02)
+        link.disconnect()
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+    return payloads, acks
+
+
+def test_a_cut_connection_loses_nothing_and_keeps_the_order(tmp_path: Path) -> None:
+    """Messages in flight or queued when the connection drops, and messages published
+    while it is down, are sent after the reconnect: each acknowledged exactly once, each
+    delivered, first deliveries in publishing order (repeats of what had arrived are
+    allowed: QoS 1)."""
+    with running(SecuredMosquitto(tmp_path, ACL, ["edge", "reader"])) as broker:
+        reader = User(broker.port, "reader")
+        try:
+            assert reader.connected.wait(TIMEOUT_S)
+            reader.subscribe("ok/#")
+            payloads, acks = asyncio.run(_publish_across_a_cut(broker.port))
+            assert len(acks) == len(payloads) == 250
+            assert all(outcomes == [True] for outcomes in acks.values())
+            first: list[bytes] = []
+            while len(first) < len(payloads):
+                _, payload = reader.inbox.get(timeout=TIMEOUT_S)
+                if payload not in first:
+                    first.append(payload)
+            assert first == payloads
         finally:
             reader.close()

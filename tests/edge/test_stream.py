@@ -11,6 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
 from shopfloor.edge.agent import _sink
 from shopfloor.edge.drivers import Reading, factories
 from shopfloor.edge.errors import DeviceError
@@ -31,9 +34,10 @@ def messages(store: Store) -> list[tuple[str, dict[str, Any]]]:
             for r in store.fetch(0, 10_000)]
 
 
-def run_stream(tmp_path: Path, feed: Any) -> tuple[list[tuple[str, dict[str, Any]]], Any]:
+def run_stream(tmp_path: Path, feed: Any,
+               offline_after: int = 3) -> tuple[list[tuple[str, dict[str, Any]]], Any]:
     plant = parse_plant(example_data())
-    agent = plant.agents[0]
+    agent = plant.agents[0].model_copy(update={"offline_after_failures": offline_after})
     store = Store(tmp_path / "outbox.sqlite3", 10_000, QueueFullPolicy.DROP_OLDEST)
     metrics = EdgeMetrics()
 
@@ -101,3 +105,43 @@ def test_every_protocol_of_the_plant_file_has_an_edge_driver() -> None:
     from shopfloor.shared.protocols import PROTOCOLS
 
     assert sorted(factories()) == sorted(PROTOCOLS)
+
+
+_STATE_INPUT = st.fixed_dictionaries({}, optional={
+    "state": st.sampled_from([0, 1, 2, 3, 10, 99]),
+    "product": st.sampled_from([1, 2, 3, 7]),
+    "work_order": st.sampled_from(["", "WO-1", "WO-2 "]),
+    "total_count": st.integers(0, 5),
+})
+
+
+_RUNNING = {"state": 1, "product": 2, "work_order": "WO-1"}
+
+
+@settings(derandomize=True, max_examples=25, deadline=None)
+@given(st.lists(st.one_of(st.none(), _STATE_INPUT), max_size=25))
+@example([_RUNNING, None, _RUNNING])  # offline and back with the same values
+@example([_RUNNING, _RUNNING, {"state": 1}, {"state": 2, "work_order": ""}, {"state": 2}])
+def test_unchanged_state_inputs_skip_the_derivation_and_publish_the_same(
+    tmp_path_factory: Any, steps: list[dict[str, Any] | None]
+) -> None:
+    """The stream derives the state only when the points it comes from changed (or the
+    machine was offline between): the messages are those of deriving it every time.
+    None in `steps` is a failed reading."""
+
+    def feed(every_time: bool) -> Any:
+        def run(stream: MachineStream, sink: Any) -> None:
+            for k, values in enumerate(steps):
+                if every_time:
+                    stream._state_inputs = None  # the derivation runs for every reading
+                ts = T0 + dt.timedelta(seconds=k)
+                reading = failed(ts) if values is None else Reading(dict(values), set(), ts=ts)
+                sink("press1", reading)
+        return run
+
+    # offline after one failure: back online, the values may equal those before it
+    cached, _ = run_stream(tmp_path_factory.mktemp("cached"), feed(every_time=False), 1)
+    reference, _ = run_stream(tmp_path_factory.mktemp("reference"), feed(every_time=True), 1)
+    for _, message in cached + reference:
+        message.pop("epoch", None)  # each outbox file has its own
+    assert cached == reference

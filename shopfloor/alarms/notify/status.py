@@ -7,31 +7,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector
 
 from shopfloor.alarms.notify.queue import RowState
-from shopfloor.shared.status_server import StatusServer
+from shopfloor.shared.status_server import StatusFigures
 
 if TYPE_CHECKING:
     from shopfloor.alarms.notify.notifier import Notifier
 
 
-class NotifyStatus(Collector):
+class NotifyStatus(StatusFigures):
     def __init__(self, notifier: Notifier) -> None:
         self._notifier = notifier
-        self.registry = CollectorRegistry()
-        self.registry.register(self)
-        self._server: StatusServer | None = None
-
-    def start(self, port: int | None) -> None:
-        if port is not None:
-            self._server = StatusServer(port, self.health, registry=self.registry).start()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
+        super().__init__()
 
     def summary(self) -> dict[str, dict[str, Any]]:
         """Per target: notifications pending, delivered (keys still kept), dead letters;

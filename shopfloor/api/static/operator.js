@@ -7,7 +7,7 @@
 const KEY_STORE = "shopfloor.apiKey";
 const EVENTS_REFRESH_MS = 5000; // the lists; the tiles are pushed by the server
 const page = { key: null, line: null, tiles: new Map(), tree: null, stream: null,
-               timers: [], refreshing: null };
+               timers: [], refreshing: null, refreshAgain: null };
 
 function stopTimers() { page.timers.forEach(clearInterval); page.timers = []; }
 
@@ -27,19 +27,29 @@ function el(tag, attrs = {}, ...children) {
 
 function setStatus(text) { $("status").textContent = text; }
 
+const REQUEST_TIMEOUT_MS = 20000; // a request that hangs must not stop the page's refreshes
+const BUSY_ATTEMPTS = 5; // 503 `busy`: the API did nothing; ask again after its Retry-After
+
 async function api(path, options = {}) {
   const headers = { "X-API-Key": page.key };
   if (options.body) headers["Content-Type"] = "application/json";
-  const response = await fetch(path, { ...options, headers });
-  if (response.status === 401) {
-    signOut("The API key was refused; sign in again.");
-    throw new Error("unauthorized");
-  }
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) {
+  for (let attempt = 1; ; attempt++) {
+    const response = await fetch(path, { ...options, headers,
+                                         signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+    if (response.status === 401) {
+      signOut("The API key was refused; sign in again.");
+      throw new Error("unauthorized");
+    }
+    const body = await response.json().catch(() => ({}));
+    if (response.ok) return body;
+    const code = body.error ? body.error.code : "";
+    if (response.status === 503 && code === "busy" && attempt < BUSY_ATTEMPTS) {
+      const wait = Number(response.headers.get("Retry-After")) || 1;
+      await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+      continue;
+    }
     throw new Error(body.error ? body.error.message : body.detail || `HTTP ${response.status}`);
   }
-  return body;
 }
 
 // -- sign in / out --------------------------------------------------------------------
@@ -179,6 +189,9 @@ function renderDurations() {
     const prefix = tile && tile.reason ? `${tile.reason} · ` : "";
     node.textContent = `${prefix}for ${duration((Date.now() - Date.parse(since)) / 1000)}`;
   }
+  for (const node of document.querySelectorAll(".event .lasted[data-since]")) {
+    node.textContent = duration((Date.now() - Date.parse(node.dataset.since)) / 1000);
+  }
 }
 
 function duration(seconds) {
@@ -195,11 +208,19 @@ function clock(iso) {
 
 // -- downtime events ------------------------------------------------------------------
 
+// One refresh at a time. Asked for while one runs (an action just changed something the
+// running one may have read before), it runs once more after it: the promise returned
+// settles only when a refresh that started after the call has drawn the lists.
 function refreshEvents() {
-  if (!page.refreshing) {
-    page.refreshing = loadEvents().catch((error) => setStatus(error.message))
-      .finally(() => { page.refreshing = null; });
+  if (page.refreshing) {
+    page.refreshAgain = page.refreshAgain || page.refreshing.then(() => {
+      page.refreshAgain = null;
+      return refreshEvents();
+    });
+    return page.refreshAgain;
   }
+  page.refreshing = loadEvents().catch((error) => setStatus(error.message))
+    .finally(() => { page.refreshing = null; });
   return page.refreshing;
 }
 
@@ -212,18 +233,30 @@ async function loadEvents() {
   const recent = await api(`/api/v1/downtime/events?line=${line}&limit=200&start=${encodeURIComponent(from)}`);
   const entered = recent.items.filter((e) => e.parts.some((p) => p.by && p.by !== "plc"));
   renderList("classified", "entered-empty", entered, enteredEvent);
+  $("stops").dataset.refreshes = String(Number($("stops").dataset.refreshes || 0) + 1);
 }
 
+// A list is redrawn only when what it shows changed (an ongoing event's duration counts
+// up in the browser), and not while someone is typing in it: a redraw would throw away a
+// half-typed split time, or move the button under a finger.
 function renderList(listId, emptyId, events, render) {
-  $(listId).replaceChildren(...events.map(render));
+  const list = $(listId);
+  const shown = JSON.stringify(events, (key, value) => (key === "duration_s" ? undefined : value));
+  const typing = document.activeElement instanceof HTMLInputElement
+    && list.contains(document.activeElement);
+  if (list.dataset.shown === shown || typing) return;
+  list.dataset.shown = shown;
+  list.replaceChildren(...events.map(render));
   $(emptyId).hidden = events.length > 0;
 }
 
 function eventHead(event) {
   const end = event.end ? `–${clock(event.end)}` : " (ongoing)";
   const plc = event.plc_reason ? `, PLC: ${event.plc_reason}` : "";
+  const lasted = el("span", { class: "lasted", "data-since": event.end ? null : event.start,
+                              text: duration(event.duration_s) });
   return el("div", { class: "head",
-    text: `${event.machine} · ${event.state}${plc} · ${clock(event.start)}${end} · ${duration(event.duration_s)}` });
+    text: `${event.machine} · ${event.state}${plc} · ${clock(event.start)}${end} · ` }, lasted);
 }
 
 function unclassifiedEvent(event) {
@@ -296,9 +329,13 @@ async function act(item, path, body) {
   try {
     await api(path, { method: "POST", body: JSON.stringify(body) });
     setStatus("saved");
+    document.activeElement.blur();  // the list may be redrawn now
     await refreshEvents();
-  } catch (error) {
+    // an answer that changed nothing shown leaves the item as it is: usable again
+    for (const button of item.querySelectorAll("button")) button.disabled = false;
+  } catch (error) {  // on the item, and in the status line: a refresh may redraw the item
     showError(item, error.message);
+    setStatus(`not saved: ${error.message}`);
     for (const button of item.querySelectorAll("button")) button.disabled = false;
   }
 }

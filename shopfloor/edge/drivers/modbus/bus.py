@@ -119,7 +119,7 @@ class Bus:
         connect failure or a timeout the blocks not yet tried stay None (the device is
         not there); after an exception answer the others are still read."""
         if self.reader is not None:
-            requests = [(b.table, b.address, b.count) for b in blocks]
+            requests = [b.request for b in blocks]
             return await self.reader.read_many(machine, device_id, requests, timeout_s)
         outcomes: list[bytes | DeviceError | None] = [None] * len(blocks)
         for i, block in enumerate(blocks):

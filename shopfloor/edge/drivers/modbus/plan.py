@@ -32,6 +32,8 @@ class ReadBlock:
     """(point, start, end) offsets into the response, computed once (polled every second)."""
     decoder: BlockDecoder = field(init=False, repr=False, compare=False)
     """Decodes the block's response (wire bytes) in one unpack, compiled once."""
+    request: tuple[Table, int, int] = field(init=False, repr=False, compare=False)
+    """(table, address, count): what the TCP reader sends."""
 
     def __post_init__(self) -> None:
         spans = tuple(
@@ -40,6 +42,7 @@ class ReadBlock:
         object.__setattr__(self, "spans", spans)
         decoder = BlockDecoder(self.address, self.points, self.count, self.table.is_bit)
         object.__setattr__(self, "decoder", decoder)
+        object.__setattr__(self, "request", (self.table, self.address, self.count))
 
     def slice(self, point: Point, data: Sequence[int | bool]) -> list[int | bool]:
         """The part of this block's response that holds `point`."""

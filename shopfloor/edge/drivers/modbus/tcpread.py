@@ -43,12 +43,35 @@ _REQUEST = struct.Struct(">HHHBBHH")  # MBAP (tid, protocol 0, length 6, unit) +
 _MAX_FRAME = 260  # MBAP 7 + PDU 253: anything longer is not Modbus TCP
 
 
+class _Exchange:
+    """The requests of one device sent together, and their answers: one future for all
+    of them (set when the last answer is in, or failed by the deadline or a lost
+    connection), not one per request."""
+
+    __slots__ = ("answers", "done", "left")
+
+    def __init__(self, size: int, done: asyncio.Future[None]) -> None:
+        self.answers: list[bytes | None] = [None] * size
+        self.left = size
+        self.done = done
+
+    def answer(self, index: int, frame: bytes) -> None:
+        self.answers[index] = frame
+        self.left -= 1
+        if not self.left and not self.done.done():
+            self.done.set_result(None)
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.done.done():
+            self.done.set_exception(exc)
+
+
 class _Link(asyncio.Protocol):
     """One TCP connection; routes each answer frame to the request with its tid."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self.pending: dict[int, asyncio.Future[bytes]] = {}
+        self.pending: dict[int, tuple[_Exchange, int]] = {}
         self.lost = False
         self._buffer = b""
         self._outgoing: list[bytes] = []
@@ -82,9 +105,9 @@ class _Link(asyncio.Protocol):
                 return
             if len(buffer) < size:
                 break
-            waiter = self.pending.pop(buffer[0] << 8 | buffer[1], None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(buffer[6:size])  # unit id + PDU
+            waiting = self.pending.pop(buffer[0] << 8 | buffer[1], None)
+            if waiting is not None:
+                waiting[0].answer(waiting[1], buffer[6:size])  # unit id + PDU
             buffer = buffer[size:]
         self._buffer = buffer
 
@@ -98,9 +121,8 @@ class _Link(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         why = ConnectionError(str(exc) if exc else "connection closed by the device")
-        for waiter in self.pending.values():
-            if not waiter.done():
-                waiter.set_exception(why)
+        for exchange, _ in self.pending.values():
+            exchange.fail(why)
         self.pending.clear()
 
 
@@ -112,24 +134,23 @@ class _Deadlines:
 
     TICK_S = 0.01
 
-    def __init__(self) -> None:
-        self._due: dict[int, list[list[asyncio.Future[bytes]]]] = {}
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._due: dict[int, list[_Exchange]] = {}
 
-    def add(self, timeout_s: float, waiters: list[asyncio.Future[bytes]]) -> None:
-        """Fail the waiters not answered `timeout_s` from now with TimeoutError."""
-        loop = asyncio.get_running_loop()
+    def add(self, timeout_s: float, exchange: _Exchange) -> None:
+        """Fail the exchange with TimeoutError if it is not complete `timeout_s` from now."""
+        loop = self._loop
         tick = math.ceil((loop.time() + timeout_s) / self.TICK_S)
         due = self._due.get(tick)
         if due is None:
             due = self._due[tick] = []
             loop.call_at(tick * self.TICK_S, self._expire, tick)
-        due.append(waiters)
+        due.append(exchange)
 
     def _expire(self, tick: int) -> None:
-        for waiters in self._due.pop(tick, ()):
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_exception(TimeoutError())
+        for exchange in self._due.pop(tick, ()):
+            exchange.fail(TimeoutError())
 
 
 class _Slots:
@@ -191,7 +212,8 @@ class TcpReader:
         self._tid = 0
         self._backoff = Backoff(min(1.0, backoff_max_s), backoff_max_s)
         self._retry_at = 0.0
-        self._deadlines = _Deadlines()
+        self._loop = asyncio.get_running_loop()
+        self._deadlines = _Deadlines(self._loop)
 
     async def read(
         self, machine: str, unit: int, table: Table, address: int, count: int, timeout_s: float
@@ -214,6 +236,12 @@ class TcpReader:
         yet sent are not tried (None): the device is not there."""
         outcomes: list[bytes | DeviceError | None] = [None] * len(requests)
         step = self._per_device
+        if len(requests) <= step:  # the usual case: one exchange
+            try:
+                return await self._exchange(machine, unit, requests, timeout_s)
+            except DeviceError as exc:  # could not connect
+                outcomes[0] = exc
+                return outcomes
         for start in range(0, len(requests), step):
             chunk = requests[start : start + step]
             try:
@@ -228,64 +256,63 @@ class TcpReader:
 
     async def _exchange(
         self, machine: str, unit: int, chunk: Sequence[Request], timeout_s: float
-    ) -> list[bytes | DeviceError]:
+    ) -> list[bytes | DeviceError | None]:
         await self._slots.acquire(len(chunk))
         try:
             link = self._link
             if link is None or link.lost:
                 link = await self._connect(machine, timeout_s)
-            tids, waiters = self._send(link, unit, chunk)
-            self._deadlines.add(timeout_s, waiters)
+            exchange = _Exchange(len(chunk), self._loop.create_future())
+            tids = self._send(link, unit, chunk, exchange)
+            self._deadlines.add(timeout_s, exchange)
+            failure: Exception | None = None
             try:
-                outcomes = [
-                    await self._outcome(machine, unit, request, waiter, timeout_s)
-                    for request, waiter in zip(chunk, waiters, strict=True)
-                ]
+                await exchange.done
+            except (TimeoutError, ConnectionError) as exc:
+                failure = exc
             finally:
                 for tid in tids:
                     link.pending.pop(tid, None)
-                waiters.clear()  # the deadline keeps the (now empty) list only
-            if not self.shared and _timed_out(outcomes):
+            outcomes: list[bytes | DeviceError | None] = [
+                self._outcome(machine, unit, request, answer, failure, timeout_s)
+                for request, answer in zip(chunk, exchange.answers, strict=True)
+            ]
+            if not self.shared and isinstance(failure, TimeoutError):
                 self._drop(link)  # a late answer must not be taken for the next request's
             return outcomes
         finally:
             self._slots.release(len(chunk))
 
-    def _send(
-        self, link: _Link, unit: int, chunk: Sequence[Request]
-    ) -> tuple[list[int], list[asyncio.Future[bytes]]]:
-        """Write every request of the chunk in one send; their tids and waiters."""
-        loop = asyncio.get_running_loop()
+    def _send(self, link: _Link, unit: int, chunk: Sequence[Request],
+              exchange: _Exchange) -> list[int]:
+        """Write every request of the chunk in one send; their tids."""
         tids = []
-        waiters = []
         frames = []
-        for table, address, count in chunk:
+        pending = link.pending
+        for index, (table, address, count) in enumerate(chunk):
             tid = self._next_tid(link)
-            waiter: asyncio.Future[bytes] = loop.create_future()
-            link.pending[tid] = waiter
+            pending[tid] = (exchange, index)
             tids.append(tid)
-            waiters.append(waiter)
             frames.append(_REQUEST.pack(tid, 0, 6, unit, FUNCTION[table], address, count))
         link.write(frames)
-        return tids, waiters
+        return tids
 
-    async def _outcome(
+    def _outcome(
         self,
         machine: str,
         unit: int,
         request: Request,
-        waiter: asyncio.Future[bytes],
+        answer: bytes | None,
+        failure: Exception | None,
         timeout_s: float,
     ) -> bytes | DeviceError:
         table, address, count = request
-        try:
-            answer = await waiter
-        except TimeoutError:
+        if answer is None:
+            if isinstance(failure, ConnectionError):
+                return DeviceError(machine, DeviceFailure.TIMEOUT, f"{self._where()}: {failure}")
             return DeviceError(machine, DeviceFailure.TIMEOUT,
                                f"no answer within {timeout_s:g} s "
                                f"from {self._where()} unit {unit}")
-        except ConnectionError as exc:
-            return DeviceError(machine, DeviceFailure.TIMEOUT, f"{self._where()}: {exc}")
         fc = FUNCTION[table]
         expected = (count + 7) // 8 if table.is_bit else 2 * count
         if answer[0] != unit:
