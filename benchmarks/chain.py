@@ -44,7 +44,7 @@ from shopfloor.edge.drivers.modbus.plan import plan_reads
 from shopfloor.shared.loader import load_plant
 from shopfloor.shared.plant import Plant
 from shopfloor.sim.generate import plant_data
-from tests.harness.processes import ComponentProcess, health_url, ports_open
+from tests.harness.processes import ComponentProcess, health_url, sim_healthy
 from tests.harness.services import InfluxDB, Mosquitto, free_port
 
 PER_PORT = 200
@@ -349,9 +349,8 @@ def main(argv: list[str]) -> None:
         try:
             plant_file = make_plant(args, workdir, broker, influx)
             plant = load_plant(plant_file)
-            modbus_ports = sorted({m.connection.port for m in plant.machines.values()})
             procs["sim"] = ComponentProcess("sim", ["sim", str(plant_file)], workdir,
-                                            ports_open(modbus_ports)).start(timeout_s=120)
+                                            sim_healthy(plant)).start(timeout_s=120)
             limit = limits(plant_file, plant, broker, influx, args.limit_seconds)
             procs.update(start_chain(plant_file, plant, workdir, kpi=not args.no_kpi,
                                      alarms=not args.no_alarms))

@@ -13,11 +13,13 @@ each cycle), published by the server every `--publishing` seconds. A subscriber 
 process records every telemetry message and its arrival time; the measured window starts
 `--warmup` seconds after every machine has sent telemetry (the first values of a new
 subscription carry their old source timestamps: not latency). Prints samples/s, the
-agent's CPU (% of one core) and RSS, each simulator process's CPU (a starved simulator
-would be measured instead of the agent), and the source-timestamp -> MQTT latency
-(arrival at the subscriber minus the sample's `ts`, which is the OPC UA source
-timestamp): p50, p99, max. `--find-max` doubles N from `--machines` while p99 <= 100 ms
-and no machine is silent, and reports the largest N that held. The machine is shared:
+agent's CPU (% of one core), the time its threads waited for a CPU while runnable (% of
+the window: the scheduler's share of the latency) and its RSS, each simulator process's
+CPU (a starved simulator would be measured instead of the agent), and the
+source-timestamp -> MQTT latency (arrival at the subscriber minus the sample's `ts`,
+which is the OPC UA source timestamp): p50, p99, max. `--find-max` doubles N from
+`--machines` while p99 <= 100 ms and no machine is silent, and reports the largest N
+that held. The machine is shared:
 the load average is printed with every figure; `--nice -5` (root) gives the benchmark's
 processes (broker, simulators, agent, the recording subscriber) more of a loaded CPU.
 """
@@ -121,9 +123,9 @@ def run(tmp: Path, machines: int, per_server: int, publishing_s: float, seconds:
         time.sleep(warmup)
         procs = [psutil.Process(p.pid) for p in (agent, *sims)]
         arrivals.take()
-        cpu0, t0 = [cpu_s(p) for p in procs], time.monotonic()
+        cpu0, wait0, t0 = [cpu_s(p) for p in procs], runqueue_s(agent.pid), time.monotonic()
         time.sleep(seconds)
-        cpu1, t1 = [cpu_s(p) for p in procs], time.monotonic()
+        cpu1, wait1, t1 = [cpu_s(p) for p in procs], runqueue_s(agent.pid), time.monotonic()
         window = arrivals.take()
         rss = procs[0].memory_info().rss
     finally:
@@ -150,6 +152,7 @@ def run(tmp: Path, machines: int, per_server: int, publishing_s: float, seconds:
         "samples_per_s": round(len(window) / elapsed, 1),
         "silent_machines": sum(1 for n in per_machine.values() if n == 0),
         "agent_cpu_pct": cpu[0], "agent_rss_mib": round(rss / 2**20, 1),
+        "agent_cpu_wait_pct": round(100 * (wait1 - wait0) / elapsed, 1),
         "sim_cpu_pct": cpu[1:],
         "latency_p50_ms": round(1000 * quantile(latencies, 0.50), 1),
         "latency_p99_ms": round(1000 * quantile(latencies, 0.99), 1),
@@ -157,6 +160,18 @@ def run(tmp: Path, machines: int, per_server: int, publishing_s: float, seconds:
         "latency_mean_ms": round(1000 * statistics.fmean(latencies), 1) if latencies else None,
         "load_avg_1m": round(os.getloadavg()[0], 2),
     }
+
+
+def runqueue_s(pid: int) -> float:
+    """Seconds the process's threads have waited for a CPU while runnable (Linux
+    schedstat): when it grows like the CPU used, the latency's tail is the scheduler's."""
+    total = 0.0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            total += int(stat.read_text().split()[1]) / 1e9
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that ended meanwhile
+    return total
 
 
 def cpu_s(process: psutil.Process) -> float:

@@ -3,11 +3,13 @@ would see them. Pure functions of the JSON model."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from shopfloor.dashboards.macros import ALL, Variable, calculate_interval_ms
+from shopfloor.shared import schema
 
 DEFAULT_MAX_DATA_POINTS = 1000
 DATASOURCE_MIN_INTERVAL_MS = 10_000
@@ -33,6 +35,14 @@ class PanelQuery:
     @property
     def label(self) -> str:
         return f"{self.dashboard} / {self.panel}"
+
+    @property
+    def lists_events(self) -> bool:
+        """An annotation, or a panel over events only (downtime events, alarm
+        transitions): a range without events leaves it empty, which is right."""
+        measurements = set(re.findall(r'\bFROM\s+"([^"]+)"', self.query))
+        return self.panel_type == "annotation" or (
+            bool(measurements) and measurements <= schema.EVENT_MEASUREMENTS)
 
 
 @dataclass(frozen=True)

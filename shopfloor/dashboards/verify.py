@@ -49,9 +49,10 @@ def _values(series: list[dict[str, Any]]) -> list[Any]:
 
 def shape_problems(query: PanelQuery, series: list[dict[str, Any]]) -> list[str]:
     """What is wrong with this result for this panel (empty list: it will draw)."""
-    if not series:  # an annotation layer marks events: none in the range draws nothing,
-        # which is right (a demo machine may have had no alarm yet); a panel must draw
-        return [] if query.panel_type == "annotation" else ["no series"]
+    if not series:  # events (an annotation layer, a downtime log): none in the range draws
+        # nothing, which is right (a demo machine may have had no stop or alarm yet); a
+        # panel over measured data must draw
+        return [] if query.lists_events else ["no series"]
     values = [v for v in _values(series) if v is not None]
     if not values:
         return ["only null values"]

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from collections import deque
 from dataclasses import dataclass
 
 from shopfloor.edge.errors import OutboxError
@@ -98,6 +99,10 @@ class Outbox:
         self._changed = asyncio.Event()
         """Set when something is queued for the commit (the commit loop wakes)."""
         self._urgent = False
+        self._express_next: list[Message] = []  # urgent messages of the batch being built
+        self.express: deque[Message] = deque()
+        """Urgent messages (command results) committed and not yet handed to the
+        publisher, which sends them ahead of the queue (publisher.py: the express lane)."""
         self._last_commit_s = float("-inf")
         self._last_messages = 0
         self.sent_upto = 0
@@ -127,6 +132,7 @@ class Outbox:
         self._batch.messages.append(message)
         if urgent:
             self._urgent = True
+            self._express_next.append(message)
             self._changed.set()
         elif len(self._batch.messages) == 1:
             self._changed.set()  # the first message: the commit may be due sooner
@@ -183,6 +189,7 @@ class Outbox:
 
     async def commit(self) -> None:
         batch, self._batch = self._batch, Batch()
+        express, self._express_next = self._express_next, []
         self._urgent = False
         self._last_commit_s = asyncio.get_running_loop().time()
         self._last_messages = len(batch.messages)
@@ -191,12 +198,14 @@ class Outbox:
         try:
             dropped = self._store.commit(batch, self.sent_upto)
         except OutboxError as exc:
+            self._express_next = express + self._express_next  # once they are written
             self._failed(batch, exc)
             return
         self._failures.success()
         self.problem = None
         self._dropping = False
         self._quarantined(batch.quarantine)
+        self.express.extend(express)
         self._committed(batch, dropped)
 
     def _committed(self, batch: Batch, dropped: int) -> None:

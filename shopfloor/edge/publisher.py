@@ -3,7 +3,14 @@ waiting for their PUBACK (paho's own queue is unbounded; we never hand it more).
 PUBACK removes the row (at the next group commit). After a reconnect paho resends what
 was in flight; after a restart everything still in the outbox is sent again — the
 collector recognises repeats by their `seq`. A row that cannot be published (read back
-with wrong types, or refused by paho) is quarantined, never retried in a loop."""
+with wrong types, or refused by paho) is quarantined, never retried in a loop.
+
+The express lane: a command result (someone waits for it) is sent as soon as its row is
+committed, ahead of whatever backlog is queued (hours of history, or what piled up while
+the broker was away), outside the in-flight window. Its row stays in the outbox until the
+express copy's PUBACK (a lost connection resends it, as any message in flight); when the
+queue order reaches the row it is not sent again. After a restart, a row still in the
+outbox goes out in queue order (the API ignores a repeated result)."""
 
 from __future__ import annotations
 
@@ -19,6 +26,9 @@ from shopfloor.edge.store import BadRow, Row
 log = logging.getLogger(__name__)
 
 FETCH_ROWS = 500
+EXPRESS_KEPT = 1000
+"""Acknowledged express messages remembered until the queue reaches their rows; past
+this many, a row is simply sent again."""
 
 
 class Publisher:
@@ -33,6 +43,10 @@ class Publisher:
         self._cursor = 0
         self._space = asyncio.Event()
         self._drops_seen = 0
+        self._express_inflight: dict[int, bytes] = {}  # mid -> payload
+        self._express_rows: dict[bytes, tuple[int, bool] | None] = {}
+        """Payload in flight -> its row once the queue reached it (held, not sent)."""
+        self._express_acked: set[bytes] = set()  # acknowledged before the queue got there
         self.paused = False
         link.on_publish = self._acked
 
@@ -44,7 +58,9 @@ class Publisher:
         """Publish committed rows for as long as the agent runs (a supervised task)."""
         while True:
             await self._link.connected.wait()
-            if self.paused or len(self._inflight) >= self._max_inflight:
+            if self._outbox.express and not self.paused:
+                self._send_express()
+            elif self.paused or len(self._inflight) >= self._max_inflight:
                 self._space.clear()
                 await self._space.wait()
             elif self._outbox.drops != self._drops_seen:
@@ -75,8 +91,27 @@ class Publisher:
         self._buffer.clear()
         self._cursor = self._outbox.sent_upto
 
+    def _send_express(self) -> None:
+        message = self._outbox.express.popleft()
+        try:
+            mid = self._link.publish(message.topic, message.payload, retain=message.retain)
+        except (ValueError, TypeError):  # its row is quarantined when the queue gets there
+            return
+        self._express_inflight[mid] = message.payload
+        self._express_rows[message.payload] = None
+
     def _send(self, row: Row) -> None:
         message = row.message
+        if self._express_acked and message.payload in self._express_acked:
+            self._express_acked.discard(message.payload)  # delivered ahead of the queue
+            self._outbox.ack(row.id, message.sample)
+            self._outbox.sent_upto = row.id
+            self._metrics.published.inc()
+            return
+        if self._express_rows and message.payload in self._express_rows:
+            self._express_rows[message.payload] = (row.id, message.sample)  # its PUBACK acks it
+            self._outbox.sent_upto = row.id
+            return
         try:
             mid = self._link.publish(message.topic, message.payload, retain=message.retain)
         except (ValueError, TypeError) as exc:  # paho refuses it: it will never go out
@@ -88,7 +123,14 @@ class Publisher:
     def _acked(self, mid: int, ok: bool) -> None:
         entry = self._inflight.pop(mid, None)
         if entry is None:
-            return  # birth / offline status, published directly
+            express = self._express_inflight.pop(mid, None)
+            if express is None:
+                return  # birth / offline status, published directly
+            entry = self._express_rows.pop(express, None)
+            if entry is None:  # the queue has not reached its row yet
+                if ok and len(self._express_acked) < EXPRESS_KEPT:
+                    self._express_acked.add(express)
+                return
         self._outbox.ack(*entry)
         if ok:
             self._metrics.published.inc()
@@ -105,6 +147,8 @@ class Publisher:
         (docs/edge.md#overload)."""
         if self.paused or self._outbox.drops != self._drops_seen:
             return  # the task handles pausing and refetching after drops
+        if self._outbox.express:
+            self._send_express()
         if not self._buffer and self._outbox.committed.is_set():
             self._outbox.committed.clear()
             if not self._fetch():

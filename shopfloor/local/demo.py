@@ -41,8 +41,7 @@ def confirm_speed(plant: Plant) -> str:
         outcome = reply.json().get("status", reply.status_code)
     except ValueError:
         outcome = reply.status_code
-    if outcome == "timeout":  # the result waits behind the history in the edge's outbox
-        return (f"{machine} {point}=100 through the API: sent, not answered yet: the edge "
-                "publishes its answer after the history queued before it (the control "
-                "audit records it as a late result)")
+    if outcome == "timeout":  # the edge is still busy queueing the history
+        return (f"{machine} {point}=100 through the API: sent, not answered yet (the "
+                "control audit records a late result)")
     return f"{machine} {point}=100 through the API: {outcome} (see the control audit)"

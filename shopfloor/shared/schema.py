@@ -26,6 +26,8 @@ CONTROL_AUDIT = "control_audit"  # every command and its result
 COLLECTOR_STATS = "collector_stats"  # the collector's own counters (lost, dead letters)
 DOWNTIME = "downtime"  # downtime events and their classification, one point per part (API)
 ALARM = "alarm"  # alarm lifecycle transitions, at their event time (docs/alarms.md)
+EVENT_MEASUREMENTS = frozenset({DOWNTIME, ALARM})
+"""Measurements of events: a time range without one holds none (not a gap in the data)."""
 
 # Tag keys
 TAG_SITE = "site"

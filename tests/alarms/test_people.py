@@ -20,7 +20,7 @@ from tests.alarms.test_service import Watcher
 from tests.api.harness import ApiServer, create_database, load, make_keys, plant_data
 from tests.collector.helpers import wait_for
 from tests.harness.plants import write_plant
-from tests.harness.processes import ComponentProcess, health_url, ports_open
+from tests.harness.processes import ComponentProcess, health_url, sim_healthy
 from tests.harness.services import InfluxDB, Mosquitto
 
 RULES = {"defaults": {"machine_stopped": {"after_s": 1, "clear_after_s": 1,
@@ -67,9 +67,8 @@ def site(mosquitto: Mosquitto, influxdb: InfluxDB, tmp_path_factory: pytest.Temp
     path = write_plant(data, workdir / "plant.yaml")
     plant = load(data)
     create_database(influxdb.url, plant.database.database)
-    ports = sorted({m.connection.port for m in plant.machines.values()})
     agent = plant.agents[0]
-    procs = [ComponentProcess("sim", ["sim", str(path)], workdir, healthy=ports_open(ports)),
+    procs = [ComponentProcess("sim", ["sim", str(path)], workdir, healthy=sim_healthy(plant)),
              ComponentProcess("edge", ["edge", str(path), "--agent", agent.id], workdir,
                               healthy=health_url(agent.metrics_port)),
              ComponentProcess("alarms", ["alarms", str(path)], workdir)]

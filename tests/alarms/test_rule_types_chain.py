@@ -26,7 +26,7 @@ from shopfloor.shared.plant import Plant
 from tests.alarms.test_service import Watcher, _run
 from tests.collector.helpers import wait_for
 from tests.harness.plants import example_data, relocate, write_plant
-from tests.harness.processes import ComponentProcess, health_url, ports_open
+from tests.harness.processes import ComponentProcess, health_url, sim_healthy
 from tests.harness.services import InfluxDB, Mosquitto, free_port
 
 OFF = {"enabled": False}
@@ -74,12 +74,11 @@ def _epoch(iso: str) -> float:
 def _start(tmp_path: Path, data: dict[str, Any], api: bool) -> tuple[Plant, dict[str, Any]]:
     path = write_plant(data, tmp_path / "plant.yaml")
     plant = load_plant(path)
-    ports = sorted({m.connection.port for m in plant.machines.values()})
     control = free_port()
     agent = plant.agents[0]
     procs = {
         "sim": ComponentProcess("sim", ["sim", str(path), "--control-port", str(control)],
-                                tmp_path, healthy=ports_open(ports)),
+                                tmp_path, healthy=sim_healthy(plant)),
         "collector": ComponentProcess("collector", ["collector", str(path)], tmp_path,
                                       healthy=health_url(plant.collector.metrics_port)),
         "edge": ComponentProcess("edge", ["edge", str(path), "--agent", agent.id], tmp_path,

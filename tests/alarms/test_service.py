@@ -22,7 +22,7 @@ from shopfloor.shared.loader import load_plant
 from shopfloor.shared.plant import Plant
 from tests.collector.helpers import wait_for
 from tests.harness.plants import example_data, relocate, write_plant
-from tests.harness.processes import ComponentProcess, health_url, ports_open
+from tests.harness.processes import ComponentProcess, health_url, sim_healthy
 from tests.harness.services import InfluxDB, Mosquitto, free_port
 
 RULES = {
@@ -64,10 +64,9 @@ def chain_processes(path: Path, plant: Plant, workdir: Path,
                     alarms: dict[str, Any] | None = None) -> list[ComponentProcess]:
     """Simulator, edge agent and `shopfloor alarms` (`alarms`: its ComponentProcess
     keyword arguments), in start order."""
-    ports = sorted({m.connection.port for m in plant.machines.values()})
     agent = plant.agents[0]
     return [
-        ComponentProcess("sim", ["sim", str(path)], workdir, healthy=ports_open(ports)),
+        ComponentProcess("sim", ["sim", str(path)], workdir, healthy=sim_healthy(plant)),
         ComponentProcess("edge", ["edge", str(path), "--agent", agent.id], workdir,
                          healthy=health_url(agent.metrics_port)),
         ComponentProcess("alarms", ["alarms", str(path)], workdir, **(alarms or {})),

@@ -12,9 +12,12 @@ from tests.api.conftest import ApiEnv
 from tests.api.harness import iso, wait_for
 
 
-def test_plant_and_machine_model(admin: httpx.Client) -> None:
+def test_plant_and_machine_model(api_env: ApiEnv, admin: httpx.Client) -> None:
     plant = admin.get("/api/v1/plant").json()
-    assert [ln["id"] for ln in plant["lines"]] == ["line1", "line2"]
+    assert [ln["id"] for ln in plant["lines"]] == [ln.id for ln in api_env.plant.lines]
+    assert "line2" in [ln["id"] for ln in plant["lines"]]  # the harness's restricted line
+    assert [ln["stations"] for ln in plant["lines"]] == [
+        ln.stations for ln in api_env.plant.lines]
     assert plant["lines"][0]["stations"] == ["press1", "weld1", "paint1", "pack1"]
     assert [s["name"] for s in plant["shifts"]] == ["early", "late", "night"]
     machine = admin.get("/api/v1/machines/press1").json()

@@ -27,6 +27,8 @@ def value_for(machine: Machine, point_name: str, seq: int) -> Any:
         return seq % 2 == 0
     if point.type is DataType.STRING:
         return f"WO-{seq}"
+    if point.type is DataType.DATETIME:  # as the edge publishes it: ISO 8601, UTC
+        return (T0 + dt.timedelta(seconds=seq)).isoformat()
     if point.type.is_integer and point.scale == 1 and point.offset == 0:
         return seq * 7 % 60000
     return round(seq * 0.25 + 0.5, 3)

@@ -1,24 +1,55 @@
 """simulator -> edge agent -> mosquitto -> collector -> InfluxDB, all real: the values
-stored equal the simulated machines' registers (read back over Modbus and decoded with
-the shared codec). The simulator ticks once (--tick 3600) so the registers hold still."""
+stored equal what the simulated machines show (a Modbus machine's registers read back
+over Modbus and decoded with the Modbus codec; an OPC UA machine's nodes read back with
+an OPC UA client). The simulator ticks once (--tick 3600) so the values hold still."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from asyncua import Client
 from pymodbus.client import ModbusTcpClient
 
+from shopfloor.edge.drivers.opcua.convert import to_value
 from shopfloor.shared.codec import decode
 from shopfloor.shared.enums import Table
 from shopfloor.shared.loader import load_plant
 from shopfloor.shared.plant import Machine, Plant
+from shopfloor.shared.protocols.opcua import OpcUaConnection, OpcUaPoint, browse_steps
 from tests.collector.helpers import seqs_stored, wait_for
 from tests.harness.plants import example_plant_for
-from tests.harness.processes import ComponentProcess, health_url, ports_open
+from tests.harness.processes import ComponentProcess, health_url, sim_healthy
+
+
+def read_nodes(machine: Machine) -> dict[str, Any]:
+    """Every point of an OPC UA machine, read with an OPC UA client (engineering value,
+    converted as the edge converts it)."""
+    conn = machine.connection
+    assert isinstance(conn, OpcUaConnection)
+
+    async def read() -> dict[str, Any]:
+        async with Client(conn.endpoint, timeout=10) as client:
+            values = {}
+            for point in machine.points:
+                assert isinstance(point, OpcUaPoint)
+                node = (client.get_node(point.node_id) if point.node_id else
+                        await client.nodes.objects.get_child(browse_steps(point.browse_path or "")))
+                values[point.name] = to_value(point, (await node.read_data_value()).Value)
+            return values
+
+    return asyncio.run(read())
+
+
+def read_device(machine: Machine) -> dict[str, Any]:
+    """Every point of the machine as its simulated device shows it."""
+    if isinstance(machine.connection, OpcUaConnection):
+        return read_nodes(machine)
+    return read_registers(machine)
 
 
 def read_registers(machine: Machine) -> dict[str, Any]:
-    """Every point of the machine, read over Modbus TCP and decoded (engineering value)."""
+    """Every point of a Modbus machine, read over Modbus TCP and decoded (engineering value)."""
     conn = machine.connection
     client = ModbusTcpClient(conn.host or "127.0.0.1", port=conn.port, timeout=2)
     assert client.connect()
@@ -52,9 +83,8 @@ def test_simulator_edge_collector_influxdb_values_equal_registers(
 ):
     plant_file = example_plant_for(tmp_path, mosquitto.port, influxdb.url)
     plant = load_plant(plant_file)
-    modbus_ports = sorted({m.connection.port for m in plant.machines.values()})
     sim = ComponentProcess("sim", ["sim", str(plant_file), "--tick", "3600"], tmp_path,
-                           healthy=ports_open(modbus_ports)).start()
+                           healthy=sim_healthy(plant)).start()
     collector = run_collector(plant)
     agent = plant.agents[0]
     edge = ComponentProcess("edge", ["edge", str(plant_file), "--agent", agent.id], tmp_path,
@@ -65,9 +95,9 @@ def test_simulator_edge_collector_influxdb_values_equal_registers(
             wait_for(lambda m=machine_id: len(seqs_stored(influxdb, plant.database.database, m))
                      >= 3, 30)
         for machine_id, machine in plant.machines.items():
-            registers = read_registers(machine)
+            shown = read_device(machine)
             stored = last_stored(influxdb, plant, machine_id)
-            for name, value in registers.items():
+            for name, value in shown.items():
                 if isinstance(value, float):
                     assert abs(stored[name] - value) <= 1e-9 * max(1.0, abs(value)), name
                 else:

@@ -124,13 +124,15 @@ def test_sharded_collectors_split_the_plant_by_topic_filter(
 ):
     base = make_plant(mosquitto.port, influxdb.url)
     site, db = base.site.id, base.database.database
-    shards = {"a": ["press1", "weld1"], "b": ["paint1", "pack1"]}
+    ids = list(base.machines)  # two shards of the plant's machines, whatever their lines
+    shards = {"a": ids[: len(ids) // 2], "b": ids[len(ids) // 2:]}
     collectors = {}
     for name, machines in shards.items():
         data = base.model_dump(mode="json")
         data["collector"]["client_id"] = f"{base.collector.client_id}-{name}"
         data["collector"]["topic_filter"] = ",".join(
-            topics.machine_topic(site, "line1", m, topics.TELEMETRY) for m in machines)
+            topics.machine_topic(site, base.machines[m].line, m, topics.TELEMETRY)
+            for m in machines)
         collectors[name] = run_collector(type(base).model_validate(data))
     pub = Publisher(mosquitto.port)
     try:
@@ -141,9 +143,9 @@ def test_sharded_collectors_split_the_plant_by_topic_filter(
     for machine in base.machines:
         wait_for(lambda m=machine: seqs_stored(influxdb, db, m) == list(range(1, 11)))
     for name, machines in shards.items():
-        registry = collectors[name].metrics.registry
-        wait_for(lambda r=registry: r.get_sample_value(
-            "shopfloor_collector_messages_received_total", {"kind": "telemetry"}) == 20)
+        registry, received = collectors[name].metrics.registry, 10 * len(machines)
+        wait_for(lambda r=registry, n=received: r.get_sample_value(
+            "shopfloor_collector_messages_received_total", {"kind": "telemetry"}) == n)
         assert collectors[name].batcher.tracker.last(machines[0]) == 10
         other = shards["b" if name == "a" else "a"][0]
         assert collectors[name].batcher.tracker.last(other) is None

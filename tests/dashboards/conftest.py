@@ -12,6 +12,7 @@ import pytest
 
 from shopfloor.dashboards.verify import influxql_client
 from shopfloor.shared.influx import InfluxQLClient
+from shopfloor.shared.plant import Plant
 from tests.dashboards import data
 from tests.harness.services import InfluxDB
 
@@ -22,6 +23,9 @@ class Filled:
     window: data.Window
     sites: tuple[str, str]
     lines: tuple[str, str]
+    """Each site's first line (renamed per site: line1, line2); the other lines of the
+    example plant keep their ids on both sites."""
+    plants: tuple[Plant, Plant]
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +36,12 @@ def filled(influxdb: InfluxDB) -> Iterator[Filled]:
     window = data.Window(now_ms - 2 * 3600 * 1000, now_ms)
     database = f"db_{prefix}"
     rows, audit = [], []
-    for site, line in zip(sites, lines, strict=True):
-        plant = data.site_plant(site, line)
-        rows += data.plant_lines(plant, window, with_gap=site == sites[0])
+    plants = (data.site_plant(sites[0], lines[0]), data.site_plant(sites[1], lines[1]))
+    for plant in plants:
+        rows += data.plant_lines(plant, window, with_gap=plant is plants[0])
         audit += data.audit_lines(plant, window)
     data.write(influxdb.url, database, rows)
     data.write(influxdb.url, database, audit, precision="ns")
     client = influxql_client(influxdb.url, database)
-    yield Filled(client, window, sites, lines)
+    yield Filled(client, window, sites, lines, plants)
     client.close()

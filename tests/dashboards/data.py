@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import httpx
 
 from shopfloor.alarms.engine import Engine, Record
-from shopfloor.alarms.lifecycle import Event
+from shopfloor.alarms.lifecycle import UNACKED, Event
 from shopfloor.alarms.service import transition_line
 from shopfloor.api.audit import AuditEntry, to_line
 from shopfloor.api.downtime import events as downtime_events
@@ -35,7 +35,7 @@ from shopfloor.kpi.wip import BufferWip, WipResult
 from shopfloor.shared import topics
 from shopfloor.shared.alarm_rules import RuleKind
 from shopfloor.shared.contract import AgentStatus, StatePayload, Telemetry
-from shopfloor.shared.enums import AlarmState, EventKind, MachineState
+from shopfloor.shared.enums import EventKind, MachineState
 from shopfloor.shared.loader import parse_plant
 from shopfloor.shared.plant import Plant
 from shopfloor.shared.reasons import tree_of
@@ -61,13 +61,15 @@ class Window:
 def site_plant(site: str, line: str) -> Plant:
     data = example_data()
     data["site"]["id"] = site
+    first = data["lines"][0]["id"]
     data["lines"][0]["id"] = line
     for machine in data["machines"].values():
-        machine["line"] = line
+        if machine["line"] == first:
+            machine["line"] = line
     for section in ("downtime", "alarms"):  # per-line settings follow the line's new id
         per_line = data.get(section, {}).get("lines", {})
-        if "line1" in per_line:
-            per_line[line] = per_line.pop("line1")
+        if first in per_line:
+            per_line[line] = per_line.pop(first)
     return parse_plant(data)
 
 
@@ -149,7 +151,9 @@ STOPPED = RuleKind.MACHINE_STOPPED
 def alarm_records(plant: Plant, window: Window) -> list[Record]:
     """The rule engine's transitions (machine_stopped) for the STATE_CYCLE states of every
     machine: each stop and starvation raises after the line's on-delay; op1 acknowledges
-    the first alarm of every machine."""
+    the first alarm of every machine at the first step after it was raised (never at the
+    raise's instant: InfluxDB would keep one of two transitions with the same tags and
+    time)."""
     engine, out = Engine(plant, window.from_ms / 1000), []
     for i, ts in enumerate(range(window.from_ms, window.to_ms, 10 * MINUTE_MS)):
         _, state, reason = STATE_CYCLE[i % len(STATE_CYCLE)]
@@ -159,9 +163,10 @@ def alarm_records(plant: Plant, window: Window) -> list[Record]:
             out += engine.on_state(machine, StatePayload(ts=at, state=MachineState(state),
                                                          reason=reason, since=at))
             alarm = engine.instances[machine, STOPPED].alarm
-            if alarm.state is AlarmState.ACTIVE_UNACK and not any(
-                    r.instance.machine == machine and r.transition.kind is EventKind.ACK
-                    for r in out):
+            mine = [r.transition for r in out
+                    if r.instance.machine == machine and r.instance.rule.kind is STOPPED]
+            if alarm.state in UNACKED and not any(t.kind is EventKind.ACK for t in mine) \
+                    and any(t.kind is EventKind.RAISE and round(t.at * 1000) < ts for t in mine):
                 acked = engine.act(machine, STOPPED,
                                    Event(EventKind.ACK, ts / 1000, ALARM_ACK_BY, "seen"))
                 out += [acked] if acked else []

@@ -13,7 +13,7 @@ import pytest
 from shopfloor.collector.stats import summarize
 from shopfloor.dashboards.build import load_committed
 from shopfloor.dashboards.macros import Variable, expand
-from shopfloor.dashboards.panels_model import walk_panels
+from shopfloor.dashboards.panels_model import annotation_queries, panel_queries, walk_panels
 from shopfloor.dashboards.verify import verify_dashboard
 from shopfloor.kpi.calendar import ShiftCalendar
 from tests.dashboards import data
@@ -37,10 +37,13 @@ def test_one_site_selected_shows_only_that_site(filled: Filled, name: str) -> No
     outcomes = verify_dashboard(filled.client, DASHBOARDS[name], filled.window.from_ms,
                                 filled.window.to_ms, {"site": [site_a]})
     line_variable = next(o for o in outcomes if o.label.endswith("/ $line"))
-    assert [row[1] for s in line_variable.series for row in s["values"]] == ["line1"]
+    site_a_lines = sorted(line.id for line in filled.plants[0].lines)
+    assert [row[1] for s in line_variable.series for row in s["values"]] == site_a_lines
+    only_b = {line.id for line in filled.plants[1].lines} - set(site_a_lines)
+    assert only_b == {filled.lines[1]}
     for outcome in outcomes:
         assert filled.sites[1] not in outcome.query
-        assert not any(s.get("tags", {}).get("line") == "line2" for s in outcome.series)
+        assert not any(s.get("tags", {}).get("line") in only_b for s in outcome.series)
 
 
 def test_multi_value_regex_form_selects_both_sites(filled: Filled) -> None:
@@ -49,7 +52,9 @@ def test_multi_value_regex_form_selects_both_sites(filled: Filled) -> None:
                    '"site" =~ /^$site$/', {"site": site}, 0, 1, 1)
     assert f"/^({filled.sites[0]}|{filled.sites[1]})$/" in query
     series = filled.client.query(query)
-    assert sorted(row[1] for s in series for row in s["values"]) == list(filled.lines)
+    every_line = {line.id for plant in filled.plants for line in plant.lines}
+    assert sorted(row[1] for s in series for row in s["values"]) == sorted(every_line)
+    assert set(filled.lines) < every_line
 
 
 def test_lost_samples_panel_counts_the_one_gap(filled: Filled) -> None:
@@ -58,7 +63,7 @@ def test_lost_samples_panel_counts_the_one_gap(filled: Filled) -> None:
     lost = next(o for o in outcomes if o.label.endswith("(sequence gaps)"))
     per_machine = {(s["tags"]["site"], s["tags"]["machine"]): s["values"][0][1]
                    for s in lost.series}
-    assert len(per_machine) == 8
+    assert len(per_machine) == sum(len(plant.machines) for plant in filled.plants)
     assert per_machine.pop((filled.sites[0], "press1")) == 1
     assert set(per_machine.values()) == {0}
 
@@ -104,8 +109,9 @@ def test_line_oee_is_summed_not_averaged(filled: Filled) -> None:
     line = next(o for o in outcomes if o.label.endswith("OEE per line"))
     machine = next(o for o in outcomes if o.label.endswith("OEE per machine"))
     # every machine runs the same minutes: FPT / PBT_obs = 38 s / 60 s
-    assert [round(s["values"][0][1], 6) for s in line.series] == [round(38 / 60, 6)] * 2
-    assert len(machine.series) == 8
+    lines = sum(len(plant.lines) for plant in filled.plants)  # one series per site and line
+    assert [round(s["values"][0][1], 6) for s in line.series] == [round(38 / 60, 6)] * lines
+    assert len(machine.series) == sum(len(plant.machines) for plant in filled.plants)
 
 
 def test_verify_command_reports_every_panel(filled: Filled, influxdb) -> None:
@@ -151,7 +157,8 @@ def test_downtime_pareto_sums_classified_durations_longest_first(filled: Filled)
 def test_downtime_log_lists_each_event_with_its_classification(filled: Filled) -> None:
     outcomes = verify_dashboard(filled.client, DASHBOARDS["machine-detail.json"],
                                 filled.window.from_ms, filled.window.to_ms,
-                                {"site": [filled.sites[0]], "machine": "press1"})
+                                {"site": [filled.sites[0]], "line": filled.lines[0],
+                                 "machine": "press1"})
     log = next(o for o in outcomes if o.label.endswith("Downtime log"))
     rows = [dict(zip(s["columns"], row, strict=True)) for s in log.series
             for row in s["values"]]
@@ -171,13 +178,14 @@ def test_line_shows_unclassified_minutes_per_shift(filled: Filled) -> None:
                                 {"site": [filled.sites[0]]})
     panel = next(o for o in outcomes if o.label.endswith("Unclassified downtime per shift (min)"))
     got = {s["tags"]["shift"]: row[1] for s in panel.series for row in s["values"]}
-    plant = data.site_plant(filled.sites[0], filled.lines[0])
+    plant = filled.plants[0]
     want: dict[str, float] = {}
     for machine in plant.machines:
         for part in data.downtime_parts(plant, machine, filled.window):
             if part.reason == "unclassified":
                 want[part.shift] = want.get(part.shift, 0) + part.duration_s / 60
-    assert got == want and sum(want.values()) == 4 * data.STATE_STEP_S / 60
+    # one unclassified starvation per machine (data.downtime_parts), on every line
+    assert got == want and sum(want.values()) == len(plant.machines) * data.STATE_STEP_S / 60
 
 
 def test_collector_loss_panel_shows_the_latest_lost_and_late_counts(filled: Filled) -> None:
@@ -209,7 +217,7 @@ def test_alarm_panels_show_active_alarms_flood_and_shifts(filled: Filled) -> Non
     """Against the rule engine's own transitions for the stored states (data.py): the
     active table (normal rows dropped as its transformation does), raises per line and
     10 minutes, raises per shift."""
-    plant = data.site_plant(filled.sites[0], filled.lines[0])
+    plant = filled.plants[0]
     records = data.alarm_records(plant, filled.window)
     latest = {r.instance.machine: r.transition.to_state for r in records}
     raised = [r for r in records if r.transition.kind == "raise"
@@ -219,11 +227,12 @@ def test_alarm_panels_show_active_alarms_flood_and_shifts(filled: Filled) -> Non
     active = {(r["machine"], r["state"]) for r in _rows(panels["Active alarms"])
               if r["state"] != "normal"}
     assert active == {(m, s) for m, s in latest.items() if s != "normal"} and active
-    flood = {r["time"]: r["alarms"] for r in _rows(
+    flood = {(r["line"], r["time"]): r["alarms"] for r in _rows(
         panels["Alarms per operator per 10 min (ISA-18.2 flood: > 10)"]) if r["alarms"]}
-    want: dict[int, int] = {}
+    want: dict[tuple[str, int], int] = {}
     for r in raised:
-        bucket = int(r.transition.at * 1000) // 600_000 * 600_000
+        bucket = (plant.machines[r.instance.machine].line,
+                  int(r.transition.at * 1000) // 600_000 * 600_000)
         want[bucket] = want.get(bucket, 0) + 1
     assert flood == want and sum(want.values()) == len(raised) > 4
     shift_name = ShiftCalendar.of(plant).shift_name
@@ -244,12 +253,9 @@ def test_alarm_annotations_mark_the_selected_machines_transitions(filled: Filled
     assert kinds[0] == "raise" and "clear" in kinds
     assert [(r["by"], r["comment"]) for r in rows if r["kind"] == "ack"] == [
         (data.ALARM_ACK_BY, "seen")]
-    line = _alarm_outcomes(filled, "line-flow.json", {})
-    assert {r["machine"] for r in _rows(line["annotation Alarms"])} == set(plant_machines())
-
-
-def plant_machines() -> list[str]:
-    return list(data.site_plant("s", "line1").machines)
+    for line in filled.plants[0].lines:
+        flow = _alarm_outcomes(filled, "line-flow.json", {"line": line.id})
+        assert {r["machine"] for r in _rows(flow["annotation Alarms"])} == set(line.stations)
 
 
 @pytest.mark.parametrize("name", sorted(DASHBOARDS))
@@ -271,3 +277,29 @@ def test_counts_of_parts_are_whole_parts(filled: Filled, name: str) -> None:
 
 
 PART_COUNTS = {"produced", "scrap", "wip", "parts", "inflow", "outflow_good", "change"}
+
+
+def test_a_range_without_events_leaves_only_event_panels_empty(filled: Filled) -> None:
+    """Over a range after the data (no stop, no alarm, no sample), the panels that list
+    events (downtime log and Pareto, alarm tables, annotations) are empty and that is
+    not a problem; every panel over measured data still reports `no series`."""
+    after = filled.window.to_ms + 3600_000
+    events = measured = 0
+    for name, model in DASHBOARDS.items():
+        selection = {"site": [filled.sites[0]], "line": filled.lines[0], "machine": "press1"}
+        for outcome, query in zip(
+                verify_dashboard(filled.client, model, after, after + 600_000, selection)[
+                    -len(panel_queries(model) + annotation_queries(model)):],
+                panel_queries(model) + annotation_queries(model), strict=True):
+            assert outcome.label == query.label
+            if outcome.series:
+                continue  # a query not bound to the range (e.g. the latest state)
+            if query.lists_events:
+                events += 1
+                assert outcome.problems == [], (name, outcome.label)
+            else:
+                measured += 1
+                assert outcome.problems == ["no series"], (name, outcome.label)
+    assert events and measured
+    assert {q.panel for m in DASHBOARDS.values() for q in panel_queries(m)
+            if q.lists_events} >= {"Downtime log", "Downtime by classified reason (Pareto, s)"}

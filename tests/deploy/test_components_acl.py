@@ -27,7 +27,7 @@ from shopfloor.shared.plant import Plant
 from tests.api.harness import create_database
 from tests.deploy.conftest import PASSWORD, SecuredMosquitto, User
 from tests.harness.plants import example_data, relocate, write_plant
-from tests.harness.processes import ComponentProcess, health_url, ports_open
+from tests.harness.processes import ComponentProcess, health_url, sim_healthy
 from tests.harness.services import LOOPBACK
 
 AGENTS = [{"id": "edge1", "machines": ["press1", "weld1"]},  # a real edge process
@@ -70,9 +70,8 @@ class Site:
         self.observer = User(self.broker.port, "observer")
         assert self.observer.connected.wait(5) and not self.observer.reason.is_failure
         self.observer.subscribe(f"{topics.ROOT}/{self.plant.site.id}/#")
-        ports = sorted({m.connection.port for m in self.plant.machines.values()})
         self.processes = [
-            ComponentProcess("sim", ["sim", str(path)], workdir, healthy=ports_open(ports)),
+            ComponentProcess("sim", ["sim", str(path)], workdir, healthy=sim_healthy(self.plant)),
             ComponentProcess("collector", ["collector", str(path)], workdir,
                              health_url(self.plant.collector.metrics_port), _login("collector")),
             ComponentProcess("edge", ["edge", str(path), "--agent", "edge1"], workdir,

@@ -4,6 +4,7 @@ folder, with a unique site id so that tests sharing a broker never see each othe
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,38 +72,30 @@ def example_plant_for(
     return write_plant(data, workdir / "plant.yaml")
 
 
-def mixed_example_data() -> dict[str, Any]:
-    """The example plant plus a mixed line, `assembly`: frame1 (Modbus, on the example's
-    Modbus port) feeding fit1 (OPC UA, subscription mode, the simulator's OPC UA server;
-    points by NodeId and by browse path, a datetime), both polled by the example's agent."""
-    data = example_data()
-    press = data["machines"]["press1"]
-    frame = {**press, "name": "Frame press",
-             "connection": {**press["connection"], "device_id": 7},
-             "products": [{"id": "F1", "code": 1, "ideal_cycle_time_s": 1.8},
-                          {"id": "F2", "code": 2, "ideal_cycle_time_s": 2.2}]}
-    nodes = {"total_count": "2:Assembly/2:fit1/2:total_count",
-             "reject_count": "2:Assembly/2:fit1/2:reject_count"}
-    points = []  # the same names, types and scales: one InfluxDB field type per name
-    for point in press["points"]:
-        spec = {k: v for k, v in point.items() if k not in ("table", "address", "order")}
-        if point["name"] in nodes:
-            spec["browse_path"] = nodes[point["name"]]
-        else:
-            spec["node_id"] = f"ns=2;s=fit1.{point['name']}"
-        points.append(spec)
-    points.append({"name": "clock", "node_id": "ns=2;s=fit1.clock", "type": "datetime"})
-    fit = {**press, "name": "Fitting cell", "points": points, "poll_interval_s": 1.0,
-           "connection": {"protocol": "opcua", "endpoint": "opc.tcp://127.0.0.1:4840/",
-                          "mode": "subscription", "timeout_s": 2.0},
-           "products": [{"id": "F1", "code": 1, "ideal_cycle_time_s": 2.4},
-                        {"id": "F2", "code": 2, "ideal_cycle_time_s": 2.9}]}
-    for machine in (frame, fit):
-        machine["line"] = "assembly"
-    frame["points"] = [dict(p, max=2) if p["name"] == "product" else p for p in press["points"]]
-    fit["points"] = [dict(p, max=2) if p["name"] == "product" else p for p in fit["points"]]
-    data["machines"].update(frame1=frame, fit1=fit)
-    data["lines"].append({"id": "assembly", "name": "Assembly line (Modbus and OPC UA)",
-                          "stations": ["frame1", "fit1"], "buffer_capacity": {"frame1": 50}})
-    data["agents"][0]["machines"] += ["frame1", "fit1"]
+
+def protocol_of(machine: dict[str, Any]) -> str:
+    """A plant file machine's field protocol (`modbus` when its connection names none)."""
+    return str(machine["connection"].get("protocol", "modbus"))
+
+
+def keep_lines(data: dict[str, Any], keep: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """`data` cut down to the lines `keep` accepts (given the line and, under
+    "protocols", its stations' protocols): the other lines' machines leave the
+    machines, the agents and the per-line and per-machine settings."""
+    kept = [line for line in data["lines"]
+            if keep({**line, "protocols": {protocol_of(data["machines"][s])
+                                           for s in line["stations"]}})]
+    assert kept, "no line left"
+    machines = {s for line in kept for s in line["stations"]}
+    data["lines"] = kept
+    data["machines"] = {m: v for m, v in data["machines"].items() if m in machines}
+    for agent in data.get("agents", []):
+        agent["machines"] = [m for m in agent["machines"] if m in machines]
+    data["agents"] = [a for a in data.get("agents", []) if a["machines"]]
+    lines = {line["id"] for line in kept}
+    for section in ("downtime", "alarms"):
+        settings = data.get(section, {})
+        for key, ids in (("lines", lines), ("machines", machines)):
+            if key in settings:
+                settings[key] = {k: v for k, v in settings[key].items() if k in ids}
     return data

@@ -108,15 +108,20 @@ def ports_open(ports: list[int]) -> Callable[[], bool]:
     return lambda: all(port_open(p) for p in ports)
 
 
+def sim_healthy(plant: Plant, *more_ports: int) -> Callable[[], bool]:
+    """The simulator of `plant` is up when every port it serves answers: its Modbus TCP
+    machines' and its OPC UA machines' endpoints (and `more_ports`)."""
+    return ports_open([*sorted(served_ports(plant)), *more_ports])
+
+
 def pipeline(
     plant_file: Path, plant: Plant, workdir: Path, speed: float = 1.0, api: bool = False
 ) -> list[ComponentProcess]:
     """The plant's simulator, collector, first edge agent (and API), in start order."""
-    ports = sorted(served_ports(plant))
     agent = plant.agents[0]
     procs = [
         ComponentProcess("sim", ["sim", str(plant_file), "--speed", str(speed)], workdir,
-                         healthy=ports_open(ports)),
+                         healthy=sim_healthy(plant)),
         ComponentProcess("collector", ["collector", str(plant_file)], workdir,
                          healthy=health_url(plant.collector.metrics_port)),
         ComponentProcess("edge", ["edge", str(plant_file), "--agent", agent.id], workdir,

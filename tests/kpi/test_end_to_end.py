@@ -20,6 +20,7 @@ from tests.harness.processes import pipeline
 from tests.harness.services import InfluxDB, Mosquitto
 
 SHIFT_S = 10
+START_DELAY_S = 20
 
 
 def finals(influxdb: InfluxDB, database: str) -> dict[str, dict]:
@@ -36,7 +37,10 @@ def finals(influxdb: InfluxDB, database: str) -> dict[str, dict]:
 def test_closed_shift_on_demand_equals_live_record(
         mosquitto: Mosquitto, influxdb: InfluxDB, tmp_path: Path) -> None:
     data = relocate(example_data(), tmp_path, mosquitto.port, influxdb.url)
-    start = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=8)).replace(microsecond=0)
+    # the shift begins once the chain runs (OPC UA session and subscription included,
+    # on a loaded machine): every machine has data in it
+    start = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=START_DELAY_S)).replace(
+        microsecond=0)
     end = start + dt.timedelta(seconds=SHIFT_S)
     data["site"]["timezone"] = "UTC"
     data["calendar"] = {"shifts": [{"name": "e2e", "start": start.time().isoformat(),
@@ -50,7 +54,7 @@ def test_closed_shift_on_demand_equals_live_record(
     try:
         for proc in procs:
             proc.start()
-        deadline = time.monotonic() + SHIFT_S + 60
+        deadline = time.monotonic() + START_DELAY_S + SHIFT_S + 60
         records: dict[str, dict] = {}
         while time.monotonic() < deadline and len(records) < len(plant.machines):
             time.sleep(0.5)

@@ -33,10 +33,12 @@ def paths_of(data: dict[str, Any]) -> set[str]:
     return {path for path, _ in errors_of(data)}
 
 
-def test_example_loads() -> None:
+def test_example_loads(example: dict[str, Any]) -> None:
     plant = load_plant(EXAMPLE)
-    assert [line.stations for line in plant.lines] == [["press1", "weld1", "paint1", "pack1"]]
-    assert plant.agents[0].machines == ["press1", "weld1", "paint1", "pack1"]
+    assert [line.stations for line in plant.lines] == [
+        line["stations"] for line in example["lines"]]
+    assert plant.agents[0].machines == list(example["machines"])  # one agent polls them all
+    assert {m.connection.protocol for m in plant.machines.values()} == {"modbus", "opcua"}
     press = plant.machines["press1"]
     assert press.point("temperature").order == "CDAB"  # type: ignore[union-attr]
     assert press.counters is not None and press.counters.total == "total_count"
@@ -86,13 +88,15 @@ def test_whole_file_checks(example: dict[str, Any]) -> None:
     bad["machines"]["pack1"]["control"]["speed"] = "temperature"  # not writable
     bad["agents"][0]["machines"].append("ghost")
     bad["lines"][0]["stations"].append("ghost2")
+    ghost = len(bad["agents"][0]["machines"]) - 1
+    ghost2 = len(bad["lines"][0]["stations"]) - 1
     errors = dict(errors_of(bad))
     assert "overlaps point 'state'" in errors["machines.press1.points[1].address"]
     assert "uint16, uint32 or uint64" in errors["machines.weld1.counters.total"]
     assert "unknown point 'nope'" in errors["machines.paint1.counters.reject"]
     assert "writable" in errors["machines.pack1.control.speed"]
-    assert "unknown machine 'ghost'" in errors["agents[0].machines[4]"]
-    assert "unknown machine 'ghost2'" in errors["lines[0].stations[4]"]
+    assert "unknown machine 'ghost'" in errors[f"agents[0].machines[{ghost}]"]
+    assert "unknown machine 'ghost2'" in errors[f"lines[0].stations[{ghost2}]"]
 
 
 def test_duplicates_and_shared_devices(example: dict[str, Any]) -> None:
@@ -170,10 +174,12 @@ def test_check_command_lists_errors_without_traceback(
     assert "Traceback" not in result.stderr
 
 
-def test_check_command_accepts_the_example() -> None:
+def test_check_command_accepts_the_example(example: dict[str, Any]) -> None:
     result = _cli("check", str(EXAMPLE))
     assert result.returncode == 0, result.stderr
-    assert "4 machine(s)" in result.stdout
+    counts = (f"{len(example['lines'])} line(s), {len(example['machines'])} machine(s), "
+              f"{len(example['agents'])} agent(s)")
+    assert f"site {example['site']['id']}, {counts}" in result.stdout
 
 
 def test_schema_command_prints_json_schema() -> None:

@@ -53,10 +53,16 @@ PLANTS: dict[str, Any] = {
 
 @pytest.mark.parametrize("source", sorted(PLANTS))
 def test_every_existing_plant_file_is_modbus_unchanged(source: str) -> None:
+    """Every machine that names no protocol (all of them in the files written before
+    protocols; the example plant's mixed line names `opcua` for its OPC UA machine) is a
+    Modbus machine with every key kept as given."""
     data = PLANTS[source]()
-    assert not _mentions_protocol(data), "the files predate protocols: none names one"
     plant = parse_plant(copy.deepcopy(data), source)
-    for mid, machine in plant.machines.items():
+    unnamed = [mid for mid, m in data["machines"].items() if not _mentions_protocol(m)]
+    assert unnamed, "a plant file of Modbus machines that name no protocol"
+    assert not _mentions_protocol({k: v for k, v in data.items() if k != "machines"})
+    for mid in unnamed:
+        machine = plant.machines[mid]
         assert isinstance(machine.connection, ModbusConnection), mid
         assert all(isinstance(p, ModbusPoint) for p in machine.points), mid
         given = data["machines"][mid]
@@ -83,7 +89,9 @@ def _mentions_protocol(data: Any) -> bool:
 def test_modbus_is_the_default_and_may_be_named() -> None:
     data = example_data()
     named = copy.deepcopy(data)
-    for machine in named["machines"].values():
+    unnamed = [m for m in named["machines"].values() if "protocol" not in m["connection"]]
+    assert unnamed
+    for machine in unnamed:
         machine["connection"]["protocol"] = "modbus"
         machine["points"][0]["protocol"] = "modbus"
     assert DEFAULT == "modbus" and "modbus" in PROTOCOLS
@@ -129,8 +137,8 @@ def test_errors_inside_the_unions_keep_their_path_in_the_file() -> None:
 def test_a_machine_named_like_a_protocol_keeps_its_name_in_paths() -> None:
     data = example_data()
     data["machines"]["modbus"] = data["machines"].pop("pack1")
-    data["lines"][0]["stations"][-1] = "modbus"
-    data["agents"][0]["machines"][-1] = "modbus"
+    for names in (data["lines"][0]["stations"], data["agents"][0]["machines"]):
+        names[names.index("pack1")] = "modbus"
     data["machines"]["modbus"]["connection"]["port"] = 0
     assert [p for p, _ in errors_of(data)] == ["machines.modbus.connection.port"]
 

@@ -16,7 +16,9 @@ PLANT = example_on_port(5020)
 
 
 def snapshot(devices: dict, names: tuple[str, ...] = ("state", "total_count", "reject_count")):
-    return {mid: {p.name: d.registers.get(p) for p in d.machine.points if p.name in names}
+    """What clients see of each device: its registers, or an OPC UA machine's nodes."""
+    return {mid: {p.name: (d.registers if d.nodes is None else d.nodes).get(p)
+                  for p in d.machine.points if p.name in names}
             for mid, d in devices.items()}
 
 
