@@ -74,14 +74,18 @@ PROTOCOL_LIBRARIES = {"modbus": {"pymodbus"}, "opcua": {"asyncua"}}
 """A field protocol's client library: imported by its edge driver (and the simulator)."""
 
 
-def all_imports(path: Path) -> list[tuple[int, str]]:
-    """Every module a file imports (absolute), third parties included."""
+def all_imports(path: Path, with_names: bool = False) -> list[tuple[int, str]]:
+    """Every module a file imports (absolute), third parties included; `with_names`: also
+    every `module.name` it imports from one (so that `from shopfloor.shared.protocols.
+    modbus import codec` names the codec)."""
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             found += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             found.append((node.lineno, node.module))
+            if with_names:
+                found += [(node.lineno, f"{node.module}.{a.name}") for a in node.names]
     return found
 
 
@@ -101,8 +105,6 @@ def protocol_leaks(package: Path) -> list[str]:
                 private = (f"shopfloor.edge.drivers.{protocol}",
                            f"shopfloor.shared.protocols.{protocol}",
                            *PROTOCOL_LIBRARIES.get(protocol, ()))
-                if protocol == "modbus":
-                    private += ("shopfloor.shared.codec",)  # the register codec
                 if any(name == p or name.startswith(f"{p}.") for p in private):
                     out.append(f"{path.relative_to(package.parent)}:{line} imports {name}")
     return out
@@ -119,13 +121,63 @@ def test_the_protocol_check_sees_a_leak(tmp_path):
     (edge / "drivers" / "modbus" / "__init__.py").write_text("import pymodbus\n")
     (edge / "poller.py").write_text(
         "def f():\n    from shopfloor.edge.drivers.modbus.bus import Bus\n"
-        "import pymodbus.client\nfrom shopfloor.shared.codec import decode\n"
+        "import pymodbus.client\nfrom shopfloor.shared.protocols.modbus.codec import decode\n"
         "from shopfloor.shared.protocols.modbus import ModbusPoint\n"
     )
     assert sorted(v.split(" imports ")[1] for v in protocol_leaks(tmp_path / "shopfloor")) == [
-        "pymodbus.client", "shopfloor.edge.drivers.modbus.bus", "shopfloor.shared.codec",
-        "shopfloor.shared.protocols.modbus",
+        "pymodbus.client", "shopfloor.edge.drivers.modbus.bus",
+        "shopfloor.shared.protocols.modbus", "shopfloor.shared.protocols.modbus.codec",
     ]
+
+
+MODBUS_ONLY = ("shopfloor.shared.protocols.modbus.codec", "shopfloor.shared.protocols.modbus.enums",
+               "pymodbus")
+"""Modbus-only code: the register codec (byte and word orders, register counts), Modbus's
+enums (tables, byte orders, transports) and the Modbus library."""
+MODBUS_HOMES = ("shared/protocols/modbus/", "edge/drivers/modbus/", "sim/")
+"""Where Modbus-only code may be used: Modbus's own folders, and the simulator (it serves
+Modbus devices)."""
+
+
+def modbus_leaks(package: Path) -> list[str]:
+    """Imports of Modbus-only code anywhere in the package outside MODBUS_HOMES: the
+    protocol-neutral parts (plant model, contract, collector, API, KPIs, the edge's core)
+    and any other protocol never see registers."""
+    out = []
+    for path in sorted(package.rglob("*.py")):
+        if path.relative_to(package).as_posix().startswith(MODBUS_HOMES):
+            continue
+        for line, name in all_imports(path, with_names=True):
+            if any(name == m or name.startswith(f"{m}.") for m in MODBUS_ONLY):
+                out.append(f"{path.relative_to(package.parent)}:{line} imports {name}")
+    return out
+
+
+def test_modbus_only_code_stays_in_the_modbus_folders_and_the_simulator():
+    assert modbus_leaks(PACKAGE) == []
+    from shopfloor.shared import enums
+    assert not {"Table", "ByteOrder", "Transport"} & set(vars(enums))
+
+
+def test_the_modbus_check_sees_every_leak(tmp_path):
+    """The checker itself: the collector importing the codec or Modbus's enums in any
+    form is caught; the simulator and the Modbus folders are not."""
+    package = tmp_path / "shopfloor"
+    for folder in ("collector", "sim", "shared/protocols/modbus", "shared/protocols/opcua"):
+        (package / folder).mkdir(parents=True)
+    uses = ("from shopfloor.shared.protocols.modbus.codec import decode\n"
+            "from shopfloor.shared.protocols.modbus import enums\n"
+            "def f():\n    import pymodbus.client\n")
+    for module in ("collector/encode.py", "sim/registers.py", "shared/protocols/modbus/x.py",
+                   "shared/protocols/opcua/y.py"):
+        (package / module).write_text(uses)
+    leaks = modbus_leaks(package)
+    assert {leak.split(":")[0] for leak in leaks} == {
+        "shopfloor/collector/encode.py", "shopfloor/shared/protocols/opcua/y.py"}
+    assert sorted({leak.split(" imports ")[1] for leak in leaks}) == [
+        "pymodbus.client", "shopfloor.shared.protocols.modbus.codec",
+        "shopfloor.shared.protocols.modbus.codec.decode",
+        "shopfloor.shared.protocols.modbus.enums"]
 
 
 KNOWN_COLLISIONS = {"Batch", "Change", "Collector", "Engine", "Episode", "Event", "MachineLive",

@@ -34,7 +34,8 @@ class FieldKind(StrEnum):
 
 
 def field_kind(point: Point) -> FieldKind:
-    """The InfluxDB field type of a point's engineering value (see shared codec.decode)."""
+    """The InfluxDB field type of a point's engineering value (`Point.value_of`, where
+    every protocol's decoding ends)."""
     if point.type is DataType.BOOL:
         return FieldKind.BOOL
     if point.type.is_text:

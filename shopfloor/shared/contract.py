@@ -13,13 +13,13 @@ from shopfloor.shared.alarm_rules import RuleKind, Severity
 from shopfloor.shared.enums import AlarmState, ControlAction, EventKind, MachineState
 from shopfloor.shared.errors import ContractError
 from shopfloor.shared.plant import Role
+from shopfloor.shared.protocols.base import PointValue
 
 SCHEMA_VERSION: Literal[1] = 1
 MAINTENANCE_REASON = "maintenance"
 """The reason of the planned stop that is maintenance mode (machine state)."""
 MAX_PAYLOAD_BYTES = 256 * 1024
 
-PointValue = bool | int | float | str
 Seq = Annotated[int, Field(ge=0, le=2**63 - 1)]
 MAX_PROBLEMS, MAX_PROBLEM_CHARS = 50, 500
 Problem = Annotated[str, Field(max_length=MAX_PROBLEM_CHARS)]

@@ -1,29 +1,14 @@
-"""Constants and enums used across components: data types, tables, byte orders, states."""
+"""Constants and enums used across components: data types, states, actions. A field
+protocol's own enums live in its folder (Modbus tables, byte orders, transports:
+`shared/protocols/modbus/enums.py`)."""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
 
-class Table(StrEnum):
-    """Modbus data table."""
-
-    COIL = "coil"
-    DISCRETE_INPUT = "discrete_input"
-    HOLDING = "holding"
-    INPUT = "input"
-
-    @property
-    def is_bit(self) -> bool:
-        return self in (Table.COIL, Table.DISCRETE_INPUT)
-
-    @property
-    def is_writable(self) -> bool:
-        return self in (Table.COIL, Table.HOLDING)
-
-
 class DataType(StrEnum):
-    """Value type of a point; registers are 16 bits each."""
+    """Value type of a point, whatever the protocol."""
 
     BOOL = "bool"
     INT16 = "int16"
@@ -42,11 +27,6 @@ class DataType(StrEnum):
     def is_text(self) -> bool:
         """Published as text: string, and datetime (ISO 8601, UTC)."""
         return self in (DataType.STRING, DataType.DATETIME)
-
-    @property
-    def in_registers(self) -> bool:
-        """A Modbus point may have this type (datetime is OPC UA's alone)."""
-        return self is not DataType.DATETIME
 
     @property
     def is_unsigned_int(self) -> bool:
@@ -97,26 +77,6 @@ INTEGER_BITS = {
 }
 
 
-class ByteOrder(StrEnum):
-    """Byte layout of a multi-register value, written for a 32-bit value whose big-endian
-    bytes are A B C D. ABCD: big-endian (Modbus default). BADC: bytes swapped inside each
-    register. CDAB: registers (words) in reverse order. DCBA: both, i.e. little-endian.
-    The same two swaps apply to 64-bit values and to strings (byte swap only)."""
-
-    ABCD = "ABCD"
-    BADC = "BADC"
-    CDAB = "CDAB"
-    DCBA = "DCBA"
-
-    @property
-    def swap_bytes(self) -> bool:
-        return self in (ByteOrder.BADC, ByteOrder.DCBA)
-
-    @property
-    def swap_words(self) -> bool:
-        return self in (ByteOrder.CDAB, ByteOrder.DCBA)
-
-
 class MachineState(StrEnum):
     """State categories that OEE time buckets are built from (see docs/oee.md)."""
 
@@ -145,14 +105,6 @@ def offline_reason(failure: DeviceFailure) -> str:
 
 
 OFFLINE_REASONS = frozenset(offline_reason(f) for f in DeviceFailure)
-
-
-class Transport(StrEnum):
-    """How the edge reaches a Modbus device."""
-
-    TCP = "tcp"
-    RTU = "rtu"
-    RTU_OVER_TCP = "rtu_over_tcp"
 
 
 class QueueFullPolicy(StrEnum):

@@ -4,9 +4,9 @@ into the model's controls."""
 
 from __future__ import annotations
 
-from shopfloor.shared.codec import Value
-from shopfloor.shared.enums import Table
 from shopfloor.shared.plant import Machine, Point
+from shopfloor.shared.protocols.base import PointValue as Value
+from shopfloor.shared.protocols.modbus.enums import Table
 from shopfloor.shared.protocols.opcua import OpcUaConnection
 from shopfloor.sim.errors import Refused
 from shopfloor.sim.faults import NORMAL, Fault

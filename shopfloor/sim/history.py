@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from shopfloor.shared.codec import Value
-from shopfloor.shared.enums import Table
 from shopfloor.shared.plant import Plant, Point
+from shopfloor.shared.protocols.base import PointValue as Value
+from shopfloor.shared.protocols.modbus.enums import Table
 from shopfloor.sim.device import SimDevice
 from shopfloor.sim.errors import Refused, SimError
 from shopfloor.sim.line import PlantModel

@@ -7,10 +7,10 @@ from __future__ import annotations
 import math
 
 from shopfloor.shared import control_rules
-from shopfloor.shared.codec import Value
 from shopfloor.shared.enums import DataType
 from shopfloor.shared.errors import CodecError
 from shopfloor.shared.plant import Machine, Point
+from shopfloor.shared.protocols.base import PointValue as Value
 from shopfloor.sim.errors import Refused
 from shopfloor.sim.registers import ILLEGAL_ADDRESS, ILLEGAL_VALUE
 

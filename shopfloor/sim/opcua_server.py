@@ -17,9 +17,9 @@ from typing import Any
 from asyncua import Node, Server, ua
 from asyncua.server.address_space import NodeData
 
-from shopfloor.shared.codec import Value
 from shopfloor.shared.enums import DataType
 from shopfloor.shared.plant import Point
+from shopfloor.shared.protocols.base import PointValue as Value
 from shopfloor.shared.protocols.opcua import VARIANT_OF, OpcUaPoint, browse_steps
 from shopfloor.sim.device import SimDevice
 from shopfloor.sim.errors import PortInUse, Refused

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-from shopfloor.shared.codec import Value
 from shopfloor.shared.enums import DataType
 from shopfloor.shared.plant import Machine, Point
+from shopfloor.shared.protocols.base import PointValue as Value
 from shopfloor.sim.machine import MachineModel, Phase
 from shopfloor.sim.signals import noise
 

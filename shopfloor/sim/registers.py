@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shopfloor.shared.codec import Value, decode, encode, encode_raw
 from shopfloor.shared.control_rules import check_limits
-from shopfloor.shared.enums import Table
 from shopfloor.shared.errors import CodecError
 from shopfloor.shared.plant import Machine
 from shopfloor.shared.plant import Point as AnyPoint
 from shopfloor.shared.protocols.modbus import ModbusPoint as Point
+from shopfloor.shared.protocols.modbus.codec import Value, decode, encode, encode_raw
+from shopfloor.shared.protocols.modbus.enums import Table
 from shopfloor.sim.errors import Refused
 
 ILLEGAL_ADDRESS = 2

@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from shopfloor.shared.enums import Transport
 from shopfloor.shared.plant import Plant
 from shopfloor.shared.protocols.modbus import ModbusConnection
+from shopfloor.shared.protocols.modbus.enums import Transport
 from shopfloor.shared.protocols.opcua import OpcUaConnection
 from shopfloor.sim.errors import SimError
 

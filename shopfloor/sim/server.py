@@ -25,7 +25,7 @@ from pymodbus.pdu import ExceptionResponse, ModbusPDU
 from pymodbus.server import ModbusTcpServer
 from pymodbus.server.requesthandler import ServerRequestHandler
 
-from shopfloor.shared.enums import Table
+from shopfloor.shared.protocols.modbus.enums import Table
 from shopfloor.sim.errors import PortInUse, Refused
 from shopfloor.sim.faults import NORMAL, FaultMode
 from shopfloor.sim.registers import FUNCTION_TABLE

@@ -29,11 +29,11 @@ from typing import Any
 
 from pymodbus.framer import FramerType
 
-from shopfloor.shared.codec import Value
-from shopfloor.shared.enums import Table, Transport
 from shopfloor.shared.logs import FailureLog
 from shopfloor.shared.plant import Plant, Point
+from shopfloor.shared.protocols.base import PointValue as Value
 from shopfloor.shared.protocols.modbus import ModbusConnection
+from shopfloor.shared.protocols.modbus.enums import Table, Transport
 from shopfloor.shared.protocols.opcua import OpcUaConnection
 from shopfloor.sim.device import SimDevice
 from shopfloor.sim.errors import SimError

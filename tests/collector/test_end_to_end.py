@@ -12,10 +12,10 @@ from asyncua import Client
 from pymodbus.client import ModbusTcpClient
 
 from shopfloor.edge.drivers.opcua.convert import to_value
-from shopfloor.shared.codec import decode
-from shopfloor.shared.enums import Table
 from shopfloor.shared.loader import load_plant
 from shopfloor.shared.plant import Machine, Plant
+from shopfloor.shared.protocols.modbus.codec import decode
+from shopfloor.shared.protocols.modbus.enums import Table
 from shopfloor.shared.protocols.opcua import OpcUaConnection, OpcUaPoint, browse_steps
 from tests.collector.helpers import seqs_stored, wait_for
 from tests.harness.plants import example_plant_for

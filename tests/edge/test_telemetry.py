@@ -9,9 +9,9 @@ from typing import Any
 
 from shopfloor.edge.store import Store
 from shopfloor.shared import topics
-from shopfloor.shared.codec import decode
 from shopfloor.shared.enums import QueueFullPolicy
 from shopfloor.shared.loader import parse_plant
+from shopfloor.shared.protocols.modbus.codec import decode
 
 
 def test_values_on_mqtt_equal_registers_read_directly(

@@ -9,10 +9,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shopfloor.shared.codec import decode, decode_raw, encode, encode_raw, register_count
-from shopfloor.shared.enums import ByteOrder, DataType, Table
+from shopfloor.shared.enums import DataType
 from shopfloor.shared.errors import CodecError
 from shopfloor.shared.protocols.modbus import ModbusPoint as Point
+from shopfloor.shared.protocols.modbus.codec import (
+    decode,
+    decode_raw,
+    encode,
+    encode_raw,
+    register_count,
+)
+from shopfloor.shared.protocols.modbus.enums import ByteOrder, Table
 
 A, B, C, D = ByteOrder.ABCD, ByteOrder.BADC, ByteOrder.CDAB, ByteOrder.DCBA
 

@@ -11,12 +11,13 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from shopfloor.collector.encode import FieldKind, field_kind
-from shopfloor.shared.codec import decode, encode
 from shopfloor.shared.control_rules import check_value, exact_value
-from shopfloor.shared.enums import DataType, Table
+from shopfloor.shared.enums import DataType
 from shopfloor.shared.errors import CodecError
 from shopfloor.shared.loader import parse_plant
 from shopfloor.shared.protocols.modbus import ModbusPoint
+from shopfloor.shared.protocols.modbus.codec import decode, encode
+from shopfloor.shared.protocols.modbus.enums import Table
 from shopfloor.sim.errors import Refused
 from shopfloor.sim.registers import DeviceRegisters
 from tests.harness.plants import example_data

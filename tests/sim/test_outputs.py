@@ -3,8 +3,8 @@ values for the rest (power tied to running, energy accumulating, temperature lag
 
 from __future__ import annotations
 
-from shopfloor.shared.enums import Table
 from shopfloor.shared.protocols.modbus import ModbusPoint as Point
+from shopfloor.shared.protocols.modbus.enums import Table
 from shopfloor.sim.device import SimDevice
 from shopfloor.sim.line import PlantModel
 from shopfloor.sim.outputs import Refresh, outputs_for

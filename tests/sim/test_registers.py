@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from shopfloor.shared.codec import Value, decode, encode
-from shopfloor.shared.enums import Table
 from shopfloor.shared.protocols.modbus import ModbusPoint as Point
+from shopfloor.shared.protocols.modbus.codec import Value, decode, encode
+from shopfloor.shared.protocols.modbus.enums import Table
 from shopfloor.sim.errors import Refused, SimError
 from shopfloor.sim.faults import Fault, FaultMode, parse_assignment
 from shopfloor.sim.registers import ILLEGAL_ADDRESS, ILLEGAL_VALUE, DeviceRegisters

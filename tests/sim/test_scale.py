@@ -7,8 +7,8 @@ import asyncio
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
-from shopfloor.shared.codec import decode
 from shopfloor.shared.loader import parse_plant
+from shopfloor.shared.protocols.modbus.codec import decode
 from shopfloor.sim.generate import plant_data
 from shopfloor.sim.simulator import Simulator
 from tests.harness.services import free_port

@@ -13,8 +13,8 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 from pymodbus.framer import FramerType
 
-from shopfloor.shared.codec import decode
 from shopfloor.shared.loader import parse_plant
+from shopfloor.shared.protocols.modbus.codec import decode
 from shopfloor.sim.simulator import Simulator
 from tests.harness.services import free_port
 from tests.sim.conftest import CALM, example_on_port, example_on_port_data

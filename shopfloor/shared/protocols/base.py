@@ -19,6 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from shopfloor.shared.enums import DataType
 from shopfloor.shared.errors import CodecError
 
+PointValue = bool | int | float | str
+"""A point's engineering value, whatever the protocol (text for string and datetime)."""
+
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 """An id usable in MQTT topics and InfluxDB tags: letters, digits, _ . - (no / + #)."""
 

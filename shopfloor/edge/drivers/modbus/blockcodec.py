@@ -6,7 +6,7 @@ unused registers between them pad bytes, so that one `unpack` gives every raw va
 Byte and word orders are folded in at plan time too: when a point's order is not
 ABCD (or two points overlap), the block gets a byte permutation (`itemgetter`) that
 rearranges the response into ABCD layout first. Scale/offset, the NaN/inf check and
-string trimming follow, per field, as `shared.codec.decode` defines them (the tests
+string trimming follow, per field, as `codec.decode` defines them (the tests
 compare both for every type and order). A bit block (coils, discrete inputs) is read
 as one little-endian integer (Modbus packs bits LSB first).
 """
@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-from shopfloor.shared.codec import STRUCT_FORMAT, Value
-from shopfloor.shared.enums import ByteOrder, DataType
+from shopfloor.shared.enums import DataType
 from shopfloor.shared.protocols.modbus import ModbusPoint as Point
+from shopfloor.shared.protocols.modbus.codec import STRUCT_FORMAT, Value
+from shopfloor.shared.protocols.modbus.enums import ByteOrder
 
 # What a field needs after the unpack.
 _PLAIN, _SCALED, _FLOAT, _FLOAT_SCALED, _BOOL, _STRING = range(6)

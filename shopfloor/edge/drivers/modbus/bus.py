@@ -22,8 +22,9 @@ from shopfloor.edge.drivers.modbus.plan import ReadBlock
 from shopfloor.edge.drivers.modbus.tcpread import TcpReader
 from shopfloor.edge.errors import DeviceError, DeviceRefusedWrite
 from shopfloor.shared.backoff import Backoff
-from shopfloor.shared.enums import DeviceFailure, Table, Transport
+from shopfloor.shared.enums import DeviceFailure
 from shopfloor.shared.protocols.modbus import ModbusConnection
+from shopfloor.shared.protocols.modbus.enums import Table, Transport
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,7 @@
 """The Modbus driver: one `Bus` (a TCP device, a gateway, a serial line) and the
 machines on it. Reads are planned into coalesced blocks (`plan.py`) whose answers are
-decoded in one unpack each (`blockcodec.py`); writes encode with `shared.codec`."""
+decoded in one unpack each (`blockcodec.py`); writes encode with the Modbus codec
+(`shared/protocols/modbus/codec.py`)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from shopfloor.edge.drivers.base import Driver, Reading, Sink
 from shopfloor.edge.drivers.modbus.bus import Bus, bus_key
 from shopfloor.edge.drivers.modbus.plan import ReadBlock, plan_reads
 from shopfloor.edge.errors import DeviceError
-from shopfloor.shared.codec import Value, decode, encode
-from shopfloor.shared.enums import Table
 from shopfloor.shared.plant import Agent, Machine, Point
 from shopfloor.shared.protocols.modbus import ModbusConnection, ModbusPoint
+from shopfloor.shared.protocols.modbus.codec import Value, decode, encode
+from shopfloor.shared.protocols.modbus.enums import Table
 
 
 class BlockReader(Protocol):

@@ -13,8 +13,9 @@ from shopfloor.edge.drivers.modbus.bus import to_wire
 from shopfloor.edge.drivers.modbus.driver import ModbusDriver
 from shopfloor.edge.drivers.modbus.plan import ReadBlock
 from shopfloor.edge.errors import DeviceError
-from shopfloor.shared.enums import DeviceFailure, Table
+from shopfloor.shared.enums import DeviceFailure
 from shopfloor.shared.plant import Agent, Plant
+from shopfloor.shared.protocols.modbus.enums import Table
 
 
 class Source(Protocol):

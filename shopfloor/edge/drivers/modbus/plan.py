@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from shopfloor.edge.drivers.modbus.blockcodec import BlockDecoder
-from shopfloor.shared.enums import Table
 from shopfloor.shared.protocols.modbus import ModbusPoint as Point
+from shopfloor.shared.protocols.modbus.enums import Table
 
 MAX_BITS_PER_READ = 2000
 """Modbus limit for read coils / read discrete inputs (function codes 1 and 2)."""

@@ -27,7 +27,8 @@ from collections.abc import Sequence
 
 from shopfloor.edge.errors import DeviceError
 from shopfloor.shared.backoff import Backoff
-from shopfloor.shared.enums import DeviceFailure, Table
+from shopfloor.shared.enums import DeviceFailure
+from shopfloor.shared.protocols.modbus.enums import Table
 
 log = logging.getLogger(__name__)
 

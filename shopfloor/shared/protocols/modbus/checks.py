@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from shopfloor.shared.enums import Transport
 from shopfloor.shared.protocols.base import Issue
+from shopfloor.shared.protocols.modbus.enums import Transport
 from shopfloor.shared.protocols.modbus.models import ModbusConnection, ModbusPoint
 
 

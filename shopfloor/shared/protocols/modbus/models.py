@@ -7,9 +7,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from shopfloor.shared.codec import register_count
-from shopfloor.shared.enums import ByteOrder, DataType, Table, Transport
+from shopfloor.shared.enums import DataType
 from shopfloor.shared.protocols.base import Connection, Model, Point, Port
+from shopfloor.shared.protocols.modbus.codec import REGISTER_TYPES, register_count
+from shopfloor.shared.protocols.modbus.enums import ByteOrder, Table, Transport
 
 
 class Serial(Model):
@@ -75,7 +76,7 @@ class ModbusPoint(Point):
 
     @model_validator(mode="after")
     def _fits_the_map(self) -> ModbusPoint:
-        if not self.type.in_registers:
+        if self.type not in REGISTER_TYPES:
             raise ValueError(f"{self.type} is an OPC UA type; a Modbus point cannot have it")
         if self.table.is_bit and self.type is not DataType.BOOL:
             raise ValueError(f"a {self.table} point must have type bool, not {self.type}")

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from shopfloor.shared.codec import encode
 from shopfloor.shared.contract import PointValue
 from shopfloor.shared.loader import parse_plant
 from shopfloor.shared.plant import Point
 from shopfloor.shared.protocols.modbus import ModbusPoint
+from shopfloor.shared.protocols.modbus.codec import encode
 from tests.edge.conftest import ModbusServer, machine_spec, plant_data
 from tests.edge.drivers.rig import Rig
 

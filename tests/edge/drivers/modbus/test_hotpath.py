@@ -1,5 +1,5 @@
 """The poll hot path is a faster spelling of the reference code, never a different
-answer: a block decoded in one unpack equals `shared.codec.decode` point by point for
+answer: a block decoded in one unpack equals `codec.decode` point by point for
 every type, byte order, scale and gap (and short answers), and the hand-framed
 telemetry payload is byte for byte the pydantic model's JSON."""
 
@@ -13,13 +13,14 @@ from hypothesis import strategies as st
 
 from shopfloor.edge.drivers.modbus.plan import plan_reads
 from shopfloor.edge.sample import telemetry_payload
-from shopfloor.shared.codec import Value, decode
 from shopfloor.shared.contract import Telemetry
-from shopfloor.shared.enums import ByteOrder, DataType, Table
+from shopfloor.shared.enums import DataType
 from shopfloor.shared.errors import CodecError
 from shopfloor.shared.protocols.modbus import ModbusPoint as Point
+from shopfloor.shared.protocols.modbus.codec import REGISTER_TYPES, Value, decode
+from shopfloor.shared.protocols.modbus.enums import ByteOrder, Table
 
-REGISTER_TYPES = [t for t in DataType if t.in_registers and t is not DataType.BOOL] + [
+WORD_TYPES = [t for t in DataType if t in REGISTER_TYPES and t is not DataType.BOOL] + [
     DataType.BOOL]
 
 
@@ -28,7 +29,7 @@ def register_points(draw: st.DrawFn) -> list[Point]:
     points: list[Point] = []
     address = draw(st.integers(0, 20))
     for i in range(draw(st.integers(1, 12))):
-        kind = draw(st.sampled_from(REGISTER_TYPES))
+        kind = draw(st.sampled_from(WORD_TYPES))
         length = draw(st.integers(1, 9)) if kind is DataType.STRING else None
         scaled = draw(st.booleans()) and kind not in (DataType.BOOL, DataType.STRING)
         point = Point(

@@ -1,4 +1,4 @@
-"""Register <-> value conversion for every data type and byte order, in one place.
+"""Modbus register <-> value conversion for every data type and byte order, in one place.
 
 Pure functions: `decode(point, registers)` gives the engineering value (scale and offset
 applied); `encode(point, value)` gives the registers to write. Registers are 16-bit
@@ -10,13 +10,16 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
-from shopfloor.shared.enums import ByteOrder, DataType
+from shopfloor.shared.enums import DataType
 from shopfloor.shared.errors import CodecError
+from shopfloor.shared.protocols.base import PointValue as Value
+from shopfloor.shared.protocols.modbus.enums import ByteOrder
 
 if TYPE_CHECKING:
     from shopfloor.shared.protocols.modbus import ModbusPoint as Point
 
-Value = bool | int | float | str
+__all__ = ["REGISTER_TYPES", "STRUCT_FORMAT", "Value", "decode", "decode_raw", "encode",
+           "encode_raw", "register_count"]
 
 STRUCT_FORMAT = {
     # struct format (big-endian) per numeric type; edge.blockcodec builds on it too.
@@ -29,6 +32,8 @@ STRUCT_FORMAT = {
     DataType.FLOAT32: ">f",
     DataType.FLOAT64: ">d",
 }
+REGISTER_TYPES = frozenset({*STRUCT_FORMAT, DataType.BOOL, DataType.STRING})
+"""The data types a register map can hold (datetime is OPC UA's alone)."""
 
 
 def register_count(data_type: DataType, length: int | None = None) -> int:
