@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import deque
 
 from shopfloor.edge.drivers.base import Reading
 from shopfloor.edge.metrics import EdgeMetrics
@@ -23,8 +24,12 @@ from shopfloor.shared import topics
 from shopfloor.shared.enums import DeviceFailure, offline_reason
 from shopfloor.shared.logs import FailureLog
 from shopfloor.shared.plant import Agent, Machine
+from shopfloor.shared.schema import EPOCH, ONE_MS, to_ms
 
 log = logging.getLogger(__name__)
+
+RECENT_MS = 1024
+"""How many of a machine's last sample times are kept to keep a new one off them."""
 
 
 class MachineStream:
@@ -58,6 +63,8 @@ class MachineStream:
         self.online: bool | None = None
         self._state_points = _state_points(machine)
         self._state_inputs: tuple[object, ...] | None = None
+        self._recent: deque[int] = deque(maxlen=RECENT_MS)  # ms of the last samples
+        self._taken: set[int] = set()  # the same, to look up
         self._derived: StateView | None = None
 
     def accept(self, ts: dt.datetime, reading: Reading) -> bool:
@@ -75,8 +82,28 @@ class MachineStream:
         self.deadband.forget(reading.bad)
         values = self.deadband.apply(reading.values)
         seq = self.outbox.next_seq(self.machine_id)
+        ts = self._free_millisecond(ts)
         payload = telemetry_payload(ts, seq, values, reading.bad, self.outbox.epoch)
         self.outbox.put(Message(self.telemetry_topic, payload, sample=True))
+
+    def _free_millisecond(self, ts: dt.datetime) -> dt.datetime:
+        """`ts`, or the next millisecond after it that none of the machine's last
+        RECENT_MS samples took. InfluxDB keeps one point per series and millisecond
+        (shared/schema.py `to_ms`), so two samples in one millisecond (an OPC UA server's
+        source times of changes 0.3 ms apart, a source time repeated in a later publish)
+        stored one and lost the other. Only a sample that would collide moves, by as many
+        milliseconds as are taken after it; a back-dated one keeps its time."""
+        ms = to_ms(ts)
+        if ms in self._taken:
+            moved = ms + 1
+            while moved in self._taken:
+                moved += 1
+            ts, ms = EPOCH + moved * ONE_MS, moved
+        if len(self._recent) == self._recent.maxlen:
+            self._taken.discard(self._recent[0])
+        self._recent.append(ms)
+        self._taken.add(ms)
+        return ts
 
     def _track(self, ts: dt.datetime, reading: Reading) -> bool:
         """Failure counting and logging; True when the machine just came back."""

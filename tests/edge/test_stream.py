@@ -145,3 +145,24 @@ def test_unchanged_state_inputs_skip_the_derivation_and_publish_the_same(
     for _, message in cached + reference:
         message.pop("epoch", None)  # each outbox file has its own
     assert cached == reference
+
+
+def test_two_samples_never_share_a_millisecond(tmp_path: Path) -> None:
+    """InfluxDB keeps one point per series and millisecond: an OPC UA publish with
+    changes 0.3 ms apart, or a source time repeated in a later publish, would each have
+    overwritten a stored sample (its seq then counted lost). Only a colliding sample
+    moves, to the next free millisecond; a back-dated one keeps its time."""
+    us = dt.timedelta(microseconds=1)
+    stamps = [T0, T0 + 300 * us, T0 + 300 * us, T0 + 700 * us, T0 - 5000 * us,
+              T0 + 2500 * us, T0 + 9000 * us, T0 - 86_400_000_000 * us]
+    want = [T0, T0 + 1000 * us, T0 + 2000 * us, T0 + 3000 * us, T0 - 5000 * us,
+            T0 + 4000 * us, T0 + 9000 * us, T0 - 86_400_000_000 * us]
+
+    def feed(stream: MachineStream, sink: Any) -> None:
+        for n, ts in enumerate(stamps):
+            sink("press1", Reading({"state": 1, "total_count": n}, set(), ts=ts))
+
+    out, _ = run_stream(tmp_path, feed)
+    times = [dt.datetime.fromisoformat(m["ts"]) for t, m in out
+             if t.endswith("/press1/telemetry")]
+    assert times == want
