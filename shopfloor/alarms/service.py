@@ -75,7 +75,6 @@ class AlarmService:
         self._writer: LineWriter | None = None
         self._db_backoff = Backoff(max_s=30.0)
         self._db_retry_at = 0.0
-        self._write_failing = self._read_failing = False
         self._db_failures = FailureLog(log, f"InfluxDB {plant.database.url}")
         self._read_failures = FailureLog(log, f"InfluxDB {plant.database.url} (reading)")
         self._read_at = 0.0
@@ -106,7 +105,7 @@ class AlarmService:
     @property
     def database_failing(self) -> bool:
         """The last write of transitions, or the last read of the rules' inputs, failed."""
-        return self._write_failing or self._read_failing
+        return self._db_failures.failing or self._read_failures.failing
 
     def _make_link(self) -> BrokerThread:
         client_id = client_id_of(self.plant.broker, f"shopfloor-alarms-{self.plant.site.id}")
@@ -258,10 +257,8 @@ class AlarmService:
                 self._read_stats(db)
         except DatabaseUnavailable as exc:
             self._read_failures.failure("%s", exc)
-            self._read_failing = True
             return
         self._read_failures.success()
-        self._read_failing = False
 
     def _read_stats(self, db: LineWriter) -> None:
         seen = self._stats_seen.values()
@@ -297,10 +294,8 @@ class AlarmService:
             log.error("InfluxDB refused %d alarm line(s): %s", len(self.pending), exc)
         except DatabaseUnavailable as exc:
             self._db_failures.failure("%s", exc)
-            self._write_failing = True
             self._db_retry_at = time.monotonic() + self._db_backoff.next_delay()
             return
-        self._write_failing = False
         self.pending = []
         self._db_backoff.reset()
         self._db_failures.success()

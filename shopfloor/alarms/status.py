@@ -30,9 +30,9 @@ class AlarmStatus(StatusFigures):
     def __init__(self, service: AlarmService) -> None:
         self._service = service
         super().__init__()
-        notifier_status = getattr(service.notifier, "status", None)
-        if notifier_status is not None:
-            self.registry.register(notifier_status)
+        self._notifier = getattr(service.notifier, "status", None)  # None without webhooks
+        if self._notifier is not None:
+            self.registry.register(self._notifier)
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         s = self._service
@@ -48,9 +48,8 @@ class AlarmStatus(StatusFigures):
         }
         ok = (s.broker_connected and s.live and tick_age < STALLED_AFTER_S
               and not s.database_failing)
-        notifier_status = getattr(s.notifier, "status", None)
-        if notifier_status is not None:
-            webhooks_ok, webhooks = notifier_status.health()
+        if self._notifier is not None:
+            webhooks_ok, webhooks = self._notifier.health()
             detail["notifications"] = webhooks
             ok = ok and webhooks_ok
         return ok, detail
