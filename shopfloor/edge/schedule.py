@@ -19,7 +19,12 @@ rounded into the next one's slot.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
+from collections.abc import Callable
+from functools import partial
+
+log = logging.getLogger(__name__)
 
 SLOT_S = 0.02
 """Width of a time slot; every poll starts at a slot boundary."""
@@ -33,7 +38,7 @@ class Ticker:
     def __init__(self, slot_s: float = SLOT_S) -> None:
         self.slot_s = slot_s
         self._loop = asyncio.get_running_loop()
-        self._slots: dict[int, list[asyncio.Future[None]]] = {}
+        self._slots: dict[int, list[Callable[[], object]]] = {}
 
     def align(self, t: float) -> float:
         """The first slot boundary at or after `t` (where a schedule starts)."""
@@ -43,24 +48,40 @@ class Ticker:
         """True when ticks `interval_s` apart need their own timer (shorter than a slot)."""
         return interval_s < self.slot_s
 
-    async def until(self, t: float) -> None:
-        """Return at the slot boundary at or after `t` (at once if that has passed), in the
-        same pass of the event loop as every other poller waiting for that slot."""
+    def at(self, t: float, callback: Callable[[], object]) -> None:
+        """Call `callback()` at the slot boundary at or after `t` (in the next pass of the
+        event loop if that has passed), in the same pass as every other callback of that
+        slot. A callback that raises is logged; the others still run."""
         slot = self._slot(t)
         if slot * self.slot_s <= self._loop.time():
+            self._loop.call_soon(callback)
             return
-        waiter = self._loop.create_future()
         waiters = self._slots.get(slot)
         if waiters is None:
             waiters = self._slots[slot] = []
             self._loop.call_at(slot * self.slot_s, self._fire, slot)
-        waiters.append(waiter)
-        await waiter  # a cancelled poller cancels its own future only
+        waiters.append(callback)
+
+    async def until(self, t: float) -> None:
+        """Return at the slot boundary at or after `t` (at once if that has passed), in the
+        same pass of the event loop as every other waiter of that slot."""
+        if self._slot(t) * self.slot_s <= self._loop.time():
+            return
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        self.at(t, partial(_wake, waiter))
+        await waiter  # a cancelled waiter cancels its own future only
 
     def _fire(self, slot: int) -> None:
-        for waiter in self._slots.pop(slot, ()):
-            if not waiter.done():
-                waiter.set_result(None)
+        for callback in self._slots.pop(slot, ()):
+            try:
+                callback()
+            except Exception:  # noqa: BLE001 - one machine's bug must not stop the slot
+                log.exception("a poll of time slot %d failed to start", slot)
 
     def _slot(self, t: float) -> int:
         return math.ceil(t / self.slot_s - _TOLERANCE)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
