@@ -89,19 +89,19 @@ class BlockDecoder:
             values: dict[str, Value] = dict(zip(self._names, unpacked, strict=True))
             bad: set[str] = set()
             for i, name, kind, scale, offset in self._post:  # `_finish`, inlined (hot)
-                raw = unpacked[i]
+                got = unpacked[i]
                 if kind == _SCALED:
-                    values[name] = raw * scale + offset
+                    values[name] = got * scale + offset
                 elif kind in (_FLOAT, _FLOAT_SCALED):
-                    if not isfinite(raw):
+                    if not isfinite(got):
                         del values[name]
                         bad.add(name)
                     elif kind == _FLOAT_SCALED:
-                        values[name] = raw * scale + offset
+                        values[name] = got * scale + offset
                 elif kind == _BOOL:
-                    values[name] = bool(raw)
+                    values[name] = bool(got)
                 else:
-                    values[name] = raw.rstrip(b"\x00 ").decode("latin-1")
+                    values[name] = got.rstrip(b"\x00 ").decode("latin-1")
             return values, bad
         return self._decode_short(raw, available)
 
