@@ -39,7 +39,7 @@ import sqlite3
 from collections import deque
 from dataclasses import dataclass
 
-from shopfloor.edge.committed import CommittedRows
+from shopfloor.edge.committed import MEMORY_ROWS, CommittedRows
 from shopfloor.edge.errors import OutboxError
 from shopfloor.edge.metrics import EdgeMetrics
 from shopfloor.edge.store import LAST_ID, BadRow, Batch, Committed, Message, Store
@@ -92,14 +92,16 @@ class Fetched:
 class Outbox:
     """Owned by the event loop thread."""
 
-    def __init__(self, store: Store, metrics: EdgeMetrics, pending_max: int = 1000) -> None:
+    def __init__(self, store: Store, metrics: EdgeMetrics, pending_max: int = 1000,
+                 memory_rows: int = MEMORY_ROWS) -> None:
         self._store = store
         self._metrics = metrics
         self._batch = Batch()
         self._next_seq = {m: s + 1 for m, s in store.last_seqs.items()}
         self._failures = FailureLog(log, f"outbox {store.path}")
         self._quarantining: set[int] = set()
-        self._recent = CommittedRows()
+        self._recent = CommittedRows(memory_rows)
+        """Committed rows the publisher has not taken yet (at most `memory_rows`)."""
         self.pending_max = pending_max
         self.committed = asyncio.Event()
         self._changed = asyncio.Event()
