@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -113,6 +113,31 @@ def test_steady_state_rows_come_from_memory_in_order_and_exactly_once(tmp_path: 
     asyncio.run(run())
 
 
+async def publish_through(port: int, session_id: str, store: Store,
+                          feed: Callable[[Outbox], Awaitable[None]]) -> EdgeMetrics:
+    """Run the real outbox, link and publisher against mosquitto at `port` while `feed`
+    puts messages; until every row was acknowledged and deleted (or quarantined)."""
+    metrics = EdgeMetrics()
+    outbox = Outbox(store, metrics)
+    link = EdgeMqttLink(Broker(host=LOOPBACK, port=port),
+                        Session(session_id, expiry_s=SESSION_EXPIRY_S, inflight=20),
+                        backoff_max_s=1)
+    publisher = Publisher(outbox, link, 20, metrics)
+    tasks = [asyncio.create_task(t()) for t in (link.run, outbox.run, publisher.run)]
+    try:
+        async with asyncio.timeout(60):
+            await link.connected.wait()
+            await feed(outbox)
+            while outbox.depth or publisher.inflight or outbox.has_rows_after(0):
+                await asyncio.sleep(0.02)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await outbox.close()
+    return metrics
+
+
 def test_rows_from_memory_reach_the_broker_in_order_and_once(
     tmp_path: Path, mosquitto: Mosquitto, unique_site: str,
     recorder_factory: Callable[[int, str], Recorder],
@@ -124,35 +149,48 @@ def test_rows_from_memory_reach_the_broker_in_order_and_once(
     recorder = recorder_factory(mosquitto.port, topic)
     store = store_at(tmp_path / "o.db")
 
-    async def main() -> None:
-        metrics = EdgeMetrics()
-        outbox = Outbox(store, metrics)
-        link = EdgeMqttLink(
-            Broker(host=LOOPBACK, port=mosquitto.port),
-            Session(f"memory-{unique_site}", expiry_s=SESSION_EXPIRY_S, inflight=20),
-            backoff_max_s=1,
-        )
-        publisher = Publisher(outbox, link, 20, metrics)
-        tasks = [asyncio.create_task(t()) for t in (link.run, outbox.run, publisher.run)]
-        try:
-            async with asyncio.timeout(60):
-                await link.connected.wait()
-                for k in range(100):
-                    for n in range(30 * k, 30 * k + 30):
-                        outbox.put(Message(topic, b"%d" % n, sample=True))
-                    await asyncio.sleep(0.005)
-                while store.samples or publisher.inflight:  # every row acknowledged, deleted
-                    await asyncio.sleep(0.02)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await outbox.close()
+    async def feed(outbox: Outbox) -> None:
+        for k in range(100):
+            for n in range(30 * k, 30 * k + 30):
+                outbox.put(Message(topic, b"%d" % n, sample=True))
+            await asyncio.sleep(0.005)
 
-    asyncio.run(main())
+    asyncio.run(publish_through(mosquitto.port, f"memory-{unique_site}",
+                                store, feed))
     recorder.wait_for(lambda: len(recorder.messages) >= 3_000, timeout_s=30)
     assert [int(payload) for _, payload, _ in recorder.messages] == list(range(3_000))
     assert store.reads == 0  # (one empty read at start: the backlog a last run may have left)
+
+
+def test_rows_from_memory_the_client_refuses_are_quarantined_and_the_rest_flows(
+    tmp_path: Path, mosquitto: Mosquitto, unique_site: str,
+    recorder_factory: Callable[[int, str], Recorder],
+) -> None:
+    """Rows taken from memory skip the read-back type checks; the MQTT client refuses
+    what no broker would take (a wildcard, a NUL, an empty topic): quarantined, once
+    each, and the messages around them arrive in order."""
+    topic = f"shopfloor/v1/{unique_site}/l/m/telemetry"
+    recorder = recorder_factory(mosquitto.port, topic)
+    path = tmp_path / "o.db"
+    bad = [f"{topic}/+", f"{topic}\0x", ""]
+
+    async def feed(outbox: Outbox) -> None:
+        for n in range(40):
+            outbox.put(Message(topic, b"%d" % n, sample=True))
+            if n % 10 == 5:
+                outbox.put(Message(bad[n // 10 % 3], b"bad %d" % n, sample=True))
+            await asyncio.sleep(0.002)
+
+    metrics = asyncio.run(publish_through(mosquitto.port, f"refused-{unique_site}",
+                                          store_at(path), feed))
+    recorder.wait_for(lambda: len(recorder.messages) >= 40, timeout_s=30)
+    assert [int(payload) for _, payload, _ in recorder.messages] == list(range(40))
+    db = sqlite3.connect(path)
+    kept = db.execute("SELECT payload, reason FROM quarantine ORDER BY id").fetchall()
+    db.close()
+    assert [p for p, _ in kept] == [b"bad 5", b"bad 15", b"bad 25", b"bad 35"]
+    assert all("refused by the MQTT client" in reason for _, reason in kept)
+    assert metrics.registry.get_sample_value("shopfloor_edge_quarantined_total") == 4
 
 
 def test_rows_committed_behind_its_back_make_the_memory_start_over() -> None:
