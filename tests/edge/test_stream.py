@@ -20,11 +20,11 @@ from shopfloor.edge.errors import DeviceError
 from shopfloor.edge.metrics import EdgeMetrics
 from shopfloor.edge.outbox import Outbox
 from shopfloor.edge.state import StateTracker
-from shopfloor.edge.store import Store
+from shopfloor.edge.store import Batch, Sample, Store
 from shopfloor.edge.stream import FLOOR_AHEAD_MS, NO_FLOOR, MachineStream, restart_floor
 from shopfloor.shared.enums import DeviceFailure, QueueFullPolicy
 from shopfloor.shared.loader import parse_plant
-from shopfloor.shared.schema import to_ms
+from shopfloor.shared.schema import ONE_MS, to_ms
 from tests.harness.plants import example_data
 
 T0 = dt.datetime(2026, 12, 3, 6, 0, tzinfo=dt.UTC)
@@ -221,3 +221,24 @@ def test_a_floor_far_ahead_of_the_clock_is_not_kept() -> None:
     assert restart_floor(now - 3_600_000, now) == now - 3_600_000
     assert restart_floor(now + FLOOR_AHEAD_MS, now) == now + FLOOR_AHEAD_MS
     assert restart_floor(now + FLOOR_AHEAD_MS + 1, now) == NO_FLOOR
+
+
+def test_a_stored_time_far_ahead_of_the_clock_moves_no_sample(
+        tmp_path: Path, caplog: Any) -> None:
+    """A clock that was an hour ahead before the restart left its times in the file:
+    the restarted stream keeps its samples' times (and says why), rather than pushing
+    every one of them after a time an hour from now."""
+    ahead_ms = to_ms(dt.datetime.now(dt.UTC)) + 3_600_000
+    store = Store(tmp_path / "outbox.sqlite3", 10_000, QueueFullPolicy.DROP_OLDEST)
+    store.commit(Batch(messages=[Sample("t", b"{}", sample=True, machine="press1",
+                                        latest_ms=ahead_ms)], seqs={"press1": 0}))
+    store.close()
+
+    def feed(stream: MachineStream, sink: Any) -> None:
+        for n in range(3):
+            sink("press1", Reading({"total_count": n}, set(), ts=T0 + n * ONE_MS))
+
+    with caplog.at_level("WARNING", logger="shopfloor.edge.stream"):
+        out, _ = run_stream(tmp_path, feed)
+    assert telemetry_ms(out) == [to_ms(T0) + n for n in range(3)]
+    assert "ahead of this clock" in caplog.text

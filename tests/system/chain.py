@@ -17,7 +17,8 @@ import httpx
 
 from shopfloor.edge.agent import outbox_path_of
 from shopfloor.shared.loader import load_plant
-from shopfloor.shared.plant import Plant
+from shopfloor.shared.plant import Machine, Plant
+from shopfloor.shared.protocols.opcua import OpcUaConnection, ReadMode
 from tests.collector.helpers import metric, seqs_stored, wait_for
 from tests.harness.plants import example_data, keep_lines, relocate, write_plant
 from tests.harness.processes import ComponentProcess, health_url, sim_healthy
@@ -35,6 +36,11 @@ def modbus_line(line: dict[str, Any]) -> bool:
 def opcua_line(line: dict[str, Any]) -> bool:
     """The example plant's mixed line: frame1 on Modbus, fit1 on OPC UA (subscription)."""
     return "opcua" in line["protocols"]
+
+
+def every_line(line: dict[str, Any]) -> bool:
+    """The whole example plant: both lines, both protocols (the fault matrix)."""
+    return True
 
 
 @dataclass
@@ -71,6 +77,11 @@ def chain_plant(workdir: Path, broker: Mosquitto, influx: InfluxDB,
     return write_plant(data, workdir / "plant.yaml")
 
 
+def _subscribed(machine: Machine) -> bool:
+    connection = machine.connection
+    return isinstance(connection, OpcUaConnection) and connection.mode is ReadMode.SUBSCRIPTION
+
+
 class Chain:
     """Start, fault and audit the chain; components log to workdir/NAME.log."""
 
@@ -94,6 +105,11 @@ class Chain:
     @property
     def machines(self) -> list[str]:
         return list(self.agent.machines)
+
+    @property
+    def polled(self) -> list[str]:
+        """The machines the edge polls (a subscription's samples come with changes)."""
+        return [m for m in self.machines if not _subscribed(self.plant.machines[m])]
 
     @property
     def database(self) -> str:
