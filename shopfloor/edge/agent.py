@@ -231,7 +231,8 @@ class EdgeAgent:
         saved = store.last_states
         return [
             MachineStream(self.site, mid, self.plant.machines[mid], self.agent, outbox,
-                          self.metrics, restore_tracker(saved.get(mid)))
+                          self.metrics, restore_tracker(saved.get(mid)),
+                          latest_ms=store.latest_ms.get(mid))
             for mid in self.agent.machines
         ]
 

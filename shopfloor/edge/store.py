@@ -1,12 +1,13 @@
 """The agent's SQLite database (WAL): the outbox of messages waiting for a PUBACK, the
-sequence number of every machine stream and the stream epoch, the last state per
-machine, the ids of commands already executed, and the quarantine of rows that cannot
-be published. Synchronous, used from the event loop thread (see `Outbox`).
+sequence number and latest sample time of every machine stream and the stream epoch,
+the last state per machine, the ids of commands already executed, and the quarantine of
+rows that cannot be published. Synchronous, used from the event loop thread (see `Outbox`).
 
-One `commit()` is one transaction: new messages, the streams' sequence numbers and the
-PUBACKed deletions together (group commit), so a sample and its sequence number are
-durable together or not at all. It returns the ids of the new rows (`Committed`), so
-that the publisher can take them from memory instead of reading them back.
+One `commit()` is one transaction: new messages, the streams' sequence numbers and
+latest sample times, and the PUBACKed deletions together (group commit), so a sample,
+its sequence number and its time are durable together or not at all. It returns the
+ids of the new rows (`Committed`), so that the publisher can take them from memory
+instead of reading them back.
 
 Opening checks the file (`PRAGMA quick_check`) and reads everything the agent needs at
 start, so that a damaged or foreign file stops the start with one `OutboxError` line
@@ -38,7 +39,11 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload BLOB NOT NULL,
     retain INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS streams (machine TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS streams (
+    machine TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,                  -- the last sequence number used
+    latest_ms INTEGER                      -- the latest sample time (ms since 1970); NULL: unknown
+);
 CREATE TABLE IF NOT EXISTS states (machine TEXT PRIMARY KEY, payload BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS commands (
     id TEXT PRIMARY KEY, machine TEXT NOT NULL, received_at REAL NOT NULL
@@ -52,15 +57,16 @@ CREATE TABLE IF NOT EXISTS quarantine (      -- outbox rows that cannot be publi
 );
 """
 EPOCH_KEY = "epoch"
+MIGRATIONS = (("streams", "latest_ms", "ALTER TABLE streams ADD COLUMN latest_ms INTEGER"),)
+"""(table, column, statement): columns added since the first schema, added to an older
+file at open (its rows get NULL)."""
 LAST_ID = 2**63 - 1
 """SQLite's largest rowid (no row has a higher id)."""
-INSERT = "INSERT INTO outbox(topic, payload, retain, sample) VALUES (?, ?, ?, ?)"
-"""Its columns in `Message`'s field order: a message binds as it is."""
 
 
-class Message(NamedTuple):
-    """One message to publish (QoS 1). `sample` marks telemetry. A named tuple: one is
-    made per sample, and a tuple costs half of a frozen dataclass."""
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message to publish (QoS 1). `sample` marks telemetry."""
 
     topic: str
     payload: bytes
@@ -68,8 +74,18 @@ class Message(NamedTuple):
     sample: bool = False
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sample(Message):
+    """A telemetry sample of `machine`'s stream; `latest_ms` is the stream's latest
+    sample time (ms since 1970) with this one, kept with the stream's seq."""
+
+    machine: str
+    latest_ms: int
+
+
 class Row(NamedTuple):
-    """A committed message and its row id (the queue order)."""
+    """A committed message and its row id (the queue order): unpacks like the
+    (id, message) pairs the publisher takes from memory."""
 
     id: int
     message: Message
@@ -129,7 +145,8 @@ class Batch:
 
 class Store:
     """The SQLite file. `samples` is the number of telemetry rows held; `epoch` names
-    the file's streams; `last_seqs` and `last_states` are what it held at open.
+    the file's streams; `last_seqs`, `latest_ms` (per machine stream) and `last_states`
+    are what it held at open.
     `max_bytes` caps the file (SQLite's max_page_count: beyond it a commit fails like
     on a full disk)."""
 
@@ -156,11 +173,13 @@ class Store:
             self._db.execute("PRAGMA busy_timeout=200")
             self._check()
             self._db.executescript(SCHEMA)
+            self._migrate()
             if max_bytes is not None:
                 self._limit(max_bytes)
             self.epoch = self._epoch()
             self.samples = self._count_samples()
             self.last_seqs = self.seqs()
+            self.latest_ms = self.latest_times()
             self.last_states = self.states()
         except (sqlite3.Error, OSError) as exc:
             raise OutboxError(
@@ -173,6 +192,13 @@ class Store:
         problems = [row[0] for row in self._db.execute("PRAGMA quick_check(3)")]
         if problems != ["ok"]:
             raise sqlite3.DatabaseError("damaged: " + "; ".join(problems))
+
+    def _migrate(self) -> None:
+        """Add the columns an older file lacks."""
+        for table, column, statement in MIGRATIONS:
+            columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in columns:
+                self._db.execute(statement)
 
     def _limit(self, max_bytes: int) -> None:
         page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
@@ -207,6 +233,10 @@ class Store:
                 "INSERT INTO streams(machine, seq) VALUES (?, ?) "
                 "ON CONFLICT(machine) DO UPDATE SET seq = excluded.seq",
                 batch.seqs.items(),
+            )
+            db.executemany(
+                "UPDATE streams SET latest_ms = max(ifnull(latest_ms, ?1), ?1) WHERE machine = ?2",
+                _latest_times(batch.messages),
             )
             db.executemany(
                 "INSERT OR REPLACE INTO states(machine, payload) VALUES (?, ?)",
@@ -269,7 +299,10 @@ class Store:
         if the last is exactly len(messages) above it, the ids are consecutive."""
         db = self._db
         found = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
-        db.executemany(INSERT, messages)
+        db.executemany(
+            "INSERT INTO outbox(sample, topic, payload, retain) VALUES (?, ?, ?, ?)",
+            [(m.sample, m.topic, m.payload, m.retain) for m in messages],
+        )
         last = db.execute("SELECT last_insert_rowid()").fetchone()[0]
         before = int(found[0]) if found is not None else 0
         return before if last - before == len(messages) else None
@@ -303,6 +336,11 @@ class Store:
     def seqs(self) -> dict[str, int]:
         """Last sequence number used per machine stream."""
         return {m: int(s) for m, s in self._db.execute("SELECT machine, seq FROM streams")}
+
+    def latest_times(self) -> dict[str, int]:
+        """The latest sample time (ms since 1970) per machine stream, where known."""
+        return {m: int(t) for m, t in self._db.execute(
+            "SELECT machine, latest_ms FROM streams WHERE latest_ms IS NOT NULL")}
 
     def states(self) -> dict[str, bytes]:
         return {m: bytes(p) for m, p in self._db.execute("SELECT machine, payload FROM states")}
@@ -339,6 +377,12 @@ class Store:
         with contextlib.suppress(sqlite3.Error):  # a full disk: the WAL stays for the next open
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._db.close()
+
+
+def _latest_times(messages: list[Message]) -> list[tuple[int, str]]:
+    """(latest_ms, machine) of each stream's last sample among `messages`."""
+    latest = {m.machine: m.latest_ms for m in messages if type(m) is Sample}
+    return [(ms, machine) for machine, ms in latest.items()]
 
 
 def _runs(ids: list[int]) -> list[tuple[int, int]]:

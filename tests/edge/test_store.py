@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import tempfile
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shopfloor.edge.store import Batch, Message, Store
+from shopfloor.edge.store import Batch, Message, Sample, Store
 from shopfloor.shared.enums import QueueFullPolicy
 
 
@@ -101,3 +103,54 @@ def test_acks_delete_exactly_the_acked_rows(tmp_path: Path, kinds: list[bool],
     assert [r.id for r in left] == [r.id for r in rows if r.id not in acked_ids]
     assert store.samples == sum(1 for r in left if r.message.sample)
     store.close()
+
+
+OLD_SCHEMA = """
+CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, sample INTEGER NOT NULL,
+                     topic TEXT NOT NULL, payload BLOB NOT NULL, retain INTEGER NOT NULL);
+CREATE TABLE streams (machine TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE states (machine TEXT PRIMARY KEY, payload BLOB NOT NULL);
+CREATE TABLE commands (id TEXT PRIMARY KEY, machine TEXT NOT NULL, received_at REAL NOT NULL);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value NOT NULL);
+INSERT INTO outbox(sample, topic, payload, retain) VALUES (1, 't', X'3431', 0);
+INSERT INTO streams VALUES ('m1', 41);
+INSERT INTO meta VALUES ('epoch', 1700000000000);
+"""
+"""An outbox file as agents before the streams' latest sample times wrote it."""
+
+
+def sample(machine: str, latest_ms: int) -> Sample:
+    return Sample("t", b"s", sample=True, machine=machine, latest_ms=latest_ms)
+
+
+def test_an_old_outbox_file_opens_with_its_samples_and_seqs(tmp_path: Path) -> None:
+    """The streams' latest sample times came with a new column: a file written before
+    opens with everything it held, its streams' times unknown, and keeps them from its
+    next commit on."""
+    path = tmp_path / "old.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.executescript(OLD_SCHEMA)
+    store = Store(path, 100, QueueFullPolicy.DROP_OLDEST)
+    assert (store.epoch, store.samples, store.last_seqs) == (1700000000000, 1, {"m1": 41})
+    assert store.latest_ms == {}
+    assert [r.message.payload for r in store.fetch(0, 10)] == [b"41"]
+    store.commit(Batch(messages=[sample("m1", 5_000)], seqs={"m1": 42}))
+    store.close()
+    again = Store(path, 100, QueueFullPolicy.DROP_OLDEST)
+    assert (again.last_seqs, again.latest_ms) == ({"m1": 42}, {"m1": 5_000})
+    again.close()
+
+
+def test_a_streams_latest_time_is_kept_with_its_seq_and_never_goes_back(
+        tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    store = Store(path, 100, QueueFullPolicy.DROP_OLDEST)
+    store.commit(Batch(messages=[sample("m1", 10), sample("m2", 7), sample("m1", 12)],
+                       seqs={"m1": 1, "m2": 0}))
+    assert store.latest_times() == {"m1": 12, "m2": 7}
+    store.commit(Batch(messages=[sample("m1", 11)], seqs={"m1": 2}))  # an older one
+    assert store.latest_times() == {"m1": 12, "m2": 7}
+    store.commit(Batch(seqs={"m2": 1}))  # a seq without its sample (a failed commit's
+    assert store.latest_times() == {"m1": 12, "m2": 7}  # bookkeeping): the time stays
+    store.close()
+    assert Store(path, 100, QueueFullPolicy.DROP_OLDEST).latest_ms == {"m1": 12, "m2": 7}
