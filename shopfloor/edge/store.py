@@ -5,7 +5,9 @@ rows that cannot be published. Synchronous, used from the event loop thread (see
 
 One `commit()` is one transaction: new messages, the streams' sequence numbers and
 latest sample times, and the PUBACKed deletions together (group commit), so a sample,
-its sequence number and its time are durable together or not at all.
+its sequence number and its time are durable together or not at all. It returns the
+ids of the new rows (`Committed`), so that the publisher can take them from memory
+instead of reading them back.
 
 Opening checks the file (`PRAGMA quick_check`) and reads everything the agent needs at
 start, so that a damaged or foreign file stops the start with one `OutboxError` line
@@ -22,6 +24,7 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from shopfloor.edge.errors import OutboxError
 from shopfloor.shared.enums import QueueFullPolicy
@@ -57,6 +60,8 @@ EPOCH_KEY = "epoch"
 MIGRATIONS = (("streams", "latest_ms", "ALTER TABLE streams ADD COLUMN latest_ms INTEGER"),)
 """(table, column, statement): columns added since the first schema, added to an older
 file at open (its rows get NULL)."""
+LAST_ID = 2**63 - 1
+"""SQLite's largest rowid (no row has a higher id)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +74,23 @@ class Message:
     sample: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
+class Row(NamedTuple):
+    """A committed message and its row id (the queue order): unpacks like the
+    (id, message) pairs the publisher takes from memory."""
+
     id: int
     message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """What one commit wrote: the samples the queue-full policy dropped, and the new
+    rows — `messages` in queue order, with the ids `after_id` + 1, + 2, ... (`after_id`
+    None: the ids could not be established, read the rows back)."""
+
+    dropped: int
+    after_id: int | None
+    messages: list[Message]
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,10 +209,11 @@ class Store:
     def _count_samples(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM outbox WHERE sample = 1").fetchone()[0])
 
-    def commit(self, batch: Batch, sent_upto: int = 0) -> int:
-        """Write one batch in one transaction; returns the number of samples dropped
-        because the queue was full. Rows up to `sent_upto` were handed to the broker
-        already: drop_oldest never drops those (they would arrive anyway)."""
+    def commit(self, batch: Batch, sent_upto: int = 0) -> Committed:
+        """Write one batch in one transaction; returns what it wrote (the samples
+        dropped because the queue was full, the new rows' ids). Rows up to `sent_upto`
+        were handed to the broker already: drop_oldest never drops those (they would
+        arrive anyway)."""
         db = self._db
         samples_before = self.samples
         try:
@@ -202,7 +221,7 @@ class Store:
             self.samples -= self._delete(batch.acked_samples)
             self._delete(batch.acked_other)
             self._quarantine(batch.quarantine)
-            dropped = self._insert(batch.messages, sent_upto)
+            committed = self._insert(batch.messages, sent_upto)
             db.executemany(
                 "INSERT INTO streams(machine, seq, latest_ms) VALUES (?, ?, ?) "
                 "ON CONFLICT(machine) DO UPDATE SET seq = excluded.seq, latest_ms = "
@@ -220,7 +239,7 @@ class Store:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
             raise OutboxError(f"commit to {self.path} failed: {exc}") from exc
-        return dropped
+        return committed
 
     def _quarantine(self, bad: list[BadRow]) -> None:
         """Move rows that cannot be published aside, as they are, with the reason."""
@@ -246,8 +265,8 @@ class Store:
         )
         return max(cur.rowcount, 0)
 
-    def _insert(self, messages: list[Message], sent_upto: int) -> int:
-        """Insert, applying the queue-full policy to samples; returns samples dropped."""
+    def _insert(self, messages: list[Message], sent_upto: int) -> Committed:
+        """Insert, applying the queue-full policy to samples."""
         samples = [m for m in messages if m.sample]
         overflow = max(0, self.samples + len(samples) - self.max_samples)
         removed, new = 0, len(samples)
@@ -256,17 +275,27 @@ class Store:
         elif overflow:
             removed = self._drop_oldest(overflow, sent_upto)
             samples = samples[overflow - removed :]  # the batch alone overflows: its oldest go
-        kept = {id(m) for m in samples}
-        rows = [
-            (int(m.sample), m.topic, m.payload, int(m.retain))
-            for m in messages
-            if not m.sample or id(m) in kept
-        ]
-        self._db.executemany(
-            "INSERT INTO outbox(sample, topic, payload, retain) VALUES (?, ?, ?, ?)", rows
-        )
+        if len(samples) < new:
+            kept = {id(m) for m in samples}
+            messages = [m for m in messages if not m.sample or id(m) in kept]
+        after_id = self._insert_rows(messages) if messages else None
         self.samples += len(samples)
-        return removed + new - len(samples)
+        return Committed(removed + new - len(samples), after_id, messages)
+
+    def _insert_rows(self, messages: list[Message]) -> int | None:
+        """Insert the rows; returns the id before the first (they are numbered on from
+        it), None if that cannot be shown. AUTOINCREMENT gives each new row an id above
+        every id the table ever had (sqlite_sequence before the insert), increasing, so
+        if the last is exactly len(messages) above it, the ids are consecutive."""
+        db = self._db
+        found = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
+        db.executemany(
+            "INSERT INTO outbox(sample, topic, payload, retain) VALUES (?, ?, ?, ?)",
+            [(m.sample, m.topic, m.payload, m.retain) for m in messages],
+        )
+        last = db.execute("SELECT last_insert_rowid()").fetchone()[0]
+        before = int(found[0]) if found is not None else 0
+        return before if last - before == len(messages) else None
 
     def _drop_oldest(self, count: int, sent_upto: int) -> int:
         """Delete up to `count` of the oldest samples not yet sent; returns how many went."""
@@ -279,15 +308,20 @@ class Store:
         self.samples -= removed
         return removed
 
-    def fetch(self, after_id: int, limit: int) -> list[Row | BadRow]:
-        """Rows in queue order with id > after_id; a row that cannot be published comes
-        back as a `BadRow` (to be quarantined), never as an exception."""
+    def fetch(self, after_id: int, limit: int, upto_id: int = LAST_ID) -> list[Row | BadRow]:
+        """Rows in queue order with after_id < id <= upto_id; a row that cannot be
+        published comes back as a `BadRow` (to be quarantined), never as an exception."""
         cur = self._db.execute(
             "SELECT id, topic, payload, retain, sample FROM outbox"
-            " WHERE id > ? ORDER BY id LIMIT ?",
-            (after_id, limit),
+            " WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+            (after_id, upto_id, limit),
         )
         return [_row(*values) for values in cur]
+
+    def has_rows_after(self, after_id: int) -> bool:
+        """Whether any row has an id above `after_id`."""
+        found = self._db.execute("SELECT 1 FROM outbox WHERE id > ? LIMIT 1", (after_id,))
+        return found.fetchone() is not None
 
     def seqs(self) -> dict[str, int]:
         """Last sequence number used per machine stream."""

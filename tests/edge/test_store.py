@@ -20,9 +20,9 @@ def samples(n: int, start: int = 0) -> list[Message]:
 
 def test_drop_oldest_keeps_the_newest(tmp_path: Path) -> None:
     store = Store(tmp_path / "o.db", 100, QueueFullPolicy.DROP_OLDEST)
-    assert store.commit(Batch(messages=samples(90))) == 0
+    assert store.commit(Batch(messages=samples(90))).dropped == 0
     state = Message("s", b"state", retain=True)
-    assert store.commit(Batch(messages=[*samples(20, 90), state])) == 10
+    assert store.commit(Batch(messages=[*samples(20, 90), state])).dropped == 10
     rows = store.fetch(0, 1000)
     kept = [int(r.message.payload) for r in rows if r.message.sample]
     assert kept == list(range(10, 110))
@@ -33,14 +33,14 @@ def test_drop_oldest_keeps_the_newest(tmp_path: Path) -> None:
 def test_drop_newest_keeps_the_oldest(tmp_path: Path) -> None:
     store = Store(tmp_path / "o.db", 100, QueueFullPolicy.DROP_NEWEST)
     store.commit(Batch(messages=samples(90)))
-    assert store.commit(Batch(messages=samples(20, 90))) == 10
+    assert store.commit(Batch(messages=samples(20, 90))).dropped == 10
     kept = [int(r.message.payload) for r in store.fetch(0, 1000)]
     assert kept == list(range(100))
 
 
 def test_batch_larger_than_the_queue(tmp_path: Path) -> None:
     store = Store(tmp_path / "o.db", 100, QueueFullPolicy.DROP_OLDEST)
-    assert store.commit(Batch(messages=samples(150))) == 50
+    assert store.commit(Batch(messages=samples(150))).dropped == 50
     assert [int(r.message.payload) for r in store.fetch(0, 1000)] == list(range(50, 150))
 
 
@@ -69,7 +69,7 @@ def test_drop_oldest_spares_rows_already_sent(tmp_path: Path) -> None:
     store = Store(tmp_path / "o.db", 100, QueueFullPolicy.DROP_OLDEST)
     store.commit(Batch(messages=samples(100)))
     sent_upto = store.fetch(0, 1000)[9].id  # the first 10 are with the broker
-    assert store.commit(Batch(messages=samples(5, 100)), sent_upto) == 5
+    assert store.commit(Batch(messages=samples(5, 100)), sent_upto).dropped == 5
     kept = [int(r.message.payload) for r in store.fetch(0, 1000)]
     assert kept == list(range(10)) + list(range(15, 105))
 
