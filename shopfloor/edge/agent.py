@@ -232,7 +232,7 @@ class EdgeAgent:
         return [
             MachineStream(self.site, mid, self.plant.machines[mid], self.agent, outbox,
                           self.metrics, restore_tracker(saved.get(mid)),
-                          latest_ms=store.latest_ms.get(mid))
+                          times=store.latest_ms)
             for mid in self.agent.machines
         ]
 

@@ -74,15 +74,6 @@ class Message:
     sample: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Sample(Message):
-    """A telemetry sample of `machine`'s stream; `latest_ms` is the stream's latest
-    sample time (ms since 1970) with this one, kept with the stream's seq."""
-
-    machine: str
-    latest_ms: int
-
-
 class Row(NamedTuple):
     """A committed message and its row id (the queue order): unpacks like the
     (id, message) pairs the publisher takes from memory."""
@@ -145,8 +136,10 @@ class Batch:
 
 class Store:
     """The SQLite file. `samples` is the number of telemetry rows held; `epoch` names
-    the file's streams; `last_seqs`, `latest_ms` (per machine stream) and `last_states`
-    are what it held at open.
+    the file's streams; `last_seqs` and `last_states` are what it held at open.
+    `latest_ms`: each machine stream's latest sample time (ms since 1970), read at open,
+    raised by the streams as they stamp samples (stream.py) and written with the
+    stream's seq by every commit that carries one.
     `max_bytes` caps the file (SQLite's max_page_count: beyond it a commit fails like
     on a full disk)."""
 
@@ -230,13 +223,10 @@ class Store:
             self._quarantine(batch.quarantine)
             committed = self._insert(batch.messages, sent_upto)
             db.executemany(
-                "INSERT INTO streams(machine, seq) VALUES (?, ?) "
-                "ON CONFLICT(machine) DO UPDATE SET seq = excluded.seq",
-                batch.seqs.items(),
-            )
-            db.executemany(
-                "UPDATE streams SET latest_ms = max(ifnull(latest_ms, ?1), ?1) WHERE machine = ?2",
-                _latest_times(batch.messages),
+                "INSERT INTO streams(machine, seq, latest_ms) VALUES (?, ?, ?) "
+                "ON CONFLICT(machine) DO UPDATE SET seq = excluded.seq, latest_ms = "
+                "max(ifnull(latest_ms, excluded.latest_ms), ifnull(excluded.latest_ms, latest_ms))",
+                [(m, seq, self.latest_ms.get(m)) for m, seq in batch.seqs.items()],
             )
             db.executemany(
                 "INSERT OR REPLACE INTO states(machine, payload) VALUES (?, ?)",
@@ -377,12 +367,6 @@ class Store:
         with contextlib.suppress(sqlite3.Error):  # a full disk: the WAL stays for the next open
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._db.close()
-
-
-def _latest_times(messages: list[Message]) -> list[tuple[int, str]]:
-    """(latest_ms, machine) of each stream's last sample among `messages`."""
-    latest = {m.machine: m.latest_ms for m in messages if type(m) is Sample}
-    return [(ms, machine) for machine, ms in latest.items()]
 
 
 def _runs(ids: list[int]) -> list[tuple[int, int]]:

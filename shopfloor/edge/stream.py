@@ -19,7 +19,7 @@ from shopfloor.edge.metrics import EdgeMetrics
 from shopfloor.edge.outbox import Outbox
 from shopfloor.edge.sample import DeadbandFilter, telemetry_payload
 from shopfloor.edge.state import StateTracker, StateView, derive_state, offline_view
-from shopfloor.edge.store import Sample
+from shopfloor.edge.store import Message
 from shopfloor.shared import topics
 from shopfloor.shared.contract import utc_now
 from shopfloor.shared.enums import DeviceFailure, offline_reason
@@ -67,10 +67,12 @@ class MachineStream:
         outbox: Outbox,
         metrics: EdgeMetrics,
         tracker: StateTracker,
-        latest_ms: int | None = None,
+        times: dict[str, int] | None = None,
     ) -> None:
-        """`latest_ms`: the stream's latest sample time stored before (a restart), the
-        floor of its new sample times (`restart_floor`)."""
+        """`times`: the outbox's latest sample time per stream (`Store.latest_ms`): this
+        stream's entry, stored before a restart, is the floor of its new sample times
+        (`restart_floor`), and the stream keeps it up to date (every commit writes it
+        with the stream's seq). None: neither (edge/history.py, back-dated on purpose)."""
         self.machine_id = machine_id
         self.machine = machine
         self.outbox = outbox
@@ -91,8 +93,10 @@ class MachineStream:
         self._state_inputs: tuple[object, ...] | None = None
         self._recent: deque[int] = deque(maxlen=RECENT_MS)  # ms of the last samples
         self._taken: set[int] = set()  # the same, to look up
+        self._times = {} if times is None else times
+        latest_ms = self._times.get(machine_id)
         self._floor = self._restart_floor(latest_ms)
-        self._latest = NO_FLOOR if latest_ms is None else latest_ms  # persisted with the seq
+        self._latest = NO_FLOOR if latest_ms is None else latest_ms
         self._derived: StateView | None = None
 
     def accept(self, ts: dt.datetime, reading: Reading) -> bool:
@@ -112,8 +116,7 @@ class MachineStream:
         seq = self.outbox.next_seq(self.machine_id)
         ts = self._free_millisecond(ts)
         payload = telemetry_payload(ts, seq, values, reading.bad, self.outbox.epoch)
-        self.outbox.put(Sample(self.telemetry_topic, payload, sample=True,
-                               machine=self.machine_id, latest_ms=self._latest))
+        self.outbox.put(Message(self.telemetry_topic, payload, sample=True))
 
     def _free_millisecond(self, ts: dt.datetime) -> dt.datetime:
         """`ts`, or the next millisecond after it that none of the machine's last
@@ -135,7 +138,7 @@ class MachineStream:
         self._recent.append(ms)
         self._taken.add(ms)
         if ms > self._latest:
-            self._latest = ms
+            self._latest = self._times[self.machine_id] = ms  # committed with the seq
         return ts
 
     def _restart_floor(self, latest_ms: int | None) -> int:

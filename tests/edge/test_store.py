@@ -10,7 +10,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shopfloor.edge.store import Batch, Message, Sample, Store
+from shopfloor.edge.store import Batch, Message, Store
 from shopfloor.shared.enums import QueueFullPolicy
 
 
@@ -119,10 +119,6 @@ INSERT INTO meta VALUES ('epoch', 1700000000000);
 """An outbox file as agents before the streams' latest sample times wrote it."""
 
 
-def sample(machine: str, latest_ms: int) -> Sample:
-    return Sample("t", b"s", sample=True, machine=machine, latest_ms=latest_ms)
-
-
 def test_an_old_outbox_file_opens_with_its_samples_and_seqs(tmp_path: Path) -> None:
     """The streams' latest sample times came with a new column: a file written before
     opens with everything it held, its streams' times unknown, and keeps them from its
@@ -134,23 +130,29 @@ def test_an_old_outbox_file_opens_with_its_samples_and_seqs(tmp_path: Path) -> N
     assert (store.epoch, store.samples, store.last_seqs) == (1700000000000, 1, {"m1": 41})
     assert store.latest_ms == {}
     assert [r.message.payload for r in store.fetch(0, 10)] == [b"41"]
-    store.commit(Batch(messages=[sample("m1", 5_000)], seqs={"m1": 42}))
+    store.latest_ms["m1"] = 5_000  # what the stream does as it stamps a sample
+    store.commit(Batch(messages=samples(1), seqs={"m1": 42}))
     store.close()
     again = Store(path, 100, QueueFullPolicy.DROP_OLDEST)
     assert (again.last_seqs, again.latest_ms) == ({"m1": 42}, {"m1": 5_000})
     again.close()
 
 
-def test_a_streams_latest_time_is_kept_with_its_seq_and_never_goes_back(
+def test_a_streams_latest_time_is_written_with_its_seq_and_never_goes_back(
         tmp_path: Path) -> None:
+    """A stream's latest sample time is written by the commits that carry its seq (the
+    time of a stream without a new sample stays as it was), never lowered, and is what
+    the next open reads."""
     path = tmp_path / "o.db"
     store = Store(path, 100, QueueFullPolicy.DROP_OLDEST)
-    store.commit(Batch(messages=[sample("m1", 10), sample("m2", 7), sample("m1", 12)],
-                       seqs={"m1": 1, "m2": 0}))
+    store.latest_ms.update(m1=12, m2=7)
+    store.commit(Batch(messages=samples(3), seqs={"m1": 1, "m2": 0}))
     assert store.latest_times() == {"m1": 12, "m2": 7}
-    store.commit(Batch(messages=[sample("m1", 11)], seqs={"m1": 2}))  # an older one
+    store.latest_ms.update(m1=11, m2=9)  # m1: lower (never written), m2: no new seq
+    store.commit(Batch(messages=samples(1), seqs={"m1": 2}))
     assert store.latest_times() == {"m1": 12, "m2": 7}
-    store.commit(Batch(seqs={"m2": 1}))  # a seq without its sample (a failed commit's
-    assert store.latest_times() == {"m1": 12, "m2": 7}  # bookkeeping): the time stays
+    store.commit(Batch(seqs={"m3": 0}))  # a stream whose time is not known
+    assert store.latest_times() == {"m1": 12, "m2": 7}
+    assert store.seqs() == {"m1": 2, "m2": 0, "m3": 0}
     store.close()
     assert Store(path, 100, QueueFullPolicy.DROP_OLDEST).latest_ms == {"m1": 12, "m2": 7}

@@ -20,7 +20,7 @@ from shopfloor.edge.errors import DeviceError
 from shopfloor.edge.metrics import EdgeMetrics
 from shopfloor.edge.outbox import Outbox
 from shopfloor.edge.state import StateTracker
-from shopfloor.edge.store import Batch, Sample, Store
+from shopfloor.edge.store import Batch, Store
 from shopfloor.edge.stream import FLOOR_AHEAD_MS, NO_FLOOR, MachineStream, restart_floor
 from shopfloor.shared.enums import DeviceFailure, QueueFullPolicy
 from shopfloor.shared.loader import parse_plant
@@ -48,8 +48,7 @@ def run_stream(tmp_path: Path, feed: Any,
     async def main() -> None:
         outbox = Outbox(store, metrics)
         stream = MachineStream(plant.site.id, "press1", plant.machines["press1"], agent,
-                               outbox, metrics, StateTracker(),
-                               latest_ms=store.latest_ms.get("press1"))
+                               outbox, metrics, StateTracker(), times=store.latest_ms)
         feed(stream, _sink({"press1": stream}))
         await outbox.close()
 
@@ -230,8 +229,8 @@ def test_a_stored_time_far_ahead_of_the_clock_moves_no_sample(
     every one of them after a time an hour from now."""
     ahead_ms = to_ms(dt.datetime.now(dt.UTC)) + 3_600_000
     store = Store(tmp_path / "outbox.sqlite3", 10_000, QueueFullPolicy.DROP_OLDEST)
-    store.commit(Batch(messages=[Sample("t", b"{}", sample=True, machine="press1",
-                                        latest_ms=ahead_ms)], seqs={"press1": 0}))
+    store.latest_ms["press1"] = ahead_ms
+    store.commit(Batch(seqs={"press1": 0}))
     store.close()
 
     def feed(stream: MachineStream, sink: Any) -> None:
