@@ -234,7 +234,8 @@ class EdgeAgent:
         saved = store.last_states
         return [
             MachineStream(self.site, mid, self.plant.machines[mid], self.agent, outbox,
-                          self.metrics, restore_tracker(saved.get(mid)))
+                          self.metrics, restore_tracker(saved.get(mid)),
+                          times=store.latest_ms)
             for mid in self.agent.machines
         ]
 

@@ -1,7 +1,10 @@
 """The durable outbox, async side: samples and their sequence numbers are collected in
 memory and written to SQLite in one transaction (group commit), together with the
-deletions of PUBACKed rows. Nothing is published before its commit: the publisher reads
-only committed rows, so the wait for the commit is part of every sample's latency.
+deletions of PUBACKed rows. Nothing is published before its commit: the publisher gets
+only committed rows, so the wait for the commit is part of every sample's latency. It
+gets them from memory (`CommittedRows`: a commit knows its rows' ids), and reads SQLite
+only when memory does not hold every row it needs: at start (a backlog), after a failed
+commit, after drops (queue full), after a long broker outage (memory is bounded).
 
 When the commit comes (`commit_delay_s`): a new message commits as soon as the event
 loop has run the callbacks that were ready with it (all that arrived together share the
@@ -36,9 +39,10 @@ import sqlite3
 from collections import deque
 from dataclasses import dataclass
 
+from shopfloor.edge.committed import MEMORY_ROWS, CommittedRows
 from shopfloor.edge.errors import OutboxError
 from shopfloor.edge.metrics import EdgeMetrics
-from shopfloor.edge.store import BadRow, Batch, Message, Row, Store
+from shopfloor.edge.store import LAST_ID, BadRow, Batch, Committed, Message, Store
 from shopfloor.shared.logs import FailureLog
 
 log = logging.getLogger(__name__)
@@ -78,22 +82,26 @@ def commit_delay_s(batch: Batch, urgent: bool, failing: bool,
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
-    """Publishable rows, and the highest row id read (bad rows included)."""
+    """Publishable (id, message) rows in queue order, and the id up to which every
+    committed row was read (bad rows included)."""
 
-    rows: list[Row]
+    rows: list[tuple[int, Message]]
     upto: int
 
 
 class Outbox:
     """Owned by the event loop thread."""
 
-    def __init__(self, store: Store, metrics: EdgeMetrics, pending_max: int = 1000) -> None:
+    def __init__(self, store: Store, metrics: EdgeMetrics, pending_max: int = 1000,
+                 memory_rows: int = MEMORY_ROWS) -> None:
         self._store = store
         self._metrics = metrics
         self._batch = Batch()
         self._next_seq = {m: s + 1 for m, s in store.last_seqs.items()}
         self._failures = FailureLog(log, f"outbox {store.path}")
         self._quarantining: set[int] = set()
+        self._recent = CommittedRows(memory_rows)
+        """Committed rows the publisher has not taken yet (at most `memory_rows`)."""
         self.pending_max = pending_max
         self.committed = asyncio.Event()
         self._changed = asyncio.Event()
@@ -196,7 +204,7 @@ class Outbox:
         if not batch:
             return
         try:
-            dropped = self._store.commit(batch, self.sent_upto)
+            committed = self._store.commit(batch, self.sent_upto)
         except OutboxError as exc:
             self._express_next = express + self._express_next  # once they are written
             self._failed(batch, exc)
@@ -206,12 +214,14 @@ class Outbox:
         self._dropping = False
         self._quarantined(batch.quarantine)
         self.express.extend(express)
-        self._committed(batch, dropped)
+        self._committed(committed)
 
-    def _committed(self, batch: Batch, dropped: int) -> None:
-        """After a commit of `batch`'s messages: count what the queue-full policy dropped,
-        wake the publisher."""
+    def _committed(self, committed: Committed) -> None:
+        """After a commit: count what the queue-full policy dropped, hand the new rows
+        to the publisher (in memory) and wake it."""
+        dropped = committed.dropped
         if dropped:
+            self._recent.forget()  # rows it holds may be gone
             self.drops += 1
             self._metrics.dropped.labels("queue_full").inc(dropped)
             log.warning(
@@ -220,13 +230,16 @@ class Outbox:
                 dropped,
                 self._store.when_full,
             )
-        if batch.messages:
+        if committed.messages:
+            self._recent.add(committed.after_id, committed.messages)
             self.committed.set()
 
     def _failed(self, batch: Batch, exc: OutboxError) -> None:
         """Commit what needs no new space, then as many of the messages as fit, oldest
-        first; keep the rest (bounded) for the next try."""
+        first; keep the rest (bounded) for the next try. The rows in memory are forgotten:
+        the publisher reads them back from SQLite, which has every commit right."""
         self.problem = str(exc)
+        self._recent.forget()
         self._failures.failure(
             "%s (new messages wait in memory, at most %d)", exc, self.pending_max
         )
@@ -241,11 +254,11 @@ class Outbox:
         while messages:
             chunk = Batch(messages=messages[:FAILED_CHUNK])
             try:
-                dropped = self._store.commit(chunk, self.sent_upto)
+                committed = self._store.commit(chunk, self.sent_upto)
             except OutboxError:
                 break
             messages = messages[FAILED_CHUNK:]
-            self._committed(chunk, dropped)
+            self._committed(committed)
         self._requeue(Batch(messages=messages))
         self._bound()
 
@@ -290,16 +303,28 @@ class Outbox:
         self._batch = batch
 
     def fetch(self, after_id: int, limit: int) -> Fetched:
-        """Committed rows after `after_id`; rows that cannot be published are moved to
-        the quarantine at the next commit (counted, logged), never published."""
-        found = self._store.fetch(after_id, limit)
-        rows: list[Row] = []
+        """Up to `limit` committed rows after `after_id` (the caller's cursor: what it
+        has read), from memory when it holds them all, else from SQLite; rows that
+        cannot be published are moved to the quarantine at the next commit (counted,
+        logged), never published."""
+        taken = self._recent.take(after_id, limit)
+        if taken is not None:
+            return Fetched(taken, taken[-1][0] if taken else after_id)
+        upto = self._recent.start  # memory holds every row after it
+        found = self._store.fetch(after_id, limit, upto)
+        rows: list[tuple[int, Message]] = []
         for row in found:
             if isinstance(row, BadRow):
                 self.quarantine(row)
             else:
                 rows.append(row)
+        if len(found) < limit and upto != LAST_ID:
+            return Fetched(rows, upto)  # read up to memory: memory next
         return Fetched(rows, found[-1].id if found else after_id)
+
+    def has_rows_after(self, after_id: int) -> bool:
+        """Whether a committed row after `after_id` is still in the outbox."""
+        return self._store.has_rows_after(after_id)
 
     def quarantine(self, row: BadRow) -> None:
         """Move a row aside at the next commit (once, however often it is read)."""

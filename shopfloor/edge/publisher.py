@@ -1,4 +1,5 @@
-"""Feeds the broker from the outbox, in queue order, with at most `inflight` messages
+"""Feeds the broker from the outbox, in queue order (committed rows, from memory or read
+back from SQLite: `Outbox.fetch`), with at most `inflight` messages
 waiting for their PUBACK (paho's own queue is unbounded; we never hand it more). A
 PUBACK removes the row (at the next group commit). After a reconnect paho resends what
 was in flight; after a restart everything still in the outbox is sent again — the
@@ -21,7 +22,7 @@ from collections import deque
 from shopfloor.edge.metrics import EdgeMetrics
 from shopfloor.edge.mqtt import EdgeMqttLink
 from shopfloor.edge.outbox import Outbox
-from shopfloor.edge.store import BadRow, Row
+from shopfloor.edge.store import BadRow, Message
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class Publisher:
         self._max_inflight = inflight
         self._metrics = metrics
         self._inflight: dict[int, tuple[int, bool]] = {}
-        self._buffer: deque[Row] = deque()
+        self._buffer: deque[tuple[int, Message]] = deque()
         self._cursor = 0
         self._space = asyncio.Event()
         self._drops_seen = 0
@@ -100,25 +101,25 @@ class Publisher:
         self._express_inflight[mid] = message.payload
         self._express_rows[message.payload] = None
 
-    def _send(self, row: Row) -> None:
-        message = row.message
+    def _send(self, row: tuple[int, Message]) -> None:
+        row_id, message = row
         if self._express_acked and message.payload in self._express_acked:
             self._express_acked.discard(message.payload)  # delivered ahead of the queue
-            self._outbox.ack(row.id, message.sample)
-            self._outbox.sent_upto = row.id
+            self._outbox.ack(row_id, message.sample)
+            self._outbox.sent_upto = row_id
             self._metrics.published.inc()
             return
         if self._express_rows and message.payload in self._express_rows:
-            self._express_rows[message.payload] = (row.id, message.sample)  # its PUBACK acks it
-            self._outbox.sent_upto = row.id
+            self._express_rows[message.payload] = (row_id, message.sample)  # its PUBACK acks it
+            self._outbox.sent_upto = row_id
             return
         try:
             mid = self._link.publish(message.topic, message.payload, retain=message.retain)
         except (ValueError, TypeError) as exc:  # paho refuses it: it will never go out
-            self._outbox.quarantine(BadRow(row.id, f"refused by the MQTT client: {exc}"))
+            self._outbox.quarantine(BadRow(row_id, f"refused by the MQTT client: {exc}"))
             return
-        self._inflight[mid] = (row.id, message.sample)
-        self._outbox.sent_upto = row.id
+        self._inflight[mid] = (row_id, message.sample)
+        self._outbox.sent_upto = row_id
 
     def _acked(self, mid: int, ok: bool) -> None:
         entry = self._inflight.pop(mid, None)
@@ -161,7 +162,8 @@ class Publisher:
         then stop sending. What is left stays in the outbox for the next start."""
         try:
             async with asyncio.timeout(timeout_s):
-                while self._inflight or self._buffer or self._outbox.fetch(self._cursor, 1).rows:
+                while (self._inflight or self._buffer
+                       or self._outbox.has_rows_after(self._cursor)):
                     await asyncio.sleep(0.02)
         except TimeoutError:
             log.warning(

@@ -1,11 +1,13 @@
 """The agent's SQLite database (WAL): the outbox of messages waiting for a PUBACK, the
-sequence number of every machine stream and the stream epoch, the last state per
-machine, the ids of commands already executed, and the quarantine of rows that cannot
-be published. Synchronous, used from the event loop thread (see `Outbox`).
+sequence number and latest sample time of every machine stream and the stream epoch,
+the last state per machine, the ids of commands already executed, and the quarantine of
+rows that cannot be published. Synchronous, used from the event loop thread (see `Outbox`).
 
-One `commit()` is one transaction: new messages, the streams' sequence numbers and the
-PUBACKed deletions together (group commit), so a sample and its sequence number are
-durable together or not at all.
+One `commit()` is one transaction: new messages, the streams' sequence numbers and
+latest sample times, and the PUBACKed deletions together (group commit), so a sample,
+its sequence number and its time are durable together or not at all. It returns the
+ids of the new rows (`Committed`), so that the publisher can take them from memory
+instead of reading them back.
 
 Opening checks the file (`PRAGMA quick_check`) and reads everything the agent needs at
 start, so that a damaged or foreign file stops the start with one `OutboxError` line
@@ -22,6 +24,7 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from shopfloor.edge.errors import OutboxError
 from shopfloor.shared.enums import QueueFullPolicy
@@ -36,7 +39,11 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload BLOB NOT NULL,
     retain INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS streams (machine TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS streams (
+    machine TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,                  -- the last sequence number used
+    latest_ms INTEGER                      -- the latest sample time (ms since 1970); NULL: unknown
+);
 CREATE TABLE IF NOT EXISTS states (machine TEXT PRIMARY KEY, payload BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS commands (
     id TEXT PRIMARY KEY, machine TEXT NOT NULL, received_at REAL NOT NULL
@@ -50,11 +57,19 @@ CREATE TABLE IF NOT EXISTS quarantine (      -- outbox rows that cannot be publi
 );
 """
 EPOCH_KEY = "epoch"
+MIGRATIONS = (("streams", "latest_ms", "ALTER TABLE streams ADD COLUMN latest_ms INTEGER"),)
+"""(table, column, statement): columns added since the first schema, added to an older
+file at open (its rows get NULL)."""
+LAST_ID = 2**63 - 1
+"""SQLite's largest rowid (no row has a higher id)."""
+INSERT = "INSERT INTO outbox(topic, payload, retain, sample) VALUES (?, ?, ?, ?)"
+"""Its columns in `Message`'s field order: a message binds as it is."""
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One message to publish (QoS 1). `sample` marks telemetry."""
+class Message(NamedTuple):
+    """One message to publish (QoS 1). `sample` marks telemetry. A named tuple: one is
+    made per sample (half the cost of a frozen dataclass), and it binds to `INSERT` as
+    it is."""
 
     topic: str
     payload: bytes
@@ -62,10 +77,23 @@ class Message:
     sample: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
+class Row(NamedTuple):
+    """A committed message and its row id (the queue order): unpacks like the
+    (id, message) pairs the publisher takes from memory."""
+
     id: int
     message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """What one commit wrote: the samples the queue-full policy dropped, and the new
+    rows — `messages` in queue order, with the ids `after_id` + 1, + 2, ... (`after_id`
+    None: the ids could not be established, read the rows back)."""
+
+    dropped: int
+    after_id: int | None
+    messages: list[Message]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +140,9 @@ class Batch:
 class Store:
     """The SQLite file. `samples` is the number of telemetry rows held; `epoch` names
     the file's streams; `last_seqs` and `last_states` are what it held at open.
+    `latest_ms`: each machine stream's latest sample time (ms since 1970), read at open,
+    raised by the streams as they stamp samples (stream.py) and written with the
+    stream's seq by every commit that carries one.
     `max_bytes` caps the file (SQLite's max_page_count: beyond it a commit fails like
     on a full disk)."""
 
@@ -138,11 +169,13 @@ class Store:
             self._db.execute("PRAGMA busy_timeout=200")
             self._check()
             self._db.executescript(SCHEMA)
+            self._migrate()
             if max_bytes is not None:
                 self._limit(max_bytes)
             self.epoch = self._epoch()
             self.samples = self._count_samples()
             self.last_seqs = self.seqs()
+            self.latest_ms = self.latest_times()
             self.last_states = self.states()
         except (sqlite3.Error, OSError) as exc:
             raise OutboxError(
@@ -155,6 +188,13 @@ class Store:
         problems = [row[0] for row in self._db.execute("PRAGMA quick_check(3)")]
         if problems != ["ok"]:
             raise sqlite3.DatabaseError("damaged: " + "; ".join(problems))
+
+    def _migrate(self) -> None:
+        """Add the columns an older file lacks."""
+        for table, column, statement in MIGRATIONS:
+            columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in columns:
+                self._db.execute(statement)
 
     def _limit(self, max_bytes: int) -> None:
         page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
@@ -172,10 +212,11 @@ class Store:
     def _count_samples(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM outbox WHERE sample = 1").fetchone()[0])
 
-    def commit(self, batch: Batch, sent_upto: int = 0) -> int:
-        """Write one batch in one transaction; returns the number of samples dropped
-        because the queue was full. Rows up to `sent_upto` were handed to the broker
-        already: drop_oldest never drops those (they would arrive anyway)."""
+    def commit(self, batch: Batch, sent_upto: int = 0) -> Committed:
+        """Write one batch in one transaction; returns what it wrote (the samples
+        dropped because the queue was full, the new rows' ids). Rows up to `sent_upto`
+        were handed to the broker already: drop_oldest never drops those (they would
+        arrive anyway)."""
         db = self._db
         samples_before = self.samples
         try:
@@ -183,11 +224,12 @@ class Store:
             self.samples -= self._delete(batch.acked_samples)
             self._delete(batch.acked_other)
             self._quarantine(batch.quarantine)
-            dropped = self._insert(batch.messages, sent_upto)
+            committed = self._insert(batch.messages, sent_upto)
             db.executemany(
-                "INSERT INTO streams(machine, seq) VALUES (?, ?) "
-                "ON CONFLICT(machine) DO UPDATE SET seq = excluded.seq",
-                batch.seqs.items(),
+                "INSERT INTO streams(machine, seq, latest_ms) VALUES (?, ?, ?) "
+                "ON CONFLICT(machine) DO UPDATE SET seq = excluded.seq, latest_ms = "
+                "max(ifnull(latest_ms, excluded.latest_ms), ifnull(excluded.latest_ms, latest_ms))",
+                [(m, seq, self.latest_ms.get(m)) for m, seq in batch.seqs.items()],
             )
             db.executemany(
                 "INSERT OR REPLACE INTO states(machine, payload) VALUES (?, ?)",
@@ -200,7 +242,7 @@ class Store:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
             raise OutboxError(f"commit to {self.path} failed: {exc}") from exc
-        return dropped
+        return committed
 
     def _quarantine(self, bad: list[BadRow]) -> None:
         """Move rows that cannot be published aside, as they are, with the reason."""
@@ -226,8 +268,8 @@ class Store:
         )
         return max(cur.rowcount, 0)
 
-    def _insert(self, messages: list[Message], sent_upto: int) -> int:
-        """Insert, applying the queue-full policy to samples; returns samples dropped."""
+    def _insert(self, messages: list[Message], sent_upto: int) -> Committed:
+        """Insert, applying the queue-full policy to samples."""
         samples = [m for m in messages if m.sample]
         overflow = max(0, self.samples + len(samples) - self.max_samples)
         removed, new = 0, len(samples)
@@ -236,17 +278,24 @@ class Store:
         elif overflow:
             removed = self._drop_oldest(overflow, sent_upto)
             samples = samples[overflow - removed :]  # the batch alone overflows: its oldest go
-        kept = {id(m) for m in samples}
-        rows = [
-            (int(m.sample), m.topic, m.payload, int(m.retain))
-            for m in messages
-            if not m.sample or id(m) in kept
-        ]
-        self._db.executemany(
-            "INSERT INTO outbox(sample, topic, payload, retain) VALUES (?, ?, ?, ?)", rows
-        )
+        if len(samples) < new:
+            kept = {id(m) for m in samples}
+            messages = [m for m in messages if not m.sample or id(m) in kept]
+        after_id = self._insert_rows(messages) if messages else None
         self.samples += len(samples)
-        return removed + new - len(samples)
+        return Committed(removed + new - len(samples), after_id, messages)
+
+    def _insert_rows(self, messages: list[Message]) -> int | None:
+        """Insert the rows; returns the id before the first (they are numbered on from
+        it), None if that cannot be shown. AUTOINCREMENT gives each new row an id above
+        every id the table ever had (sqlite_sequence before the insert), increasing, so
+        if the last is exactly len(messages) above it, the ids are consecutive."""
+        db = self._db
+        found = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
+        db.executemany(INSERT, messages)
+        last = db.execute("SELECT last_insert_rowid()").fetchone()[0]
+        before = int(found[0]) if found is not None else 0
+        return before if last - before == len(messages) else None
 
     def _drop_oldest(self, count: int, sent_upto: int) -> int:
         """Delete up to `count` of the oldest samples not yet sent; returns how many went."""
@@ -259,19 +308,29 @@ class Store:
         self.samples -= removed
         return removed
 
-    def fetch(self, after_id: int, limit: int) -> list[Row | BadRow]:
-        """Rows in queue order with id > after_id; a row that cannot be published comes
-        back as a `BadRow` (to be quarantined), never as an exception."""
+    def fetch(self, after_id: int, limit: int, upto_id: int = LAST_ID) -> list[Row | BadRow]:
+        """Rows in queue order with after_id < id <= upto_id; a row that cannot be
+        published comes back as a `BadRow` (to be quarantined), never as an exception."""
         cur = self._db.execute(
             "SELECT id, topic, payload, retain, sample FROM outbox"
-            " WHERE id > ? ORDER BY id LIMIT ?",
-            (after_id, limit),
+            " WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+            (after_id, upto_id, limit),
         )
         return [_row(*values) for values in cur]
+
+    def has_rows_after(self, after_id: int) -> bool:
+        """Whether any row has an id above `after_id`."""
+        found = self._db.execute("SELECT 1 FROM outbox WHERE id > ? LIMIT 1", (after_id,))
+        return found.fetchone() is not None
 
     def seqs(self) -> dict[str, int]:
         """Last sequence number used per machine stream."""
         return {m: int(s) for m, s in self._db.execute("SELECT machine, seq FROM streams")}
+
+    def latest_times(self) -> dict[str, int]:
+        """The latest sample time (ms since 1970) per machine stream, where known."""
+        return {m: int(t) for m, t in self._db.execute(
+            "SELECT machine, latest_ms FROM streams WHERE latest_ms IS NOT NULL")}
 
     def states(self) -> dict[str, bytes]:
         return {m: bytes(p) for m, p in self._db.execute("SELECT machine, payload FROM states")}

@@ -21,6 +21,7 @@ from shopfloor.edge.sample import DeadbandFilter, telemetry_payload
 from shopfloor.edge.state import StateTracker, StateView, derive_state, offline_view
 from shopfloor.edge.store import Message
 from shopfloor.shared import topics
+from shopfloor.shared.contract import utc_now
 from shopfloor.shared.enums import DeviceFailure, offline_reason
 from shopfloor.shared.logs import FailureLog
 from shopfloor.shared.plant import Agent, Machine
@@ -30,6 +31,28 @@ log = logging.getLogger(__name__)
 
 RECENT_MS = 1024
 """How many of a machine's last sample times are kept to keep a new one off them."""
+FLOOR_AHEAD_MS = 60_000
+"""A stream's latest stored sample time further ahead of the agent's clock than this at
+start is not kept as its floor (`restart_floor`)."""
+NO_FLOOR = -(2**63)
+"""The floor of a stream that knows no earlier sample time."""
+
+
+def restart_floor(latest_ms: int | None, now_ms: int) -> int:
+    """The millisecond a restarted stream's samples must come after: the latest sample
+    time stored before the restart (`Store.latest_ms`). InfluxDB may hold a sample at any
+    earlier millisecond, and the agent no longer knows which (the new OPC UA
+    subscription's first values carry the source times of samples already stored).
+
+    NO_FLOOR when there is none, or when it is more than FLOOR_AHEAD_MS ahead of
+    `now_ms`, the agent's clock: a clock that was ahead before the restart (or a server's
+    clock far ahead) would otherwise push every sample after it, for as long as it was
+    ahead (a warning says so)."""
+    if latest_ms is None:
+        return NO_FLOOR
+    if latest_ms - now_ms > FLOOR_AHEAD_MS:
+        return NO_FLOOR
+    return latest_ms
 
 
 class MachineStream:
@@ -44,7 +67,12 @@ class MachineStream:
         outbox: Outbox,
         metrics: EdgeMetrics,
         tracker: StateTracker,
+        times: dict[str, int] | None = None,
     ) -> None:
+        """`times`: the outbox's latest sample time per stream (`Store.latest_ms`): this
+        stream's entry, stored before a restart, is the floor of its new sample times
+        (`restart_floor`), and the stream keeps it up to date (every commit writes it
+        with the stream's seq). None: neither (edge/history.py, back-dated on purpose)."""
         self.machine_id = machine_id
         self.machine = machine
         self.outbox = outbox
@@ -65,6 +93,10 @@ class MachineStream:
         self._state_inputs: tuple[object, ...] | None = None
         self._recent: deque[int] = deque(maxlen=RECENT_MS)  # ms of the last samples
         self._taken: set[int] = set()  # the same, to look up
+        self._times = {} if times is None else times
+        latest_ms = self._times.get(machine_id)
+        self._floor = self._restart_floor(latest_ms)
+        self._latest = NO_FLOOR if latest_ms is None else latest_ms
         self._derived: StateView | None = None
 
     def accept(self, ts: dt.datetime, reading: Reading) -> bool:
@@ -88,14 +120,16 @@ class MachineStream:
 
     def _free_millisecond(self, ts: dt.datetime) -> dt.datetime:
         """`ts`, or the next millisecond after it that none of the machine's last
-        RECENT_MS samples took. InfluxDB keeps one point per series and millisecond
-        (shared/schema.py `to_ms`), so two samples in one millisecond (an OPC UA server's
-        source times of changes 0.3 ms apart, a source time repeated in a later publish)
-        stored one and lost the other. Only a sample that would collide moves, by as many
-        milliseconds as are taken after it; a back-dated one keeps its time."""
+        RECENT_MS samples took and that is after the floor (the latest sample time
+        stored before the agent started: `restart_floor`). InfluxDB keeps one point per
+        series and millisecond (shared/schema.py `to_ms`), so two samples in one
+        millisecond (an OPC UA server's source times of changes 0.3 ms apart, a source
+        time repeated in a later publish or after a restart) stored one and lost the
+        other. Only a sample that would collide, or is at or before the floor, moves; a
+        back-dated one after the floor keeps its time."""
         ms = to_ms(ts)
-        if ms in self._taken:
-            moved = ms + 1
+        if ms <= self._floor or ms in self._taken:
+            moved = max(ms, self._floor) + 1
             while moved in self._taken:
                 moved += 1
             ts, ms = EPOCH + moved * ONE_MS, moved
@@ -103,7 +137,20 @@ class MachineStream:
             self._taken.discard(self._recent[0])
         self._recent.append(ms)
         self._taken.add(ms)
+        if ms > self._latest:
+            self._latest = self._times[self.machine_id] = ms  # committed with the seq
         return ts
+
+    def _restart_floor(self, latest_ms: int | None) -> int:
+        now_ms = to_ms(utc_now())
+        floor = restart_floor(latest_ms, now_ms)
+        if latest_ms is not None and floor == NO_FLOOR:
+            log.warning(
+                "machine %s: its latest stored sample time is %.0f s ahead of this clock;"
+                " not kept as the floor of new sample times (a clock that was ahead): a"
+                " new sample stamped in the same millisecond as a stored one overwrites it",
+                self.machine_id, (latest_ms - now_ms) / 1000)
+        return floor
 
     def _track(self, ts: dt.datetime, reading: Reading) -> bool:
         """Failure counting and logging; True when the machine just came back."""

@@ -342,8 +342,8 @@ class LeanClient(Client):
 
     def publish_qos1(self, topic: str, payload: bytes, retain: bool = False) -> int:
         """Queue one QoS 1 PUBLISH (no properties); returns its packet id, which
-        `on_acked` names. ValueError for a topic paho would refuse (wildcards, too
-        long) or a payload over MQTT's limit, TypeError for a payload not bytes."""
+        `on_acked` names. ValueError for a topic that cannot be published to (wildcards, too
+        long, empty, a NUL) or a payload over MQTT's limit, TypeError for a payload not bytes."""
         head = self._heads.get(topic) or self._head(topic)
         if not isinstance(payload, bytes):
             raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
@@ -365,6 +365,8 @@ class LeanClient(Client):
     def _head(self, topic: str) -> bytes:
         encoded = topic.encode("utf-8")
         self._raise_for_invalid_topic(encoded)
+        if not encoded or b"\0" in encoded:  # paho lets both through; a broker hangs up
+            raise ValueError("Publish topic is empty or holds a NUL character.")
         if len(self._heads) >= 65_536:  # topics come from our own rows; bound it anyway
             self._heads.clear()
         head = self._heads[topic] = len(encoded).to_bytes(2, "big") + encoded

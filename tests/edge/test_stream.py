@@ -20,10 +20,11 @@ from shopfloor.edge.errors import DeviceError
 from shopfloor.edge.metrics import EdgeMetrics
 from shopfloor.edge.outbox import Outbox
 from shopfloor.edge.state import StateTracker
-from shopfloor.edge.store import Store
-from shopfloor.edge.stream import MachineStream
+from shopfloor.edge.store import Batch, Store
+from shopfloor.edge.stream import FLOOR_AHEAD_MS, NO_FLOOR, MachineStream, restart_floor
 from shopfloor.shared.enums import DeviceFailure, QueueFullPolicy
 from shopfloor.shared.loader import parse_plant
+from shopfloor.shared.schema import ONE_MS, to_ms
 from tests.harness.plants import example_data
 
 T0 = dt.datetime(2026, 12, 3, 6, 0, tzinfo=dt.UTC)
@@ -36,6 +37,9 @@ def messages(store: Store) -> list[tuple[str, dict[str, Any]]]:
 
 def run_stream(tmp_path: Path, feed: Any,
                offline_after: int = 3) -> tuple[list[tuple[str, dict[str, Any]]], Any]:
+    """Feed a stream over the outbox file in tmp_path (kept: a second call is the
+    agent's restart, its stream continuing from what the file holds, as in
+    `EdgeAgent._streams`); returns every message in the file and the metrics."""
     plant = parse_plant(example_data())
     agent = plant.agents[0].model_copy(update={"offline_after_failures": offline_after})
     store = Store(tmp_path / "outbox.sqlite3", 10_000, QueueFullPolicy.DROP_OLDEST)
@@ -44,7 +48,7 @@ def run_stream(tmp_path: Path, feed: Any,
     async def main() -> None:
         outbox = Outbox(store, metrics)
         stream = MachineStream(plant.site.id, "press1", plant.machines["press1"], agent,
-                               outbox, metrics, StateTracker())
+                               outbox, metrics, StateTracker(), times=store.latest_ms)
         feed(stream, _sink({"press1": stream}))
         await outbox.close()
 
@@ -166,3 +170,74 @@ def test_two_samples_never_share_a_millisecond(tmp_path: Path) -> None:
     times = [dt.datetime.fromisoformat(m["ts"]) for t, m in out
              if t.endswith("/press1/telemetry")]
     assert times == want
+
+
+def telemetry_ms(out: list[tuple[str, dict[str, Any]]]) -> list[int]:
+    return [to_ms(dt.datetime.fromisoformat(m["ts"])) for t, m in out
+            if t.endswith("/press1/telemetry")]
+
+
+_OFFSETS_US = st.lists(st.integers(-3_000, 3_000), min_size=1, max_size=12)
+
+
+@settings(derandomize=True, max_examples=20, deadline=None)
+@given(_OFFSETS_US, _OFFSETS_US, st.booleans())
+@example([0, 1000, 2000], [0, 1000, 2000], False)  # a new subscription's first values
+def test_no_sample_takes_a_millisecond_stored_before_a_restart(
+    tmp_path_factory: Any, before_us: list[int], after_us: list[int], repeat: bool,
+) -> None:
+    """Stamps before a restart, then after it (`repeat`: the first run's again, as a
+    new OPC UA subscription sends its nodes' old source times): InfluxDB keeps one point
+    per series and millisecond, so no two samples may share one, and the restarted
+    stream knows only the latest time stored. A sample after it keeps its time unless it
+    collides; one at or before it moves to the next free millisecond after it."""
+    folder = tmp_path_factory.mktemp("restart")
+    us = dt.timedelta(microseconds=1)
+
+    def feed(offsets: list[int]) -> Any:
+        def run(stream: MachineStream, sink: Any) -> None:
+            for n, offset in enumerate(offsets):
+                sink("press1", Reading({"total_count": n}, set(), ts=T0 + offset * us))
+        return run
+
+    first = telemetry_ms(run_stream(folder, feed(before_us))[0])
+    both = telemetry_ms(run_stream(folder, feed(before_us if repeat else after_us))[0])
+    assert both[: len(first)] == first  # the file still holds the first run's samples
+    second, latest = both[len(first):], max(first)
+    assert len(set(both)) == len(both), both
+    assert all(ms > latest for ms in second), (latest, second)
+    for offset, ms in zip(before_us if repeat else after_us, second, strict=True):
+        if to_ms(T0 + offset * us) > latest:
+            assert ms >= to_ms(T0 + offset * us)  # later only when it collided
+
+
+def test_a_floor_far_ahead_of_the_clock_is_not_kept() -> None:
+    """The latest stored sample time is the restarted stream's floor, unless it is more
+    than FLOOR_AHEAD_MS ahead of the agent's clock: a clock that was ahead would
+    otherwise push every new sample after it for as long as it was ahead."""
+    now = 1_796_000_000_000
+    assert restart_floor(None, now) == NO_FLOOR
+    assert restart_floor(now - 3_600_000, now) == now - 3_600_000
+    assert restart_floor(now + FLOOR_AHEAD_MS, now) == now + FLOOR_AHEAD_MS
+    assert restart_floor(now + FLOOR_AHEAD_MS + 1, now) == NO_FLOOR
+
+
+def test_a_stored_time_far_ahead_of_the_clock_moves_no_sample(
+        tmp_path: Path, caplog: Any) -> None:
+    """A clock that was an hour ahead before the restart left its times in the file:
+    the restarted stream keeps its samples' times (and says why), rather than pushing
+    every one of them after a time an hour from now."""
+    ahead_ms = to_ms(dt.datetime.now(dt.UTC)) + 3_600_000
+    store = Store(tmp_path / "outbox.sqlite3", 10_000, QueueFullPolicy.DROP_OLDEST)
+    store.latest_ms["press1"] = ahead_ms
+    store.commit(Batch(seqs={"press1": 0}))
+    store.close()
+
+    def feed(stream: MachineStream, sink: Any) -> None:
+        for n in range(3):
+            sink("press1", Reading({"total_count": n}, set(), ts=T0 + n * ONE_MS))
+
+    with caplog.at_level("WARNING", logger="shopfloor.edge.stream"):
+        out, _ = run_stream(tmp_path, feed)
+    assert telemetry_ms(out) == [to_ms(T0) + n for n in range(3)]
+    assert "ahead of this clock" in caplog.text

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,13 +17,30 @@ import httpx
 
 from shopfloor.edge.agent import outbox_path_of
 from shopfloor.shared.loader import load_plant
-from shopfloor.shared.plant import Plant
+from shopfloor.shared.plant import Machine, Plant
+from shopfloor.shared.protocols.opcua import OpcUaConnection, ReadMode
 from tests.collector.helpers import metric, seqs_stored, wait_for
 from tests.harness.plants import example_data, keep_lines, relocate, write_plant
 from tests.harness.processes import ComponentProcess, health_url, sim_healthy
 from tests.harness.services import InfluxDB, Mosquitto, free_port
 
 POLL_INTERVAL_S = 0.2
+LineFilter = Callable[[dict[str, Any]], bool]
+
+
+def modbus_line(line: dict[str, Any]) -> bool:
+    """The example plant's Modbus line (what the fault matrix runs on by default)."""
+    return bool(line["protocols"] == {"modbus"})
+
+
+def opcua_line(line: dict[str, Any]) -> bool:
+    """The example plant's mixed line: frame1 on Modbus, fit1 on OPC UA (subscription)."""
+    return "opcua" in line["protocols"]
+
+
+def every_line(line: dict[str, Any]) -> bool:
+    """The whole example plant: both lines, both protocols (the fault matrix)."""
+    return True
 
 
 @dataclass
@@ -40,13 +58,13 @@ class Audit:
         return self.missing == 0 and self.duplicated == 0
 
 
-def chain_plant(workdir: Path, broker: Mosquitto, influx: InfluxDB, **queue: Any) -> Path:
-    """The example plant's Modbus line on the test's broker and database, every machine
-    polled every `POLL_INTERVAL_S`, short backoffs so that recovery is quick, `queue` for
-    the outbox. The mixed line is left out: its OPC UA machine, at this rate and these
-    timeouts, lost samples under the faults (docs/reliability.md, "Findings")."""
+def chain_plant(workdir: Path, broker: Mosquitto, influx: InfluxDB,
+                lines: LineFilter = modbus_line, **queue: Any) -> Path:
+    """The example plant's `lines` (by default its Modbus line) on the test's broker and
+    database, every machine polled every `POLL_INTERVAL_S`, short backoffs so that
+    recovery is quick, `queue` for the outbox."""
     data = relocate(example_data(), workdir, broker.port, influx.url)
-    keep_lines(data, lambda line: line["protocols"] == {"modbus"})
+    keep_lines(data, lines)
     for machine in data["machines"].values():
         machine["poll_interval_s"] = POLL_INTERVAL_S
         machine["connection"]["timeout_s"] = 0.3
@@ -59,12 +77,18 @@ def chain_plant(workdir: Path, broker: Mosquitto, influx: InfluxDB, **queue: Any
     return write_plant(data, workdir / "plant.yaml")
 
 
+def _subscribed(machine: Machine) -> bool:
+    connection = machine.connection
+    return isinstance(connection, OpcUaConnection) and connection.mode is ReadMode.SUBSCRIPTION
+
+
 class Chain:
     """Start, fault and audit the chain; components log to workdir/NAME.log."""
 
-    def __init__(self, workdir: Path, broker: Mosquitto, influx: InfluxDB, **queue: Any) -> None:
+    def __init__(self, workdir: Path, broker: Mosquitto, influx: InfluxDB,
+                 lines: LineFilter = modbus_line, **queue: Any) -> None:
         self.workdir, self.broker, self.influx = workdir, broker, influx
-        path = chain_plant(workdir, broker, influx, **queue)
+        path = chain_plant(workdir, broker, influx, lines, **queue)
         self.plant: Plant = load_plant(path)
         self.agent = self.plant.agents[0]
         self.control_port = free_port()
@@ -81,6 +105,11 @@ class Chain:
     @property
     def machines(self) -> list[str]:
         return list(self.agent.machines)
+
+    @property
+    def polled(self) -> list[str]:
+        """The machines the edge polls (a subscription's samples come with changes)."""
+        return [m for m in self.machines if not _subscribed(self.plant.machines[m])]
 
     @property
     def database(self) -> str:

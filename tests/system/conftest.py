@@ -9,7 +9,7 @@ import pytest
 
 from tests.collector.helpers import wait_for
 from tests.harness.services import InfluxDB, Mosquitto
-from tests.system.chain import Chain
+from tests.system.chain import Chain, every_line
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,8 @@ def chain(
     module_influxdb: InfluxDB,
 ) -> Iterator[Chain]:
     """The chain, shared by the fault tests of a module (each one leaves it healthy)."""
-    running = Chain(tmp_path_factory.mktemp("chain"), module_mosquitto, module_influxdb).start()
+    running = Chain(tmp_path_factory.mktemp("chain"), module_mosquitto, module_influxdb,
+                    lines=every_line).start()
     try:
         wait_for(running.healthy, 30)
         yield running
