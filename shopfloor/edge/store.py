@@ -62,11 +62,14 @@ MIGRATIONS = (("streams", "latest_ms", "ALTER TABLE streams ADD COLUMN latest_ms
 file at open (its rows get NULL)."""
 LAST_ID = 2**63 - 1
 """SQLite's largest rowid (no row has a higher id)."""
+INSERT = "INSERT INTO outbox(topic, payload, retain, sample) VALUES (?, ?, ?, ?)"
+"""Its columns in `Message`'s field order: a message binds as it is."""
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One message to publish (QoS 1). `sample` marks telemetry."""
+class Message(NamedTuple):
+    """One message to publish (QoS 1). `sample` marks telemetry. A named tuple: one is
+    made per sample (half the cost of a frozen dataclass), and it binds to `INSERT` as
+    it is."""
 
     topic: str
     payload: bytes
@@ -289,10 +292,7 @@ class Store:
         if the last is exactly len(messages) above it, the ids are consecutive."""
         db = self._db
         found = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
-        db.executemany(
-            "INSERT INTO outbox(sample, topic, payload, retain) VALUES (?, ?, ?, ?)",
-            [(m.sample, m.topic, m.payload, m.retain) for m in messages],
-        )
+        db.executemany(INSERT, messages)
         last = db.execute("SELECT last_insert_rowid()").fetchone()[0]
         before = int(found[0]) if found is not None else 0
         return before if last - before == len(messages) else None
