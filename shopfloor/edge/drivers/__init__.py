@@ -11,7 +11,9 @@ A driver (`base.Driver`) is used in one of two ways, its `pushes` says which:
 - **polled** (`pushes = False`): at start the agent asks `plan(machine_id, points)` once
   per poll interval group of each machine (opaque plans: Modbus read blocks); each
   scheduled poll (`edge/poller.py`: schedule, overload shedding) calls
-  `read(machine_id, plans_due)` and gets a `Reading`.
+  `start_read(machine_id, plans_due, done)` and the driver calls `done(reading)` later
+  (Modbus TCP from its connection's callbacks; others `finish_later(self.read(...))`).
+  `read` is the same, awaited (history, tests).
 - **pushing** (`pushes = True`): the agent runs `run(sink)` as a supervised task; the
   driver calls `sink(machine_id, reading)` for every sample it receives (OPC UA
   data-change notifications, at the subscription's publishing interval). No poller runs
