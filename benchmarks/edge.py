@@ -142,6 +142,32 @@ def free_base_port(count: int) -> int:
         return base
 
 
+def holding_only(machine: dict[str, Any]) -> None:
+    """Move the machine's coil, discrete input and input register points into holding
+    registers after the last one, so that one read fetches every point."""
+    points = machine["points"]
+    end = max(p["address"] + _registers(p) for p in points if p["table"] == "holding")
+    for point in points:
+        if point["table"] != "holding":
+            point.update(table="holding", address=end)
+            end += _registers(point)
+
+
+def _registers(point: dict[str, Any]) -> int:
+    if point["type"] == "string":
+        return -(-int(point["length"]) // 2)
+    return {"uint32": 2, "int32": 2, "float32": 2, "float64": 4}.get(point["type"], 1)
+
+
+def reads_per_poll(data: dict[str, Any]) -> int:
+    """The Modbus reads of one poll of the first machine, as the agent plans them."""
+    from shopfloor.edge.drivers.modbus.plan import plan_reads
+    from shopfloor.shared.protocols.modbus import ModbusPoint
+
+    machine = next(iter(data["machines"].values()))
+    return len(plan_reads([ModbusPoint.model_validate(p) for p in machine["points"]]))
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="./dev.sh bench edge")
     parser.add_argument("--devices", type=int, default=1000)
@@ -152,6 +178,12 @@ def main(argv: list[str]) -> None:
                       help="one port and one connection per device")
     parser.add_argument("--max-in-flight", type=int, default=1,
                         help="requests pipelined per connection (default 1)")
+    parser.add_argument(
+        "--map", choices=("machine", "holding"), default="machine",
+        help="machine (default): the generated machine's register map, coils, a discrete "
+        "input, holding and input registers: four reads per poll; holding: the same 20 "
+        "points all in holding registers, one read per poll (the issue's Node-RED "
+        "comparison: N devices x 20 holding registers)")
     parser.add_argument("--profile", metavar="FILE",
                         help="run the agent under cProfile, stats to FILE (pstats)")
     parser.add_argument("--seconds", type=float, default=30.0, help="measured window")
@@ -169,6 +201,7 @@ def main(argv: list[str]) -> None:
         run(
             Path(tmp), args.devices, args.seconds, args.warmup, args.nice,
             per_port=per_port, max_in_flight=args.max_in_flight, profile=args.profile,
+            register_map=args.map,
         )
 
 
@@ -181,6 +214,7 @@ def run(
     per_port: int = 200,
     max_in_flight: int = 1,
     profile: str | None = None,
+    register_map: str = "machine",
 ) -> None:
     broker = Mosquitto(tmp / "mosquitto")
     broker.start()
@@ -193,12 +227,15 @@ def run(
     gateway = per_port > 1
     for machine in data["machines"].values():
         machine["connection"].update(gateway=gateway, max_in_flight=max_in_flight)
+        if register_map == "holding":
+            holding_only(machine)
     mode = (
         f"gateway mode: {per_port} unit ids per port, {ports} shared connection(s), "
         f"max_in_flight {max_in_flight}"
         if gateway
         else f"port per device: {ports} ports and connections, max_in_flight {max_in_flight}"
     )
+    mode += f", {register_map} map ({reads_per_poll(data)} read(s) per poll)"
     plant, env, logs, (sim,) = start_sim(tmp, data, broker.port, metrics_port)
     agent: subprocess.Popen[bytes] | None = None
     try:

@@ -1,5 +1,5 @@
 """The edge agent: wires the parts together and runs them as supervised, named tasks
-in one TaskGroup — a poller per machine, the outbox's group commit, the publisher,
+in one TaskGroup — the outbox's group commit, the publisher,
 the MQTT link, the command dispatcher. `run(stop)` returns after a graceful shutdown:
 polling stops, pending samples are committed, in-flight messages get a moment for
 their PUBACK (the rest stays in SQLite), and the agent says offline (retained).
@@ -166,7 +166,8 @@ class EdgeAgent:
         streams = self._streams(store, outbox)
         ticker = Ticker()  # one timer per time slot for all pollers
         pollers = [
-            MachinePoller(serving[s.machine_id], s, self.metrics, self.governor, ticker)
+            MachinePoller(serving[s.machine_id], s, self.metrics, self.governor, ticker,
+                          self.task_health)
             for s in streams if not serving[s.machine_id].pushes
         ]
         dispatcher = CommandDispatcher(
@@ -205,19 +206,21 @@ class EdgeAgent:
                 spawn("status", partial(self._repeat_status, link, store))
                 spawn("overload", self.governor.run)
                 n = len(pollers)
-                polling = [
-                    spawn(f"poll:{p.machine_id}", partial(p.run, i / n * p.machine.poll_interval_s))
-                    for i, p in enumerate(pollers)
-                ]
+                for i, p in enumerate(pollers):  # spread over the interval
+                    p.start(i / n * p.machine.poll_interval_s)
                 by_id = {s.machine_id: s for s in streams}
-                polling += [
+                polling = [
                     spawn(f"push:{'+'.join(d.machines)}", partial(d.run, _sink(by_id)))
                     for d in drivers if d.pushes
                 ]
                 await stop.wait()
+                for p in pollers:
+                    p.stop()
                 await self._shutdown(polling, outbox, publisher, link)
                 await _cancel_all(self._tasks)
         finally:
+            for p in pollers:
+                p.stop()
             await outbox.close()
             for driver in drivers:
                 driver.close()

@@ -31,8 +31,11 @@ class DeadbandFilter:
         self._skipped: dict[str, int] = {}
 
     def apply(self, values: dict[str, Value]) -> dict[str, Value]:
-        """The values to publish (a new dict, in the same order); updates what was last
-        published. Only the deadbanded points are looked at (most points have none)."""
+        """The values to publish (in the same order); updates what was last
+        published. Only the deadbanded points are looked at (most points have none);
+        without any, `values` itself."""
+        if not self._deadband:
+            return values
         out = dict(values)
         for name, band in self._deadband.items():
             value = out.get(name)

@@ -37,16 +37,16 @@ def test_overload_sheds_fairly_counts_and_recovers(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     slow = threading.Event()
-    original = MachinePoller.poll_once
+    original = MachinePoller.accept
 
-    async def slow_poll(self: MachinePoller, blocks: Any, *args: Any) -> bool:
+    def slow_poll(self: MachinePoller, *args: Any) -> bool:
         if slow.is_set():  # CPU work that holds the event loop
             end = time.thread_time() + SLOW_POLL_S
             while time.thread_time() < end:
                 pass
-        return await original(self, blocks, *args)
+        return original(self, *args)
 
-    monkeypatch.setattr(MachinePoller, "poll_once", slow_poll)
+    monkeypatch.setattr(MachinePoller, "accept", slow_poll)
     caplog.set_level(logging.INFO, logger="shopfloor.edge.overload")
     server = ModbusServer(UNITS).start()
     machines = {}

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from shopfloor.edge.errors import DeviceError
 from shopfloor.shared.contract import PointValue as Value
@@ -32,6 +33,11 @@ class Reading:
     answered: bool = True
     ts: dt.datetime | None = None
 
+
+T = TypeVar("T")
+Done = Callable[[Reading | Exception], None]
+"""Where a polled driver delivers the reading of one `start_read`: a Reading, or the
+exception of a bug (the poller counts it as a crash, like a supervised task's)."""
 
 Sink = Callable[[str, Reading], None]
 """Where a pushing driver delivers readings: sink(machine_id, reading), on the event
@@ -61,6 +67,12 @@ class Driver(Protocol):
         """Read the plans' points now (several plans due at once go out together). Never
         raises for a device's failure: that is `Reading.errors`."""
 
+    def start_read(self, machine_id: str, plans: Sequence[Any], done: Done) -> None:
+        """`read`, driven by callbacks: start it now and call `done` once, later (never
+        from inside this call), on the event loop thread. What the scheduled polls use:
+        a driver may answer from its connection's own callbacks, with no task per poll
+        (Modbus TCP); `finish_later(self.read(...), done)` is the plain way."""
+
     async def read_point(self, machine_id: str, point: Point) -> Value:
         """One point's value read from the device now. Raises DeviceError (failed
         read) or shared.errors.CodecError (a value that does not decode)."""
@@ -79,6 +91,28 @@ class Driver(Protocol):
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
+
+
+_running: set[asyncio.Task[Any]] = set()
+
+
+def finish_later(work: Coroutine[Any, Any, T], done: Callable[[T | Exception], None]) -> None:
+    """Run `work` as a task and hand its result, or the exception it raised, to `done`
+    (not when it was cancelled: the agent is stopping)."""
+    task = asyncio.get_running_loop().create_task(work)
+    _running.add(task)
+
+    def finished(task: asyncio.Task[T]) -> None:
+        _running.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            done(task.result())
+        elif isinstance(exc, Exception):
+            done(exc)
+
+    task.add_done_callback(finished)
 
 
 class DriverFactory(Protocol):

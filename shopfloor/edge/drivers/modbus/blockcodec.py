@@ -17,6 +17,7 @@ import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from math import isfinite
 from operator import itemgetter
 from typing import Any
 
@@ -51,12 +52,13 @@ class BlockDecoder:
         self._permute: Any = None
         self._struct = struct.Struct("")
         self._names: tuple[str, ...] = ()
-        self._post: tuple[tuple[int, _Field], ...] = ()
+        self._post: tuple[tuple[int, str, int, float, float], ...] = ()
         """The fields a raw value is not the value of (scaled, float, bool, string)."""
         if not bits:
             self._compile(base, points)
             self._names = tuple(f.name for f in self._fields)
-            self._post = tuple((i, f) for i, f in enumerate(self._fields) if f.kind != _PLAIN)
+            self._post = tuple((i, f.name, f.kind, f.scale, f.offset)
+                               for i, f in enumerate(self._fields) if f.kind != _PLAIN)
 
     def _compile(self, base: int, points: Sequence[Point]) -> None:
         layout = sorted(points, key=lambda p: p.address)
@@ -86,13 +88,20 @@ class BlockDecoder:
             unpacked = self._struct.unpack_from(data)
             values: dict[str, Value] = dict(zip(self._names, unpacked, strict=True))
             bad: set[str] = set()
-            for i, field in self._post:
-                value = _finish(field, unpacked[i])
-                if value is None:
-                    del values[field.name]
-                    bad.add(field.name)
+            for i, name, kind, scale, offset in self._post:  # `_finish`, inlined (hot)
+                got = unpacked[i]
+                if kind == _SCALED:
+                    values[name] = got * scale + offset
+                elif kind in (_FLOAT, _FLOAT_SCALED):
+                    if not isfinite(got):
+                        del values[name]
+                        bad.add(name)
+                    elif kind == _FLOAT_SCALED:
+                        values[name] = got * scale + offset
+                elif kind == _BOOL:
+                    values[name] = bool(got)
                 else:
-                    values[field.name] = value
+                    values[name] = got.rstrip(b"\x00 ").decode("latin-1")
             return values, bad
         return self._decode_short(raw, available)
 

@@ -11,15 +11,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 from pymodbus.framer import FramerType
 
+from shopfloor.edge.drivers.base import finish_later
 from shopfloor.edge.drivers.modbus.plan import ReadBlock
-from shopfloor.edge.drivers.modbus.tcpread import TcpReader
+from shopfloor.edge.drivers.modbus.tcpread import Outcome, TcpReader
 from shopfloor.edge.errors import DeviceError, DeviceRefusedWrite
 from shopfloor.shared.backoff import Backoff
 from shopfloor.shared.enums import DeviceFailure
@@ -107,22 +108,36 @@ class Bus:
         first), for `block.decoder`. Raises DeviceError."""
         timeout = self.connection.timeout_s if timeout_s is None else timeout_s
         if self.reader is not None:
-            return await self.reader.read(
-                machine, device_id, block.table, block.address, block.count, timeout
-            )
+            return await self.reader.read(machine, device_id, block.request, timeout)
         return to_wire(block, await self._read_pymodbus(machine, device_id, block))
+
+    def start_read_blocks(self, machine: str, device_id: int, blocks: Sequence[ReadBlock],
+                          timeout_s: float, finished: Callable[[list[Outcome] | Exception], None]
+                          ) -> None:
+        """Read every block of one poll; `finished(outcomes)` later, on the event loop
+        thread: per block its answer's bytes (see `read_block`) or its DeviceError. On TCP
+        this is the callback-driven `TcpReader` (up to `max_in_flight` requests in one
+        send); elsewhere a task reads the blocks one at a time. After a connect failure or
+        a timeout the blocks not yet tried stay None (the device is not there); after an
+        exception answer the others are still read."""
+        if self.reader is not None:
+            requests = [b.request for b in blocks]
+            self.reader.start_many(machine, device_id, requests, timeout_s, finished)
+        else:
+            finish_later(self._read_serially(machine, device_id, blocks, timeout_s), finished)
 
     async def read_blocks(
         self, machine: str, device_id: int, blocks: Sequence[ReadBlock], timeout_s: float
-    ) -> list[bytes | DeviceError | None]:
-        """Every block of one poll: its answer's bytes (see `read_block`) or its
-        DeviceError. On TCP up to `max_in_flight` requests go out in one send. After a
-        connect failure or a timeout the blocks not yet tried stay None (the device is
-        not there); after an exception answer the others are still read."""
+    ) -> list[Outcome]:
+        """`start_read_blocks`, awaited."""
         if self.reader is not None:
             requests = [b.request for b in blocks]
             return await self.reader.read_many(machine, device_id, requests, timeout_s)
-        outcomes: list[bytes | DeviceError | None] = [None] * len(blocks)
+        return await self._read_serially(machine, device_id, blocks, timeout_s)
+
+    async def _read_serially(self, machine: str, device_id: int, blocks: Sequence[ReadBlock],
+                             timeout_s: float) -> list[Outcome]:
+        outcomes: list[Outcome] = [None] * len(blocks)
         for i, block in enumerate(blocks):
             try:
                 outcomes[i] = await self.read_block(machine, device_id, block, timeout_s)

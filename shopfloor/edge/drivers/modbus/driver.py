@@ -6,12 +6,13 @@ decoded in one unpack each (`blockcodec.py`); writes encode with the Modbus code
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
-from shopfloor.edge.drivers.base import Driver, Reading, Sink
+from shopfloor.edge.drivers.base import Done, Driver, Reading, Sink
 from shopfloor.edge.drivers.modbus.bus import Bus, bus_key
 from shopfloor.edge.drivers.modbus.plan import ReadBlock, plan_reads
+from shopfloor.edge.drivers.modbus.tcpread import Outcome
 from shopfloor.edge.errors import DeviceError
 from shopfloor.shared.plant import Agent, Machine, Point
 from shopfloor.shared.protocols.modbus import ModbusConnection, ModbusPoint
@@ -24,7 +25,11 @@ class BlockReader(Protocol):
     (`history.SourceReader`) when history is brought into the outbox."""
 
     async def read_blocks(self, machine: str, device_id: int, blocks: Sequence[ReadBlock],
-                          timeout_s: float) -> list[bytes | DeviceError | None]: ...
+                          timeout_s: float) -> list[Outcome]: ...
+
+    def start_read_blocks(self, machine: str, device_id: int, blocks: Sequence[ReadBlock],
+                          timeout_s: float,
+                          finished: Callable[[list[Outcome] | Exception], None]) -> None: ...
 
     async def read(self, machine: str, device_id: int,
                    block: ReadBlock) -> list[int] | list[bool]: ...
@@ -57,18 +62,26 @@ class ModbusDriver:
         outcomes = await self.bus.read_blocks(
             machine_id, connection.device_id, blocks, connection.timeout_s
         )
-        reading = Reading({}, set(), [], False)
-        for block, outcome in zip(blocks, outcomes, strict=True):
-            if outcome is None or isinstance(outcome, DeviceError):
-                if outcome is not None:  # None: not tried after the device failed
-                    reading.errors.append(outcome)
-                reading.bad.update(p.name for p in block.points)
-                continue
-            reading.answered = True
-            values, bad = block.decoder.decode(outcome)
-            reading.values.update(values)
-            reading.bad |= bad
-        return reading
+        return _reading(blocks, outcomes)
+
+    def start_read(self, machine_id: str, plans: Sequence[list[ReadBlock]], done: Done) -> None:
+        blocks = plans[0] if len(plans) == 1 else [b for plan in plans for b in plan]
+        connection = self._connections[machine_id]
+
+        def finished(outcomes: list[Outcome] | Exception) -> None:
+            if isinstance(outcomes, Exception):
+                done(outcomes)
+                return
+            try:
+                reading = _reading(blocks, outcomes)
+            except Exception as exc:  # noqa: BLE001 - a bug: the poller counts the crash
+                done(exc)
+                return
+            done(reading)
+
+        self.bus.start_read_blocks(
+            machine_id, connection.device_id, blocks, connection.timeout_s, finished
+        )
 
     async def read_point(self, machine_id: str, point: Point) -> Value:
         spec = _modbus_point(point)
@@ -89,6 +102,25 @@ class ModbusDriver:
 
     def close(self) -> None:
         self.bus.close()
+
+
+def _reading(blocks: Sequence[ReadBlock], outcomes: Sequence[Outcome]) -> Reading:
+    """The blocks' answers decoded into one reading."""
+    reading = Reading({}, set(), [], False)
+    values = reading.values
+    for block, outcome in zip(blocks, outcomes, strict=True):
+        if outcome.__class__ is bytes:
+            reading.answered = True
+            good, bad = block.decoder.decode(outcome)
+            values.update(good)
+            if bad:
+                reading.bad |= bad
+            continue
+        if outcome is not None:  # None: not tried after the device failed
+            assert isinstance(outcome, DeviceError)
+            reading.errors.append(outcome)
+        reading.bad.update(p.name for p in block.points)
+    return reading
 
 
 def drivers(machines: Mapping[str, Machine], agent: Agent) -> list[Driver]:

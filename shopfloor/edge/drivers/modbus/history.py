@@ -5,13 +5,14 @@ pipeline over it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from shopfloor.edge.drivers.base import Driver
+from shopfloor.edge.drivers.base import Driver, finish_later
 from shopfloor.edge.drivers.modbus.bus import to_wire
 from shopfloor.edge.drivers.modbus.driver import ModbusDriver
 from shopfloor.edge.drivers.modbus.plan import ReadBlock
+from shopfloor.edge.drivers.modbus.tcpread import Outcome
 from shopfloor.edge.errors import DeviceError
 from shopfloor.shared.enums import DeviceFailure
 from shopfloor.shared.plant import Agent, Plant
@@ -34,9 +35,14 @@ class SourceReader:
         self.source = source
 
     async def read_blocks(self, machine: str, device_id: int, blocks: Sequence[ReadBlock],
-                          timeout_s: float) -> list[bytes | DeviceError | None]:
+                          timeout_s: float) -> list[Outcome]:
         return [to_wire(block, await self.source.read(machine, device_id, block))
                 for block in blocks]
+
+    def start_read_blocks(self, machine: str, device_id: int, blocks: Sequence[ReadBlock],
+                          timeout_s: float,
+                          finished: Callable[[list[Outcome] | Exception], None]) -> None:
+        finish_later(self.read_blocks(machine, device_id, blocks, timeout_s), finished)
 
     async def read(self, machine: str, device_id: int,
                    block: ReadBlock) -> list[int] | list[bool]:

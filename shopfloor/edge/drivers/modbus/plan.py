@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from shopfloor.edge.drivers.modbus.blockcodec import BlockDecoder
+from shopfloor.edge.drivers.modbus.tcpread import Request
 from shopfloor.shared.protocols.modbus import ModbusPoint as Point
 from shopfloor.shared.protocols.modbus.enums import Table
 
@@ -32,8 +33,8 @@ class ReadBlock:
     """(point, start, end) offsets into the response, computed once (polled every second)."""
     decoder: BlockDecoder = field(init=False, repr=False, compare=False)
     """Decodes the block's response (wire bytes) in one unpack, compiled once."""
-    request: tuple[Table, int, int] = field(init=False, repr=False, compare=False)
-    """(table, address, count): what the TCP reader sends."""
+    request: Request = field(init=False, repr=False, compare=False)
+    """What the TCP reader sends (function code, address, count) and expects back."""
 
     def __post_init__(self) -> None:
         spans = tuple(
@@ -42,7 +43,7 @@ class ReadBlock:
         object.__setattr__(self, "spans", spans)
         decoder = BlockDecoder(self.address, self.points, self.count, self.table.is_bit)
         object.__setattr__(self, "decoder", decoder)
-        object.__setattr__(self, "request", (self.table, self.address, self.count))
+        object.__setattr__(self, "request", Request.of(self.table, self.address, self.count))
 
     def slice(self, point: Point, data: Sequence[int | bool]) -> list[int | bool]:
         """The part of this block's response that holds `point`."""

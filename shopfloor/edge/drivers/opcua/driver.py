@@ -33,7 +33,7 @@ from typing import Any
 
 from asyncua import ua
 
-from shopfloor.edge.drivers.base import Reading, Sink
+from shopfloor.edge.drivers.base import Done, Reading, Sink, finish_later
 from shopfloor.edge.drivers.opcua.convert import (
     as_utc,
     event_time,
@@ -107,6 +107,10 @@ class OpcUaDriver:
         stamps = [as_utc(d.ServerTimestamp) for d in values if d.ServerTimestamp]
         reading.ts = max(stamps, default=None)
         return reading
+
+    def start_read(self, machine_id: str, plans: Sequence[tuple[OpcUaPoint, ...]],
+                   done: Done) -> None:
+        finish_later(self.read(machine_id, plans), done)
 
     # ----- commands ----------------------------------------------------------------
     async def read_point(self, machine_id: str, point: Point) -> Value:

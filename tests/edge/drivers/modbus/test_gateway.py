@@ -151,26 +151,21 @@ def test_gateway_machines_are_one_bus() -> None:
     assert keys["m01"] == keys["m02"] != keys["solo"]
 
 
-def test_in_flight_slots_are_taken_whole_and_never_leak() -> None:
-    import asyncio
-
+def test_in_flight_slots_are_taken_whole_first_come_first_served() -> None:
     from shopfloor.edge.drivers.modbus.tcpread import _Slots
 
-    async def main() -> None:
-        slots = _Slots(4)
-        await slots.acquire(3)
-        second = asyncio.ensure_future(slots.acquire(2))  # needs 2, 1 free: waits whole
-        third = asyncio.ensure_future(slots.acquire(1))  # first come, first served
-        await asyncio.sleep(0.01)
-        assert not second.done() and not third.done()
-        second.cancel()  # a poller stopped while it waited
-        await asyncio.sleep(0.01)
-        assert third.done()  # the cancelled waiter no longer blocks the queue
-        slots.release(3)
-        slots.release(1)
-        await asyncio.wait_for(slots.acquire(4), 1)  # all four came back
-
-    asyncio.run(main())
+    granted: list[tuple[object, int]] = []
+    slots = _Slots(4, lambda read, n: granted.append((read, n)))
+    slots.take(3, "a")  # type: ignore[arg-type]
+    slots.take(2, "b")  # type: ignore[arg-type] # needs 2, 1 free: waits, whole
+    slots.take(1, "c")  # type: ignore[arg-type] # 1 would fit, but b came first
+    assert granted == [("a", 3)]
+    slots.release(3)
+    assert granted == [("a", 3), ("b", 2), ("c", 1)]
+    slots.release(2)
+    slots.release(1)
+    slots.take(4, "d")  # type: ignore[arg-type] # all four came back
+    assert granted[-1] == ("d", 4)
 
 
 def test_one_polls_reads_are_pipelined_on_a_devices_own_connection(
