@@ -113,12 +113,13 @@ class _Link(asyncio.Protocol):
         self.lost = False
         self._buffer = b""
         self._outgoing: list[bytes] = []
+        self._reading = False
 
     def write(self, frames: list[bytes]) -> None:
         """Queue request frames; they go out in one send at the end of this pass of the
         event loop, together with what other devices behind the same gateway queue in
         it (a loopback send costs tens of microseconds: fewer is cheaper)."""
-        if not self._outgoing:
+        if not self._outgoing and not self._reading:  # data_received flushes at its end
             asyncio.get_running_loop().call_soon(self._flush)
         self._outgoing.extend(frames)
 
@@ -140,23 +141,30 @@ class _Link(asyncio.Protocol):
         switch between an answer and what it starts."""
         buffer = self._buffer + data if self._buffer else data
         pending = self.pending
-        while len(buffer) >= 6:
-            size = 6 + (buffer[4] << 8 | buffer[5])
-            if size > _MAX_FRAME or buffer[2] or buffer[3]:
-                self._garbage(len(buffer))
-                return
-            if len(buffer) < size:
-                break
-            waiting = pending.pop(buffer[0] << 8 | buffer[1], None)
-            if waiting is not None:
-                waiting[0].answer(waiting[1], buffer[6:size])  # unit id + PDU
-            buffer = buffer[size:]
-        self._buffer = buffer
+        self._reading = True
+        try:
+            while len(buffer) >= 6:
+                size = 6 + (buffer[4] << 8 | buffer[5])
+                if size > _MAX_FRAME or buffer[2] or buffer[3]:
+                    self._garbage(len(buffer))
+                    return
+                if len(buffer) < size:
+                    break
+                waiting = pending.pop(buffer[0] << 8 | buffer[1], None)
+                if waiting is not None:
+                    waiting[0].answer(waiting[1], buffer[6:size])  # unit id + PDU
+                buffer = buffer[size:]
+            self._buffer = buffer
+        finally:
+            self._reading = False
+            if self._outgoing:  # what the answers started (the next requests) goes now
+                self._flush()
 
     def _garbage(self, size: int) -> None:
         """Not Modbus TCP: the stream cannot be resynchronised; drop the connection."""
         log.debug("dropping a connection that sent %d bytes of non-Modbus data", size)
         self._buffer = b""
+        self._outgoing = []  # their reads fail when the connection is lost
         if self.transport is not None:
             self.transport.close()
 
