@@ -342,8 +342,9 @@ class LeanClient(Client):
 
     def publish_qos1(self, topic: str, payload: bytes, retain: bool = False) -> int:
         """Queue one QoS 1 PUBLISH (no properties); returns its packet id, which
-        `on_acked` names. ValueError for a topic that cannot be published to (wildcards, too
-        long, empty, a NUL) or a payload over MQTT's limit, TypeError for a payload not bytes."""
+        `on_acked` names. ValueError for a topic that cannot be published to (wildcards,
+        empty, a NUL, too long) or a payload over MQTT's limit, TypeError for a payload
+        not bytes."""
         head = self._heads.get(topic) or self._head(topic)
         if not isinstance(payload, bytes):
             raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
