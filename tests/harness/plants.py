@@ -55,6 +55,8 @@ def relocate(
     data["collector"]["client_id"] = f"collector-{site}"
     data.setdefault("api", {})
     data["api"]["port"] = free_port()
+    if "alarms" in data:  # `shopfloor alarms` serves /healthz there: two runs at once collided
+        data["alarms"]["metrics_port"] = free_port()
     return data
 
 
