@@ -6,8 +6,8 @@ Poll schedules are grids (start + k × interval) whose start is aligned to a slo
 the event loop. Polls of one slot then share their work: their Modbus requests to one
 gateway go out in one send, their answers come back in few receives, their messages
 land in one group commit and one MQTT write — instead of a timer, a selector wait and a
-send for every machine, spread over the second. At 1,000 machines at 1 Hz there are 20
-slots a second of 50 polls each; the event loop's timer heap holds a few slots instead
+send for every machine, spread over the second. At 1,000 machines at 1 Hz there are 50
+slots a second of 20 polls each; the event loop's timer heap holds a few slots instead
 of a timer per machine.
 
 A grid aligned to the slots starts its polls exactly on time; an interval that is not a
@@ -26,11 +26,10 @@ from functools import partial
 
 log = logging.getLogger(__name__)
 
-SLOT_S = 0.05
-"""Width of a time slot; every poll starts at a slot boundary. 50 ms: at 1,000 machines
-behind gateways, 20 ms slots cost ~10 % more CPU per poll than 50 ms ones (fewer polls
-share each send, receive and commit); an interval that is not a multiple of it starts
-up to one slot late."""
+SLOT_S = 0.02
+"""Width of a time slot; every poll starts at a slot boundary. (50 ms slots were measured
+against 20 ms at 1,000 machines behind gateways: no difference in CPU per poll, but a
+longer late start for intervals that are not a multiple of the slot.)"""
 _TOLERANCE = 1e-6
 """A tick this close after a slot boundary (float sums) belongs to that slot."""
 
