@@ -57,7 +57,7 @@ class ModbusDriver:
         return _plan(tuple(_modbus_point(p) for p in points), self._max_registers, self._max_gap)
 
     async def read(self, machine_id: str, plans: Sequence[list[ReadBlock]]) -> Reading:
-        blocks = plans[0] if len(plans) == 1 else [b for plan in plans for b in plan]
+        blocks = _blocks(plans)
         connection = self._connections[machine_id]
         outcomes = await self.bus.read_blocks(
             machine_id, connection.device_id, blocks, connection.timeout_s
@@ -65,7 +65,7 @@ class ModbusDriver:
         return _reading(blocks, outcomes)
 
     def start_read(self, machine_id: str, plans: Sequence[list[ReadBlock]], done: Done) -> None:
-        blocks = plans[0] if len(plans) == 1 else [b for plan in plans for b in plan]
+        blocks = _blocks(plans)
         connection = self._connections[machine_id]
 
         def finished(outcomes: list[Outcome] | Exception) -> None:
@@ -102,6 +102,11 @@ class ModbusDriver:
 
     def close(self) -> None:
         self.bus.close()
+
+
+def _blocks(plans: Sequence[list[ReadBlock]]) -> Sequence[ReadBlock]:
+    """The blocks of the plans due together, in plan order."""
+    return plans[0] if len(plans) == 1 else [b for plan in plans for b in plan]
 
 
 def _reading(blocks: Sequence[ReadBlock], outcomes: Sequence[Outcome]) -> Reading:
