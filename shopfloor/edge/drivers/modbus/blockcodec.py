@@ -19,7 +19,7 @@ import math
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from math import isfinite
 from operator import itemgetter
 from typing import Any
@@ -55,12 +55,13 @@ class BlockDecoder:
         self._permute: Any = None
         self._struct = struct.Struct("")
         if bits:
-            self._full = _bits_function(self._bits)
+            self._full = _bits_function(tuple(self._bits))
         else:
-            self._compile(base, points)
-            self._full = _registers_function(self._fields, self._struct, self._permute)
+            permuted = self._compile(base, points)
+            self._full = _registers_function(tuple(self._fields), self._struct.format, permuted)
 
-    def _compile(self, base: int, points: Sequence[Point]) -> None:
+    def _compile(self, base: int, points: Sequence[Point]) -> tuple[int, ...] | None:
+        """Fields, struct and permutation; returns the permutation's byte indexes."""
         layout = sorted(points, key=lambda p: p.address)
         source: list[int] = []  # response byte index of each byte the struct reads
         formats: list[str] = []
@@ -73,9 +74,10 @@ class BlockDecoder:
             ))
         if source == sorted(set(source)):  # plain ABCD, no overlap: pad bytes skip the holes
             self._struct = struct.Struct(">" + "".join(_padded(layout, formats, base)))
-        else:
-            self._permute = itemgetter(*source)  # a point is at least 2 bytes: a tuple
-            self._struct = struct.Struct(">" + "".join(formats))
+            return None
+        self._permute = itemgetter(*source)  # a point is at least 2 bytes: a tuple
+        self._struct = struct.Struct(">" + "".join(formats))
+        return tuple(source)
 
     def decode(self, raw: bytes) -> tuple[dict[str, Value], set[str]]:
         """Every point's value; points the response does not cover (too short) or whose
@@ -116,8 +118,10 @@ class BlockDecoder:
         return values, bad
 
 
-def _registers_function(fields: Sequence[_Field], unpacker: struct.Struct,
-                        permute: Any) -> Callable[[bytes], tuple[dict[str, Value], set[str]]]:
+@lru_cache(maxsize=1024)
+def _registers_function(
+    fields: tuple[_Field, ...], fmt: str, permuted: tuple[int, ...] | None
+) -> Callable[[bytes], tuple[dict[str, Value], set[str]]]:
     """The full-answer decoder of a register block, as one straight-line function:
     one unpack, one dict display, one test of every float field at once (`x - x` is 0.0
     for a finite x and NaN for an infinite or NaN one), no loop and no branch per field.
@@ -125,7 +129,9 @@ def _registers_function(fields: Sequence[_Field], unpacker: struct.Struct,
     `codec.decode`), at about a third of the loop's cost: the decode ran for every poll.
 
     The source is generated from field *positions* only (`v3`, `k3`, `s3`): names,
-    scales and offsets from the plant file reach it as bound values, never as text."""
+    scales and offsets from the plant file reach it as bound values, never as text.
+    Blocks alike (machines of one model: the same points, formats and orders) share one
+    function: thousands of machines cost one code object, not thousands."""
     n = len(fields)
     items, floats = [], []
     for i, f in enumerate(fields):
@@ -141,10 +147,10 @@ def _registers_function(fields: Sequence[_Field], unpacker: struct.Struct,
         if f.kind in (_FLOAT, _FLOAT_SCALED):
             floats.append(i)
     unpacked = "".join(f"v{i}, " for i in range(n))
-    data = "bytes(permute(raw))" if permute is not None else "raw"
+    data = "bytes(permute(raw))" if permuted is not None else "raw"
     lines = [
         "def full(raw):",
-        f"    {unpacked}= unpack(  {data})",
+        f"    {unpacked}= unpack({data})",
     ]
     if floats:  # a NaN or infinity makes the sum NaN: then find which are bad
         test = " + ".join(f"(v{i} - v{i})" for i in floats)
@@ -154,8 +160,8 @@ def _registers_function(fields: Sequence[_Field], unpacker: struct.Struct,
         ]
     lines.append(f"    return {{{', '.join(items)}}}, set()")
     namespace: dict[str, Any] = {
-        "unpack": unpacker.unpack_from,
-        "permute": permute,
+        "unpack": struct.Struct(fmt).unpack_from,
+        "permute": itemgetter(*permuted) if permuted is not None else None,
         "not_finite": partial(_not_finite, [(i, fields[i].name) for i in floats]),
     }
     for i, f in enumerate(fields):
@@ -175,8 +181,9 @@ def _not_finite(floats: list[tuple[int, str]], raw: tuple[Any, ...],
     return values, bad
 
 
+@lru_cache(maxsize=1024)
 def _bits_function(
-    bits: Sequence[tuple[str, int]],
+    bits: tuple[tuple[str, int], ...],
 ) -> Callable[[bytes], tuple[dict[str, Value], set[str]]]:
     """The full-answer decoder of a bit block (see `_registers_function`): one
     little-endian integer, one mask test per point."""
