@@ -72,7 +72,7 @@ class MachinePoller:
         """Begin polling `start_offset_s` from now (aligned to a time slot)."""
         ticker = self.ticker = self.ticker or Ticker()
         start = ticker.align(self._loop.time() + start_offset_s)
-        self._exact = ticker.exact(min(self.plans, default=1.0))
+        self._exact = any(ticker.exact(interval) for interval in self.plans)
         self._due = dict.fromkeys(self.plans, start)
         self._running = True
         self._book()

@@ -90,7 +90,7 @@ class MachineStream:
         self.first_failure: dt.datetime | None = None
         self.online: bool | None = None
         self._state_points = _state_points(machine)
-        self._state_inputs: tuple[object, ...] | None = None
+        self._state_inputs: list[object] | None = None
         self._times = {} if times is None else times
         latest_ms = self._times.get(machine_id)
         self._floor = self._restart_floor(latest_ms)
@@ -190,7 +190,7 @@ class MachineStream:
             payload = self.tracker.update(view, ts, since=self.first_failure)
         else:
             values = reading.values
-            inputs = tuple(values.get(name, _ABSENT) for name in self._state_points)
+            inputs = [values.get(name, _ABSENT) for name in self._state_points]
             if inputs == self._state_inputs and self.tracker.view is self._derived:
                 return  # what the state is derived from did not change: neither did it
             payload = self.tracker.update(derive_state(self.machine, values, self.tracker.view), ts)

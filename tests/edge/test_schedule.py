@@ -73,11 +73,14 @@ def test_a_passed_tick_returns_at_once_and_cancelling_one_waiter_spares_the_othe
     asyncio.run(scenario())
 
 
-def test_short_intervals_keep_their_own_timer() -> None:
+def test_intervals_off_the_slot_grid_keep_their_own_timer() -> None:
     async def scenario() -> None:
         ticker = Ticker(SLOT)
-        assert ticker.exact(SLOT / 2)
+        assert ticker.exact(SLOT / 2)  # shorter than a slot
+        assert ticker.exact(2.5 * SLOT)  # not a whole number of slots
         assert not ticker.exact(SLOT)
         assert not ticker.exact(1.0)
+        assert not ticker.exact(0.3)  # 15 slots, whatever the float sum says
+        assert Ticker(0.1).exact(0.25) and not Ticker(0.1).exact(0.7)
 
     asyncio.run(scenario())

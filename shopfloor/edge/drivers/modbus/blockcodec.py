@@ -8,15 +8,18 @@ ABCD (or two points overlap), the block gets a byte permutation (`itemgetter`) t
 rearranges the response into ABCD layout first. Scale/offset, the NaN/inf check and
 string trimming follow, per field, as `codec.decode` defines them (the tests
 compare both for every type and order). A bit block (coils, discrete inputs) is read
-as one little-endian integer (Modbus packs bits LSB first).
+as one little-endian integer (Modbus packs bits LSB first). A full answer goes through
+a function generated for the block (straight-line code, no loop over fields); a short
+one through the general loop.
 """
 
 from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache, partial
 from math import isfinite
 from operator import itemgetter
 from typing import Any
@@ -43,7 +46,7 @@ class _Field:
 class BlockDecoder:
     """Decodes the response of one read block: `decode(raw) -> (values, bad)`."""
 
-    __slots__ = ("_bits", "_fields", "_names", "_permute", "_post", "_size", "_struct")
+    __slots__ = ("_bits", "_fields", "_full", "_permute", "_size", "_struct")
 
     def __init__(self, base: int, points: Sequence[Point], count: int, bits: bool) -> None:
         self._bits = [(p.name, p.address - base) for p in points] if bits else []
@@ -51,16 +54,14 @@ class BlockDecoder:
         self._fields: list[_Field] = []
         self._permute: Any = None
         self._struct = struct.Struct("")
-        self._names: tuple[str, ...] = ()
-        self._post: tuple[tuple[int, str, int, float, float], ...] = ()
-        """The fields a raw value is not the value of (scaled, float, bool, string)."""
-        if not bits:
-            self._compile(base, points)
-            self._names = tuple(f.name for f in self._fields)
-            self._post = tuple((i, f.name, f.kind, f.scale, f.offset)
-                               for i, f in enumerate(self._fields) if f.kind != _PLAIN)
+        if bits:
+            self._full = _bits_function(tuple(self._bits))
+        else:
+            permuted = self._compile(base, points)
+            self._full = _registers_function(tuple(self._fields), self._struct.format, permuted)
 
-    def _compile(self, base: int, points: Sequence[Point]) -> None:
+    def _compile(self, base: int, points: Sequence[Point]) -> tuple[int, ...] | None:
+        """Fields, struct and permutation; returns the permutation's byte indexes."""
         layout = sorted(points, key=lambda p: p.address)
         source: list[int] = []  # response byte index of each byte the struct reads
         formats: list[str] = []
@@ -73,37 +74,19 @@ class BlockDecoder:
             ))
         if source == sorted(set(source)):  # plain ABCD, no overlap: pad bytes skip the holes
             self._struct = struct.Struct(">" + "".join(_padded(layout, formats, base)))
-        else:
-            self._permute = itemgetter(*source)  # a point is at least 2 bytes: a tuple
-            self._struct = struct.Struct(">" + "".join(formats))
+            return None
+        self._permute = itemgetter(*source)  # a point is at least 2 bytes: a tuple
+        self._struct = struct.Struct(">" + "".join(formats))
+        return tuple(source)
 
     def decode(self, raw: bytes) -> tuple[dict[str, Value], set[str]]:
         """Every point's value; points the response does not cover (too short) or whose
         value is not finite go in the bad set instead."""
+        if len(raw) >= self._size:  # a full answer: every field is there
+            return self._full(raw)
         if self._bits:
             return self._decode_bits(raw)
-        available = len(raw)
-        if available >= self._size:  # a full answer: every field is there
-            data = bytes(self._permute(raw)) if self._permute is not None else raw
-            unpacked = self._struct.unpack_from(data)
-            values: dict[str, Value] = dict(zip(self._names, unpacked, strict=True))
-            bad: set[str] = set()
-            for i, name, kind, scale, offset in self._post:  # `_finish`, inlined (hot)
-                got = unpacked[i]
-                if kind == _SCALED:
-                    values[name] = got * scale + offset
-                elif kind in (_FLOAT, _FLOAT_SCALED):
-                    if not isfinite(got):
-                        del values[name]
-                        bad.add(name)
-                    elif kind == _FLOAT_SCALED:
-                        values[name] = got * scale + offset
-                elif kind == _BOOL:
-                    values[name] = bool(got)
-                else:
-                    values[name] = got.rstrip(b"\x00 ").decode("latin-1")
-            return values, bad
-        return self._decode_short(raw, available)
+        return self._decode_short(raw, len(raw))
 
     def _decode_short(self, raw: bytes, available: int) -> tuple[dict[str, Value], set[str]]:
         """An answer shorter than the block: the fields it does not cover are bad."""
@@ -133,6 +116,83 @@ class BlockDecoder:
             else:
                 bad.add(name)
         return values, bad
+
+
+@lru_cache(maxsize=1024)
+def _registers_function(
+    fields: tuple[_Field, ...], fmt: str, permuted: tuple[int, ...] | None
+) -> Callable[[bytes], tuple[dict[str, Value], set[str]]]:
+    """The full-answer decoder of a register block, as one straight-line function:
+    one unpack, one dict display, one test of every float field at once (`x - x` is 0.0
+    for a finite x and NaN for an infinite or NaN one), no loop and no branch per field.
+    The same values as `_finish` gives field by field (tests compare both with
+    `codec.decode`), at about a third of the loop's cost: the decode ran for every poll.
+
+    The source is generated from field *positions* only (`v3`, `k3`, `s3`): names,
+    scales and offsets from the plant file reach it as bound values, never as text.
+    Blocks alike (machines of one model: the same points, formats and orders) share one
+    function: thousands of machines cost one code object, not thousands."""
+    n = len(fields)
+    items, floats = [], []
+    for i, f in enumerate(fields):
+        value = {
+            _PLAIN: f"v{i}",
+            _SCALED: f"v{i} * s{i} + o{i}",
+            _FLOAT: f"v{i}",
+            _FLOAT_SCALED: f"v{i} * s{i} + o{i}",
+            _BOOL: f"v{i} != 0",
+            _STRING: f'v{i}.rstrip(b"\\x00 ").decode("latin-1")',
+        }[f.kind]
+        items.append(f"k{i}: {value}")
+        if f.kind in (_FLOAT, _FLOAT_SCALED):
+            floats.append(i)
+    unpacked = "".join(f"v{i}, " for i in range(n))
+    data = "bytes(permute(raw))" if permuted is not None else "raw"
+    lines = [
+        "def full(raw):",
+        f"    {unpacked}= unpack({data})",
+    ]
+    if floats:  # a NaN or infinity makes the sum NaN: then find which are bad
+        test = " + ".join(f"(v{i} - v{i})" for i in floats)
+        lines += [
+            f"    if {test} != 0.0:",
+            f"        return not_finite(({unpacked}), {{{', '.join(items)}}})",
+        ]
+    lines.append(f"    return {{{', '.join(items)}}}, set()")
+    namespace: dict[str, Any] = {
+        "unpack": struct.Struct(fmt).unpack_from,
+        "permute": itemgetter(*permuted) if permuted is not None else None,
+        "not_finite": partial(_not_finite, [(i, fields[i].name) for i in floats]),
+    }
+    for i, f in enumerate(fields):
+        namespace.update({f"k{i}": f.name, f"s{i}": f.scale, f"o{i}": f.offset})
+    exec("\n".join(lines), namespace)  # noqa: S102 - source made of positions only
+    return namespace["full"]  # type: ignore[no-any-return]
+
+
+def _not_finite(floats: list[tuple[int, str]], raw: tuple[Any, ...],
+                values: dict[str, Value]) -> tuple[dict[str, Value], set[str]]:
+    """The values without the float fields whose raw value is NaN or infinite."""
+    bad = set()
+    for i, name in floats:
+        if not isfinite(raw[i]):
+            del values[name]
+            bad.add(name)
+    return values, bad
+
+
+@lru_cache(maxsize=1024)
+def _bits_function(
+    bits: tuple[tuple[str, int], ...],
+) -> Callable[[bytes], tuple[dict[str, Value], set[str]]]:
+    """The full-answer decoder of a bit block (see `_registers_function`): one
+    little-endian integer, one mask test per point."""
+    items = ", ".join(f"k{i}: word & {1 << offset} != 0" for i, (_, offset) in enumerate(bits))
+    source = f"def full(raw):\n    word = from_bytes(raw, 'little')\n    return {{{items}}}, set()"
+    namespace: dict[str, Any] = {"from_bytes": int.from_bytes}
+    namespace.update({f"k{i}": name for i, (name, _) in enumerate(bits)})
+    exec(source, namespace)  # noqa: S102 - source made of positions and masks only
+    return namespace["full"]  # type: ignore[no-any-return]
 
 
 def _byte_order(point: Point) -> list[int]:
