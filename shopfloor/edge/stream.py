@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections import deque
 
 from shopfloor.edge.drivers.base import Reading
 from shopfloor.edge.metrics import EdgeMetrics
 from shopfloor.edge.outbox import Outbox
+from shopfloor.edge.recent import RecentTimes
 from shopfloor.edge.sample import DeadbandFilter, telemetry_payload
 from shopfloor.edge.state import StateTracker, StateView, derive_state, offline_view
 from shopfloor.edge.store import Message
@@ -91,12 +91,10 @@ class MachineStream:
         self.online: bool | None = None
         self._state_points = _state_points(machine)
         self._state_inputs: list[object] | None = None
-        self._recent: deque[int] = deque(maxlen=RECENT_MS)  # ms of the last samples
-        self._taken: set[int] = set()  # the same, to look up
         self._times = {} if times is None else times
         latest_ms = self._times.get(machine_id)
         self._floor = self._restart_floor(latest_ms)
-        self._latest = NO_FLOOR if latest_ms is None else latest_ms
+        self._recent = RecentTimes(RECENT_MS, NO_FLOOR if latest_ms is None else latest_ms)
         self._derived: StateView | None = None
 
     def accept(self, ts: dt.datetime, reading: Reading) -> bool:
@@ -128,17 +126,12 @@ class MachineStream:
         other. Only a sample that would collide, or is at or before the floor, moves; a
         back-dated one after the floor keeps its time."""
         ms = to_ms(ts)
-        if ms <= self._floor or ms in self._taken:
-            moved = max(ms, self._floor) + 1
-            while moved in self._taken:
-                moved += 1
-            ts, ms = EPOCH + moved * ONE_MS, moved
-        if len(self._recent) == self._recent.maxlen:
-            self._taken.discard(self._recent[0])
-        self._recent.append(ms)
-        self._taken.add(ms)
-        if ms > self._latest:
-            self._latest = self._times[self.machine_id] = ms  # committed with the seq
+        latest = self._recent.latest
+        taken = self._recent.take(ms, self._floor)
+        if taken != ms:
+            ts = EPOCH + taken * ONE_MS
+        if taken > latest:
+            self._times[self.machine_id] = taken  # committed with the seq
         return ts
 
     def _restart_floor(self, latest_ms: int | None) -> int:

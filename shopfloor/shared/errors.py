@@ -23,6 +23,10 @@ class PlantFileError(ShopfloorError):
         self.errors = errors
         super().__init__(self.render())
 
+    def __reduce__(self) -> tuple[type[PlantFileError], tuple[str, list[tuple[str, str]]]]:
+        """Picklable (an isolated load raises it in a child process)."""
+        return type(self), (self.source, self.errors)
+
     def render(self) -> str:
         """Every error on its own line: `  path: message`."""
         lines = [f"{self.source}: {len(self.errors)} error(s)"]

@@ -15,7 +15,6 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shopfloor.shared.alarm_rules import Ident, RuleKind, Severity
@@ -60,6 +59,11 @@ class Webhook(Filter):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
+        # Imported here, not at the top: httpx (with rich and pygments) costs ~6 MB, and
+        # every component imports this module with the plant model; only plant files
+        # with webhooks need it, and the edge agent validates its plant in a child.
+        import httpx  # noqa: PLC0415
+
         try:
             parts = urlsplit(value)
             _ = parts.port  # a port that is not one raises here

@@ -189,20 +189,46 @@ def test_schema_command_prints_json_schema() -> None:
     assert "machines" in schema["properties"]
 
 
-def test_isolated_loading_gives_the_same_plant_and_the_same_errors(tmp_path: Path) -> None:
-    """The edge parses its plant file's YAML in a child process (memory); nothing else
-    may differ: the same model, the same error for a broken file."""
+def test_isolated_loading_gives_the_same_plant_and_the_same_errors(
+    tmp_path: Path, example: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The edge reads, parses and validates its plant file in a child process (memory)
+    and takes back the model; nothing else may differ: the same model (credentials from
+    the environment included), the same errors for every kind of broken file."""
+    monkeypatch.setenv("SHOPFLOOR_BROKER_PASSWORD", "from-the-environment")
     good = tmp_path / "plant.yaml"
-    good.write_text(Path("deploy/plant.example.yaml").read_text())
-    assert load_plant(good, isolated=True) == load_plant(good)
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("site: {id: s1\nlines: [")
-    errors = []
-    for isolated in (False, True):
-        with pytest.raises(PlantFileError) as info:
-            load_plant(bad, isolated=isolated)
-        errors.append(info.value.errors)
-    assert errors[0] == errors[1] and "not valid YAML: line" in errors[0][0][1]
+    good.write_text(EXAMPLE.read_text())
+    plant = load_plant(good, isolated=True)
+    assert plant == load_plant(good)
+    assert plant.broker.password and plant.broker.password.get_secret_value() == (
+        "from-the-environment")
+    invalid = copy.deepcopy(example)
+    invalid["machines"]["press1"]["points"][0]["address"] = -1  # a field's check
+    crossed = copy.deepcopy(example)
+    crossed["agents"][0]["machines"].append("nowhere")  # a whole-file check
+    broken = {
+        "bad.yaml": "site: {id: s1\nlines: [",
+        "invalid.yaml": yaml.safe_dump(invalid),
+        "crossed.yaml": yaml.safe_dump(crossed),
+    }
+    for name, text in broken.items():
+        (tmp_path / name).write_text(text)
+    for name in [*broken, "missing.yaml"]:
+        errors = []
+        for isolated in (False, True):
+            with pytest.raises(PlantFileError) as info:
+                load_plant(tmp_path / name, isolated=isolated)
+            assert info.value.source == str(tmp_path / name)
+            errors.append(info.value.errors)
+        assert errors[0] == errors[1] and errors[0], name
+    assert "not valid YAML: line" in errors_of_file(tmp_path / "bad.yaml")[0][1]
+    assert "cannot read" in errors_of_file(tmp_path / "missing.yaml")[0][1]
+
+
+def errors_of_file(path: Path) -> list[tuple[str, str]]:
+    with pytest.raises(PlantFileError) as info:
+        load_plant(path, isolated=True)
+    return info.value.errors
 
 
 def test_machines_with_one_register_map_share_its_points(tmp_path: Path) -> None:

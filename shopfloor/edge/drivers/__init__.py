@@ -44,13 +44,23 @@ from shopfloor.edge.errors import EdgeError
 from shopfloor.shared.plant import Agent, Machine, Plant
 
 
+def known_protocols() -> list[str]:
+    """The protocols with a driver (the subpackages of this package; none imported)."""
+    return sorted(info.name for info in pkgutil.iter_modules(__path__) if info.ispkg)
+
+
+def factory_of(protocol: str) -> DriverFactory | None:
+    """The driver factory of one protocol, imported on first use (the OPC UA driver
+    brings asyncua and cryptography, ~25 MB, into an agent that may poll only Modbus)."""
+    if protocol not in known_protocols():
+        return None
+    factory: DriverFactory = importlib.import_module(f"{__name__}.{protocol}").FACTORY
+    return factory
+
+
 def factories() -> dict[str, DriverFactory]:
-    """Protocol name -> its driver factory (every subpackage of this package)."""
-    found: dict[str, DriverFactory] = {}
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-        if info.ispkg:
-            found[info.name] = importlib.import_module(f"{__name__}.{info.name}").FACTORY
-    return found
+    """Protocol name -> its driver factory (every driver imported)."""
+    return {name: factory for name in known_protocols() if (factory := factory_of(name))}
 
 
 def history_drivers(source: Any, plant: Plant, agent: Agent) -> list[Driver]:
@@ -69,13 +79,12 @@ def build_drivers(machines: Mapping[str, Machine], agent: Agent) -> list[Driver]
     by_protocol: dict[str, dict[str, Machine]] = {}
     for mid, machine in machines.items():
         by_protocol.setdefault(machine.connection.protocol, {})[mid] = machine
-    known = factories()
     drivers: list[Driver] = []
     for protocol, group in by_protocol.items():
-        factory = known.get(protocol)
+        factory = factory_of(protocol)
         if factory is None:
             raise EdgeError(f"no edge driver for protocol {protocol!r} "
-                            f"(machines {sorted(group)}; drivers: {sorted(known)})")
+                            f"(machines {sorted(group)}; drivers: {known_protocols()})")
         drivers.extend(factory(group, agent))
     return drivers
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,34 @@ def test_every_driver_has_a_rig() -> None:
     missing = sorted(set(factories()) - set(RIGS))
     assert not missing, f"add RIG in tests/edge/drivers/<protocol>/rig.py for {missing}"
     assert sorted(RIGS) == sorted(factories())
+
+
+IMPORTS_OF_BUILD = (
+    "import asyncio, sys\n"
+    "from shopfloor.edge.drivers import build_drivers, known_protocols\n"
+    "from shopfloor.shared.loader import parse_plant\n"
+    "from shopfloor.sim.generate import plant_data\n"
+    "plant = parse_plant(plant_data(machines=3, points=20, base_port=5020))\n"
+    "before = set(sys.modules)\n"
+    "async def build():\n"
+    "    for driver in build_drivers(plant.machines, plant.agents[0]):\n"
+    "        driver.close()\n"
+    "asyncio.run(build())\n"
+    "print(' '.join(sorted({m.split('.')[0] for m in set(sys.modules) - before})))\n"
+    "print(' '.join(p for p in known_protocols()\n"
+    "               if f'shopfloor.edge.drivers.{p}' in sys.modules))\n"
+)
+
+
+def test_an_agent_imports_only_the_drivers_of_its_machines() -> None:
+    """Memory: the OPC UA driver (asyncua, cryptography: ~25 MB) stays out of an agent
+    whose machines all speak Modbus (a fresh interpreter: this one imported them all)."""
+    result = subprocess.run([sys.executable, "-c", IMPORTS_OF_BUILD], capture_output=True,
+                            text=True, timeout=120, check=True)
+    new_packages, drivers = result.stdout.splitlines()
+    assert drivers == "modbus"
+    assert "asyncua" not in new_packages.split() and "pymodbus" in new_packages.split()
+    assert len(set(factories())) >= 2  # the test means something: more than one driver
 
 
 @pytest.fixture(params=sorted(RIGS))
