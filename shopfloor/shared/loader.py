@@ -92,17 +92,26 @@ def parse_plant(data: Any, source: str = "<plant>") -> Plant:
     issues = check_plant(plant)
     if issues:
         raise PlantFileError(source, issues)
-    _share_equal_points(plant)
+    _share_equal_parts(plant)
     return plant
 
 
-def _share_equal_points(plant: Plant) -> None:
+def _share_equal_parts(plant: Plant) -> None:
     """Machines of one model have equal register maps: let them hold the same (frozen,
     equal) Point objects instead of a copy each (~30 KB per machine of 20 points, which
-    counts at thousands of machines in one edge agent)."""
-    shared: dict[Point, Point] = {}
+    counts at thousands of machines in one edge agent). Likewise pydantic's set of the
+    fields the file gave (`model_fields_set`, ~730 bytes each) of every machine and its
+    connection: one set per distinct value instead of two per machine (5.7 of 10.3 MiB of
+    machine models at 4,000 machines). Sharing is safe: the models are frozen, and
+    pydantic copies the set before a `model_copy(update=...)` adds to it."""
+    points: dict[Point, Point] = {}
+    fields_sets: dict[frozenset[str], set[str]] = {}
     for machine in plant.machines.values():
-        machine.points[:] = [shared.setdefault(point, point) for point in machine.points]
+        machine.points[:] = [points.setdefault(point, point) for point in machine.points]
+        for model in (machine, machine.connection):
+            given = model.model_fields_set
+            shared = fields_sets.setdefault(frozenset(given), given)
+            object.__setattr__(model, "__pydantic_fields_set__", shared)
 
 
 def load_plant(path: str | Path, *, isolated: bool = False) -> Plant:

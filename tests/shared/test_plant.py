@@ -257,3 +257,9 @@ def test_machines_with_one_register_map_share_its_points(tmp_path: Path) -> None
         assert m1.products == m2.products and m1.products is not m2.products
         assert all(a is b for a, b in zip(m1.products, m2.products, strict=True))
         assert m3.state is not m1.state and m3.state != m1.state
+        # pydantic's sets of the fields given, of the machines and their connections
+        assert m1.model_fields_set is m2.model_fields_set
+        assert m1.connection.model_fields_set is m3.connection.model_fields_set
+        assert m1.connection != m2.connection  # while the connections differ
+        moved = m1.model_copy(update={"name": "moved"})
+        assert "name" in moved.model_fields_set and "name" not in m2.model_fields_set
