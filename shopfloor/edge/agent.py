@@ -26,7 +26,7 @@ from shopfloor.edge.outbox import PENDING_POLLS, Outbox
 from shopfloor.edge.overload import Governor
 from shopfloor.edge.poller import MachinePoller
 from shopfloor.edge.publisher import Publisher
-from shopfloor.edge.schedule import Ticker
+from shopfloor.edge.schedule import Ticker, slot_for
 from shopfloor.edge.state import StateTracker, StateView
 from shopfloor.edge.store import Store
 from shopfloor.edge.stream import MachineStream
@@ -43,7 +43,7 @@ from shopfloor.shared.contract import (
 )
 from shopfloor.shared.errors import ContractError
 from shopfloor.shared.mqtt import Session, Will
-from shopfloor.shared.plant import Agent, Plant
+from shopfloor.shared.plant import Agent, Machine, Plant
 from shopfloor.shared.status_server import StatusServer
 
 log = logging.getLogger(__name__)
@@ -164,11 +164,12 @@ class EdgeAgent:
         )
         serving = {mid: driver for driver in drivers for mid in driver.machines}
         streams = self._streams(store, outbox)
-        ticker = Ticker()  # one timer per time slot for all pollers
-        pollers = [
+        polled = [s for s in streams if not serving[s.machine_id].pushes]
+        ticker = Ticker(slot_for(sum(1 / _shortest_interval(s.machine) for s in polled)))
+        pollers = [  # one timer per time slot for all of them
             MachinePoller(serving[s.machine_id], s, self.metrics, self.governor, ticker,
                           self.task_health)
-            for s in streams if not serving[s.machine_id].pushes
+            for s in polled
         ]
         dispatcher = CommandDispatcher(
             self.site,
@@ -342,3 +343,8 @@ async def _cancel_all(tasks: list[asyncio.Task[None]], attempts: int = 50) -> No
             task.cancel()
         _, pending = await asyncio.wait(pending, timeout=0.2)
     log.error("%d task(s) ignored cancellation: %s", len(pending), [t.get_name() for t in pending])
+
+
+def _shortest_interval(machine: Machine) -> float:
+    """How often the machine's most frequent point is polled."""
+    return min((machine.interval_of(p) for p in machine.points), default=machine.poll_interval_s)

@@ -26,12 +26,25 @@ from functools import partial
 log = logging.getLogger(__name__)
 
 SLOT_S = 0.1
-"""Width of a time slot; every poll starts at a slot boundary. At 1,000 machines behind
+"""The widest time slot; every poll starts at a slot boundary. At 1,000 machines behind
 gateways (1 Hz) 100 ms slots cost 175-197 us of CPU per poll against 203-217 us for
 20 ms slots (back-to-back runs, docs/edge.md): five times fewer, bigger batches: fewer
 sends, wake-ups and commits, and the code of a pass stays in the CPU's caches. An
 interval that is not a multiple of the slot is timed on its own (`exact`), so the wider
 slot never delays a tick."""
+SLOTS_S = (0.02, 0.05, SLOT_S)
+POLLS_PER_SLOT = 100
+"""An agent's slot is the widest of `SLOTS_S` that holds at most this many polls
+(`slot_for`): at 4,000 machines (1 Hz) 100 ms slots of 400 polls kept the event loop
+busy past the overload governor's mark for each burst (247 polls/s shed, poll jitter
+p99 92 ms), 20 ms slots of 80 polls did not (docs/edge.md)."""
+
+
+def slot_for(polls_per_s: float) -> float:
+    """The time slot for an agent polling `polls_per_s` (at full rate): the widest of
+    `SLOTS_S` with at most `POLLS_PER_SLOT` polls in it, the narrowest if none is."""
+    fits = [slot for slot in SLOTS_S if polls_per_s * slot <= POLLS_PER_SLOT]
+    return max(fits, default=SLOTS_S[0])
 _TOLERANCE = 1e-6
 """A tick this close after a slot boundary (float sums) belongs to that slot."""
 

@@ -9,7 +9,7 @@ import asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shopfloor.edge.schedule import Ticker
+from shopfloor.edge.schedule import Ticker, slot_for
 
 SLOT = 0.02
 
@@ -84,3 +84,12 @@ def test_intervals_off_the_slot_grid_keep_their_own_timer() -> None:
         assert Ticker(0.1).exact(0.25) and not Ticker(0.1).exact(0.7)
 
     asyncio.run(scenario())
+
+
+def test_the_slot_is_the_widest_that_holds_a_hundred_polls() -> None:
+    assert slot_for(100) == 0.1  # 10 polls a slot
+    assert slot_for(1_000) == 0.1  # 100
+    assert slot_for(2_000) == 0.05  # 100 (200 in a 100 ms slot)
+    assert slot_for(4_000) == 0.02  # 80
+    assert slot_for(50_000) == 0.02  # the narrowest, even past 100 a slot
+    assert slot_for(0) == 0.1  # an agent with nothing to poll
