@@ -35,9 +35,10 @@ slot never delays a tick."""
 SLOTS_S = (0.02, 0.05, SLOT_S)
 POLLS_PER_SLOT = 100
 """An agent's slot is the widest of `SLOTS_S` that holds at most this many polls
-(`slot_for`): at 4,000 machines (1 Hz) 100 ms slots of 400 polls kept the event loop
-busy past the overload governor's mark for each burst (247 polls/s shed, poll jitter
-p99 92 ms), 20 ms slots of 80 polls did not (docs/edge.md)."""
+(`slot_for`): 100 ms at 1,000 machines (1 Hz), where it was measured cheaper; at 4,000
+the 20 ms slots of 80 polls that had held 3,984 polls/s, not untried 400-poll bursts
+(100 ms slots there: 247 polls/s shed; but 20 ms slots shed 318/s in a run right after,
+so the bursts are not shown to be the cause; docs/edge.md)."""
 
 
 def slot_for(polls_per_s: float) -> float:
