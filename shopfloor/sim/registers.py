@@ -9,6 +9,8 @@ units), else it is refused whole with ILLEGAL_ADDRESS / ILLEGAL_VALUE and nothin
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from shopfloor.shared.control_rules import check_limits
@@ -16,7 +18,13 @@ from shopfloor.shared.errors import CodecError
 from shopfloor.shared.plant import Machine
 from shopfloor.shared.plant import Point as AnyPoint
 from shopfloor.shared.protocols.modbus import ModbusPoint as Point
-from shopfloor.shared.protocols.modbus.codec import Value, decode, encode, encode_raw
+from shopfloor.shared.protocols.modbus.codec import (
+    STRUCT_FORMAT,
+    Value,
+    decode,
+    encode,
+    encode_raw,
+)
 from shopfloor.shared.protocols.modbus.enums import Table
 from shopfloor.sim.errors import Refused
 
@@ -58,6 +66,7 @@ class DeviceRegisters:
                 owner[point.address : point.end] = [point] * point.count
             values: list[int] | list[bool] = [False] * size if table.is_bit else [0] * size
             self.tables[table] = _Table(values, owner)
+        self._setters: dict[str, Callable[[Value], None]] = {}
 
     def read(self, table: Table, address: int, count: int) -> list[int] | list[bool]:
         """Values at [address, address + count); raises Refused(ILLEGAL_ADDRESS) when
@@ -74,13 +83,27 @@ class DeviceRegisters:
 
     def set(self, point: AnyPoint, value: Value) -> None:
         """Store `value` (engineering units) in the point's registers, clamped to what
-        its type can hold."""
-        assert isinstance(point, Point), point  # a Modbus machine's points
-        table = self.tables[point.table]
+        its type can hold (`encode_clamped`)."""
+        setter = self._setters.get(point.name)
+        if setter is None:
+            assert isinstance(point, Point), point  # a Modbus machine's points
+            setter = self._setters[point.name] = self._setter(point)
+        setter(value)
+
+    def _setter(self, point: Point) -> Callable[[Value], None]:
+        """`set` for one point, its table and encoder looked up once (the simulator
+        stores every analog value of every device once a second)."""
+        values = self.tables[point.table].values
+        address, end = point.address, point.end
         if point.table.is_bit:
-            table.values[point.address] = bool(value)
-        else:
-            table.values[point.address : point.end] = encode_clamped(point, value)  # type: ignore[assignment]
+            def store_bit(value: Value) -> None:
+                values[address] = bool(value)
+            return store_bit
+        encode_point = registers_encoder(point)
+
+        def store(value: Value) -> None:
+            values[address:end] = encode_point(value)  # type: ignore[assignment]
+        return store
 
     def prepare(
         self, table: Table, address: int, values: list[int] | list[bool]
@@ -134,6 +157,36 @@ def _checked(point: Point, registers: list[int]) -> Value:
         if refusal is not None:
             raise Refused(ILLEGAL_VALUE, refusal.message)
     return value
+
+
+def registers_encoder(point: Point) -> Callable[[Value], list[int]]:
+    """`encode_clamped` for one register point, with its struct formats, byte and word
+    order and integer range worked out once: a number is packed in its type and read
+    back as registers in one step (a byte-swapped order reads each register
+    little-endian). Anything but a number (and strings) takes `encode_clamped`."""
+    data_type = point.type
+    fmt = STRUCT_FORMAT.get(data_type)
+    if fmt is None:  # string
+        return lambda value: encode_clamped(point, value)
+    pack = struct.Struct(fmt).pack
+    unpack = struct.Struct(("<" if point.order.swap_bytes else ">") + "H" * point.count).unpack
+    swap_words = point.order.swap_words
+    raw_of = point.raw_of
+    zeros = [0] * point.count
+    integer = data_type.is_integer
+    low, high = data_type.int_range if integer else (0, 0)
+
+    def encode_number(value: Value) -> list[int]:
+        if not isinstance(value, int | float) or (not integer and isinstance(value, bool)):
+            return encode_clamped(point, value)
+        try:
+            raw = min(max(int(raw_of(value)), low), high) if integer else raw_of(value)
+            registers = unpack(pack(raw))
+        except (ValueError, OverflowError, struct.error):
+            return zeros.copy()
+        return list(reversed(registers)) if swap_words else list(registers)
+
+    return encode_number
 
 
 def encode_clamped(point: Point, value: Value) -> list[int]:

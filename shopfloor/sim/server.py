@@ -40,6 +40,15 @@ _BUFFER_BYTES = 1 << 20
 pymodbus drops the whole buffer beyond it (its default, 516 bytes, drops pipelined reads)."""
 
 
+LISTEN_BACKLOG = 1024
+"""Connections the kernel completes and queues while the server is busy (capped by
+net.core.somaxconn). asyncio's default, 100, is less than the 200 devices behind one
+port that an edge agent connects each on its own (`gateway: false`): when they all
+reconnect at once (after timeouts, or at start), the connects beyond the queue get no
+SYN-ACK and fail after the client's connect timeout, then wait for their backoff; a
+busy simulator turned a few timeouts into a storm of failed connects that way."""
+
+
 WriteHook = Callable[["SimDevice", Table, int, list[Any]], None]
 """Called for a client write to a device; raises Refused to refuse it."""
 
@@ -202,7 +211,8 @@ class PlantServer(ModbusTcpServer):
         self.is_closing = False
         self.is_listener = True
         try:
-            transport = await self.call_create()
+            # call_create: pymodbus' functools.partial of loop.create_server
+            transport = await self.call_create(backlog=LISTEN_BACKLOG)  # type: ignore[call-arg]
         except OSError as exc:
             raise PortInUse(self.host, self.port, _reason(exc)) from exc
         self.transport = transport[0] if isinstance(transport, tuple) else transport

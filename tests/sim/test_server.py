@@ -4,6 +4,8 @@ register maps, write read-back, PLC-like exceptions, pipelining, fault modes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import struct
 import time
 from collections.abc import AsyncIterator
@@ -135,6 +137,20 @@ async def test_a_slow_unit_does_not_hold_up_the_others_on_its_connection(
         assert order == [2, 1]  # answers matched by transaction id, as Modbus TCP allows
     finally:
         writer.close()
+
+
+async def test_a_port_queues_a_connect_from_every_unit_id_while_the_server_is_busy(
+    sim: Simulator,
+) -> None:
+    """Every unit id a port can hold (247), each with its own connection, connecting at
+    once while the simulator's loop is busy (here: blocked by this test) are queued by
+    the kernel, not dropped: the listen backlog is larger than asyncio's default 100."""
+    _, port, _ = sim.endpoints["press1"]
+    with contextlib.ExitStack() as stack:
+        for _ in range(250):  # blocking connects on the loop's own thread: nothing accepts
+            stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=5.0))
+    async with AsyncModbusTcpClient("127.0.0.1", port=port, timeout=5, retries=0) as modbus:
+        assert not (await modbus.read_holding_registers(0, count=2, device_id=1)).isError()
 
 
 async def test_garbage_is_dropped_and_the_server_keeps_serving(sim: Simulator, client) -> None:
