@@ -53,6 +53,9 @@ class MachinePoller:
         self.machine = stream.machine
         self.metrics = metrics
         self.plans = plans_of(driver, self.machine_id, self.machine)
+        self._only = next(iter(self.plans)) if len(self.plans) == 1 else None
+        """The poll interval when all points share one (most machines): no grouping."""
+        self._only_plans = list(self.plans.values())
         self.tally = metrics.machine(self.machine_id)
         self.governor = governor or Governor(lambda: 0, lambda: False, 0)
         self.ticker = ticker
@@ -87,7 +90,9 @@ class MachinePoller:
         """Wait for the next tick of any group."""
         if not self._running or not self._due:
             return
-        self._scheduled = scheduled = min(self._due.values())
+        only = self._only
+        self._scheduled = scheduled = self._due[only] if only is not None \
+            else min(self._due.values())
         if self._exact:  # shorter than a slot: timed on its own
             self._timer = self._loop.call_at(scheduled, self._tick)
         else:
@@ -105,25 +110,35 @@ class MachinePoller:
         now = self._loop.time()
         scheduled = self._scheduled
         self.metrics.poll_jitter.observe(max(0.0, now - scheduled))
-        horizon = max(now, scheduled)  # the loop may wake a hair early
         due = self._due
-        ready = [iv for iv, t in due.items() if t <= horizon]  # all groups due go together
-        missed = 0
-        for interval in ready:
-            missed += _missed_ticks(due[interval], interval, now)
-            due[interval] = _next_tick(due[interval], interval, now)
+        only = self._only
+        if only is not None:
+            previous = due[only]
+            missed = _missed_ticks(previous, only, now)
+            due[only] = _next_tick(previous, only, now)
+            plans = self._only_plans
+        else:
+            horizon = max(now, scheduled)  # the loop may wake a hair early
+            ready = [iv for iv, t in due.items() if t <= horizon]  # all groups due go together
+            missed = 0
+            for interval in ready:
+                missed += _missed_ticks(due[interval], interval, now)
+                due[interval] = _next_tick(due[interval], interval, now)
+            plans = [self.plans[iv] for iv in ready]
         if missed:
             self.tally.late += missed
             self.governor.count_skipped(missed)
-        admitted, self._credit = self.governor.admit(self._credit)
-        if not admitted:
-            self.tally.shed += 1
-            self.governor.count_skipped(1)
-            self._book()
-            return
+        governor = self.governor
+        if governor.ratio < 1.0:  # at full rate every tick is admitted (admit's rule)
+            admitted, self._credit = governor.admit(self._credit)
+            if not admitted:
+                self.tally.shed += 1
+                governor.count_skipped(1)
+                self._book()
+                return
         self._ts = utc_now()
         self._started = now
-        self.driver.start_read(self.machine_id, [self.plans[iv] for iv in ready], self._done)
+        self.driver.start_read(self.machine_id, plans, self._done)
 
     def _done(self, reading: Reading | Exception) -> None:
         if not self._running:

@@ -30,6 +30,11 @@ class DeadbandFilter:
         self._last: dict[str, float] = {}
         self._skipped: dict[str, int] = {}
 
+    @property
+    def active(self) -> bool:
+        """Whether any point has a deadband (else `apply` returns its values)."""
+        return bool(self._deadband)
+
     def apply(self, values: dict[str, Value]) -> dict[str, Value]:
         """The values to publish (in the same order); updates what was last
         published. Only the deadbanded points are looked at (most points have none);
@@ -83,19 +88,20 @@ def telemetry_payload(
 
 
 class _Second:
-    """The last second `_iso_utc` formatted: its datetime and its ISO text."""
+    """The last second `_iso_utc` formatted: its fields and its ISO text."""
 
-    at: dt.datetime | None = None
+    key: tuple[int, ...] = ()
     text = b""
 
 
 def _iso_utc(ts: dt.datetime) -> bytes:
     """ISO 8601 as pydantic writes an aware UTC datetime: `...T20:00:00.123456Z`, the
     fraction left out when it is zero. The text up to the second is formatted once per
-    second (the polls of one second share it): half the cost of `isoformat` per sample."""
-    second = ts.replace(microsecond=0)
-    if second != _Second.at:
-        _Second.at, _Second.text = second, second.replace(tzinfo=None).isoformat().encode()
-    head = _Second.text
+    second (the polls of one second share it), found by the second's fields (a tuple of
+    six ints: a third of the cost of comparing datetimes, which makes a datetime per
+    sample); `ts` must be UTC."""
+    key = (ts.second, ts.minute, ts.hour, ts.day, ts.month, ts.year)
+    if key != _Second.key:
+        _Second.key, _Second.text = key, ts.replace(microsecond=0, tzinfo=None).isoformat().encode()
     us = ts.microsecond
-    return head + b".%06dZ" % us if us else head + b"Z"
+    return _Second.text + b".%06dZ" % us if us else _Second.text + b"Z"

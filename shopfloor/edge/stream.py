@@ -80,6 +80,7 @@ class MachineStream:
         self.tracker = tracker
         self.offline_after = agent.offline_after_failures
         self.deadband = DeadbandFilter(machine.points)
+        self._deadbanded = self.deadband.active
         self.telemetry_topic = topics.machine_topic(
             site, machine.line, machine_id, topics.TELEMETRY
         )
@@ -109,8 +110,11 @@ class MachineStream:
         return came_back
 
     def _queue_telemetry(self, ts: dt.datetime, reading: Reading) -> None:
-        self.deadband.forget(reading.bad)
-        values = self.deadband.apply(reading.values)
+        values = reading.values
+        if self._deadbanded:  # most machines have no deadbanded point: no calls
+            if reading.bad:
+                self.deadband.forget(reading.bad)
+            values = self.deadband.apply(values)
         seq = self.outbox.next_seq(self.machine_id)
         ts = self._free_millisecond(ts)
         payload = telemetry_payload(ts, seq, values, reading.bad, self.outbox.epoch)

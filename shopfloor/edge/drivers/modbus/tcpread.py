@@ -332,9 +332,10 @@ class TcpReader:
         exchange.over = True
         read = exchange.read
         link = exchange.link
-        pending = link.pending
-        for tid in exchange.tids:
-            pending.pop(tid, None)
+        if failure is not None:  # an answered chunk's tids were taken by data_received
+            pending = link.pending
+            for tid in exchange.tids:
+                pending.pop(tid, None)
         start = read.next
         outcomes = read.outcomes
         for index, answer in enumerate(exchange.answers):

@@ -156,6 +156,29 @@ def test_payload_bytes_equal_the_models(
     assert Telemetry.model_validate_json(payload).seq == seq
 
 
+@settings(max_examples=200, deadline=None)
+@given(ts=timestamps, shifts=st.lists(st.sampled_from(
+    ["us", "second", "minute", "hour", "day", "month", "year"]), min_size=1, max_size=8))
+def test_payload_time_text_follows_every_field_of_the_second(
+    ts: dt.datetime, shifts: list[str]
+) -> None:
+    """The ISO text of a second is cached: a time differing from the last one in any
+    single field (same second of another day, month or year too) gets its own text."""
+    for shift in shifts:
+        if shift == "us":
+            ts = ts.replace(microsecond=(ts.microsecond + 1) % 1_000_000)
+        elif shift in ("second", "minute", "hour"):
+            ts += dt.timedelta(**{f"{shift}s": 1})
+        elif shift == "day":
+            ts += dt.timedelta(days=1)
+        elif shift == "month":
+            ts = ts.replace(month=ts.month % 12 + 1, day=min(ts.day, 28))
+        else:
+            ts = ts.replace(year=ts.year + 1, day=min(ts.day, 28))
+        model = Telemetry.model_construct(ts=ts, seq=1, epoch=None, values={}, quality={})
+        assert telemetry_payload(ts, 1, {}, set()) == model.to_json()
+
+
 class ReferenceDeadband:
     """The deadband filter as first written (every value looked at), for comparison."""
 
