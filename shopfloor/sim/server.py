@@ -26,6 +26,7 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.server.requesthandler import ServerRequestHandler
 
 from shopfloor.shared.protocols.modbus.enums import Table
+from shopfloor.sim import leanread
 from shopfloor.sim.errors import PortInUse, Refused
 from shopfloor.sim.faults import NORMAL, FaultMode
 from shopfloor.sim.registers import FUNCTION_TABLE
@@ -99,41 +100,65 @@ class PlantContext(ModbusServerContext):
 
 
 class PipelinedHandler(ServerRequestHandler):
-    """One client connection: answers every request of every read."""
+    """One client connection: answers every request of every read. A healthy read over
+    Modbus TCP is answered by `leanread` (the answers of one network read leave in one
+    write); everything else by pymodbus, in request order."""
 
     def __init__(self, owner: PlantServer) -> None:
         super().__init__(owner, owner.trace_packet, owner.trace_pdu, owner.trace_connect)
         self.max_buffer_size = _BUFFER_BYTES
         self._mbap = isinstance(self.framer, FramerSocket)  # else RTU framing over TCP
+        self._lean = self._mbap and owner.lean
         self.context: PlantContext = owner.context  # type: ignore[assignment]
         self._later: set[asyncio.Task[None]] = set()
+        self._answers: list[bytes] = []  # lean answers not yet written
 
     def callback_data(self, data: bytes, addr: tuple[Any, ...] | None = None) -> int:
         used = 0
+        devices = self.context.devices
         while len(data) - used >= self.framer.MIN_SIZE:
             if self._mbap and data[used + 2 : used + 4] != b"\x00\x00":
                 log.debug("dropping %d bytes that are not Modbus TCP", len(data) - used)
-                return len(data)
-            try:
-                size, pdu = self.framer.handleFrame(data[used:], 0, 0)
-            except ModbusIOException as exc:
-                self._send_exception(
-                    exc.fcode or 0,
-                    ExcCodes.ILLEGAL_FUNCTION,
-                    exc.dev_id or 0,
-                    exc.transaction_id or 0,
-                )
-                return len(data)
+                used = len(data)
+                break
+            if self._lean and len(data) - used >= leanread.REQUEST_SIZE:
+                frame = leanread.answer(devices, data, used)
+                if frame is not None:
+                    self._answers.append(frame)
+                    used += leanread.REQUEST_SIZE
+                    continue
+            size = self._pymodbus_frame(data, used)
             if not size:
                 break
             used += size
-            if pdu is not None:
-                self._dispatch(pdu)
+        self.send(b"")
         return used
 
+    def _pymodbus_frame(self, data: bytes, at: int) -> int:
+        """Parse and answer one frame at `at` with pymodbus; its size (0: incomplete;
+        the rest of `data` when it cannot be parsed)."""
+        try:
+            size, pdu = self.framer.handleFrame(data[at:], 0, 0)
+        except ModbusIOException as exc:
+            self._send_exception(
+                exc.fcode or 0,
+                ExcCodes.ILLEGAL_FUNCTION,
+                exc.dev_id or 0,
+                exc.transaction_id or 0,
+            )
+            return len(data) - at
+        if size and pdu is not None:
+            self._dispatch(pdu)
+        return size
+
     def send(self, data: bytes, addr: tuple[Any, ...] | None = None) -> None:
-        """Write an answer without dropping requests still buffered (pymodbus does)."""
-        if self.transport:
+        """Write an answer, after the lean answers before it, without dropping requests
+        still buffered (pymodbus does)."""
+        if self._answers:
+            self._answers.append(data)
+            data = b"".join(self._answers)
+            self._answers.clear()
+        if data and self.transport:
             self.transport.write(data)  # type: ignore[attr-defined]
 
     def callback_disconnected(self, exc: Exception | None) -> None:
@@ -197,11 +222,15 @@ class PlantServer(ModbusTcpServer):
         host: str,
         port: int,
         framer: FramerType = FramerType.SOCKET,
+        lean: bool = True,
     ) -> None:
         context = PlantContext(devices, on_write)
         super().__init__(context, framer=framer, address=(host, port))
         self.host = host
         self.port = port
+        self.lean = lean
+        """Healthy reads over Modbus TCP answered by `leanread` (False: all by pymodbus;
+        the tests compare the two)."""
 
     def callback_new_connection(self) -> PipelinedHandler:
         return PipelinedHandler(self)
