@@ -161,8 +161,12 @@ class MachineStream:
             return False
         if error is not None:
             self.failures.failure("partial poll: %s", error.detail)
-        else:
+        elif self.failures.failing:
             self.failures.success()
+        if self.online is True:  # the usual poll: online before and after
+            self.failed_polls = 0
+            self.first_failure = None
+            return False
         was_offline = self.online is False
         self.failed_polls = 0
         self.first_failure = None

@@ -111,6 +111,11 @@ def _blocks(plans: Sequence[list[ReadBlock]]) -> Sequence[ReadBlock]:
 
 def _reading(blocks: Sequence[ReadBlock], outcomes: Sequence[Outcome]) -> Reading:
     """The blocks' answers decoded into one reading."""
+    if len(outcomes) == 1 == len(blocks):
+        answer = outcomes[0]
+        if isinstance(answer, bytes):  # one block, answered: the usual poll; the decoder
+            values, bad = blocks[0].decoder.decode(answer)  # gives a new dict and set
+            return Reading(values, bad)
     reading = Reading({}, set(), [], False)
     values = reading.values
     for block, outcome in zip(blocks, outcomes, strict=True):
