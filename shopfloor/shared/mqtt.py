@@ -252,6 +252,19 @@ class BrokerThread:
         while not self._stop.is_set():
             if self.client.loop(LOOP_TIMEOUT_S) != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 return
+            if not self._read_buffered():
+                return
+
+    def _read_buffered(self) -> bool:
+        """Read the packets already received into the socket's buffer (a `FastClient`'s
+        `BufferedSocket`, or TLS) without a pass of paho's loop each: with nothing of ours
+        in flight (QoS 0 telemetry), a pass reads one packet after a select. False when
+        the connection failed."""
+        pending = getattr(self.client.socket(), "pending", None)
+        while pending is not None and pending() > 0 and not self._stop.is_set():
+            if self.client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return False
+        return True
 
     def _handle_connect(self, client: Client, _userdata: Any, flags: ConnectFlags,
                         reason: Any, _props: Any = None) -> None:
