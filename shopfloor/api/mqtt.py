@@ -5,19 +5,24 @@ view and the command bus, and publishes commands (QoS 1, never waiting on the lo
 The session is persistent (MQTT v5, a stable client id, `clean_start=False` on every
 connect, a session expiry): while the API is disconnected or restarting, the broker
 queues the QoS 1 messages of its subscriptions (command results, state, agent status)
-and delivers them on reconnect. Telemetry is subscribed at QoS 0: only the live view."""
+and delivers them on reconnect. Telemetry is subscribed at QoS 0: only the live view.
+
+Every sample of the plant reaches the API (1,000 messages/s at 1,000 machines at 1 Hz):
+the QoS 0 messages take `FastClient`'s receive path (no per-message paho objects, one
+large `recv` for many messages), the QoS 1 ones paho's own, which acknowledges them."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from shopfloor.api.errors import Unavailable
 from shopfloor.shared import topics
+from shopfloor.shared.fastclient import FastClient
 from shopfloor.shared.mqtt import BrokerThread, Session, tcp_no_delay
 from shopfloor.shared.plant import Broker
 
@@ -38,9 +43,10 @@ class ApiMqttLink:
         self._on_message = on_message
         session = Session(client_id, expiry_s=session_expiry_s, inflight=INFLIGHT)
         self._link = BrokerThread(broker, session, name="api-mqtt",
-                                  on_connected=self._subscribe)
-        self._client = self._link.client
+                                  on_connected=self._subscribe, client_class=FastClient)
+        self._client = cast(FastClient, self._link.client)
         self._client.on_message = self._handle_message
+        self._client.on_publish_fast = self._handle_fast
         self._client.on_socket_open = lambda _c, _u, sock: tcp_no_delay(sock)
 
     @property
@@ -84,7 +90,13 @@ class ApiMqttLink:
         client.subscribe(self._subscriptions())
 
     def _handle_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        self._deliver(message.topic, bytes(message.payload))
+
+    def _handle_fast(self, topic: bytes, payload: bytes, _mid: int, _qos: int) -> None:
+        self._deliver(topic.decode("utf-8", "replace"), payload)
+
+    def _deliver(self, topic: str, payload: bytes) -> None:
         try:
-            self._on_message(message.topic, bytes(message.payload))
+            self._on_message(topic, payload)
         except Exception:  # a bad message must never kill the network thread
-            log.exception("handling %s failed", message.topic)
+            log.exception("handling %s failed", topic)

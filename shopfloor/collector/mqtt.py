@@ -32,9 +32,9 @@ from paho.mqtt.client import Client, MQTTMessage
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from shopfloor.collector.fastclient import BufferedSocket, FastClient
 from shopfloor.shared import topics
 from shopfloor.shared.access import client_id_of
+from shopfloor.shared.fastclient import BufferedSocket, FastClient
 from shopfloor.shared.logs import FailureLog
 from shopfloor.shared.mqtt import Session, broker_label, new_client, reconnect_backoff
 from shopfloor.shared.plant import Plant

@@ -6,12 +6,12 @@ arguments, and reconnects at the one rhythm of `shared/backoff.py`.
 What differs per component is only how the socket is driven, each for a measured reason
 (docs/architecture.md, "MQTT connections"):
 
-- `BrokerThread` (below): paho's network loop on a named thread of ours — the API and
-  the alarm engine;
+- `BrokerThread` (below): paho's network loop on a named thread of ours — the API (with
+  `shared/fastclient.FastClient` for its QoS 0 telemetry) and the alarm engine;
 - the edge agent (`edge/mqtt.py`): the asyncio event loop reads and writes the socket,
   through `LeanClient` (below): QoS 1 publishing and acknowledging without paho's
   per-message objects;
-- the collector (`collector/mqtt.py`, `collector/fastclient.py`): its own select loop
+- the collector (`collector/mqtt.py`, `shared/fastclient.py`): its own select loop
   with batched acks and a receive fast path.
 
 Those drivers only call `client.reconnect()`: the connect arguments are set here, once.
@@ -191,7 +191,8 @@ class BrokerThread:
 
     def __init__(self, broker: Broker, session: Session, *, name: str,
                  on_connected: OnConnected | None = None,
-                 backoff_max_s: float = RECONNECT_MAX_S) -> None:
+                 backoff_max_s: float = RECONNECT_MAX_S,
+                 client_class: type[Client] = Client) -> None:
         self.broker = broker
         self.connected = threading.Event()
         self.on_connected: OnConnected = on_connected or (lambda client, present: None)
@@ -201,7 +202,7 @@ class BrokerThread:
         self._failures = FailureLog(log, broker_label(broker))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.client = new_client(broker, session, Client)
+        self.client = new_client(broker, session, client_class)
         self.client.on_connect = self._handle_connect
         self.client.on_disconnect = self._handle_disconnect
         self.client.on_socket_register_write = _written_by_the_loop
@@ -251,6 +252,19 @@ class BrokerThread:
         while not self._stop.is_set():
             if self.client.loop(LOOP_TIMEOUT_S) != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 return
+            if not self._read_buffered():
+                return
+
+    def _read_buffered(self) -> bool:
+        """Read the packets already received into the socket's buffer (a `FastClient`'s
+        `BufferedSocket`, or TLS) without a pass of paho's loop each: with nothing of ours
+        in flight (QoS 0 telemetry), a pass reads one packet after a select. False when
+        the connection failed."""
+        pending = getattr(self.client.socket(), "pending", None)
+        while pending is not None and pending() > 0 and not self._stop.is_set():
+            if self.client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return False
+        return True
 
     def _handle_connect(self, client: Client, _userdata: Any, flags: ConnectFlags,
                         reason: Any, _props: Any = None) -> None:

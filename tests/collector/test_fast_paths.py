@@ -23,9 +23,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from shopfloor.collector.encode import Encoder
-from shopfloor.collector.fastclient import BufferedSocket, FastClient
 from shopfloor.collector.messages import Kind, ParsedMessage
 from shopfloor.shared.contract import Telemetry
+from shopfloor.shared.fastclient import BufferedSocket, FastClient
 from shopfloor.shared.loader import parse_plant
 from shopfloor.shared.plant import Plant
 from tests.collector.helpers import T0, Publisher, seqs_stored, telemetry, telemetry_topic, wait_for
@@ -74,11 +74,12 @@ def test_typical_sample_takes_the_template_and_bad_quality_the_general_path():
     assert line is not None and f",{POINTS[0]}=" not in line.replace(" ", ",", 1)
 
 
-def handle(packet: bytes, qos: int) -> tuple[list[tuple[bytes, bytes, int, int]], bool]:
+def handle(packet: bytes, qos: int,
+           manual_ack: bool = True) -> tuple[list[tuple[bytes, bytes, int, int]], bool]:
     """Run `FastClient._handle_publish` on one PUBLISH body (as paho holds it after
     reading): (what reached the fast hook, whether paho's own path ran instead)."""
     client = FastClient(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5,
-                        manual_ack=True)
+                        manual_ack=manual_ack)
     fast: list[tuple[bytes, bytes, int, int]] = []
     general: list[object] = []
     client.on_publish_fast = lambda *a: fast.append(a)
@@ -107,6 +108,18 @@ def test_fast_publish_path_decodes_like_paho(topic, payload, mid, qos, with_prop
     expected = decode_publish(0x30 | (qos << 1), bytearray(body), MQTTProtocolVersion.MQTTv5)
     assert fast == [(expected.topic, expected.payload, expected.mid if qos else 0, qos)]
     assert not general
+
+
+@given(st.binary(max_size=60), st.binary(max_size=200), st.integers(1, 65535),
+       st.sampled_from([0, 1]))
+def test_with_paho_acknowledging_only_qos_0_takes_the_fast_path(topic, payload, mid, qos):
+    """The API's mode (paho's auto-ack): a QoS 0 message (its telemetry) takes the fast
+    path; a QoS 1 message takes paho's, which sends the PUBACK the hook could not."""
+    fast, general = handle(publish_body(topic, payload, mid, qos, b""), qos, manual_ack=False)
+    if qos:
+        assert not fast and general
+    else:
+        assert fast == [(topic, payload, 0, 0)] and not general
 
 
 @given(st.binary(max_size=40), st.sampled_from([0, 1]))

@@ -1,6 +1,7 @@
-"""paho-mqtt's client made fast for the collector's receive path: `FastClient` (PUBLISH
-without properties straight to a hook) over a `BufferedSocket` (one large `recv` for
-paho's many small ones). See docs/collector.md, "Threads and the receive fast path"."""
+"""paho-mqtt's client made fast for a receive path: `FastClient` (PUBLISH without
+properties straight to a hook) over a `BufferedSocket` (one large `recv` for paho's many
+small ones). The collector receives every sample through it, the API the telemetry of
+its live view. See docs/collector.md, "Threads and the receive fast path"."""
 
 from __future__ import annotations
 
@@ -61,7 +62,9 @@ class FastClient(Client):
       formatting: together half of paho's receive cost. Anything else (properties, QoS 2,
       MQTT 3) takes paho's own path to `on_message`.
 
-    With manual ack only (the collector's mode): auto-ack stays on paho's path."""
+    QoS 1 only with manual ack (the collector's mode: the hook's owner acknowledges);
+    with paho's auto-ack a QoS 1 message stays on paho's path, which sends the PUBACK.
+    QoS 0 (the API's telemetry) needs no ack: the fast path in either mode."""
 
     on_publish_fast: PublishHook | None = None
     fast_path_hits = 0
@@ -73,7 +76,7 @@ class FastClient(Client):
         hook = self.on_publish_fast
         header = self._in_packet["command"]
         qos = (header & 0x06) >> 1
-        if hook is None or qos > 1 or not self._manual_ack \
+        if hook is None or qos > 1 or (qos and not self._manual_ack) \
                 or self._protocol != MQTTProtocolVersion.MQTTv5:
             return super()._handle_publish()
         packet = self._in_packet["packet"]
