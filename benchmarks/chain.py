@@ -73,6 +73,9 @@ def make_plant(args: argparse.Namespace, workdir: Path, broker: Mosquitto,
     data = plant_data(machines=args.machines, points=POINTS, lines=max(1, args.machines // 100),
                       base_port=_free_base_port(ports), per_port=PER_PORT, agents=args.agents,
                       site="chain")
+    if args.max_in_flight:  # a port of 200 unit ids is a gateway: configure it as one
+        for machine in data["machines"].values():
+            machine["connection"].update(gateway=True, max_in_flight=args.max_in_flight)
     data["broker"] = {"host": "127.0.0.1", "port": broker.port}
     data["database"] = {"url": influx.url, "database": "chain"}
     for agent in data["agents"]:
@@ -328,6 +331,10 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--warmup", type=float, default=15.0, help="seconds before measuring")
     parser.add_argument("--agents", type=int, default=None,
                         help="edge agents (default: one per 250 machines)")
+    parser.add_argument("--max-in-flight", type=int, default=8,
+                        help="the 200 unit ids of a port are one gateway: one connection per "
+                        "agent and port, this many requests pipelined (default 8); 0: no "
+                        "gateway, a connection per machine, one request at a time")
     parser.add_argument("--limit-seconds", type=float, default=4.0,
                         help="seconds of load per foreign-part limit")
     parser.add_argument("--kpi-period", type=float, default=None,

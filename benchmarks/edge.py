@@ -184,6 +184,8 @@ def main(argv: list[str]) -> None:
         "input, holding and input registers: four reads per poll; holding: the same 20 "
         "points all in holding registers, one read per poll (the issue's Node-RED "
         "comparison: N devices x 20 holding registers)")
+    parser.add_argument("--publish-inflight", type=int, default=None,
+                        help="the agent's publish_inflight (default: the plant's default)")
     parser.add_argument("--profile", metavar="FILE",
                         help="run the agent under cProfile, stats to FILE (pstats)")
     parser.add_argument("--seconds", type=float, default=30.0, help="measured window")
@@ -201,7 +203,7 @@ def main(argv: list[str]) -> None:
         run(
             Path(tmp), args.devices, args.seconds, args.warmup, args.nice,
             per_port=per_port, max_in_flight=args.max_in_flight, profile=args.profile,
-            register_map=args.map,
+            register_map=args.map, publish_inflight=args.publish_inflight,
         )
 
 
@@ -215,6 +217,7 @@ def run(
     max_in_flight: int = 1,
     profile: str | None = None,
     register_map: str = "machine",
+    publish_inflight: int | None = None,
 ) -> None:
     broker = Mosquitto(tmp / "mosquitto")
     broker.start()
@@ -236,17 +239,20 @@ def run(
         else f"port per device: {ports} ports and connections, max_in_flight {max_in_flight}"
     )
     mode += f", {register_map} map ({reads_per_poll(data)} read(s) per poll)"
+    if publish_inflight is not None:
+        data["agents"][0]["publish_inflight"] = publish_inflight
+        mode += f", publish_inflight {publish_inflight}"
     plant, env, logs, (sim,) = start_sim(tmp, data, broker.port, metrics_port)
     agent: subprocess.Popen[bytes] | None = None
     try:
         last_port = data["machines"][list(data["machines"])[-1]]["connection"]["port"]
-        wait_for_port(last_port, 180)
+        wait_for_port(last_port, 180, server=sim)
         rec = Recorder(broker.port, "bench")
         command = [str(BIN), "edge", str(plant), "--agent", "edge1"]
         if profile:  # cProfile's own overhead inflates the CPU figures of this run
             command = [sys.executable, "-m", "cProfile", "-o", profile, *command]
         agent = subprocess.Popen(command, stdout=logs, stderr=logs, env=env)
-        wait_for_port(metrics_port, 180)
+        wait_for_port(metrics_port, 180, server=agent)
         if nice:
             for pid in (agent.pid, sim.pid, broker.proc.pid if broker.proc else None):
                 if pid is not None:

@@ -53,11 +53,18 @@ def free_port() -> int:
     raise RuntimeError(f"no free loopback port in {choices}")
 
 
-def wait_for_port(port: int, timeout_s: float = 15.0, host: str = LOOPBACK) -> None:
+def wait_for_port(port: int, timeout_s: float = 15.0, host: str = LOOPBACK,
+                  server: subprocess.Popen[bytes] | None = None) -> None:
+    """Wait until something listens on the port; `server`: the process that should
+    listen there (its exit ends the wait at once, with its exit code)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError), socket.create_connection((host, port), 0.2):
             return
+        if server is not None and server.poll() is not None:
+            raise RuntimeError(
+                f"the process that should listen on {host}:{port} exited with code "
+                f"{server.returncode} (its log says why)")
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s}s")
 

@@ -204,7 +204,8 @@ class _Deadlines:
 
     def _expire(self, tick: int) -> None:
         for exchange in self._due.pop(tick, ()):
-            exchange.fail(TimeoutError())
+            if not exchange.over:  # most were answered long ago: no exception made for them
+                exchange.fail(TimeoutError())
 
 
 class _Slots:
