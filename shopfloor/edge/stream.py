@@ -163,13 +163,11 @@ class MachineStream:
             self.failures.failure("partial poll: %s", error.detail)
         elif self.failures.failing:
             self.failures.success()
-        if self.online is True:  # the usual poll: online before and after
-            self.failed_polls = 0
-            self.first_failure = None
-            return False
-        was_offline = self.online is False
         self.failed_polls = 0
         self.first_failure = None
+        if self.online is True:  # the usual poll: online before and after
+            return False
+        was_offline = self.online is False
         self._set_online(True)
         return was_offline
 
